@@ -1,0 +1,53 @@
+# incetl: incremental ETL inside PostgreSQL
+#
+# make && make install                 build and install (PGXS)
+# make installcheck                    pg_regress tests on a temporary instance
+# make isolationcheck                  isolation specs on a temporary instance
+# make tapcheck                        TAP tests (PostgreSQL::Test::Cluster)
+# make check-all                       everything above
+
+MODULE_big = incetl
+OBJS = \
+	src/incetl.o \
+	src/catalog.o \
+	src/validate.o \
+	src/watermark.o \
+	src/sqlgen.o \
+	src/run.o \
+	src/audit.o \
+	src/preview.o \
+	src/hash.o
+
+EXTENSION = incetl
+DATA = $(wildcard incetl--*.sql)
+PGFILEDESC = "incetl - incremental ETL inside PostgreSQL"
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=pgcrypto
+
+# isolation specs and TAP tests live under test/ and have targets of their own
+ISO_TESTS = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISO_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+	--inputdir=test --outputdir=output_iso --load-extension=pgcrypto
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+isolationcheck: all
+	$(pg_isolation_regress_installcheck) $(ISO_OPTS) $(ISO_TESTS)
+
+# PROVE_TESTS='t/010_x.pl' narrows the TAP run
+tapcheck: all
+	rm -rf '$(CURDIR)'/tmp_check_tap && $(MKDIR_P) '$(CURDIR)'/tmp_check_tap
+	cd test && TESTDIR='$(CURDIR)/tmp_check_tap' PATH="$(bindir):$$PATH" \
+		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+		$(PROVE) -I '$(top_builddir)/src/test/perl' -I . $(PROVE_FLAGS) \
+		$(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)
+
+check-all: installcheck isolationcheck tapcheck
+
+.PHONY: isolationcheck tapcheck check-all

@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  incetl.run_log: one row per run, backfill and reconcile, updated
+ *	  after every committed batch so other sessions can watch progress.
+ *
+ * Rows are written as the extension owner; run_by records the role that
+ * called the run.
+ *
+ * src/audit.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "incetl.h"
+
+const char *
+incetl_run_kind_name(IncetlRunKind kind)
+{
+	switch (kind)
+	{
+		case RUN_KIND_RUN:
+			return "run";
+		case RUN_KIND_BACKFILL:
+			return "backfill";
+		case RUN_KIND_RECONCILE:
+			return "reconcile";
+	}
+	return "run";
+}
+
+/*
+ * Insert the row of a run and return its run_id.  A 'skipped' row is
+ * finished at once.
+ */
+int64
+incetl_log_start(IncetlPipeline *p, const char *pipeline_name,
+				 IncetlRunKind kind, const char *status,
+				 const char *watermark_before)
+{
+	Oid			argtypes[6] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, NAMEOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	NameData	runby;
+
+	namestrcpy(&runby, GetUserNameFromId(GetUserId(), false));
+	values[0] = CStringGetTextDatum(pipeline_name);
+	if (p)
+		values[1] = Int32GetDatum(p->id);
+	else
+		nulls[1] = 'n';
+	values[2] = CStringGetTextDatum(incetl_run_kind_name(kind));
+	values[3] = CStringGetTextDatum(status);
+	if (watermark_before)
+		values[4] = CStringGetTextDatum(watermark_before);
+	else
+		nulls[4] = 'n';
+	values[5] = NameGetDatum(&runby);
+
+	incetl_spi_exec_owner("INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
+						  "watermark_before, watermark_after, run_by, finished_at) "
+						  "VALUES ($1, $2, $3, $4, $5, $5, $6, CASE WHEN $4 OPERATOR(pg_catalog.=) 'running' "
+						  "THEN NULL ELSE pg_catalog.clock_timestamp() END) RETURNING run_id",
+						  6, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+log_update(int64 run_id, const char *status, IncetlCounts *c,
+		   const char *watermark_after, const char *error)
+{
+	Oid			argtypes[10] = {INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(run_id);
+	if (status)
+		values[1] = CStringGetTextDatum(status);
+	else
+		nulls[1] = 'n';
+	values[2] = Int32GetDatum(c->batches);
+	values[3] = Int64GetDatum(c->extracted);
+	values[4] = Int64GetDatum(c->inserted);
+	values[5] = Int64GetDatum(c->updated);
+	values[6] = Int64GetDatum(c->deleted);
+	values[7] = Int64GetDatum(c->unchanged);
+	if (watermark_after)
+		values[8] = CStringGetTextDatum(watermark_after);
+	else
+		nulls[8] = 'n';
+	if (error)
+		values[9] = CStringGetTextDatum(error);
+	else
+		nulls[9] = 'n';
+
+	incetl_spi_exec_owner("UPDATE incetl.run_log SET status = COALESCE($2, status), "
+						  "batches = $3, rows_extracted = $4, rows_inserted = $5, "
+						  "rows_updated = $6, rows_deleted = $7, rows_unchanged = $8, "
+						  "watermark_after = COALESCE($9, watermark_after), error = $10, "
+						  "finished_at = CASE WHEN $2 IS NULL THEN NULL "
+						  "ELSE pg_catalog.clock_timestamp() END "
+						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
+						  10, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+void
+incetl_log_progress(int64 run_id, IncetlCounts *c, const char *watermark_after)
+{
+	log_update(run_id, NULL, c, watermark_after, NULL);
+}
+
+void
+incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
+				  const char *watermark_after, const char *error)
+{
+	log_update(run_id, status, c, watermark_after, error);
+}
+
+/*
+ * Runs of this pipeline and kind still marked 'running' while we hold its
+ * lock were interrupted (a killed backend, a crash): say so.
+ */
+void
+incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(pipeline_id);
+	values[1] = CStringGetTextDatum(incetl_run_kind_name(kind));
+	incetl_spi_exec_owner("UPDATE incetl.run_log SET status = 'failed', "
+						  "finished_at = pg_catalog.clock_timestamp(), "
+						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
+						  "AND kind OPERATOR(pg_catalog.=) $2 "
+						  "AND status OPERATOR(pg_catalog.=) 'running'",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Delete finished run_log rows older than incetl.run_log_retention.
+ */
+void
+incetl_log_prune(void)
+{
+	Oid			argtypes[1] = {FLOAT8OID};
+	Datum		values[1];
+
+	if (incetl_run_log_retention_s <= 0)
+		return;
+	values[0] = Float8GetDatum((double) incetl_run_log_retention_s);
+	incetl_spi_exec_owner("DELETE FROM incetl.run_log WHERE started_at OPERATOR(pg_catalog.<) "
+						  "(pg_catalog.now() OPERATOR(pg_catalog.-) "
+						  "pg_catalog.make_interval(secs => $1)) "
+						  "AND status OPERATOR(pg_catalog.<>) 'running'",
+						  1, argtypes, values, NULL, SPI_OK_DELETE);
+}

@@ -1,0 +1,432 @@
+/*-------------------------------------------------------------------------
+ *
+ * src/decode.c
+ *	  Logical decoding output plugin for incetl.
+ *
+ * Emits one JSON text row per change of a single source relation (given by
+ * the required "relid" option), carrying only the replica identity key:
+ *
+ *		{"op":"I","k":{"col":"value",...}}		INSERT (new key)
+ *		{"op":"U","k":{...}}					UPDATE (new key)
+ *		{"op":"D","k":{...}}					DELETE (old key), and before
+ *												an UPDATE that changed the key
+ *		{"op":"T"}								TRUNCATE
+ *
+ * Values are the type's text output as JSON strings, or JSON null.  BEGIN
+ * and COMMIT produce no output, so transactions that did not touch the
+ * relation produce no rows at all.  The LSN reported with every row is the
+ * end LSN of its transaction's commit record (same for all rows of one
+ * transaction); pg_replication_slot_advance() to it skips that transaction.
+ * A relation without replica identity yields an empty key object "{}".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/bitmapset.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
+
+/* Cached description of one key column */
+typedef struct DecodeKeyAtt
+{
+	AttrNumber	attnum;
+	int16		typlen;
+	char	   *jsonname;		/* escaped JSON key incl. quotes and colon */
+	FmgrInfo	outfunc;
+} DecodeKeyAtt;
+
+typedef struct DecodeData
+{
+	Oid			relid;			/* the one relation we emit changes for */
+	MemoryContext change_cxt;	/* reset after every change */
+	MemoryContext cache_cxt;	/* holds the key column cache */
+	bool		cache_valid;
+	int			nkeys;
+	DecodeKeyAtt *keys;
+} DecodeData;
+
+/*
+ * Set by the invalidation callbacks.  Those are registered once per backend
+ * and must not reference per-session memory, so they only clear a flag.
+ */
+static bool decode_callbacks_registered = false;
+static bool decode_cache_stale = true;
+
+static void decode_startup(LogicalDecodingContext *ctx,
+						   OutputPluginOptions *opt, bool is_init);
+static void decode_shutdown(LogicalDecodingContext *ctx);
+static void decode_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn);
+static void decode_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						  XLogRecPtr commit_lsn);
+static void decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						  Relation relation, ReorderBufferChange *change);
+static void decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+							int nrelations, Relation relations[],
+							ReorderBufferChange *change);
+
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	cb->startup_cb = decode_startup;
+	cb->begin_cb = decode_begin;
+	cb->change_cb = decode_change;
+	cb->truncate_cb = decode_truncate;
+	cb->commit_cb = decode_commit;
+	cb->shutdown_cb = decode_shutdown;
+}
+
+static void
+decode_relcache_cb(Datum arg, Oid relid)
+{
+	decode_cache_stale = true;
+}
+
+static void
+decode_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	decode_cache_stale = true;
+}
+
+static void
+decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
+			   bool is_init)
+{
+	DecodeData *data;
+	ListCell   *lc;
+	bool		have_relid = false;
+
+	data = palloc0(sizeof(DecodeData));
+	data->change_cxt = AllocSetContextCreate(ctx->context,
+											 "incetl decode change",
+											 ALLOCSET_DEFAULT_SIZES);
+	data->cache_cxt = AllocSetContextCreate(ctx->context,
+											"incetl decode cache",
+											ALLOCSET_SMALL_SIZES);
+	data->relid = InvalidOid;
+	data->cache_valid = false;
+	ctx->output_plugin_private = data;
+	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+
+	/* Slot creation passes no options; nothing is decoded then. */
+	if (is_init)
+		return;
+
+	foreach(lc, ctx->output_plugin_options)
+	{
+		DefElem    *elem = lfirst(lc);
+
+		if (strcmp(elem->defname, "relid") == 0)
+		{
+			char	   *val;
+			char	   *end;
+			unsigned long v;
+
+			if (elem->arg == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("incetl: option \"relid\" requires a value")));
+			val = strVal(elem->arg);
+			errno = 0;
+			v = strtoul(val, &end, 10);
+			if (errno != 0 || end == val || *end != '\0' ||
+				*val == '-' || v == 0 || v > PG_UINT32_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("incetl: invalid value \"%s\" for option \"relid\"",
+								val)));
+			data->relid = (Oid) v;
+			have_relid = true;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("incetl: unknown option \"%s\"", elem->defname),
+					 errhint("The only supported option is \"relid\".")));
+	}
+
+	if (!have_relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("incetl: option \"relid\" is required")));
+
+	if (!decode_callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(decode_relcache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, decode_syscache_cb, (Datum) 0);
+		decode_callbacks_registered = true;
+	}
+	decode_cache_stale = true;
+}
+
+static void
+decode_shutdown(LogicalDecodingContext *ctx)
+{
+	/* all our memory lives in ctx->context */
+}
+
+static void
+decode_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+}
+
+static void
+decode_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			  XLogRecPtr commit_lsn)
+{
+}
+
+/*
+ * (Re)build the key column cache for the relation if needed.
+ */
+static void
+decode_build_cache(DecodeData *data, Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	MemoryContext oldcxt;
+	Bitmapset  *idattrs = NULL;
+	bool		full = (rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL);
+	int			i;
+
+	if (data->cache_valid && !decode_cache_stale)
+		return;
+
+	MemoryContextReset(data->cache_cxt);
+	data->cache_valid = false;
+	decode_cache_stale = false;
+
+	oldcxt = MemoryContextSwitchTo(data->cache_cxt);
+
+	if (!full)
+		idattrs = RelationGetIndexAttrBitmap(rel,
+											 INDEX_ATTR_BITMAP_IDENTITY_KEY);
+
+	data->keys = palloc(sizeof(DecodeKeyAtt) * Max(tupdesc->natts, 1));
+	data->nkeys = 0;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		DecodeKeyAtt *key;
+		StringInfoData name;
+		Oid			typoutput;
+		bool		typisvarlena;
+
+		if (att->attisdropped || att->attnum <= 0)
+			continue;
+		if (!full &&
+			!bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
+						   idattrs))
+			continue;
+
+		key = &data->keys[data->nkeys++];
+		key->attnum = att->attnum;
+		key->typlen = att->attlen;
+
+		initStringInfo(&name);
+		escape_json(&name, NameStr(att->attname));
+		appendStringInfoChar(&name, ':');
+		key->jsonname = name.data;
+
+		getTypeOutputInfo(att->atttypid, &typoutput, &typisvarlena);
+		fmgr_info_cxt(typoutput, &key->outfunc, data->cache_cxt);
+	}
+
+	bms_free(idattrs);
+	MemoryContextSwitchTo(oldcxt);
+
+	data->cache_valid = true;
+}
+
+/*
+ * Fetch key column of tuple; returns false if it is NULL or an unchanged
+ * TOASTed value that is not available in the WAL record.
+ */
+static inline bool
+decode_get_key_value(DecodeKeyAtt *key, TupleDesc tupdesc, HeapTuple tuple,
+					 Datum *val)
+{
+	bool		isnull;
+
+	*val = heap_getattr(tuple, key->attnum, tupdesc, &isnull);
+	if (isnull)
+		return false;
+	if (key->typlen == -1 && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(*val)))
+		return false;
+	return true;
+}
+
+/*
+ * Append the key of tuple as a JSON object to buf.
+ *
+ * A key column of an UPDATE's new tuple can be an unchanged TOASTed value;
+ * in that case the WAL record also carries the old key with that value
+ * flattened, so take it from oldtuple (if given).  Otherwise emit null.
+ */
+static void
+decode_append_key(StringInfo buf, DecodeData *data, TupleDesc tupdesc,
+				  HeapTuple tuple, HeapTuple oldtuple)
+{
+	int			i;
+
+	appendStringInfoChar(buf, '{');
+	for (i = 0; i < data->nkeys; i++)
+	{
+		DecodeKeyAtt *key = &data->keys[i];
+		Datum		val;
+		bool		found;
+
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		appendStringInfoString(buf, key->jsonname);
+
+		found = decode_get_key_value(key, tupdesc, tuple, &val);
+		if (!found && oldtuple != NULL && key->typlen == -1 &&
+			!heap_attisnull(tuple, key->attnum, tupdesc))
+			found = decode_get_key_value(key, tupdesc, oldtuple, &val);
+
+		if (found)
+			escape_json(buf, OutputFunctionCall(&key->outfunc, val));
+		else
+			appendStringInfoString(buf, "null");
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * Report the end LSN of the transaction's commit record as the row's LSN
+ * (instead of the change's own LSN), so that every row of a transaction
+ * carries the same LSN and pg_replication_slot_advance(slot, that_lsn)
+ * skips exactly the transactions up to and including this one.
+ */
+static inline void
+decode_set_write_location(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	if (!XLogRecPtrIsInvalid(txn->end_lsn))
+		ctx->write_location = txn->end_lsn;
+}
+
+static void
+decode_write_record(LogicalDecodingContext *ctx, const char *op,
+					const char *key, int keylen)
+{
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfoString(ctx->out, "{\"op\":\"");
+	appendStringInfoString(ctx->out, op);
+	appendStringInfoString(ctx->out, "\",\"k\":");
+	appendBinaryStringInfo(ctx->out, key, keylen);
+	appendStringInfoChar(ctx->out, '}');
+	OutputPluginWrite(ctx, true);
+}
+
+static void
+decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			  Relation relation, ReorderBufferChange *change)
+{
+	DecodeData *data = ctx->output_plugin_private;
+	TupleDesc	tupdesc;
+	MemoryContext oldcxt;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
+	StringInfoData newkey;
+	StringInfoData oldkey;
+
+	if (RelationGetRelid(relation) != data->relid)
+		return;
+
+	decode_build_cache(data, relation);
+	decode_set_write_location(ctx, txn);
+	tupdesc = RelationGetDescr(relation);
+
+#if PG_VERSION_NUM >= 170000
+	oldtup = change->data.tp.oldtuple;
+	newtup = change->data.tp.newtuple;
+#else
+	oldtup = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	newtup = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+#endif
+
+	oldcxt = MemoryContextSwitchTo(data->change_cxt);
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			if (newtup == NULL)
+				break;
+			initStringInfo(&newkey);
+			decode_append_key(&newkey, data, tupdesc, newtup, NULL);
+			decode_write_record(ctx, "I", newkey.data, newkey.len);
+			break;
+
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			if (newtup == NULL)
+				break;
+			initStringInfo(&newkey);
+			decode_append_key(&newkey, data, tupdesc, newtup, oldtup);
+			if (oldtup != NULL)
+			{
+				/* old key is logged if it changed (or is toasted / FULL) */
+				initStringInfo(&oldkey);
+				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
+				if (oldkey.len != newkey.len ||
+					memcmp(oldkey.data, newkey.data, newkey.len) != 0)
+					decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+			}
+			decode_write_record(ctx, "U", newkey.data, newkey.len);
+			break;
+
+		case REORDER_BUFFER_CHANGE_DELETE:
+			/* no old tuple if the table has no replica identity */
+			initStringInfo(&oldkey);
+			if (oldtup != NULL)
+				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
+			else
+				appendStringInfoString(&oldkey, "{}");
+			decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+			break;
+
+		default:
+			break;
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(data->change_cxt);
+}
+
+static void
+decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				int nrelations, Relation relations[],
+				ReorderBufferChange *change)
+{
+	DecodeData *data = ctx->output_plugin_private;
+	int			i;
+
+	for (i = 0; i < nrelations; i++)
+	{
+		if (RelationGetRelid(relations[i]) == data->relid)
+		{
+			decode_set_write_location(ctx, txn);
+			OutputPluginPrepareWrite(ctx, true);
+			appendStringInfoString(ctx->out, "{\"op\":\"T\"}");
+			OutputPluginWrite(ctx, true);
+			return;
+		}
+	}
+}

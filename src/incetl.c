@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * incetl.c
+ *	  Module entry point: library magic and incetl's settings.
+ *
+ * src/incetl.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "incetl.h"
+
+PG_MODULE_MAGIC;
+
+/* how far below the oldest open transaction's start a run stops reading */
+int			incetl_late_commit_margin_ms = 1000;
+
+/* run_log rows older than this are pruned by runs; 0 keeps them for ever */
+int			incetl_run_log_retention_s = 30 * 24 * 3600;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("incetl.late_commit_margin",
+							"Safety margin below the start of the oldest open transaction that a timestamp run does not read past.",
+							"A timestamp run reads only rows whose watermark is older than both the start of the oldest transaction still open in the database and the run's start minus this margin, so rows stamped by transactions that commit late are read by a later run.",
+							&incetl_late_commit_margin_ms,
+							1000, 0, 3600 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("incetl.run_log_retention",
+							"How long rows of incetl.run_log are kept.",
+							"Each run deletes finished run_log rows older than this. 0 keeps them for ever.",
+							&incetl_run_log_retention_s,
+							30 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("incetl");
+}

@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * incetl.h
+ *	  Shared declarations of the incetl extension.
+ *
+ * src/incetl.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef INCETL_H
+#define INCETL_H
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+/* advisory lock class ids: (INCETL_LOCK_RUN, pipeline id) */
+#define INCETL_LOCK_RUN			0x1ec7e71
+#define INCETL_LOCK_BACKFILL	0x1ec7e72
+
+typedef enum IncetlStrategy
+{
+	STRATEGY_TIMESTAMP,
+	STRATEGY_HASH,
+	STRATEGY_TRIGGER,
+	STRATEGY_LOGICAL
+} IncetlStrategy;
+
+typedef enum IncetlDeleteDetection
+{
+	DELETE_DETECT_NONE,
+	DELETE_DETECT_FLAG,
+	DELETE_DETECT_COMPARE
+} IncetlDeleteDetection;
+
+typedef enum IncetlSchemaChange
+{
+	SCHEMA_CHANGE_FAIL,
+	SCHEMA_CHANGE_IGNORE,
+	SCHEMA_CHANGE_ADD_COLUMNS
+} IncetlSchemaChange;
+
+typedef enum IncetlRunKind
+{
+	RUN_KIND_RUN,
+	RUN_KIND_BACKFILL,
+	RUN_KIND_RECONCILE
+} IncetlRunKind;
+
+/* one column moved from the source to the target */
+typedef struct IncetlColumn
+{
+	char	   *name;			/* attribute name, unquoted */
+	Oid			src_type;
+	Oid			tgt_type;
+	int32		tgt_typmod;
+	bool		is_key;
+	char	   *tgt_typename;	/* qualified target type, for CAST */
+	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
+	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or NULL */
+} IncetlColumn;
+
+/* a pipeline as stored in incetl.pipelines, plus what validation derived */
+typedef struct IncetlPipeline
+{
+	int32		id;
+	char	   *name;
+	Oid			source;
+	Oid			target;
+	IncetlStrategy strategy;
+	char	   *strategy_name;
+	List	   *key_columns;	/* list of char * */
+	char	   *watermark_column;
+	Interval   *lookback;
+	char	   *sequence_column;
+	IncetlDeleteDetection delete_detection;
+	char	   *delete_flag_column;
+	bool		soft_delete;
+	char	   *soft_delete_column;
+	char	   *hash_algorithm;
+	int32		batch_size;
+	IncetlSchemaChange on_schema_change;
+	bool		enabled;
+	Oid			owner;
+
+	/* derived by incetl_resolve_pipeline() */
+	char	   *src_qname;		/* quoted, qualified */
+	char	   *tgt_qname;
+	char		src_relkind;
+	List	   *columns;		/* IncetlColumn *, in source order */
+	int			nkeys;
+	IncetlColumn **keys;		/* key columns, in key_columns order */
+	Oid			wm_type;		/* InvalidOid when there is none */
+	Oid			seq_type;
+	bool		src_key_unique; /* source has a unique index on the key */
+	bool		tgt_has_wm;		/* target has the watermark column */
+	bool		tgt_has_seq;
+	bool		tgt_etl_inserted_at;
+	bool		tgt_etl_updated_at;
+	bool		tgt_etl_run_id;
+	bool		tgt_soft_column;
+	bool		tgt_deleted_at;
+} IncetlPipeline;
+
+/* watermark state of a pipeline */
+typedef struct IncetlCursor
+{
+	bool		valid;			/* false: nothing read yet */
+	Datum		wm;
+	int			nkeys;
+	Datum	   *keys;
+	bool	   *key_nulls;
+	char	   *wm_text;		/* canonical text forms */
+	char	   *keys_text;		/* text[] literal of key values */
+} IncetlCursor;
+
+/* counters of one run */
+typedef struct IncetlCounts
+{
+	int32		batches;
+	int64		extracted;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+} IncetlCounts;
+
+/* incetl.c */
+extern int	incetl_late_commit_margin_ms;
+extern int	incetl_run_log_retention_s;
+
+/* catalog.c */
+extern Oid	incetl_extension_owner(void);
+extern void incetl_begin_as_owner(Oid *save_userid, int *save_sec);
+extern void incetl_end_as_owner(Oid save_userid, int save_sec);
+extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
+extern List *incetl_enabled_pipeline_names(void);
+extern void incetl_check_owner(IncetlPipeline *p);
+extern void incetl_lock_idle_pipeline(IncetlPipeline *p);
+extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
+								  Datum *values, const char *nulls, int expected);
+
+/* validate.c */
+extern void incetl_resolve_pipeline(IncetlPipeline *p, bool at_create);
+extern void incetl_check_privileges(IncetlPipeline *p);
+extern IncetlStrategy incetl_parse_strategy(const char *s);
+extern IncetlDeleteDetection incetl_parse_delete_detection(const char *s);
+extern bool incetl_parse_delete_mode(const char *s);
+extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
+extern void incetl_check_hash_algorithm(const char *s);
+extern bool incetl_is_time_type(Oid typid);
+
+/* watermark.c */
+extern char *incetl_canonical_text(Datum value, Oid typid);
+extern Datum incetl_parse_canonical(const char *text, Oid typid);
+extern void incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
+extern void incetl_save_cursor(IncetlPipeline *p, const char *wm_text,
+							   const char *keys_text);
+extern TimestampTz incetl_late_commit_bound(void);
+extern char *incetl_keys_text(int n, char **texts, bool *nulls);
+
+/* sqlgen.c */
+typedef enum IncetlLower
+{
+	LOWER_NONE,					/* from the start */
+	LOWER_GE,					/* watermark >= $ */
+	LOWER_GT,					/* watermark > $ */
+	LOWER_AFTER					/* (watermark, key) > ($, $...) */
+} IncetlLower;
+
+typedef enum IncetlUpper
+{
+	UPPER_NONE,
+	UPPER_LT,					/* watermark < $ */
+	UPPER_LE_CURSOR				/* (watermark, key) <= ($, $...) */
+} IncetlUpper;
+
+typedef struct IncetlBatchShape
+{
+	IncetlLower lower;
+	IncetlUpper upper;
+	Oid			lower_type;		/* type of $ for LOWER_GE / LOWER_GT */
+	Oid			upper_type;		/* type of $ for UPPER_LT */
+	bool		preview;		/* list ops instead of writing */
+	bool		limit;			/* LIMIT batch_size */
+} IncetlBatchShape;
+
+#define INCETL_MAX_PARAMS(p) (2 * (p)->nkeys + 4)
+
+extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
+							  int *nargs, Oid *argtypes);
+extern char *incetl_quote_qualified(Oid relid);
+
+/* audit.c */
+extern int64 incetl_log_start(IncetlPipeline *p, const char *pipeline_name,
+							  IncetlRunKind kind, const char *status,
+							  const char *watermark_before);
+extern void incetl_log_progress(int64 run_id, IncetlCounts *c,
+								const char *watermark_after);
+extern void incetl_log_finish(int64 run_id, const char *status,
+							  IncetlCounts *c, const char *watermark_after,
+							  const char *error);
+extern void incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind);
+extern void incetl_log_prune(void);
+extern const char *incetl_run_kind_name(IncetlRunKind kind);
+
+#endif							/* INCETL_H */

@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * preview.c
+ *	  incetl.preview(name, max_rows): what the next run would do, writing
+ *	  nothing.  Also the procedures whose strategies come later.
+ *
+ * src/preview.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "incetl.h"
+
+PG_FUNCTION_INFO_V1(incetl_preview);
+PG_FUNCTION_INFO_V1(incetl_reconcile);
+
+Datum
+incetl_preview(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IncetlPipeline *p;
+	IncetlCursor cur;
+	IncetlBatchShape shape;
+	Oid		   *argtypes;
+	Datum	   *values;
+	char	   *nulls;
+	int			nargs;
+	int			np = 0;
+	char	   *sql;
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT64(1) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must not be negative")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	incetl_check_owner(p);
+	incetl_resolve_pipeline(p, false);
+	incetl_load_cursor(p, &cur);
+
+	argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+	nulls = palloc(INCETL_MAX_PARAMS(p));
+	memset(nulls, ' ', INCETL_MAX_PARAMS(p));
+	memset(&shape, 0, sizeof(shape));
+	shape.preview = true;
+
+	if (!cur.valid)
+		shape.lower = LOWER_NONE;
+	else if (p->lookback->month != 0 || p->lookback->day != 0 || p->lookback->time != 0)
+	{
+		shape.lower = LOWER_GE;
+		shape.lower_type = p->wm_type == TIMESTAMPTZOID ? TIMESTAMPTZOID : TIMESTAMPOID;
+		values[np++] = p->wm_type == TIMESTAMPTZOID ?
+			DirectFunctionCall2(timestamptz_mi_interval, cur.wm, IntervalPGetDatum(p->lookback)) :
+			p->wm_type == TIMESTAMPOID ?
+			DirectFunctionCall2(timestamp_mi_interval, cur.wm, IntervalPGetDatum(p->lookback)) :
+			DirectFunctionCall2(date_mi_interval, cur.wm, IntervalPGetDatum(p->lookback));
+	}
+	else if (cur.keys == NULL)
+	{
+		shape.lower = LOWER_GT;
+		shape.lower_type = p->wm_type;
+		values[np++] = cur.wm;
+	}
+	else
+	{
+		shape.lower = LOWER_AFTER;
+		values[np++] = cur.wm;
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			nulls[np] = cur.key_nulls[i] ? 'n' : ' ';
+			values[np++] = cur.keys[i];
+		}
+	}
+	if (incetl_is_time_type(p->wm_type))
+	{
+		shape.upper = UPPER_LT;
+		shape.upper_type = TIMESTAMPTZOID;
+		values[np++] = TimestampTzGetDatum(incetl_late_commit_bound());
+	}
+
+	sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
+	if (!PG_ARGISNULL(1))
+		sql = psprintf("%s LIMIT " INT64_FORMAT, sql, PG_GETARG_INT64(1));
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: preview returned %s", SPI_result_code_string(rc));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		out[2];
+		bool		outnulls[2];
+
+		out[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &outnulls[0]);
+		out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &outnulls[1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * CALL incetl.reconcile(name)
+ */
+Datum
+incetl_reconcile(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("incetl.reconcile is not supported yet")));
+	PG_RETURN_VOID();
+}

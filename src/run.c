@@ -1,0 +1,808 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.c
+ *	  CALL incetl.run, run_all and backfill: the batch loop.
+ *
+ * A run takes the pipeline's lock without waiting, logs itself, then works
+ * in batches.  Each batch is one set-based statement plus the watermark and
+ * run_log updates, all in one subtransaction; when the procedure was called
+ * by CALL outside a transaction block (it is non-atomic) every batch then
+ * commits, so a failure loses at most the batch in flight.  Inside a
+ * transaction block everything stays in the caller's transaction.
+ *
+ * Errors inside a batch are caught so that the run can be recorded as
+ * 'failed' before the error is raised again (or, for run_all, reported as
+ * a WARNING while the other pipelines go on).
+ *
+ * src/run.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "incetl.h"
+
+PG_FUNCTION_INFO_V1(incetl_run);
+PG_FUNCTION_INFO_V1(incetl_run_all);
+PG_FUNCTION_INFO_V1(incetl_backfill_time);
+PG_FUNCTION_INFO_V1(incetl_backfill_int);
+
+/* the passes of a run, in order */
+typedef enum RunPass
+{
+	PASS_LOOKBACK,				/* re-read [cursor - lookback, cursor] */
+	PASS_FORWARD,				/* read above the cursor, move it */
+	PASS_BACKFILL,				/* read [start, end) chunk by chunk */
+	PASS_DONE
+} RunPass;
+
+typedef struct RunState
+{
+	const char *name;
+	IncetlPipeline *p;
+	IncetlRunKind kind;
+	bool		nonatomic;
+	int64		run_id;
+	IncetlCounts counts;
+	MemoryContext cxt;
+
+	IncetlCursor cursor;		/* saved cursor at the start */
+	char	   *wm_before;		/* as stored */
+	char	   *wm_after;		/* canonical */
+	bool		bounded;		/* late-commit bound applies */
+	TimestampTz bound;
+
+	RunPass		pass;
+	bool		first_in_pass;
+	bool		have_last;		/* last row of the previous batch */
+	Datum		last_wm;
+	Datum	   *last_keys;
+	bool	   *last_key_nulls;
+
+	/* backfill */
+	Oid			bf_type;		/* TIMESTAMPTZOID or INT8OID */
+	Datum		bf_start;
+	Datum		bf_end;
+	Interval   *bf_chunk_iv;
+	int64		bf_chunk_int;
+	Datum		chunk_lo;
+	Datum		chunk_hi;
+} RunState;
+
+/* prepared batch statements, kept across runs */
+typedef struct PlanCacheEntry
+{
+	int32		pipeline_id;
+	IncetlLower lower;
+	IncetlUpper upper;
+	Oid			lower_type;
+	Oid			upper_type;
+	char	   *sql;
+	SPIPlanPtr	plan;
+} PlanCacheEntry;
+
+static List *plan_cache = NIL;
+
+typedef void (*RunStep) (RunState *rs);
+
+static ErrorData *protected_step(RunState *rs, RunStep step);
+static void step_load(RunState *rs);
+static void step_prepare(RunState *rs);
+static void step_batch(RunState *rs);
+static ErrorData *run_pipeline(const char *name, bool nonatomic,
+							   IncetlRunKind kind, RunState *bf);
+static void commit_if(RunState *rs);
+
+static bool
+call_is_nonatomic(FunctionCallInfo fcinfo)
+{
+	return fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+}
+
+static void
+connect_spi(bool nonatomic)
+{
+	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Run step in a subtransaction; on error roll it back and return the error.
+ */
+static ErrorData *
+protected_step(RunState *rs, RunStep step)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		step(rs);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(rs->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+
+	return edata;
+}
+
+static void
+commit_if(RunState *rs)
+{
+	if (rs->nonatomic)
+	{
+		SPI_commit();
+		/* SPI_commit leaves us in the SPI procedure context: keep ours */
+		MemoryContextSwitchTo(rs->cxt);
+	}
+}
+
+/* find or prepare the plan of a batch shape */
+static SPIPlanPtr
+get_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
+{
+	char	   *sql = incetl_sql_batch(p, shape, nargs, argtypes);
+	ListCell   *lc;
+	PlanCacheEntry *entry = NULL;
+	MemoryContext oldcxt;
+	SPIPlanPtr	plan;
+
+	foreach(lc, plan_cache)
+	{
+		PlanCacheEntry *e = lfirst(lc);
+
+		if (e->pipeline_id == p->id && e->lower == shape->lower &&
+			e->upper == shape->upper && e->lower_type == shape->lower_type &&
+			e->upper_type == shape->upper_type)
+		{
+			entry = e;
+			break;
+		}
+	}
+	if (entry && strcmp(entry->sql, sql) == 0)
+		return entry->plan;
+
+	/* new shape, or the definition changed: prepare afresh */
+	plan = SPI_prepare_cursor(sql, *nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "incetl: SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "incetl: SPI_keepplan failed");
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	if (entry == NULL)
+	{
+		entry = palloc0(sizeof(PlanCacheEntry));
+		entry->pipeline_id = p->id;
+		entry->lower = shape->lower;
+		entry->upper = shape->upper;
+		entry->lower_type = shape->lower_type;
+		entry->upper_type = shape->upper_type;
+		plan_cache = lappend(plan_cache, entry);
+	}
+	else
+	{
+		SPI_freeplan(entry->plan);
+		pfree(entry->sql);
+	}
+	entry->sql = pstrdup(sql);
+	entry->plan = plan;
+	MemoryContextSwitchTo(oldcxt);
+	return plan;
+}
+
+/* the canonical text[] literal of key values */
+char *
+incetl_keys_text(int n, char **texts, bool *nulls)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < n; i++)
+	{
+		if (i)
+			appendStringInfoChar(&buf, ',');
+		if (nulls[i])
+			appendStringInfoString(&buf, "NULL");
+		else
+		{
+			appendStringInfoChar(&buf, '"');
+			for (const char *c = texts[i]; *c; c++)
+			{
+				if (*c == '"' || *c == '\\')
+					appendStringInfoChar(&buf, '\\');
+				appendStringInfoChar(&buf, *c);
+			}
+			appendStringInfoChar(&buf, '"');
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* load the pipeline and check the caller may run it */
+static void
+step_load(RunState *rs)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	rs->p = incetl_load_pipeline(rs->name, false);
+	incetl_check_owner(rs->p);
+	if (rs->kind == RUN_KIND_RUN && !rs->p->enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" is disabled", rs->name),
+				 errhint("Enable it with incetl.alter_pipeline('%s', enabled => true).",
+						 rs->name)));
+
+	values[0] = Int32GetDatum(rs->p->id);
+	incetl_spi_exec_owner("SELECT watermark FROM incetl.state WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			rs->wm_before = TextDatumGetCString(d);
+	}
+	rs->wm_after = rs->wm_before;
+}
+
+/* validate, read the cursor, choose the passes */
+static void
+step_prepare(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
+
+	if (!rs->nonatomic && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline \"%s\" cannot run in a %s transaction", p->name,
+						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errdetail("A snapshot taken before the run could hide rows that the run's watermark then passes."),
+				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
+
+	incetl_resolve_pipeline(p, false);
+	if (p->strategy != STRATEGY_TIMESTAMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("strategy \"%s\" is not supported yet", p->strategy_name)));
+
+	incetl_load_cursor(p, &rs->cursor);
+	rs->bounded = incetl_is_time_type(p->wm_type);
+
+	if (rs->kind == RUN_KIND_BACKFILL)
+	{
+		if (rs->bf_type == TIMESTAMPTZOID && !incetl_is_time_type(p->wm_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("watermark column \"%s\" of pipeline \"%s\" is not a time column",
+							p->watermark_column, p->name),
+					 errhint("Use the bigint form: incetl.backfill(name, start_at bigint, end_at bigint, chunk bigint).")));
+		if (rs->bf_type == INT8OID && incetl_is_time_type(p->wm_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("watermark column \"%s\" of pipeline \"%s\" is a time column",
+							p->watermark_column, p->name),
+					 errhint("Use the timestamptz form: incetl.backfill(name, start_at timestamptz, end_at timestamptz, chunk interval).")));
+		rs->pass = PASS_BACKFILL;
+		rs->chunk_lo = rs->bf_start;
+		rs->chunk_hi = (Datum) 0;
+	}
+	else if (rs->cursor.valid && rs->cursor.keys != NULL &&
+			 (p->lookback->month != 0 || p->lookback->day != 0 ||
+			  p->lookback->time != 0))
+		rs->pass = PASS_LOOKBACK;
+	else
+		rs->pass = PASS_FORWARD;
+	rs->first_in_pass = true;
+	rs->have_last = false;
+}
+
+/* start of the lookback window: cursor - lookback */
+static Datum
+lookback_start(IncetlPipeline *p, Datum wm, Oid *type)
+{
+	switch (p->wm_type)
+	{
+		case TIMESTAMPTZOID:
+			*type = TIMESTAMPTZOID;
+			return DirectFunctionCall2(timestamptz_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+		case TIMESTAMPOID:
+			*type = TIMESTAMPOID;
+			return DirectFunctionCall2(timestamp_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+		default:
+			*type = TIMESTAMPOID;
+			return DirectFunctionCall2(date_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+	}
+}
+
+/* end of the current backfill chunk, clamped to the end */
+static Datum
+chunk_end(RunState *rs, Datum lo)
+{
+	Datum		hi;
+
+	if (rs->bf_type == TIMESTAMPTZOID)
+	{
+		hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
+								 IntervalPGetDatum(rs->bf_chunk_iv));
+		if (DatumGetTimestampTz(hi) > DatumGetTimestampTz(rs->bf_end))
+			hi = rs->bf_end;
+	}
+	else
+	{
+		int64		l = DatumGetInt64(lo);
+		int64		h;
+
+		if (pg_add_s64_overflow(l, rs->bf_chunk_int, &h) ||
+			h > DatumGetInt64(rs->bf_end))
+			h = DatumGetInt64(rs->bf_end);
+		hi = Int64GetDatum(h);
+	}
+	return hi;
+}
+
+static bool
+datum_lt(RunState *rs, Datum a, Datum b)
+{
+	if (rs->bf_type == TIMESTAMPTZOID)
+		return DatumGetTimestampTz(a) < DatumGetTimestampTz(b);
+	return DatumGetInt64(a) < DatumGetInt64(b);
+}
+
+/*
+ * One batch: build the shape of the statement for the current pass, run
+ * it, account for it, and move the cursor (forward pass only).
+ */
+static void
+step_batch(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
+	IncetlBatchShape shape;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	Datum	   *values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+	char	   *nulls = palloc(INCETL_MAX_PARAMS(p));
+	int			nargs;
+	int			np = 0;
+	SPIPlanPtr	plan;
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		n,
+				ni,
+				nu;
+	MemoryContext oldcxt;
+
+	memset(&shape, 0, sizeof(shape));
+	memset(nulls, ' ', INCETL_MAX_PARAMS(p));
+	shape.limit = true;
+
+	/* lower bound */
+	if (rs->have_last && !rs->first_in_pass)
+	{
+		shape.lower = LOWER_AFTER;
+		values[np++] = rs->last_wm;
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			nulls[np] = rs->last_key_nulls[i] ? 'n' : ' ';
+			values[np++] = rs->last_keys[i];
+		}
+	}
+	else if (rs->pass == PASS_LOOKBACK)
+	{
+		shape.lower = LOWER_GE;
+		values[np++] = lookback_start(p, rs->cursor.wm, &shape.lower_type);
+	}
+	else if (rs->pass == PASS_BACKFILL)
+	{
+		shape.lower = LOWER_GE;
+		shape.lower_type = rs->bf_type;
+		values[np++] = rs->chunk_lo;
+	}
+	else if (!rs->cursor.valid)
+		shape.lower = LOWER_NONE;
+	else if (rs->cursor.keys == NULL)
+	{
+		shape.lower = LOWER_GT;
+		shape.lower_type = p->wm_type;
+		values[np++] = rs->cursor.wm;
+	}
+	else
+	{
+		shape.lower = LOWER_AFTER;
+		values[np++] = rs->cursor.wm;
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			nulls[np] = rs->cursor.key_nulls[i] ? 'n' : ' ';
+			values[np++] = rs->cursor.keys[i];
+		}
+	}
+
+	/* upper bound */
+	if (rs->pass == PASS_LOOKBACK)
+	{
+		shape.upper = UPPER_LE_CURSOR;
+		values[np++] = rs->cursor.wm;
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			nulls[np] = rs->cursor.key_nulls[i] ? 'n' : ' ';
+			values[np++] = rs->cursor.keys[i];
+		}
+	}
+	else if (rs->pass == PASS_BACKFILL)
+	{
+		if (rs->first_in_pass || rs->chunk_hi == (Datum) 0)
+			rs->chunk_hi = chunk_end(rs, rs->chunk_lo);
+		shape.upper = UPPER_LT;
+		shape.upper_type = rs->bf_type;
+		values[np++] = rs->chunk_hi;
+	}
+	else if (rs->bounded)
+	{
+		shape.upper = UPPER_LT;
+		shape.upper_type = TIMESTAMPTZOID;
+		values[np++] = TimestampTzGetDatum(rs->bound);
+	}
+	values[np++] = Int64GetDatum(rs->run_id);
+
+	plan = get_plan(p, &shape, &nargs, argtypes);
+	Assert(nargs == np);
+
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: batch statement returned %s",
+			 SPI_result_code_string(rc));
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+
+	if (n > 0)
+	{
+		char	  **ktexts = palloc(sizeof(char *) * p->nkeys);
+		char	   *wm_text;
+		char	   *keys_text;
+
+		oldcxt = MemoryContextSwitchTo(rs->cxt);
+		rs->last_wm = datumCopy(SPI_getbinval(tup, desc, 4, &isnull),
+								get_typbyval(p->wm_type), get_typlen(p->wm_type));
+		if (rs->last_keys == NULL)
+		{
+			rs->last_keys = palloc(sizeof(Datum) * p->nkeys);
+			rs->last_key_nulls = palloc(sizeof(bool) * p->nkeys);
+		}
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			Oid			t = p->keys[i]->src_type;
+			Datum		d = SPI_getbinval(tup, desc, 5 + i, &rs->last_key_nulls[i]);
+
+			rs->last_keys[i] = rs->last_key_nulls[i] ? (Datum) 0 :
+				datumCopy(d, get_typbyval(t), get_typlen(t));
+			ktexts[i] = rs->last_key_nulls[i] ? NULL :
+				incetl_canonical_text(rs->last_keys[i], t);
+		}
+		rs->have_last = true;
+		wm_text = incetl_canonical_text(rs->last_wm, p->wm_type);
+		keys_text = incetl_keys_text(p->nkeys, ktexts, rs->last_key_nulls);
+		if (rs->pass == PASS_FORWARD)
+			rs->wm_after = wm_text;
+		MemoryContextSwitchTo(oldcxt);
+
+		/* the watermark moves in the same transaction as the data */
+		if (rs->pass == PASS_FORWARD)
+			incetl_save_cursor(p, wm_text, keys_text);
+	}
+
+	rs->counts.batches++;
+	rs->counts.extracted += n;
+	rs->counts.inserted += ni;
+	rs->counts.updated += nu;
+	rs->counts.unchanged += n - ni - nu;
+	rs->first_in_pass = false;
+
+	/* what comes next */
+	if (n < p->batch_size)
+	{
+		rs->have_last = false;
+		rs->first_in_pass = true;
+		if (rs->pass == PASS_LOOKBACK)
+			rs->pass = PASS_FORWARD;
+		else if (rs->pass == PASS_BACKFILL)
+		{
+			rs->chunk_lo = rs->chunk_hi;
+			rs->chunk_hi = (Datum) 0;
+			if (!datum_lt(rs, rs->chunk_lo, rs->bf_end))
+				rs->pass = PASS_DONE;
+		}
+		else
+			rs->pass = PASS_DONE;
+	}
+}
+
+/*
+ * Run a pipeline.  Returns NULL on success (or when skipped), else the
+ * error, after recording it in run_log.  Must be called inside an SPI
+ * connection (non-atomic when nonatomic).
+ */
+static ErrorData *
+run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
+{
+	MemoryContext cxt;
+	RunState   *rs;
+	ErrorData  *volatile edata = NULL;
+	LOCKTAG		tag;
+	MemoryContext oldcxt;
+
+	cxt = AllocSetContextCreate(nonatomic ? PortalContext : CurrentMemoryContext,
+								"incetl run", ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	rs = palloc0(sizeof(RunState));
+	if (bf)
+		memcpy(rs, bf, sizeof(RunState));
+	rs->cxt = cxt;
+	rs->name = pstrdup(name);
+	rs->kind = kind;
+	rs->nonatomic = nonatomic;
+
+	edata = protected_step(rs, step_load);
+	if (edata)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return edata;
+	}
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 kind == RUN_KIND_BACKFILL ? INCETL_LOCK_BACKFILL : INCETL_LOCK_RUN,
+						 (uint32) rs->p->id, 2);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		incetl_log_start(rs->p, name, kind, "skipped", rs->wm_before);
+		commit_if(rs);
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" is already running, %s skipped", name,
+						incetl_run_kind_name(kind)),
+				 errdetail("Another session holds the pipeline's lock.")));
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;
+	}
+
+	PG_TRY();
+	{
+		incetl_log_mark_interrupted(rs->p->id, kind);
+		incetl_log_prune();
+		rs->run_id = incetl_log_start(rs->p, name, kind, "running", rs->wm_before);
+		commit_if(rs);
+
+		/*
+		 * In a fresh transaction with no snapshot yet: every transaction
+		 * that started below the bound has ended before any snapshot of
+		 * this run is taken.
+		 */
+		rs->bound = incetl_late_commit_bound();
+
+		edata = protected_step(rs, step_prepare);
+		while (edata == NULL && rs->pass != PASS_DONE)
+		{
+			CHECK_FOR_INTERRUPTS();
+			edata = protected_step(rs, step_batch);
+			if (edata == NULL)
+			{
+				incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
+				commit_if(rs);
+			}
+		}
+
+		if (edata)
+		{
+			/* the generated statement is no help to the reader: say where */
+			MemoryContextSwitchTo(rs->cxt);
+			edata->context = psprintf("incetl %s of pipeline \"%s\", batch %d",
+									  incetl_run_kind_name(kind), name,
+									  rs->counts.batches + 1);
+			edata->internalquery = NULL;
+			edata->internalpos = 0;
+			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
+							  edata->message);
+		}
+		else
+			incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
+							  NULL);
+		commit_if(rs);
+	}
+	PG_FINALLY();
+	{
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(oldcxt);
+	return edata;
+}
+
+/*
+ * CALL incetl.run(name)
+ */
+Datum
+incetl_run(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = call_is_nonatomic(fcinfo);
+	ErrorData  *edata;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+
+	connect_spi(nonatomic);
+	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
+						 RUN_KIND_RUN, NULL);
+	SPI_finish();
+	if (edata)
+		ReThrowError(edata);
+	PG_RETURN_VOID();
+}
+
+/*
+ * CALL incetl.run_all(): every enabled pipeline, one after another.  A
+ * failure is a WARNING and the others go on; the call fails at the end if
+ * any did, naming them.
+ */
+Datum
+incetl_run_all(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = call_is_nonatomic(fcinfo);
+	List	   *names;
+	ListCell   *lc;
+	StringInfoData failed;
+	int			nfailed = 0;
+
+	connect_spi(nonatomic);
+	names = incetl_enabled_pipeline_names();
+	initStringInfo(&failed);
+	foreach(lc, names)
+	{
+		char	   *name = lfirst(lc);
+		ErrorData  *edata = run_pipeline(name, nonatomic, RUN_KIND_RUN, NULL);
+
+		if (edata)
+		{
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("pipeline \"%s\" failed: %s", name, edata->message)));
+			appendStringInfo(&failed, "%s\"%s\"", nfailed ? ", " : "", name);
+			nfailed++;
+		}
+	}
+	SPI_finish();
+
+	if (nfailed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg_plural("%d pipeline failed: %s",
+							   "%d pipelines failed: %s",
+							   nfailed, nfailed, failed.data),
+				 errhint("See incetl.run_log for the errors.")));
+	PG_RETURN_VOID();
+}
+
+static void
+backfill(FunctionCallInfo fcinfo, RunState *bf)
+{
+	bool		nonatomic = call_is_nonatomic(fcinfo);
+	ErrorData  *edata;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("arguments of incetl.backfill must not be null")));
+	connect_spi(nonatomic);
+	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
+						 RUN_KIND_BACKFILL, bf);
+	SPI_finish();
+	if (edata)
+		ReThrowError(edata);
+}
+
+/*
+ * CALL incetl.backfill(name, start_at timestamptz, end_at timestamptz,
+ *						chunk interval DEFAULT '1 day')
+ */
+Datum
+incetl_backfill_time(PG_FUNCTION_ARGS)
+{
+	RunState	bf;
+	Interval   *chunk;
+
+	memset(&bf, 0, sizeof(bf));
+	if (!PG_ARGISNULL(3))
+	{
+		chunk = PG_GETARG_INTERVAL_P(3);
+		if (chunk->month < 0 || chunk->day < 0 || chunk->time < 0 ||
+			(chunk->month == 0 && chunk->day == 0 && chunk->time == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("backfill chunk must be a positive interval")));
+		bf.bf_chunk_iv = chunk;
+	}
+	bf.bf_type = TIMESTAMPTZOID;
+	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+	{
+		bf.bf_start = PG_GETARG_DATUM(1);
+		bf.bf_end = PG_GETARG_DATUM(2);
+		if (PG_GETARG_TIMESTAMPTZ(1) >= PG_GETARG_TIMESTAMPTZ(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("backfill start_at must be before end_at")));
+	}
+	backfill(fcinfo, &bf);
+	PG_RETURN_VOID();
+}
+
+/*
+ * CALL incetl.backfill(name, start_at bigint, end_at bigint, chunk bigint)
+ */
+Datum
+incetl_backfill_int(PG_FUNCTION_ARGS)
+{
+	RunState	bf;
+
+	memset(&bf, 0, sizeof(bf));
+	bf.bf_type = INT8OID;
+	if (!PG_ARGISNULL(3) && PG_GETARG_INT64(3) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("backfill chunk must be positive")));
+	bf.bf_chunk_int = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+	{
+		bf.bf_start = PG_GETARG_DATUM(1);
+		bf.bf_end = PG_GETARG_DATUM(2);
+		if (PG_GETARG_INT64(1) >= PG_GETARG_INT64(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("backfill start_at must be before end_at")));
+	}
+	backfill(fcinfo, &bf);
+	PG_RETURN_VOID();
+}

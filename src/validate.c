@@ -1,0 +1,613 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.c
+ *	  Checking a pipeline definition against its source and target, and
+ *	  deriving the column mapping the generated SQL is built from.
+ *
+ * Runs at create time and again at every run, so a source or target that
+ * changed under a pipeline gives a clear error before anything is written.
+ *
+ * src/validate.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "incetl.h"
+
+static const char *special_columns[] = {"etl_inserted_at", "etl_updated_at", "etl_run_id"};
+
+IncetlStrategy
+incetl_parse_strategy(const char *s)
+{
+	if (strcmp(s, "timestamp") == 0)
+		return STRATEGY_TIMESTAMP;
+	if (strcmp(s, "hash") == 0)
+		return STRATEGY_HASH;
+	if (strcmp(s, "trigger") == 0)
+		return STRATEGY_TRIGGER;
+	if (strcmp(s, "logical") == 0)
+		return STRATEGY_LOGICAL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown strategy \"%s\"", s),
+			 errhint("Valid strategies are 'timestamp', 'hash', 'trigger' and 'logical'.")));
+	return STRATEGY_TIMESTAMP;	/* keep compiler quiet */
+}
+
+IncetlDeleteDetection
+incetl_parse_delete_detection(const char *s)
+{
+	if (strcmp(s, "none") == 0)
+		return DELETE_DETECT_NONE;
+	if (strcmp(s, "flag") == 0)
+		return DELETE_DETECT_FLAG;
+	if (strcmp(s, "compare") == 0)
+		return DELETE_DETECT_COMPARE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown delete_detection \"%s\"", s),
+			 errhint("Valid values are 'none', 'flag' and 'compare'.")));
+	return DELETE_DETECT_NONE;
+}
+
+/* returns true for 'soft' */
+bool
+incetl_parse_delete_mode(const char *s)
+{
+	if (strcmp(s, "hard") == 0)
+		return false;
+	if (strcmp(s, "soft") == 0)
+		return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown delete_mode \"%s\"", s),
+			 errhint("Valid values are 'hard' and 'soft'.")));
+	return false;
+}
+
+IncetlSchemaChange
+incetl_parse_schema_change(const char *s)
+{
+	if (strcmp(s, "fail") == 0)
+		return SCHEMA_CHANGE_FAIL;
+	if (strcmp(s, "ignore") == 0)
+		return SCHEMA_CHANGE_IGNORE;
+	if (strcmp(s, "add_columns") == 0)
+		return SCHEMA_CHANGE_ADD_COLUMNS;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown on_schema_change \"%s\"", s),
+			 errhint("Valid values are 'fail', 'ignore' and 'add_columns'.")));
+	return SCHEMA_CHANGE_FAIL;
+}
+
+void
+incetl_check_hash_algorithm(const char *s)
+{
+	if (strcmp(s, "hash64") != 0 && strcmp(s, "sha256") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown hash_algorithm \"%s\"", s),
+				 errhint("Valid values are 'hash64' and 'sha256'.")));
+}
+
+bool
+incetl_is_time_type(Oid typid)
+{
+	return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
+}
+
+static bool
+is_watermark_type(Oid typid)
+{
+	return incetl_is_time_type(typid) || typid == INT2OID || typid == INT4OID ||
+		typid == INT8OID || typid == NUMERICOID;
+}
+
+static bool
+is_special_column(IncetlPipeline *p, const char *name)
+{
+	for (int i = 0; i < lengthof(special_columns); i++)
+		if (strcmp(name, special_columns[i]) == 0)
+			return true;
+	if (p->soft_delete &&
+		(strcmp(name, p->soft_delete_column) == 0 || strcmp(name, "deleted_at") == 0))
+		return true;
+	return false;
+}
+
+char *
+incetl_quote_qualified(Oid relid)
+{
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+
+	return quote_qualified_identifier(nsp, get_rel_name(relid));
+}
+
+/* "OPERATOR(nsp.name)" for an operator, or NULL */
+static char *
+qualified_operator(Oid opr)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *res;
+
+	if (!OidIsValid(opr))
+		return NULL;
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	res = psprintf("OPERATOR(%s.%s)",
+				   quote_identifier(get_namespace_name(op->oprnamespace)),
+				   NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return res;
+}
+
+/* attribute of rel by exact name, or NULL */
+static Form_pg_attribute
+find_attr(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+static Form_pg_attribute
+require_source_column(IncetlPipeline *p, Relation src, const char *col,
+					  const char *option)
+{
+	Form_pg_attribute a = find_attr(src, col);
+
+	if (a == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" given as %s of pipeline \"%s\" does not exist in source \"%s\"",
+						col, option, p->name, RelationGetRelationName(src))));
+	return a;
+}
+
+/* true if rel has a valid, plain unique index whose columns are the keys */
+static bool
+has_unique_index_on(Relation rel, IncetlPipeline *p)
+{
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
+		rel->rd_rel->relkind != RELKIND_MATVIEW)
+		return false;
+
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+		bool		match = ind->indisunique && ind->indisvalid &&
+			ind->indislive &&
+			ind->indnkeyatts == p->nkeys &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
+
+		if (match)
+		{
+			for (int i = 0; i < ind->indnkeyatts && match; i++)
+			{
+				AttrNumber	attnum = ind->indkey.values[i];
+				const char *attname;
+				bool		in_keys = false;
+
+				if (attnum <= 0)
+				{
+					match = false;
+					break;
+				}
+				attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
+				for (int k = 0; k < p->nkeys; k++)
+					if (strcmp(p->keys[k]->name, attname) == 0)
+						in_keys = true;
+				match = in_keys;
+			}
+		}
+		index_close(idx, AccessShareLock);
+		if (match)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}
+
+/* the primary key's column names of rel, or NIL */
+static List *
+primary_key_columns(Relation rel)
+{
+	Oid			pk;
+	Relation	idx;
+	List	   *cols = NIL;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return NIL;
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pk))
+		return NIL;
+	idx = index_open(pk, AccessShareLock);
+	for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
+	{
+		AttrNumber	attnum = idx->rd_index->indkey.values[i];
+
+		cols = lappend(cols, pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+														   attnum - 1)->attname)));
+	}
+	index_close(idx, AccessShareLock);
+	return cols;
+}
+
+static Relation
+open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s relation of pipeline \"%s\" does not exist", role, p->name),
+				 errhint("Point the pipeline at an existing relation with incetl.alter_pipeline, or drop it.")));
+	return rel;
+}
+
+static void
+add_target_column(IncetlPipeline *p, Relation tgt, Form_pg_attribute sa)
+{
+	char	   *sql;
+	int			rc;
+
+	sql = psprintf("ALTER TABLE %s ADD COLUMN %s %s",
+				   p->tgt_qname, quote_identifier(NameStr(sa->attname)),
+				   format_type_extended(sa->atttypid, sa->atttypmod,
+										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+	rc = SPI_execute(sql, false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
+	ereport(NOTICE,
+			(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
+					NameStr(sa->attname), RelationGetRelationName(tgt), p->name)));
+}
+
+/*
+ * Validate a pipeline and fill in its derived fields.  Raises a clear error
+ * for anything that would make a run fail or misbehave.  Must be called
+ * inside an SPI connection (on_schema_change 'add_columns' alters the
+ * target through SPI).
+ */
+void
+incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
+{
+	Relation	src;
+	Relation	tgt;
+	TupleDesc	sdesc;
+	ListCell   *lc;
+	int			k;
+	char		skind;
+	char		tkind;
+
+	if (p->batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size of pipeline \"%s\" must be positive", p->name)));
+
+	src = open_pipeline_relation(p, p->source, "source");
+	tgt = open_pipeline_relation(p, p->target, "target");
+
+	skind = src->rd_rel->relkind;
+	tkind = tgt->rd_rel->relkind;
+	p->src_relkind = skind;
+	p->src_qname = incetl_quote_qualified(p->source);
+	p->tgt_qname = incetl_quote_qualified(p->target);
+
+	if (skind != RELKIND_RELATION && skind != RELKIND_PARTITIONED_TABLE &&
+		skind != RELKIND_VIEW && skind != RELKIND_MATVIEW &&
+		skind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("source \"%s\" of pipeline \"%s\" is not a table, view, materialized view or foreign table",
+						RelationGetRelationName(src), p->name)));
+	if (tkind != RELKIND_RELATION && tkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" of pipeline \"%s\" is not a table",
+						RelationGetRelationName(tgt), p->name),
+				 errhint("The target must be a table or a partitioned table.")));
+	if (p->source == p->target)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source and target of pipeline \"%s\" are the same relation", p->name)));
+
+	/* options whose behaviour is not built yet are refused, never ignored */
+	if (p->strategy != STRATEGY_TIMESTAMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("strategy \"%s\" is not supported yet", p->strategy_name),
+				 errhint("Use the 'timestamp' strategy.")));
+	if (p->delete_detection != DELETE_DETECT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("delete_detection other than 'none' is not supported yet")));
+	if (p->soft_delete)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("delete_mode 'soft' is not supported yet")));
+
+	/* key columns: given, else the source's primary key, else the target's */
+	if (p->key_columns == NIL)
+		p->key_columns = primary_key_columns(src);
+	if (p->key_columns == NIL)
+		p->key_columns = primary_key_columns(tgt);
+	if (p->key_columns == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("pipeline \"%s\" has no key columns", p->name),
+				 errhint("Give key_columns, or add a primary key to the source or the target.")));
+	foreach(lc, p->key_columns)
+	{
+		ListCell   *lc2;
+
+		for_each_cell(lc2, p->key_columns, lnext(p->key_columns, lc))
+			if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("key column \"%s\" of pipeline \"%s\" is given twice",
+								(char *) lfirst(lc), p->name)));
+	}
+
+	/* the columns moved: every source column, matched by name */
+	p->columns = NIL;
+	sdesc = RelationGetDescr(src);
+	for (int i = 0; i < sdesc->natts; i++)
+	{
+		Form_pg_attribute sa = TupleDescAttr(sdesc, i);
+		Form_pg_attribute ta;
+		IncetlColumn *c;
+
+		if (sa->attisdropped)
+			continue;
+		if (is_special_column(p, NameStr(sa->attname)))
+			continue;
+		ta = find_attr(tgt, NameStr(sa->attname));
+		if (ta == NULL)
+		{
+			if (p->on_schema_change == SCHEMA_CHANGE_IGNORE)
+				continue;
+			if (p->on_schema_change == SCHEMA_CHANGE_ADD_COLUMNS)
+			{
+				Oid			tgtid = RelationGetRelid(tgt);
+
+				add_target_column(p, tgt, sa);
+				CommandCounterIncrement();
+				relation_close(tgt, AccessShareLock);
+				tgt = relation_open(tgtid, AccessShareLock);
+				ta = find_attr(tgt, NameStr(sa->attname));
+				Assert(ta != NULL);
+			}
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of source \"%s\" does not exist in target \"%s\"",
+								NameStr(sa->attname), RelationGetRelationName(src),
+								RelationGetRelationName(tgt)),
+						 errdetail("Pipeline \"%s\" has on_schema_change 'fail'.", p->name),
+						 errhint("Add the column to the target, or set on_schema_change to 'ignore' or 'add_columns' with incetl.alter_pipeline.")));
+		}
+		if (ta->attgenerated)
+			continue;			/* the target computes it */
+		if (!can_coerce_type(1, &sa->atttypid, &ta->atttypid, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of source \"%s\" has type %s, which cannot be assigned to type %s of target \"%s\"",
+							NameStr(sa->attname), RelationGetRelationName(src),
+							format_type_be(sa->atttypid), format_type_be(ta->atttypid),
+							RelationGetRelationName(tgt)),
+					 errhint("Change one of the column types, or exclude the column with a view as source.")));
+
+		c = palloc0(sizeof(IncetlColumn));
+		c->name = pstrdup(NameStr(sa->attname));
+		c->src_type = sa->atttypid;
+		c->tgt_type = ta->atttypid;
+		c->tgt_typmod = ta->atttypmod;
+		c->tgt_typename = format_type_extended(ta->atttypid, ta->atttypmod,
+											   FORMAT_TYPE_TYPEMOD_GIVEN |
+											   FORMAT_TYPE_FORCE_QUALIFY);
+		c->eq_op = qualified_operator(lookup_type_cache(ta->atttypid,
+														TYPECACHE_EQ_OPR)->eq_opr);
+		c->gt_op = qualified_operator(lookup_type_cache(ta->atttypid,
+														TYPECACHE_GT_OPR)->gt_opr);
+		p->columns = lappend(p->columns, c);
+	}
+
+	/* the key columns must be moved columns */
+	p->nkeys = list_length(p->key_columns);
+	p->keys = palloc0(sizeof(IncetlColumn *) * p->nkeys);
+	k = 0;
+	foreach(lc, p->key_columns)
+	{
+		char	   *kname = lfirst(lc);
+		ListCell   *lc2;
+
+		if (find_attr(src, kname) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of pipeline \"%s\" does not exist in source \"%s\"",
+							kname, p->name, RelationGetRelationName(src))));
+		if (find_attr(tgt, kname) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of pipeline \"%s\" does not exist in target \"%s\"",
+							kname, p->name, RelationGetRelationName(tgt))));
+		foreach(lc2, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc2);
+
+			if (strcmp(c->name, kname) == 0)
+			{
+				if (c->eq_op == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_FUNCTION),
+							 errmsg("key column \"%s\" of pipeline \"%s\" has type %s, which has no equality operator",
+									kname, p->name, format_type_be(c->tgt_type))));
+				c->is_key = true;
+				p->keys[k] = c;
+			}
+		}
+		if (p->keys[k] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("key column \"%s\" of pipeline \"%s\" cannot be a column that incetl fills or a generated column",
+							kname, p->name)));
+		k++;
+	}
+
+	if (!has_unique_index_on(tgt, p))
+	{
+		StringInfoData cols;
+
+		initStringInfo(&cols);
+		for (k = 0; k < p->nkeys; k++)
+			appendStringInfo(&cols, "%s%s", k ? ", " : "", quote_identifier(p->keys[k]->name));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("target \"%s\" of pipeline \"%s\" has no unique index on the key columns (%s)",
+						RelationGetRelationName(tgt), p->name, cols.data),
+				 errhint("Create one, for example: CREATE UNIQUE INDEX ON %s (%s);",
+						 p->tgt_qname, cols.data)));
+	}
+	p->src_key_unique = has_unique_index_on(src, p);
+
+	/* the watermark column */
+	p->wm_type = InvalidOid;
+	if (p->strategy == STRATEGY_TIMESTAMP && p->watermark_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\" needs a watermark_column", p->name),
+				 errhint("The 'timestamp' strategy reads rows by a timestamp, date or integer column of the source; name it with watermark_column, or choose the 'hash' strategy.")));
+	if (p->watermark_column)
+	{
+		Form_pg_attribute a = require_source_column(p, src, p->watermark_column,
+													"watermark_column");
+
+		if (!is_watermark_type(a->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("watermark column \"%s\" of pipeline \"%s\" has type %s",
+							p->watermark_column, p->name, format_type_be(a->atttypid)),
+					 errhint("The watermark column must be of type timestamptz, timestamp, date, smallint, integer, bigint or numeric.")));
+		p->wm_type = a->atttypid;
+		p->tgt_has_wm = find_attr(tgt, p->watermark_column) != NULL;
+		for (k = 0; k < p->nkeys; k++)
+			if (strcmp(p->keys[k]->name, p->watermark_column) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("watermark column \"%s\" of pipeline \"%s\" is also a key column",
+								p->watermark_column, p->name)));
+	}
+
+	/* lookback */
+	if (p->lookback->month < 0 || p->lookback->day < 0 || p->lookback->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lookback of pipeline \"%s\" must not be negative", p->name)));
+	if ((p->lookback->month != 0 || p->lookback->day != 0 || p->lookback->time != 0) &&
+		(p->strategy != STRATEGY_TIMESTAMP || !incetl_is_time_type(p->wm_type)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lookback of pipeline \"%s\" needs the 'timestamp' strategy with a timestamptz, timestamp or date watermark column",
+						p->name)));
+
+	/* the sequence column */
+	p->seq_type = InvalidOid;
+	if (p->sequence_column)
+	{
+		Form_pg_attribute a = require_source_column(p, src, p->sequence_column,
+													"sequence_column");
+		TypeCacheEntry *tc = lookup_type_cache(a->atttypid, TYPECACHE_GT_OPR);
+
+		if (!OidIsValid(tc->gt_opr))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("sequence column \"%s\" of pipeline \"%s\" has type %s, which has no ordering",
+							p->sequence_column, p->name, format_type_be(a->atttypid))));
+		p->seq_type = a->atttypid;
+		p->tgt_has_seq = find_attr(tgt, p->sequence_column) != NULL;
+	}
+
+	/* columns incetl fills */
+	{
+		Form_pg_attribute a;
+
+		a = find_attr(tgt, "etl_inserted_at");
+		p->tgt_etl_inserted_at = a && !a->attgenerated;
+		a = find_attr(tgt, "etl_updated_at");
+		p->tgt_etl_updated_at = a && !a->attgenerated;
+		a = find_attr(tgt, "etl_run_id");
+		p->tgt_etl_run_id = a && !a->attgenerated;
+	}
+
+	relation_close(src, AccessShareLock);
+	relation_close(tgt, AccessShareLock);
+}
+
+/*
+ * Creating (or repointing) a pipeline needs SELECT on the source and
+ * SELECT, INSERT, UPDATE, DELETE on the target.
+ */
+void
+incetl_check_privileges(IncetlPipeline *p)
+{
+	Oid			user = GetUserId();
+	AclMode		need = ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE;
+
+	if (pg_class_aclcheck(p->source, user, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for source \"%s\" of pipeline \"%s\"",
+						get_rel_name(p->source), p->name),
+				 errdetail("A pipeline needs SELECT on its source.")));
+	if (pg_class_aclmask(p->target, user, need, ACLMASK_ALL) != need)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for target \"%s\" of pipeline \"%s\"",
+						get_rel_name(p->target), p->name),
+				 errdetail("A pipeline needs SELECT, INSERT, UPDATE and DELETE on its target.")));
+}

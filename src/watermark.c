@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * watermark.c
+ *	  The watermark: how it is stored, read back and moved, and the upper
+ *	  bound that keeps a timestamp run from passing rows that are about to
+ *	  commit late.
+ *
+ * The stored watermark must mean the same thing whatever the settings of
+ * the session that reads it.  Time values are therefore written as ISO 8601
+ * in UTC by this file's own code (never through DateStyle or TimeZone),
+ * floats as their shortest exact decimal form (never through
+ * extra_float_digits), and everything else through the type's output
+ * function, which for the watermark and key types allowed here depends on
+ * no setting.  The canonical forms are read back by the types' input
+ * functions, which accept ISO 8601 whatever DateStyle says.
+ *
+ * src/watermark.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "incetl.h"
+
+PG_FUNCTION_INFO_V1(incetl_set_watermark);
+PG_FUNCTION_INFO_V1(incetl_reset_watermark);
+
+/*
+ * The canonical text of a value; see the file header.
+ */
+char *
+incetl_canonical_text(Datum value, Oid typid)
+{
+	char		buf[MAXDATELEN + 1];
+	struct pg_tm tt;
+	fsec_t		fsec;
+
+	switch (typid)
+	{
+		case TIMESTAMPTZOID:
+			{
+				TimestampTz ts = DatumGetTimestampTz(value);
+
+				if (TIMESTAMP_NOT_FINITE(ts))
+					return pstrdup(TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity");
+				if (timestamp2tm(ts, NULL, &tt, &fsec, NULL, NULL) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("timestamp out of range")));
+				tt.tm_isdst = 0;	/* else EncodeDateTime omits the offset */
+				EncodeDateTime(&tt, fsec, true, 0, NULL, USE_ISO_DATES, buf);
+				return pstrdup(buf);
+			}
+		case TIMESTAMPOID:
+			{
+				Timestamp	ts = DatumGetTimestamp(value);
+
+				if (TIMESTAMP_NOT_FINITE(ts))
+					return pstrdup(TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity");
+				if (timestamp2tm(ts, NULL, &tt, &fsec, NULL, NULL) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("timestamp out of range")));
+				EncodeDateTime(&tt, fsec, false, 0, NULL, USE_ISO_DATES, buf);
+				return pstrdup(buf);
+			}
+		case DATEOID:
+			{
+				DateADT		d = DatumGetDateADT(value);
+
+				if (DATE_NOT_FINITE(d))
+					return pstrdup(DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
+				j2date(d + POSTGRES_EPOCH_JDATE, &tt.tm_year, &tt.tm_mon, &tt.tm_mday);
+				EncodeDateOnly(&tt, USE_ISO_DATES, buf);
+				return pstrdup(buf);
+			}
+		case FLOAT8OID:
+		case FLOAT4OID:
+			{
+				double		f = (typid == FLOAT8OID) ? DatumGetFloat8(value)
+				: (double) DatumGetFloat4(value);
+
+				if (isnan(f))
+					return pstrdup("NaN");
+				if (isinf(f))
+					return pstrdup(f > 0 ? "Infinity" : "-Infinity");
+				if (typid == FLOAT8OID)
+					double_to_shortest_decimal_buf(f, buf);
+				else
+					float_to_shortest_decimal_buf(DatumGetFloat4(value), buf);
+				return pstrdup(buf);
+			}
+		default:
+			{
+				Oid			out;
+				bool		isvarlena;
+
+				getTypeOutputInfo(typid, &out, &isvarlena);
+				return OidOutputFunctionCall(out, value);
+			}
+	}
+}
+
+/*
+ * Read a canonical text back as a value of typid.
+ */
+Datum
+incetl_parse_canonical(const char *text, Oid typid)
+{
+	Oid			in;
+	Oid			ioparam;
+
+	getTypeInputInfo(typid, &in, &ioparam);
+	return OidInputFunctionCall(in, (char *) text, ioparam, -1);
+}
+
+/*
+ * Load the saved cursor of a pipeline (inside SPI; allocations in the
+ * caller's context).
+ */
+void
+incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(p->id)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	MemoryContext oldcxt;
+
+	memset(cur, 0, sizeof(IncetlCursor));
+	incetl_spi_exec_owner("SELECT watermark, watermark_key FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("state of pipeline \"%s\" is missing", p->name),
+				 errhint("Drop and create the pipeline again.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	oldcxt = MemoryContextSwitchTo(callercxt);
+	d = SPI_getbinval(tup, desc, 1, &isnull);
+	if (!isnull && OidIsValid(p->wm_type))
+	{
+		cur->valid = true;
+		cur->wm_text = TextDatumGetCString(d);
+		cur->wm = incetl_parse_canonical(cur->wm_text, p->wm_type);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			if (n == p->nkeys)
+			{
+				cur->nkeys = n;
+				cur->keys = palloc(sizeof(Datum) * n);
+				cur->key_nulls = palloc(sizeof(bool) * n);
+				for (int i = 0; i < n; i++)
+				{
+					cur->key_nulls[i] = nulls[i];
+					cur->keys[i] = nulls[i] ? (Datum) 0 :
+						incetl_parse_canonical(TextDatumGetCString(elems[i]),
+											   p->keys[i]->src_type);
+				}
+				cur->keys_text = OidOutputFunctionCall(F_ARRAY_OUT, d);
+			}
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Save a cursor; keys_text is a text[] literal made by this file's callers
+ * from canonical texts, or NULL.
+ */
+void
+incetl_save_cursor(IncetlPipeline *p, const char *wm_text, const char *keys_text)
+{
+	Oid			argtypes[4] = {INT4OID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int32GetDatum(p->id);
+	if (wm_text)
+		values[1] = CStringGetTextDatum(wm_text);
+	else
+		nulls[1] = 'n';
+	if (keys_text)
+		values[2] = OidInputFunctionCall(F_ARRAY_IN, (char *) keys_text, TEXTOID, -1);
+	else
+		nulls[2] = 'n';
+	if (wm_text && OidIsValid(p->wm_type))
+		values[3] = ObjectIdGetDatum(p->wm_type);
+	else
+		nulls[3] = 'n';
+	incetl_spi_exec_owner("UPDATE incetl.state SET watermark = $2, watermark_key = $3, "
+						  "watermark_type = $4::pg_catalog.oid::pg_catalog.regtype, "
+						  "updated_at = pg_catalog.now() "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  4, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * The late-commit bound of a timestamp run.
+ *
+ * A writer that stamps rows with now() stamps them with its transaction's
+ * start time, however late it commits.  Every transaction still open in
+ * this database started at or after the returned bound, so every row stamped
+ * below it by such a writer is already committed and visible to a snapshot
+ * taken after this call.  A run therefore reads only rows below the bound;
+ * the rest waits for the next run.  The margin covers the instant between a
+ * transaction's start and the moment it reports its start time.
+ */
+TimestampTz
+incetl_late_commit_bound(void)
+{
+	TimestampTz bound;
+	int			n;
+
+	bound = GetCurrentTimestamp() -
+		(TimestampTz) incetl_late_commit_margin_ms * INT64CONST(1000);
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid == MyProcPid || be->st_procpid <= 0)
+			continue;
+		if (be->st_databaseid != MyDatabaseId)
+			continue;
+		if (be->st_backendType == B_AUTOVAC_WORKER ||
+			be->st_backendType == B_AUTOVAC_LAUNCHER ||
+			be->st_backendType == B_WAL_SENDER)
+			continue;
+		if (be->st_xact_start_timestamp != 0 &&
+			be->st_xact_start_timestamp < bound)
+			bound = be->st_xact_start_timestamp;
+	}
+	return bound;
+}
+
+/*
+ * incetl.set_watermark(name, value): value is read in the caller's session
+ * settings (it is what the caller typed) and stored canonically.  The next
+ * run reads rows whose watermark is above value.
+ */
+Datum
+incetl_set_watermark(PG_FUNCTION_ARGS)
+{
+	IncetlPipeline *p;
+	char	   *value;
+	Datum		d;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+	incetl_resolve_pipeline(p, false);
+	if (!OidIsValid(p->wm_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\" has no watermark column", p->name)));
+
+	if (PG_ARGISNULL(1))
+		incetl_save_cursor(p, NULL, NULL);
+	else
+	{
+		Oid			in;
+		Oid			ioparam;
+
+		value = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		getTypeInputInfo(p->wm_type, &in, &ioparam);
+		d = OidInputFunctionCall(in, value, ioparam, -1);
+		incetl_save_cursor(p, incetl_canonical_text(d, p->wm_type), NULL);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * incetl.reset_watermark(name): the next run loads everything.
+ */
+Datum
+incetl_reset_watermark(PG_FUNCTION_ARGS)
+{
+	IncetlPipeline *p;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+	incetl_save_cursor(p, NULL, NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
