@@ -1,0 +1,82 @@
+--
+-- 00_setup: install incetl and the helpers the other regression files use.
+--
+-- The files run in alphabetical order in one database; this one creates the
+-- extension, the later ones rely on it.  Each later file works in a schema
+-- of its own and drops its pipelines at the end, so run_all (11_run_all)
+-- only sees its own.
+--
+CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
+
+-- the extension's objects
+SELECT e.extname, e.extrelocatable, n.nspname
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE e.extname = 'incetl';
+-- entry points of the contract: run, run_all, backfill and reconcile are
+-- procedures, the rest functions
+SELECT p.proname, p.prokind, count(*) AS overloads
+  FROM pg_proc p
+ WHERE p.pronamespace = 'incetl'::regnamespace
+   AND p.proname IN ('create_pipeline', 'alter_pipeline', 'drop_pipeline', 'run',
+					 'run_all', 'backfill', 'reconcile', 'preview',
+					 'set_watermark', 'reset_watermark', 'row_hash')
+ GROUP BY 1, 2 ORDER BY 1;
+SELECT c.relname, c.relkind FROM pg_class c
+ WHERE c.relnamespace = 'incetl'::regnamespace AND c.relkind IN ('r', 'v')
+ ORDER BY 1;
+-- procedures that commit per batch must carry no SET clause and not be
+-- SECURITY DEFINER (either would make them atomic)
+SELECT p.proname, p.prosecdef, p.proconfig
+  FROM pg_proc p
+ WHERE p.pronamespace = 'incetl'::regnamespace AND p.prokind = 'p'
+ ORDER BY 1;
+SHOW incetl.late_commit_margin;
+
+-- Helpers for the other files.
+CREATE SCHEMA regress;
+
+-- try(sql): run a statement and show "ok" or "SQLSTATE: message" with its
+-- detail and hint.  A plain psql error would not show the SQLSTATE, and
+-- VERBOSITY verbose would add LOCATION lines with C line numbers.
+CREATE FUNCTION regress.try(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+	msg text;
+	det text;
+	hnt text;
+BEGIN
+	EXECUTE sql;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+		det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	RETURN st || ': ' || msg
+		|| CASE WHEN det <> '' THEN E'\nDETAIL: ' || det ELSE '' END
+		|| CASE WHEN hnt <> '' THEN E'\nHINT: ' || hnt ELSE '' END;
+END;
+$$;
+
+-- the last run_log row of a pipeline, without the columns that vary
+-- (run_id, times, pid)
+CREATE FUNCTION regress.last_run(p text)
+RETURNS TABLE (kind text, status text, batches integer, extracted bigint,
+			   inserted bigint, updated bigint, deleted bigint,
+			   unchanged bigint, wm_before text, wm_after text, error text)
+LANGUAGE sql AS $$
+	SELECT kind, status, batches, rows_extracted, rows_inserted, rows_updated,
+		   rows_deleted, rows_unchanged, watermark_before, watermark_after, error
+	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
+$$;
+
+-- the saved cursor of a pipeline
+CREATE FUNCTION regress.cursor(p text)
+RETURNS TABLE (watermark text, watermark_key text[], watermark_type regtype)
+LANGUAGE sql AS $$
+	SELECT s.watermark, s.watermark_key, s.watermark_type
+	  FROM incetl.state s JOIN incetl.pipelines pl ON pl.id = s.pipeline_id
+	 WHERE pl.name = p
+$$;
+
+SELECT regress.try('SELECT 1/0');
+SELECT regress.try('SELECT 1');
