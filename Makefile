@@ -33,20 +33,35 @@ ISO_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
 
+# what the check targets leave behind (regression.diffs, results/ and
+# tmp_check/ are PGXS's own)
+EXTRA_CLEAN = output_iso tmp_check_iso tmp_check_tap
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# with no specs (or no t/*.pl) these targets say so and succeed
 isolationcheck: all
+ifeq ($(strip $(ISO_TESTS)),)
+	@echo "isolationcheck: no specs in test/specs, nothing to run"
+else
 	$(pg_isolation_regress_installcheck) $(ISO_OPTS) $(ISO_TESTS)
+endif
 
 # PROVE_TESTS='t/010_x.pl' narrows the TAP run
+TAP_SCRIPTS = $(patsubst test/%,%,$(sort $(wildcard test/t/*.pl)))
+
 tapcheck: all
 	rm -rf '$(CURDIR)'/tmp_check_tap && $(MKDIR_P) '$(CURDIR)'/tmp_check_tap
+ifeq ($(strip $(PROVE_TESTS)$(TAP_SCRIPTS)),)
+	@echo "tapcheck: no TAP tests in test/t, nothing to run"
+else
 	cd test && TESTDIR='$(CURDIR)/tmp_check_tap' PATH="$(bindir):$$PATH" \
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 		$(PROVE) -I '$(top_builddir)/src/test/perl' -I . $(PROVE_FLAGS) \
-		$(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)
+		$(if $(PROVE_TESTS),$(PROVE_TESTS),$(TAP_SCRIPTS))
+endif
 
 check-all: installcheck isolationcheck tapcheck
 

@@ -363,6 +363,57 @@ store_pipeline(IncetlPipeline *p, bool insert)
 }
 
 /*
+ * Run utility statements as the extension owner.
+ */
+static void
+exec_utility_as_owner(const char *sql)
+{
+	Oid			save_userid;
+	int			save_sec;
+	volatile int rc = 0;
+
+	incetl_begin_as_owner(&save_userid, &save_sec);
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, false, 0);
+	}
+	PG_FINALLY();
+	{
+		incetl_end_as_owner(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+}
+
+/*
+ * The per-pipeline state a strategy keeps outside incetl.state: the 'hash'
+ * strategy's table of row hashes.  It lives in schema incetl and belongs to
+ * the pipeline's owner, whose runs write it in the same statement as the
+ * target rows it describes.
+ */
+static void
+setup_strategy(IncetlPipeline *p)
+{
+	if (p->strategy == STRATEGY_HASH)
+	{
+		exec_utility_as_owner(incetl_sql_create_hash_state(p));
+		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
+									   incetl_hash_state_name(p),
+									   quote_identifier(GetUserNameFromId(p->owner, false))));
+	}
+}
+
+static void
+teardown_strategy(IncetlPipeline *p)
+{
+	if (p->strategy == STRATEGY_HASH)
+		exec_utility_as_owner(psprintf("DROP TABLE IF EXISTS %s",
+									   incetl_hash_state_name(p)));
+}
+
+/*
  * Take the run lock of a pipeline without waiting, or fail: a pipeline
  * that is running cannot be altered, dropped or have its watermark moved.
  */
@@ -441,6 +492,7 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 	incetl_check_privileges(p);
 
 	store_pipeline(p, true);
+	setup_strategy(p);
 
 	SPI_finish();
 
@@ -457,6 +509,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	IncetlPipeline *p;
 	char	   *name;
 	bool		reset_cursor = false;
+	bool		reset_state = false;
 	char	   *s;
 
 	if (PG_ARGISNULL(0))
@@ -521,6 +574,8 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	{
 		s = text_arg(fcinfo, 12, NULL);
 		incetl_check_hash_algorithm(s);
+		if (strcmp(s, p->hash_algorithm) != 0)
+			reset_state = true;
 		p->hash_algorithm = s;
 	}
 	if (!PG_ARGISNULL(13))
@@ -533,6 +588,12 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
 	store_pipeline(p, false);
+	if (reset_cursor || reset_state)
+	{
+		/* the stored hashes no longer describe the rows: start afresh */
+		teardown_strategy(p);
+		setup_strategy(p);
+	}
 
 	if (reset_cursor)
 	{
@@ -573,6 +634,7 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(p->id);
 	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
 						  1, argtypes, values, NULL, SPI_OK_DELETE);
+	teardown_strategy(p);
 
 	SPI_finish();
 	PG_RETURN_VOID();

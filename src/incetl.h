@@ -190,6 +190,16 @@ typedef struct IncetlBatchShape
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
+extern char *incetl_work_table_name(IncetlPipeline *p);
+extern char *incetl_hash_state_name(IncetlPipeline *p);
+extern char *incetl_sql_create_work_table(IncetlPipeline *p);
+extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
+extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
+extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
+									int *nargs, Oid *argtypes);
+extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
+extern char *incetl_sql_preview_work(IncetlPipeline *p, bool reconcile);
+extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* audit.c */
 extern int64 incetl_log_start(IncetlPipeline *p, const char *pipeline_name,

@@ -19,7 +19,6 @@
 #include "incetl.h"
 
 PG_FUNCTION_INFO_V1(incetl_preview);
-PG_FUNCTION_INFO_V1(incetl_reconcile);
 
 Datum
 incetl_preview(PG_FUNCTION_ARGS)
@@ -53,6 +52,17 @@ incetl_preview(PG_FUNCTION_ARGS)
 	incetl_check_owner(p);
 	incetl_resolve_pipeline(p, false);
 	incetl_load_cursor(p, &cur);
+
+	if (p->strategy == STRATEGY_HASH)
+	{
+		/* the keys whose hash differs from the stored one */
+		sql = incetl_sql_preview_work(p, false);
+		nargs = 0;
+		argtypes = NULL;
+		values = NULL;
+		nulls = NULL;
+		goto execute;
+	}
 
 	argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
 	values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
@@ -97,6 +107,10 @@ incetl_preview(PG_FUNCTION_ARGS)
 	}
 
 	sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
+	if (p->delete_detection == DELETE_DETECT_COMPARE)
+		sql = psprintf("%s UNION ALL (%s)", sql, incetl_sql_compare_deletes(p, true));
+
+execute:
 	if (!PG_ARGISNULL(1))
 		sql = psprintf("%s LIMIT " INT64_FORMAT, sql, PG_GETARG_INT64(1));
 
@@ -117,14 +131,3 @@ incetl_preview(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * CALL incetl.reconcile(name)
- */
-Datum
-incetl_reconcile(PG_FUNCTION_ARGS)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("incetl.reconcile is not supported yet")));
-	PG_RETURN_VOID();
-}

@@ -41,6 +41,7 @@ PG_FUNCTION_INFO_V1(incetl_run);
 PG_FUNCTION_INFO_V1(incetl_run_all);
 PG_FUNCTION_INFO_V1(incetl_backfill_time);
 PG_FUNCTION_INFO_V1(incetl_backfill_int);
+PG_FUNCTION_INFO_V1(incetl_reconcile);
 
 /* the passes of a run, in order */
 typedef enum RunPass
@@ -48,6 +49,8 @@ typedef enum RunPass
 	PASS_LOOKBACK,				/* re-read [cursor - lookback, cursor] */
 	PASS_FORWARD,				/* read above the cursor, move it */
 	PASS_BACKFILL,				/* read [start, end) chunk by chunk */
+	PASS_COMPARE,				/* delete target keys gone from the source */
+	PASS_KEYED,					/* apply the keys of the work table */
 	PASS_DONE
 } RunPass;
 
@@ -82,6 +85,11 @@ typedef struct RunState
 	int64		bf_chunk_int;
 	Datum		chunk_lo;
 	Datum		chunk_hi;
+
+	/* keyed passes: rows (pos, total] of the work table are left */
+	bool		have_work;
+	int64		work_pos;
+	int64		work_total;
 } RunState;
 
 /* prepared batch statements, kept across runs */
@@ -282,6 +290,23 @@ step_load(RunState *rs)
 	rs->wm_after = rs->wm_before;
 }
 
+/* drop this session's work table of a pipeline, if there is one */
+static void
+drop_work_table(IncetlPipeline *p)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(incetl_work_table_name(p));
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not look up the work table");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								   1, &isnull)))
+		SPI_execute(psprintf("DROP TABLE %s", incetl_work_table_name(p)), false, 0);
+}
+
 /* validate, read the cursor, choose the passes */
 static void
 step_prepare(RunState *rs)
@@ -297,15 +322,34 @@ step_prepare(RunState *rs)
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 
 	incetl_resolve_pipeline(p, false);
-	if (p->strategy != STRATEGY_TIMESTAMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("strategy \"%s\" is not supported yet", p->strategy_name)));
 
 	incetl_load_cursor(p, &rs->cursor);
 	rs->bounded = incetl_is_time_type(p->wm_type);
 
-	if (rs->kind == RUN_KIND_BACKFILL)
+	if (rs->kind == RUN_KIND_RECONCILE || p->strategy == STRATEGY_HASH)
+	{
+		if (rs->kind == RUN_KIND_BACKFILL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("backfill needs a pipeline with the 'timestamp' strategy"),
+					 errhint("Use incetl.reconcile to repair the target of pipeline \"%s\".",
+							 p->name)));
+		/* the keys to apply: hashes against the stored state or the target */
+		drop_work_table(p);
+		if (SPI_execute(incetl_sql_create_work_table(p), false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "incetl: could not create the work table");
+		rs->have_work = true;
+		if (SPI_execute(incetl_sql_fill_work(p, rs->kind == RUN_KIND_RECONCILE),
+						false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "incetl: could not fill the work table");
+		rs->work_total = (int64) SPI_processed;
+		rs->work_pos = 0;
+		if (SPI_execute(psprintf("ANALYZE %s", incetl_work_table_name(p)),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "incetl: could not analyze the work table");
+		rs->pass = rs->work_total > 0 ? PASS_KEYED : PASS_DONE;
+	}
+	else if (rs->kind == RUN_KIND_BACKFILL)
 	{
 		if (rs->bf_type == TIMESTAMPTZOID && !incetl_is_time_type(p->wm_type))
 			ereport(ERROR,
@@ -389,11 +433,11 @@ datum_lt(RunState *rs, Datum a, Datum b)
 }
 
 /*
- * One batch: build the shape of the statement for the current pass, run
- * it, account for it, and move the cursor (forward pass only).
+ * One batch of a timestamp pass: build the shape of the statement, run it,
+ * account for it, and move the cursor (forward pass only).
  */
 static void
-step_batch(RunState *rs)
+step_range_batch(RunState *rs)
 {
 	IncetlPipeline *p = rs->p;
 	IncetlBatchShape shape;
@@ -409,7 +453,8 @@ step_batch(RunState *rs)
 	bool		isnull;
 	int64		n,
 				ni,
-				nu;
+				nu,
+				nd;
 	MemoryContext oldcxt;
 
 	memset(&shape, 0, sizeof(shape));
@@ -497,6 +542,7 @@ step_batch(RunState *rs)
 	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 
 	if (n > 0)
 	{
@@ -505,7 +551,7 @@ step_batch(RunState *rs)
 		char	   *keys_text;
 
 		oldcxt = MemoryContextSwitchTo(rs->cxt);
-		rs->last_wm = datumCopy(SPI_getbinval(tup, desc, 4, &isnull),
+		rs->last_wm = datumCopy(SPI_getbinval(tup, desc, 5, &isnull),
 								get_typbyval(p->wm_type), get_typlen(p->wm_type));
 		if (rs->last_keys == NULL)
 		{
@@ -515,7 +561,7 @@ step_batch(RunState *rs)
 		for (int i = 0; i < p->nkeys; i++)
 		{
 			Oid			t = p->keys[i]->src_type;
-			Datum		d = SPI_getbinval(tup, desc, 5 + i, &rs->last_key_nulls[i]);
+			Datum		d = SPI_getbinval(tup, desc, 6 + i, &rs->last_key_nulls[i]);
 
 			rs->last_keys[i] = rs->last_key_nulls[i] ? (Datum) 0 :
 				datumCopy(d, get_typbyval(t), get_typlen(t));
@@ -538,7 +584,8 @@ step_batch(RunState *rs)
 	rs->counts.extracted += n;
 	rs->counts.inserted += ni;
 	rs->counts.updated += nu;
-	rs->counts.unchanged += n - ni - nu;
+	rs->counts.deleted += nd;
+	rs->counts.unchanged += n - ni - nu - nd;
 	rs->first_in_pass = false;
 
 	/* what comes next */
@@ -555,9 +602,110 @@ step_batch(RunState *rs)
 			if (!datum_lt(rs, rs->chunk_lo, rs->bf_end))
 				rs->pass = PASS_DONE;
 		}
+		else if (p->delete_detection == DELETE_DETECT_COMPARE)
+			rs->pass = PASS_COMPARE;
 		else
 			rs->pass = PASS_DONE;
 	}
+}
+
+/* one batch of keys from the work table */
+static void
+step_keyed_batch(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
+	Oid			argtypes[3];
+	Datum		values[3];
+	int			nargs;
+	SPIPlanPtr	plan;
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		n,
+				ni,
+				nu,
+				nd;
+	char	   *sql;
+
+	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH, &nargs, argtypes);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "incetl: SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	values[0] = Int64GetDatum(rs->work_pos);
+	values[1] = Int64GetDatum(rs->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(rs->run_id);
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	SPI_freeplan(plan);
+
+	rs->counts.batches++;
+	rs->counts.extracted += n;
+	rs->counts.inserted += ni;
+	rs->counts.updated += nu;
+	rs->counts.deleted += nd;
+	rs->counts.unchanged += n - ni - nu - nd;
+
+	rs->work_pos += p->batch_size;
+	if (rs->work_pos >= rs->work_total)
+		rs->pass = PASS_DONE;
+}
+
+/* delete_detection 'compare': one batch of target keys gone from the source */
+static void
+step_compare_batch(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int			rc;
+	bool		isnull;
+	int64		nd;
+
+	values[0] = Int64GetDatum(rs->run_id);
+	rc = SPI_execute_with_args(incetl_sql_compare_deletes(p, false), 1, argtypes,
+							   values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: compare deletes returned %s", SPI_result_code_string(rc));
+	nd = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									 1, &isnull));
+	rs->counts.batches++;
+	rs->counts.deleted += nd;
+	if (nd < p->batch_size)
+		rs->pass = PASS_DONE;
+}
+
+static void
+step_batch(RunState *rs)
+{
+	switch (rs->pass)
+	{
+		case PASS_KEYED:
+			step_keyed_batch(rs);
+			break;
+		case PASS_COMPARE:
+			step_compare_batch(rs);
+			break;
+		default:
+			step_range_batch(rs);
+			break;
+	}
+}
+
+/* drop the work table of a keyed pass; the run's outcome is already known */
+static void
+step_cleanup(RunState *rs)
+{
+	if (rs->have_work)
+		drop_work_table(rs->p);
 }
 
 /*
@@ -631,6 +779,14 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 				incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
 				commit_if(rs);
 			}
+		}
+
+		if (rs->have_work)
+		{
+			ErrorData  *cleanup_error = protected_step(rs, step_cleanup);
+
+			if (cleanup_error)
+				FreeErrorData(cleanup_error);
 		}
 
 		if (edata)
@@ -723,6 +879,29 @@ incetl_run_all(PG_FUNCTION_ARGS)
 							   "%d pipelines failed: %s",
 							   nfailed, nfailed, failed.data),
 				 errhint("See incetl.run_log for the errors.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * CALL incetl.reconcile(name): compare all of the source with all of the
+ * target by row hash and make the target equal to the source.
+ */
+Datum
+incetl_reconcile(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = call_is_nonatomic(fcinfo);
+	ErrorData  *edata;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	connect_spi(nonatomic);
+	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
+						 RUN_KIND_RECONCILE, NULL);
+	SPI_finish();
+	if (edata)
+		ReThrowError(edata);
 	PG_RETURN_VOID();
 }
 

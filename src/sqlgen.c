@@ -178,8 +178,302 @@ append_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 						 tcol, dcol, tcol, dcol);
 }
 
+/* key i of the target, as cast source value column "cN" */
+static int
+key_col(IncetlPipeline *p, int i)
+{
+	return column_index(p, p->keys[i]->name) + 1;
+}
+
+/* "<alias>.c<k1> AS g1, ..." style lists are built by callers */
+
+/* the hash of a row's non-key columns, over the given alias */
+static void
+append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	if (strcmp(p->hash_algorithm, "sha256") == 0)
+		appendStringInfoString(buf, "pg_catalog.sha256(pg_catalog.record_send(ROW(");
+	else
+		appendStringInfoString(buf, "incetl.row_hash(ROW(");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->is_key)
+			continue;
+		if (cast)
+			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
+							 quote_identifier(c->name), c->tgt_typename);
+		else
+			appendStringInfo(buf, "%s%s.%s", any ? ", " : "", alias,
+							 quote_identifier(c->name));
+		any = true;
+	}
+	if (!any)
+		appendStringInfoString(buf, "NULL::pg_catalog.int4");
+	if (strcmp(p->hash_algorithm, "sha256") == 0)
+		appendStringInfoString(buf, ")))");
+	else
+		appendStringInfoString(buf, "))");
+}
+
 /*
- * The statement of one batch of a timestamp pass, or of a preview.
+ * The select list of source rows in a batch: [w], k1..kn (source values of
+ * the key), [q] (sequence), [f] (delete flag), c1..cm (values cast to the
+ * target's types), [h] (row hash for the hash state).
+ */
+static void
+append_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm, bool with_flag,
+				   bool with_hash)
+{
+	ListCell   *lc;
+	int			i;
+
+	appendStringInfoString(buf, "SELECT ");
+	if (with_wm)
+		appendStringInfo(buf, "s.%s AS w, ", quote_identifier(p->watermark_column));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%ss.%s AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	if (p->sequence_column)
+		appendStringInfo(buf, ", s.%s AS q", quote_identifier(p->sequence_column));
+	if (with_flag)
+		appendStringInfo(buf, ", s.%s AS f", quote_identifier(p->delete_flag_column));
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		appendStringInfo(buf, ", CAST(s.%s AS %s) AS c%d",
+						 quote_identifier(c->name), c->tgt_typename, ++i);
+	}
+	if (with_hash)
+	{
+		appendStringInfoString(buf, ", ");
+		append_row_hash(buf, p, "s", false);
+		appendStringInfoString(buf, " AS h");
+	}
+}
+
+/* d0: one row per key, the newest by sequence, then by watermark */
+static void
+append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
+{
+	int			i;
+
+	if (p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f')
+	{
+		appendStringInfoString(buf, ", d0 AS (SELECT * FROM src)");
+		return;
+	}
+	appendStringInfoString(buf, ", d0 AS (SELECT DISTINCT ON (");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sc%d", i ? ", " : "", key_col(p, i));
+	appendStringInfoString(buf, ") * FROM src ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sc%d", i ? ", " : "", key_col(p, i));
+	if (p->sequence_column)
+		appendStringInfoString(buf, ", q DESC NULLS LAST");
+	if (with_wm)
+		appendStringInfoString(buf, ", w DESC NULLS LAST");
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
+ * append_src_columns), "d" (the rows to upsert, one per key) and, when
+ * with_gone, "gone" (target-typed keys g1..gn to delete).  Adds cmp, ins,
+ * upd, del and, for the hash state, st_up/st_del.
+ */
+static void
+append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
+			 bool guard_wm, const char *state_table)
+{
+	ListCell   *lc;
+	int			i;
+	int			seq_idx = -1;
+	int			wm_idx = -1;
+	char	   *gt_seq = NULL;
+	char	   *gt_wm = NULL;
+	bool		has_nonkey = false;
+	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
+
+	/* never overwrite a target row holding a newer version */
+	if (p->sequence_column && p->tgt_has_seq)
+	{
+		seq_idx = column_index(p, p->sequence_column);
+		if (seq_idx >= 0)
+			gt_seq = ((IncetlColumn *) list_nth(p->columns, seq_idx))->gt_op;
+	}
+	if (guard_wm && p->watermark_column && p->tgt_has_wm)
+	{
+		wm_idx = column_index(p, p->watermark_column);
+		if (wm_idx >= 0)
+			gt_wm = ((IncetlColumn *) list_nth(p->columns, wm_idx))->gt_op;
+	}
+
+	/* what differs from the target */
+	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
+					 quote_identifier(p->keys[0]->name), p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%st.%s %s d.c%d", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
+						 key_col(p, i));
+	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false",
+					 quote_identifier(p->keys[0]->name));
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		has_nonkey = true;
+		appendStringInfoString(buf, " OR ");
+		append_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+						psprintf("d.c%d", i));
+	}
+	if (soft)
+		appendStringInfo(buf, " OR t.%s IS TRUE", soft);
+	appendStringInfoChar(buf, ')');
+	if (gt_seq)
+		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
+						 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
+	if (gt_wm)
+		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
+						 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
+	appendStringInfoString(buf, "))");
+
+	/* inserts */
+	appendStringInfo(buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
+	i = 0;
+	foreach(lc, p->columns)
+		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
+						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
+	if (soft)
+		appendStringInfo(buf, ", %s", soft);
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", etl_inserted_at");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", etl_updated_at");
+	if (p->tgt_etl_run_id)
+		appendStringInfoString(buf, ", etl_run_id");
+	appendStringInfoString(buf, ") SELECT ");
+	for (i = 1; i <= list_length(p->columns); i++)
+		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
+	if (soft)
+		appendStringInfoString(buf, ", false");
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_run_id)
+		appendStringInfo(buf, ", $%d", run_param);
+	appendStringInfoString(buf, " FROM cmp WHERE ins RETURNING 1)");
+
+	/* updates */
+	if (has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id)
+	{
+		bool		first = true;
+
+		appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			i++;
+			if (c->is_key)
+				continue;
+			appendStringInfo(buf, "%s%s = cmp.c%d", first ? "" : ", ",
+							 quote_identifier(c->name), i);
+			first = false;
+		}
+		if (soft)
+		{
+			appendStringInfo(buf, "%s%s = false", first ? "" : ", ", soft);
+			if (p->tgt_deleted_at)
+				appendStringInfoString(buf, ", deleted_at = NULL");
+			first = false;
+		}
+		if (p->tgt_etl_updated_at)
+		{
+			appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
+			first = false;
+		}
+		if (p->tgt_etl_run_id)
+			appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		appendStringInfoString(buf, " FROM cmp WHERE NOT cmp.ins");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, " AND t.%s %s cmp.c%d",
+							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
+							 key_col(p, i));
+		/* re-checked on the newest row version if a writer got there first */
+		if (gt_seq)
+			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
+							 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
+		if (gt_wm)
+			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
+							 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
+		appendStringInfoString(buf, " RETURNING 1)");
+	}
+	else
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
+
+	/* deletes */
+	if (with_gone && soft)
+	{
+		appendStringInfo(buf, ", del AS (UPDATE %s AS t SET %s = true", p->tgt_qname, soft);
+		if (p->tgt_deleted_at)
+			appendStringInfoString(buf, ", deleted_at = pg_catalog.now()");
+		if (p->tgt_etl_updated_at)
+			appendStringInfoString(buf, ", etl_updated_at = pg_catalog.now()");
+		if (p->tgt_etl_run_id)
+			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
+		appendStringInfoString(buf, " FROM gone WHERE ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "t.%s %s gone.g%d AND ",
+							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
+		appendStringInfo(buf, "t.%s IS NOT TRUE RETURNING 1)", soft);
+	}
+	else if (with_gone)
+	{
+		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%st.%s %s gone.g%d", i ? " AND " : "",
+							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
+		appendStringInfoString(buf, " RETURNING 1)");
+	}
+	else
+		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
+
+	/* the hash state moves in the same statement as the target rows */
+	if (state_table)
+	{
+		appendStringInfo(buf, ", st_up AS (INSERT INTO %s AS st (", state_table);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "k%d, ", i + 1);
+		appendStringInfoString(buf, "h) SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "k%d, ", i + 1);
+		appendStringInfoString(buf, "h FROM d ON CONFLICT (");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sk%d", i ? ", " : "", i + 1);
+		appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
+		appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sst.k%d OPERATOR(pg_catalog.=) gone.k%d", i ? " AND " : "",
+							 i + 1, i + 1);
+		appendStringInfoChar(buf, ')');
+	}
+}
+
+/*
+ * The statement of one batch of a timestamp pass (write) or of a preview.
  *
  * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
  * then the run id.  argtypes must hold INCETL_MAX_PARAMS(p) entries.
@@ -189,39 +483,22 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 				 int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
-	ListCell   *lc;
 	int			np = 0;
 	int			i;
-	int			run_param;
-	int			seq_idx = -1;
-	int			wm_idx = -1;
-	char	   *gt_seq = NULL;
-	char	   *gt_wm = NULL;
-	bool		has_nonkey = false;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
 
 	initStringInfo(&buf);
 
 	/* the batch: source rows in (watermark, key) order */
-	appendStringInfo(&buf, "WITH src AS MATERIALIZED (SELECT s.%s AS w", qwm);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, ", s.%s AS k%d", quote_identifier(p->keys[i]->name), i + 1);
-	if (p->sequence_column)
-		appendStringInfo(&buf, ", s.%s AS q", quote_identifier(p->sequence_column));
-	i = 0;
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-
-		appendStringInfo(&buf, ", CAST(s.%s AS %s) AS c%d",
-						 quote_identifier(c->name), c->tgt_typename, ++i);
-	}
+	appendStringInfoString(&buf, "WITH src AS MATERIALIZED (");
+	append_src_columns(&buf, p, true, flag, false);
 	appendStringInfo(&buf, " FROM %s AS s WHERE ", p->src_qname);
 
 	switch (shape->lower)
 	{
 		case LOWER_NONE:
-			appendStringInfoString(&buf, "true");
+			appendStringInfo(&buf, "s.%s IS NOT NULL", qwm);
 			break;
 		case LOWER_GE:
 		case LOWER_GT:
@@ -252,9 +529,6 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 				argtypes[np++] = p->keys[i]->src_type;
 			break;
 	}
-	/* rows without a watermark or key are never read by a cursor */
-	if (shape->lower == LOWER_NONE)
-		appendStringInfo(&buf, " AND s.%s IS NOT NULL", qwm);
 	if (shape->limit)
 	{
 		appendStringInfo(&buf, " ORDER BY s.%s", qwm);
@@ -276,159 +550,324 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfoString(&buf, " LIMIT 1)");
 	}
 
-	/* one row per key: the newest by sequence, then by watermark */
-	if (p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f')
-		appendStringInfoString(&buf, ", d AS (SELECT * FROM src)");
+	append_dedupe(&buf, p, true);
+	if (flag)
+	{
+		appendStringInfoString(&buf, ", d AS (SELECT * FROM d0 WHERE f IS NOT TRUE), gone AS (SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
+		appendStringInfoString(&buf, " FROM d0 WHERE f IS TRUE)");
+	}
 	else
-	{
-		appendStringInfoString(&buf, ", d AS (SELECT DISTINCT ON (");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "%sc%d", i ? ", " : "",
-							 column_index(p, p->keys[i]->name) + 1);
-		appendStringInfoString(&buf, ") * FROM src ORDER BY ");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "c%d, ", column_index(p, p->keys[i]->name) + 1);
-		if (p->sequence_column)
-			appendStringInfoString(&buf, "q DESC NULLS LAST, ");
-		appendStringInfoString(&buf, "w DESC NULLS LAST)");
-	}
-
-	/* never overwrite a target row holding a newer version */
-	if (p->sequence_column && p->tgt_has_seq)
-	{
-		seq_idx = column_index(p, p->sequence_column);
-		if (seq_idx >= 0)
-			gt_seq = ((IncetlColumn *) list_nth(p->columns, seq_idx))->gt_op;
-	}
-	if (p->tgt_has_wm)
-	{
-		wm_idx = column_index(p, p->watermark_column);
-		if (wm_idx >= 0)
-			gt_wm = ((IncetlColumn *) list_nth(p->columns, wm_idx))->gt_op;
-	}
-
-	/* what differs from the target */
-	appendStringInfo(&buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
-					 quote_identifier(p->keys[0]->name), p->tgt_qname);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%st.%s %s d.c%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
-						 column_index(p, p->keys[i]->name) + 1);
-	appendStringInfo(&buf, " WHERE t.%s IS NULL OR ((false",
-					 quote_identifier(p->keys[0]->name));
-	i = 0;
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-		char	   *tcol;
-		char	   *dcol;
-
-		i++;
-		if (c->is_key)
-			continue;
-		has_nonkey = true;
-		tcol = psprintf("t.%s", quote_identifier(c->name));
-		dcol = psprintf("d.c%d", i);
-		appendStringInfoString(&buf, " OR ");
-		append_distinct(&buf, c, tcol, dcol);
-	}
-	appendStringInfoChar(&buf, ')');
-	if (gt_seq)
-		appendStringInfo(&buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
-						 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-	if (gt_wm)
-		appendStringInfo(&buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
-						 qwm, gt_wm, wm_idx + 1);
-	appendStringInfoString(&buf, "))");
+		appendStringInfoString(&buf, ", d AS (SELECT * FROM d0)");
 
 	if (shape->preview)
 	{
+		/* cmp only, then list what would be done */
+		append_apply(&buf, p, 0, false, true, NULL);
+		/* drop the write CTEs: cut the statement after cmp */
+		{
+			char	   *cut = strstr(buf.data, ", ins AS (");
+
+			if (cut)
+			{
+				*cut = '\0';
+				buf.len = cut - buf.data;
+			}
+		}
 		appendStringInfoString(&buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
 							   "pg_catalog.jsonb_build_object(");
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
-							 quote_literal_cstr(p->keys[i]->name),
-							 column_index(p, p->keys[i]->name) + 1);
+							 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
 		appendStringInfoString(&buf, ") FROM cmp");
+		if (flag)
+		{
+			appendStringInfo(&buf, " UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
+			for (i = 0; i < p->nkeys; i++)
+				appendStringInfo(&buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
+								 quote_literal_cstr(p->keys[i]->name), i + 1);
+			appendStringInfo(&buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
+							 p->tgt_qname);
+			for (i = 0; i < p->nkeys; i++)
+				appendStringInfo(&buf, "t.%s %s gone.g%d AND ",
+								 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
+			if (p->soft_delete)
+				appendStringInfo(&buf, "t.%s IS NOT TRUE)",
+								 quote_identifier(p->soft_delete_column));
+			else
+				appendStringInfoString(&buf, "true)");
+		}
 		*nargs = np;
 		return buf.data;
 	}
 
 	argtypes[np++] = INT8OID;
-	run_param = np;
-
-	/* inserts */
-	appendStringInfo(&buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
-	i = 0;
-	foreach(lc, p->columns)
-		appendStringInfo(&buf, "%s%s", i++ ? ", " : "",
-						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
-	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(&buf, ", etl_inserted_at");
-	if (p->tgt_etl_updated_at)
-		appendStringInfoString(&buf, ", etl_updated_at");
-	if (p->tgt_etl_run_id)
-		appendStringInfoString(&buf, ", etl_run_id");
-	appendStringInfoString(&buf, ") SELECT ");
-	for (i = 1; i <= list_length(p->columns); i++)
-		appendStringInfo(&buf, "%sc%d", i > 1 ? ", " : "", i);
-	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(&buf, ", pg_catalog.now()");
-	if (p->tgt_etl_updated_at)
-		appendStringInfoString(&buf, ", pg_catalog.now()");
-	if (p->tgt_etl_run_id)
-		appendStringInfo(&buf, ", $%d", run_param);
-	appendStringInfoString(&buf, " FROM cmp WHERE ins RETURNING 1)");
-
-	/* updates */
-	if (has_nonkey || p->tgt_etl_updated_at || p->tgt_etl_run_id)
-	{
-		bool		first = true;
-
-		appendStringInfo(&buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
-		i = 0;
-		foreach(lc, p->columns)
-		{
-			IncetlColumn *c = lfirst(lc);
-
-			i++;
-			if (c->is_key)
-				continue;
-			appendStringInfo(&buf, "%s%s = cmp.c%d", first ? "" : ", ",
-							 quote_identifier(c->name), i);
-			first = false;
-		}
-		if (p->tgt_etl_updated_at)
-		{
-			appendStringInfo(&buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
-			first = false;
-		}
-		if (p->tgt_etl_run_id)
-			appendStringInfo(&buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
-		appendStringInfoString(&buf, " FROM cmp WHERE NOT cmp.ins");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, " AND t.%s %s cmp.c%d",
-							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
-							 column_index(p, p->keys[i]->name) + 1);
-		/* re-checked on the newest row version if a writer got there first */
-		if (gt_seq)
-			appendStringInfo(&buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
-							 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-		if (gt_wm)
-			appendStringInfo(&buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
-							 qwm, gt_wm, wm_idx + 1);
-		appendStringInfoString(&buf, " RETURNING 1)");
-	}
-	else
-		appendStringInfoString(&buf, ", upd AS (SELECT 1 WHERE false)");
+	append_apply(&buf, p, np, flag, true, NULL);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM src), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
-						   "(SELECT pg_catalog.count(*) FROM upd), lst.w");
+						   "(SELECT pg_catalog.count(*) FROM upd), "
+						   "(SELECT pg_catalog.count(*) FROM del), lst.w");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, ", lst.k%d", i + 1);
 	appendStringInfoString(&buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 
 	*nargs = np;
+	return buf.data;
+}
+
+/*
+ * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
+ * work table in the session's temporary schema: rn, k1..kn (source key
+ * types), op ('i', 'u' or 'd').
+ */
+char *
+incetl_work_table_name(IncetlPipeline *p)
+{
+	return psprintf("pg_temp.incetl_work_%d", p->id);
+}
+
+char *
+incetl_hash_state_name(IncetlPipeline *p)
+{
+	return psprintf("incetl.hash_state_%d", p->id);
+}
+
+char *
+incetl_sql_create_work_table(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TEMPORARY TABLE %s (rn pg_catalog.int8",
+					 incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, ", k%d %s", i + 1,
+						 format_type_extended(p->keys[i]->src_type, -1,
+											  FORMAT_TYPE_FORCE_QUALIFY));
+	appendStringInfo(&buf, ", op \"char\"); CREATE INDEX ON %s (rn)",
+					 incetl_work_table_name(p));
+	return buf.data;
+}
+
+/* the key columns of the hash state: k1..kn, h */
+char *
+incetl_sql_create_hash_state(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "k%d %s NOT NULL, ", i + 1,
+						 format_type_extended(p->keys[i]->src_type, -1,
+											  FORMAT_TYPE_FORCE_QUALIFY));
+	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (",
+					 strcmp(p->hash_algorithm, "sha256") == 0 ?
+					 "pg_catalog.bytea" : "pg_catalog.int8");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&buf, "))");
+	return buf.data;
+}
+
+/*
+ * Fill the work table with the keys whose hash differs from the stored
+ * one (hash strategy), or whose row differs between source and target
+ * (reconcile), numbered in key order.
+ */
+char *
+incetl_sql_fill_work(IncetlPipeline *p, bool reconcile)
+{
+	return psprintf("INSERT INTO %s %s", incetl_work_table_name(p),
+					incetl_sql_diff(p, reconcile));
+}
+
+/* the rows of the work table, as a query */
+char *
+incetl_sql_diff(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+	int			i;
+	const char *other = reconcile ? "t" : "st";
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	/* rn, k1..kn, op */
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
+	appendStringInfo(&buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
+					 other);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
+	append_row_hash(&buf, p, "s", reconcile);
+	appendStringInfo(&buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
+	if (reconcile)
+	{
+		/* the target's rows, keys in the source's types */
+		appendStringInfoString(&buf, "(SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, "CAST(t.%s AS %s) AS k%d, ",
+							 quote_identifier(p->keys[i]->name),
+							 format_type_extended(p->keys[i]->src_type, -1,
+												  FORMAT_TYPE_FORCE_QUALIFY),
+							 i + 1);
+		append_row_hash(&buf, p, "t", false);
+		appendStringInfo(&buf, " AS h FROM %s AS t", p->tgt_qname);
+		if (p->soft_delete)
+			appendStringInfo(&buf, " WHERE t.%s IS NOT TRUE",
+							 quote_identifier(p->soft_delete_column));
+		appendStringInfoString(&buf, ") AS t");
+	}
+	else
+		appendStringInfo(&buf, "%s AS st", incetl_hash_state_name(p));
+	appendStringInfoString(&buf, " ON ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(&buf, "%s%s.k%d %s s.k%d", i ? " AND " : "", other, i + 1,
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 i + 1);
+	}
+	appendStringInfo(&buf, " WHERE s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h) AS x",
+					 other, other);
+	return buf.data;
+}
+
+/*
+ * One keyed batch: rows rn in ($1, $2] of the work table.  $3 is the run
+ * id.  Returns keys read, inserted, updated, deleted.
+ */
+char *
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE rn OPERATOR(pg_catalog.>) $1 AND rn OPERATOR(pg_catalog.<=) $2)",
+					 incetl_work_table_name(p));
+	appendStringInfoString(&buf, ", src AS MATERIALIZED (");
+	append_src_columns(&buf, p, p->watermark_column != NULL, false, with_state);
+	appendStringInfo(&buf, " FROM b JOIN %s AS s ON ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name),
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 i + 1);
+	}
+	appendStringInfoChar(&buf, ')');
+	append_dedupe(&buf, p, p->watermark_column != NULL);
+	appendStringInfoString(&buf, ", d AS (SELECT * FROM d0)");
+	/* keys gone from the source */
+	appendStringInfoString(&buf, ", gone AS (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sCAST(b.k%d AS %s) AS g%d, b.k%d", i ? ", " : "",
+						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1);
+	appendStringInfoString(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM src WHERE ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(&buf, "%ssrc.k%d %s b.k%d", i ? " AND " : "", i + 1,
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 i + 1);
+	}
+	appendStringInfoString(&buf, "))");
+
+	argtypes[0] = INT8OID;
+	argtypes[1] = INT8OID;
+	argtypes[2] = INT8OID;
+	*nargs = 3;
+	append_apply(&buf, p, 3, true, false,
+				 with_state ? incetl_hash_state_name(p) : NULL);
+
+	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
+						   "(SELECT pg_catalog.count(*) FROM ins), "
+						   "(SELECT pg_catalog.count(*) FROM upd), "
+						   "(SELECT pg_catalog.count(*) FROM del)");
+	return buf.data;
+}
+
+/*
+ * delete_detection 'compare': up to batch_size target keys that the source
+ * no longer has (an anti-join reading keys only), deleted or soft-deleted.
+ * $1 is the run id.  Returns the number deleted.
+ */
+char *
+incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "WITH gone AS MATERIALIZED (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%st.%s AS g%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(&buf, " FROM %s AS t WHERE ", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(&buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfo(&buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%st.%s %s CAST(s.%s AS %s)", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
+						 quote_identifier(p->keys[i]->name), p->keys[i]->tgt_typename);
+	appendStringInfoChar(&buf, ')');
+	if (!preview)
+		appendStringInfo(&buf, " LIMIT %d", p->batch_size);
+	appendStringInfoChar(&buf, ')');
+	if (preview)
+	{
+		appendStringInfoString(&buf, " SELECT 'delete', pg_catalog.jsonb_build_object(");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, "%s%s::pg_catalog.text, g%d", i ? ", " : "",
+							 quote_literal_cstr(p->keys[i]->name), i + 1);
+		appendStringInfoString(&buf, ") FROM gone");
+		return buf.data;
+	}
+	/* reuse the delete step of the apply tail */
+	{
+		StringInfoData tail;
+		char	   *del;
+		char	   *end;
+
+		initStringInfo(&tail);
+		appendStringInfoString(&tail, "WITH src AS (SELECT 1), d AS (SELECT 1)");
+		append_apply(&tail, p, 1, true, false, NULL);
+		del = strstr(tail.data, ", del AS (");
+		end = del ? del + strlen(del) : NULL;
+		Assert(del != NULL);
+		appendBinaryStringInfo(&buf, del, end - del);
+	}
+	appendStringInfoString(&buf, " SELECT pg_catalog.count(*) FROM del");
+	return buf.data;
+}
+
+/*
+ * Preview of a keyed pass: the work table's ops.
+ */
+char *
+incetl_sql_preview_work(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT CASE op WHEN 'i' THEN 'insert' WHEN 'u' THEN 'update' ELSE 'delete' END, "
+						   "pg_catalog.jsonb_build_object(");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%s%s::pg_catalog.text, k%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), i + 1);
+	appendStringInfo(&buf, ") FROM (%s) AS w ORDER BY rn", incetl_sql_diff(p, reconcile));
 	return buf.data;
 }

@@ -357,19 +357,11 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errmsg("source and target of pipeline \"%s\" are the same relation", p->name)));
 
 	/* options whose behaviour is not built yet are refused, never ignored */
-	if (p->strategy != STRATEGY_TIMESTAMP)
+	if (p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("strategy \"%s\" is not supported yet", p->strategy_name),
-				 errhint("Use the 'timestamp' strategy.")));
-	if (p->delete_detection != DELETE_DETECT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("delete_detection other than 'none' is not supported yet")));
-	if (p->soft_delete)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("delete_mode 'soft' is not supported yet")));
+				 errhint("Use the 'timestamp' or 'hash' strategy.")));
 
 	/* key columns: given, else the source's primary key, else the target's */
 	if (p->key_columns == NIL)
@@ -570,6 +562,61 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 							p->sequence_column, p->name, format_type_be(a->atttypid))));
 		p->seq_type = a->atttypid;
 		p->tgt_has_seq = find_attr(tgt, p->sequence_column) != NULL;
+	}
+
+	/* deletes */
+	if (p->delete_detection == DELETE_DETECT_FLAG)
+	{
+		Form_pg_attribute a;
+
+		if (p->delete_flag_column == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline \"%s\" has delete_detection 'flag' but no delete_flag_column",
+							p->name),
+					 errhint("Name the boolean source column that marks deleted rows with delete_flag_column.")));
+		a = require_source_column(p, src, p->delete_flag_column, "delete_flag_column");
+		if (a->atttypid != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("delete flag column \"%s\" of pipeline \"%s\" has type %s, not boolean",
+							p->delete_flag_column, p->name, format_type_be(a->atttypid))));
+	}
+	else if (p->delete_flag_column != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delete_flag_column of pipeline \"%s\" needs delete_detection 'flag'",
+						p->name)));
+	p->tgt_soft_column = false;
+	p->tgt_deleted_at = false;
+	if (p->soft_delete)
+	{
+		Form_pg_attribute a = find_attr(tgt, p->soft_delete_column);
+
+		if (a == NULL || a->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("soft delete column \"%s\" of pipeline \"%s\" does not exist in target \"%s\"",
+							p->soft_delete_column, p->name, RelationGetRelationName(tgt)),
+					 errhint("Add a boolean column to the target, e.g. ALTER TABLE %s ADD COLUMN %s boolean NOT NULL DEFAULT false;",
+							 p->tgt_qname, quote_identifier(p->soft_delete_column))));
+		if (a->atttypid != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("soft delete column \"%s\" of pipeline \"%s\" has type %s, not boolean",
+							p->soft_delete_column, p->name, format_type_be(a->atttypid))));
+		p->tgt_soft_column = true;
+		a = find_attr(tgt, "deleted_at");
+		if (a && !a->attgenerated)
+		{
+			if (a->atttypid != TIMESTAMPTZOID && a->atttypid != TIMESTAMPOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"deleted_at\" of target \"%s\" has type %s",
+								RelationGetRelationName(tgt), format_type_be(a->atttypid)),
+						 errhint("incetl sets deleted_at when it soft-deletes a row; it must be timestamptz or timestamp.")));
+			p->tgt_deleted_at = true;
+		}
 	}
 
 	/* columns incetl fills */
