@@ -66,3 +66,9 @@ endif
 check-all: installcheck isolationcheck tapcheck
 
 .PHONY: isolationcheck tapcheck check-all
+
+# make bench [BENCH_N=rows]: incetl against hand-written SQL (test/bench.sh, as root)
+bench:
+	bash test/bench.sh $(BENCH_N)
+
+.PHONY: bench

@@ -1,0 +1,642 @@
+#!/usr/bin/env bash
+#
+# test/bench.sh: how fast incetl is next to the SQL a user would write by hand
+#
+# Usage (as root, from anywhere):
+#   make bench                      default N = 1,000,000 source rows
+#   make bench BENCH_N=100000
+#   bash test/bench.sh [N]
+#
+# Environment:
+#   BENCH_REPS=3       repetitions per case (the no-change case does at least 5)
+#   BENCH_KEEP=1       leave the cluster's data directory in .bench/data
+#   BENCH_EXPLAIN=1    load auto_explain (log_analyze, log_nested_statements)
+#                      in every incetl session: the plans of the generated
+#                      statements land in .bench/server.log.  Timings of such
+#                      a run are not comparable (the instrumentation costs).
+#
+# What it does: builds and installs incetl (make install), creates a
+# throwaway cluster in .bench/data on a free port, started as the postgres
+# user with durable settings (fsync on, synchronous_commit on, full page
+# writes) so both sides pay the same, generates app.users with N rows, and
+# then, for each case, times incetl and a hand-written SQL baseline in the
+# same run on the same data:
+#
+#   initial load       CALL incetl.run into an empty keyed target
+#                      vs INSERT INTO ... SELECT * into an empty keyed target
+#   timestamp 1%, 10%  a run after that share of rows was updated (updated_at
+#                      = now()) and 0.1% inserted, vs one MERGE of the rows
+#                      above a watermark kept in a one-row table
+#   nothing changed    the same two with no change in the source
+#   hash               1% updated, 0.1% inserted, 0.1% deleted; baseline: md5
+#                      of both sides' rows joined on the key, MERGE, DELETE
+#   trigger            the capture trigger's cost on an UPDATE of N/10 rows
+#                      (vs the same UPDATE on a table without it), then a run
+#                      applying those changes vs the MERGE
+#   logical            a run applying N/10 changes from the slot vs the MERGE
+#
+# Strategies that create_pipeline still refuses ("not supported yet") are
+# printed as "n/a (strategy not built)".
+#
+# Fairness: each repetition does the same work (the initial load truncates
+# both targets and resets the watermark; the other cases apply a fresh batch
+# of changes per repetition, so both targets and both watermarks stay
+# identical); incetl and the baseline alternate which goes first; each
+# measured call runs in a fresh connection after a CHECKPOINT; autovacuum is
+# off and the script runs VACUUM ANALYZE between repetitions, outside the
+# timed sections.  incetl.late_commit_margin keeps its default (1 s): the
+# script waits 1.2 s after each change batch, outside the timed section.
+#
+# Times are clock_timestamp() deltas around the measured statements in one
+# psql session; CALL incetl.run is a top-level CALL, so it commits per batch
+# as in production.  Memory is VmHWM (peak RSS, which includes the shared
+# buffers the backend touched) and RssAnon (private memory right after the
+# call) of the backend, read from /proc/<pg_backend_pid()>/status.
+#
+# The whole default run takes well under 15 minutes on 2 cores.  Other
+# work on the machine makes the figures noisy: look at the load printed in
+# the header.
+
+set -euo pipefail
+
+N=${1:-1000000}
+REPS=${BENCH_REPS:-3}
+PG_CONFIG=${PG_CONFIG:-pg_config}
+
+if ! [[ $N =~ ^[0-9]+$ ]] || (( N < 1000 )); then
+	echo "usage: $0 [N]   (N >= 1000 source rows, default 1000000)" >&2
+	exit 2
+fi
+if (( REPS < 1 )); then
+	echo "BENCH_REPS must be at least 1" >&2
+	exit 2
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "$0: run as root (it installs the extension and starts a cluster as postgres)" >&2
+	exit 2
+fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/.bench
+DATA=$BENCH/data
+LOG=$BENCH/server.log
+PGBIN=$("$PG_CONFIG" --bindir)
+START_SECONDS=$SECONDS
+
+say() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- build
+
+mkdir -p "$BENCH"
+say "building and installing incetl (log: .bench/build.log)"
+if ! make -C "$ROOT" install >"$BENCH/build.log" 2>&1; then
+	tail -30 "$BENCH/build.log" >&2
+	echo "bench: make install failed" >&2
+	exit 1
+fi
+
+# ---------------------------------------------------------------- cluster
+
+as_pg() { runuser -u postgres -- "$@"; }
+
+stop_cluster() {
+	if [[ -f $DATA/postmaster.pid ]]; then
+		as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+}
+
+# a port nobody listens on (TCP) and with no socket file in /tmp or ours
+PORT=
+for p in $(seq 55410 55499); do
+	if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) && ! -e /tmp/.s.PGSQL.$p &&
+		! -e /var/run/postgresql/.s.PGSQL.$p ]]; then
+		PORT=$p
+		break
+	fi
+done
+[[ -n $PORT ]] || { echo "bench: no free port" >&2; exit 1; }
+
+stop_cluster
+rm -rf "$DATA"
+rm -f "$BENCH"/.s.PGSQL.*
+chown postgres: "$BENCH"
+: >"$LOG"
+chown postgres: "$LOG"
+
+cleanup() {
+	stop_cluster
+	if [[ -z ${BENCH_KEEP:-} ]]; then
+		rm -rf "$DATA"
+	fi
+}
+trap cleanup EXIT
+
+say "creating a cluster in .bench/data on port $PORT"
+as_pg "$PGBIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+	>"$BENCH/initdb.log" 2>&1
+cat >>"$DATA/postgresql.conf" <<EOF
+
+# test/bench.sh
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$BENCH'
+shared_buffers = 1GB
+wal_level = logical
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+synchronous_commit = on
+fsync = on
+full_page_writes = on
+autovacuum = off
+max_replication_slots = 10
+log_line_prefix = '%m [%p] '
+EOF
+as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
+
+psql_db() {
+	local db=$1
+	shift
+	"$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$BENCH" -p "$PORT" -U postgres -d "$db" "$@"
+}
+psql_b() { psql_db bench "$@"; }
+
+psql_db postgres -c 'CREATE DATABASE bench'
+
+# ---------------------------------------------------------------- helpers
+
+EXPLAIN_PRELUDE=
+if [[ -n ${BENCH_EXPLAIN:-} ]]; then
+	EXPLAIN_PRELUDE="LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_buffers = on;"
+fi
+
+#
+# measure incetl|base <sql>: CHECKPOINT, then run <sql> in a fresh session
+# and time it.  Sets M_SECS, M_HWM and M_ANON (kB).
+#
+measure() {
+	local who=$1 sql=$2 prelude= out
+	[[ $who == incetl ]] && prelude=$EXPLAIN_PRELUDE
+	psql_b -c 'CHECKPOINT'
+	out=$(psql_b <<EOF
+$prelude
+SELECT pg_backend_pid() AS bench_pid \gset
+\setenv BENCH_PID :bench_pid
+SELECT clock_timestamp() AS bench_t0 \gset
+$sql
+SELECT 'SECS ' || extract(epoch FROM clock_timestamp() - :'bench_t0'::timestamptz);
+\! grep -E '^(VmHWM|RssAnon):' /proc/\$BENCH_PID/status
+EOF
+)
+	M_SECS=$(awk '$1 == "SECS" { print $2 }' <<<"$out")
+	M_HWM=$(awk '$1 == "VmHWM:" { print $2 }' <<<"$out")
+	M_ANON=$(awk '$1 == "RssAnon:" { print $2 }' <<<"$out")
+	if [[ -z $M_SECS || -z $M_HWM || -z $M_ANON ]]; then
+		echo "bench: could not measure:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+}
+
+median() {
+	printf '%s\n' "$@" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+maximum() {
+	printf '%s\n' "$@" | sort -g | tail -1
+}
+
+# results, one entry per table row
+R_CASE=()
+R_ROWS=()
+R_INC=()
+R_BASE=()
+R_HWM=()
+R_ANON=()
+R_BHWM=()
+
+#
+# run_pair <incetl sql> <baseline sql> <rep>: measure both, alternating
+# which goes first.  Appends to T_INC, T_BASE, T_HWM, T_ANON, T_BHWM.
+#
+run_pair() {
+	local inc_sql=$1 base_sql=$2 rep=$3
+	if (( rep % 2 == 1 )); then
+		measure incetl "$inc_sql"
+		T_INC+=("$M_SECS"); T_HWM+=("$M_HWM"); T_ANON+=("$M_ANON")
+		measure base "$base_sql"
+		T_BASE+=("$M_SECS"); T_BHWM+=("$M_HWM")
+	else
+		measure base "$base_sql"
+		T_BASE+=("$M_SECS"); T_BHWM+=("$M_HWM")
+		measure incetl "$inc_sql"
+		T_INC+=("$M_SECS"); T_HWM+=("$M_HWM"); T_ANON+=("$M_ANON")
+	fi
+	say "    rep $rep: incetl ${T_INC[-1]} s, baseline ${T_BASE[-1]} s"
+}
+
+begin_case() {
+	T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
+	say "case: $1"
+}
+
+end_case() {
+	local label=$1 rows=$2
+	R_CASE+=("$label")
+	R_ROWS+=("$rows")
+	R_INC+=("$(median "${T_INC[@]}")")
+	R_BASE+=("$(median "${T_BASE[@]}")")
+	R_HWM+=("$(maximum "${T_HWM[@]}")")
+	R_ANON+=("$(maximum "${T_ANON[@]}")")
+	R_BHWM+=("$(maximum "${T_BHWM[@]}")")
+}
+
+na_case() {
+	R_CASE+=("$1")
+	R_ROWS+=("$2")
+	R_INC+=("$3")
+	R_BASE+=("")
+	R_HWM+=("")
+	R_ANON+=("")
+	R_BHWM+=("")
+}
+
+# the numbers of incetl's last run of a pipeline: extracted ins upd del unch
+last_run() {
+	psql_b -F ' ' -c "SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged, status
+		FROM incetl.run_log WHERE pipeline = '$1' ORDER BY run_id DESC LIMIT 1"
+}
+
+# a digest of a table's contents, to check that both sides agree
+digest() {
+	psql_b -c "SELECT count(*) || '/' || coalesce(sum(hashtext(x::text)::bigint), 0) FROM $1 AS x"
+}
+
+check_same() {
+	local want got t
+	want=$(digest "$1")
+	shift
+	for t in "$@"; do
+		got=$(digest "$t")
+		if [[ $got != "$want" ]]; then
+			echo "bench: $t differs from the source ($got vs $want)" >&2
+			exit 1
+		fi
+	done
+}
+
+expect_run() {
+	local pipeline=$1 want=$2 got
+	got=$(last_run "$pipeline")
+	read -r ex _ <<<"$got"
+	if [[ $ex != "$want" ]]; then
+		echo "bench: last run of $pipeline extracted $ex rows, expected $want ($got)" >&2
+		exit 1
+	fi
+}
+
+# probe_strategy <strategy>: empty when create_pipeline accepts it, else why not
+probe_strategy() {
+	local s=$1 err
+	if err=$(psql_b 2>&1 >/dev/null <<EOF
+CREATE TABLE IF NOT EXISTS app.probe (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS dw.probe (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
+SELECT incetl.create_pipeline('probe_$s', source => 'app.probe', target => 'dw.probe',
+                              strategy => '$s');
+SELECT incetl.drop_pipeline('probe_$s');
+EOF
+	); then
+		return 0
+	fi
+	if grep -q 'not supported yet' <<<"$err"; then
+		echo "n/a (strategy not built)"
+	else
+		echo "n/a (error: $(grep -m1 ERROR <<<"$err" | sed 's/.*ERROR: *//'))"
+	fi
+}
+
+# copy_users <table>: a copy of app.users with the same shape
+copy_users() {
+	psql_b <<EOF
+CREATE TABLE $1 (LIKE app.users INCLUDING ALL);
+INSERT INTO $1 SELECT * FROM app.users;
+VACUUM ANALYZE $1;
+EOF
+}
+
+# empty_target <table>
+empty_target() {
+	psql_b -c "CREATE TABLE $1 (id bigint PRIMARY KEY, name text, email text,
+		score numeric(12,2), updated_at timestamptz NOT NULL)"
+}
+
+NEXT_ID=$((N + 1))
+
+# make_insert <table> <count>: sets INS_SQL to an INSERT of new keys above
+# every existing one, stamped now()
+make_insert() {
+	INS_SQL="INSERT INTO $1 SELECT i, 'user ' || i, 'user' || i || '@example.com',
+		round((random() * 100000)::numeric, 2), now()
+		FROM generate_series($NEXT_ID, $((NEXT_ID + $2 - 1))) AS i;"
+	NEXT_ID=$((NEXT_ID + $2))
+}
+
+# the hand-written timestamp baseline: one MERGE above a saved watermark
+merge_sql() {
+	local src=$1 tgt=$2 wm=$3
+	cat <<EOF
+BEGIN;
+SELECT wm AS bench_wm FROM $wm \gset
+MERGE INTO $tgt t
+USING (SELECT * FROM $src WHERE updated_at > :'bench_wm') s ON t.id = s.id
+WHEN MATCHED THEN UPDATE SET name = s.name, email = s.email, score = s.score, updated_at = s.updated_at
+WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.name, s.email, s.score, s.updated_at);
+UPDATE $wm SET wm = coalesce((SELECT max(updated_at) FROM $src WHERE updated_at > :'bench_wm'), wm);
+COMMIT;
+EOF
+}
+
+# ---------------------------------------------------------------- header
+
+PGVERSION=$(psql_b -c 'SHOW server_version')
+MEMTOTAL=$(awk '/^MemTotal:/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
+IDLE_HWM=$(psql_b <<'EOF'
+SELECT pg_backend_pid() AS bench_pid \gset
+\setenv BENCH_PID :bench_pid
+\! awk '/^VmHWM:/ { print $2 }' /proc/$BENCH_PID/status
+EOF
+)
+
+{
+	echo "incetl benchmark"
+	echo "  date:       $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "  commit:     $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 'incetl--*.sql' 2>/dev/null || echo ' (with uncommitted changes in src/)')"
+	echo "  PostgreSQL: $PGVERSION"
+	echo "  machine:    $(nproc) cores, $MEMTOTAL memory, load at start:$(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/ /')"
+	echo "  N:          $N source rows, $REPS repetitions per case (medians; memory: max)"
+	echo "  settings:   shared_buffers 1GB, wal_level logical, max_wal_size 4GB, checkpoint_timeout 30min,"
+	echo "              fsync on, synchronous_commit on, autovacuum off (VACUUM ANALYZE between repetitions)"
+	echo "  incetl:     batch_size 50000 (default); incetl.late_commit_margin at its default (1 s),"
+	echo "              the script waits 1.2 s after each change batch, outside the timed section"
+	echo "  memory:     VmHWM = peak RSS incl. shared buffers touched; RssAnon = private memory after the call;"
+	echo "              an idle backend's VmHWM is $((IDLE_HWM / 1024)) MB"
+	if [[ -n ${BENCH_EXPLAIN:-} ]]; then
+		echo "  BENCH_EXPLAIN: auto_explain on in incetl sessions, plans in .bench/server.log; timings NOT comparable"
+	fi
+	echo
+} >"$BENCH/header.txt"
+cat "$BENCH/header.txt" >&2
+
+# ---------------------------------------------------------------- data
+
+say "generating app.users ($N rows)"
+psql_b >/dev/null <<EOF
+SET maintenance_work_mem = '512MB';
+CREATE EXTENSION incetl CASCADE;
+CREATE SCHEMA app;
+CREATE SCHEMA dw;
+CREATE TABLE app.users (id bigint PRIMARY KEY, name text, email text,
+                        score numeric(12,2), updated_at timestamptz NOT NULL);
+SELECT setseed(0.42);
+-- stamps follow insertion order, with some jitter, as in a table that grew over time
+INSERT INTO app.users
+SELECT i, 'user ' || i, 'user' || i || '@example.com',
+       round((random() * 100000)::numeric, 2),
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '2 seconds' + random() * interval '1 hour'
+FROM generate_series(1, $N) AS i;
+CREATE INDEX users_updated_at_id_idx ON app.users (updated_at, id);
+VACUUM ANALYZE app.users;
+EOF
+empty_target dw.users
+empty_target dw.users2
+psql_b -c "SELECT incetl.create_pipeline('users', source => 'app.users', target => 'dw.users',
+	watermark_column => 'updated_at')" >/dev/null
+
+# ---------------------------------------------------------------- initial load
+
+begin_case "initial load"
+for rep in $(seq 1 "$REPS"); do
+	psql_b >/dev/null <<'EOF'
+TRUNCATE dw.users, dw.users2;
+SELECT incetl.reset_watermark('users');
+EOF
+	run_pair "CALL incetl.run('users');" \
+		"INSERT INTO dw.users2 SELECT * FROM app.users;" "$rep"
+	expect_run users "$N"
+done
+check_same app.users dw.users dw.users2
+end_case "initial load" "$N"
+
+# two identical targets and watermarks from here on
+psql_b <<'EOF'
+DROP TABLE dw.users2;
+CREATE TABLE dw.users_b (LIKE dw.users INCLUDING ALL);
+INSERT INTO dw.users_b SELECT * FROM dw.users;
+CREATE TABLE dw.wm_b (wm timestamptz NOT NULL);
+INSERT INTO dw.wm_b SELECT max(updated_at) FROM app.users;
+VACUUM ANALYZE dw.users, dw.users_b;
+EOF
+
+# ---------------------------------------------------------------- timestamp runs
+
+MERGE_USERS=$(merge_sql app.users dw.users_b dw.wm_b)
+
+# timestamp_case <label> <modulus of updated ids> <first remainder>
+timestamp_case() {
+	local label=$1 mod=$2 r0=$3 nupd nins rep
+	nupd=$((N / mod))
+	nins=$((N / 1000))
+	begin_case "$label"
+	for rep in $(seq 1 "$REPS"); do
+		make_insert app.users "$nins"
+		psql_b <<EOF
+BEGIN;
+UPDATE app.users SET score = score + 1, updated_at = now()
+WHERE id <= $N AND id % $mod = $(((r0 + rep) % mod));
+$INS_SQL
+COMMIT;
+VACUUM ANALYZE app.users, dw.users, dw.users_b;
+EOF
+		sleep 1.2
+		run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
+		expect_run users $((nupd + nins))
+	done
+	check_same app.users dw.users dw.users_b
+	end_case "$label" $((nupd + nins))
+}
+
+timestamp_case "timestamp, 1% upd + 0.1% ins" 100 0
+timestamp_case "timestamp, 10% upd + 0.1% ins" 10 5
+
+# ---------------------------------------------------------------- nothing changed
+
+NOCHANGE_REPS=$((REPS < 5 ? 5 : REPS))
+begin_case "nothing changed"
+psql_b -c 'VACUUM ANALYZE app.users, dw.users, dw.users_b'
+for rep in $(seq 1 "$NOCHANGE_REPS"); do
+	run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
+	expect_run users 0
+done
+end_case "nothing changed ($N rows)" 0
+NOCHANGE_INC=${R_INC[-1]}
+NOCHANGE_BASE=${R_BASE[-1]}
+
+# ---------------------------------------------------------------- hash
+
+NDEL=$((N / 1000))
+HASH_LABEL="hash, 1% upd + 0.1% ins + 0.1% del"
+why=$(probe_strategy hash)
+if [[ -n $why ]]; then
+	say "case: hash: $why"
+	na_case "$HASH_LABEL" "$N" "$why"
+else
+	copy_users app.users_h
+	empty_target dw.users_h
+	empty_target dw.users_hb
+	psql_b <<'EOF' >/dev/null
+SELECT incetl.create_pipeline('users_h', source => 'app.users_h', target => 'dw.users_h',
+                              strategy => 'hash');
+CALL incetl.run('users_h');
+INSERT INTO dw.users_hb SELECT * FROM app.users_h;
+EOF
+	HASH_BASE=$(cat <<'EOF'
+BEGIN;
+MERGE INTO dw.users_hb t
+USING (SELECT s.* FROM app.users_h s LEFT JOIN dw.users_hb o ON o.id = s.id
+       WHERE o.id IS NULL OR md5(s::text) <> md5(o::text)) s ON t.id = s.id
+WHEN MATCHED THEN UPDATE SET name = s.name, email = s.email, score = s.score, updated_at = s.updated_at
+WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.name, s.email, s.score, s.updated_at);
+DELETE FROM dw.users_hb t WHERE NOT EXISTS (SELECT 1 FROM app.users_h s WHERE s.id = t.id);
+COMMIT;
+EOF
+)
+	begin_case "$HASH_LABEL"
+	for rep in $(seq 1 "$REPS"); do
+		make_insert app.users_h "$((N / 1000))"
+		psql_b <<EOF
+BEGIN;
+UPDATE app.users_h SET score = score + 1, updated_at = now()
+WHERE id <= $N AND id % 100 = $((20 + rep));
+DELETE FROM app.users_h WHERE id <= $N AND id % 1000 = $((550 + rep));
+$INS_SQL
+COMMIT;
+VACUUM ANALYZE app.users_h, dw.users_h, dw.users_hb;
+EOF
+		sleep 1.2
+		run_pair "CALL incetl.run('users_h');" "$HASH_BASE" "$rep"
+	done
+	check_same app.users_h dw.users_h dw.users_hb
+	end_case "$HASH_LABEL" "$(psql_b -c 'SELECT count(*) FROM app.users_h')"
+fi
+
+# ---------------------------------------------------------------- trigger
+
+NCHG=$((N / 10))
+why=$(probe_strategy trigger)
+if [[ -n $why ]]; then
+	say "case: trigger: $why"
+	na_case "trigger write overhead, UPDATE" "$NCHG" "$why"
+	na_case "trigger run, applying changes" "$NCHG" "$why"
+else
+	copy_users app.users_t
+	copy_users app.users_p
+	empty_target dw.users_t
+	empty_target dw.users_tb
+	psql_b <<'EOF' >/dev/null
+SELECT incetl.create_pipeline('users_t', source => 'app.users_t', target => 'dw.users_t',
+                              strategy => 'trigger');
+CALL incetl.run('users_t');
+INSERT INTO dw.users_tb SELECT * FROM app.users_t;
+CREATE TABLE dw.wm_tb (wm timestamptz NOT NULL);
+INSERT INTO dw.wm_tb SELECT max(updated_at) FROM app.users_t;
+VACUUM ANALYZE dw.users_t, dw.users_tb;
+EOF
+	MERGE_T=$(merge_sql app.users_t dw.users_tb dw.wm_tb)
+	# the UPDATE with the capture trigger vs the same UPDATE without it
+	begin_case "trigger write overhead"
+	TRG_INC=(); TRG_BASE=(); TRG_HWM=(); TRG_ANON=(); TRG_BHWM=()
+	RUN_INC=(); RUN_BASE=(); RUN_HWM=(); RUN_ANON=(); RUN_BHWM=()
+	for rep in $(seq 1 "$REPS"); do
+		T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
+		run_pair "UPDATE app.users_t SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;" \
+			"UPDATE app.users_p SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;" "$rep"
+		TRG_INC+=("${T_INC[@]}"); TRG_BASE+=("${T_BASE[@]}"); TRG_HWM+=("${T_HWM[@]}")
+		TRG_ANON+=("${T_ANON[@]}"); TRG_BHWM+=("${T_BHWM[@]}")
+		psql_b -c 'VACUUM ANALYZE app.users_t, app.users_p, dw.users_t, dw.users_tb'
+		sleep 1.2
+		# the run that applies them, measured under its own case below
+		T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
+		run_pair "CALL incetl.run('users_t');" "$MERGE_T" "$rep"
+		RUN_INC+=("${T_INC[@]}"); RUN_BASE+=("${T_BASE[@]}"); RUN_HWM+=("${T_HWM[@]}")
+		RUN_ANON+=("${T_ANON[@]}"); RUN_BHWM+=("${T_BHWM[@]}")
+	done
+	check_same app.users_t dw.users_t dw.users_tb
+	T_INC=("${TRG_INC[@]}"); T_BASE=("${TRG_BASE[@]}"); T_HWM=("${TRG_HWM[@]}")
+	T_ANON=("${TRG_ANON[@]}"); T_BHWM=("${TRG_BHWM[@]}")
+	end_case "trigger write overhead, UPDATE" "$NCHG"
+	T_INC=("${RUN_INC[@]}"); T_BASE=("${RUN_BASE[@]}"); T_HWM=("${RUN_HWM[@]}")
+	T_ANON=("${RUN_ANON[@]}"); T_BHWM=("${RUN_BHWM[@]}")
+	end_case "trigger run, applying changes" "$NCHG"
+fi
+
+# ---------------------------------------------------------------- logical
+
+why=$(probe_strategy logical)
+if [[ -n $why ]]; then
+	say "case: logical: $why"
+	na_case "logical run, applying changes" "$NCHG" "$why"
+else
+	copy_users app.users_l
+	empty_target dw.users_l
+	empty_target dw.users_lb
+	psql_b <<'EOF' >/dev/null
+SELECT incetl.create_pipeline('users_l', source => 'app.users_l', target => 'dw.users_l',
+                              strategy => 'logical');
+CALL incetl.run('users_l');
+INSERT INTO dw.users_lb SELECT * FROM app.users_l;
+CREATE TABLE dw.wm_lb (wm timestamptz NOT NULL);
+INSERT INTO dw.wm_lb SELECT max(updated_at) FROM app.users_l;
+VACUUM ANALYZE dw.users_l, dw.users_lb;
+EOF
+	MERGE_L=$(merge_sql app.users_l dw.users_lb dw.wm_lb)
+	begin_case "logical run"
+	for rep in $(seq 1 "$REPS"); do
+		psql_b <<EOF
+UPDATE app.users_l SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;
+VACUUM ANALYZE app.users_l, dw.users_l, dw.users_lb;
+EOF
+		sleep 1.2
+		run_pair "CALL incetl.run('users_l');" "$MERGE_L" "$rep"
+	done
+	check_same app.users_l dw.users_l dw.users_lb
+	end_case "logical run, applying changes" "$NCHG"
+fi
+
+# ---------------------------------------------------------------- report
+
+ELAPSED=$((SECONDS - START_SECONDS))
+{
+	cat "$BENCH/header.txt"
+	printf '%-40s %9s %10s %10s %7s %11s %9s %9s %9s\n' \
+		case rows "incetl s" "base s" ratio "rows/s" "VmHWM MB" "Anon MB" "base HWM"
+	for i in "${!R_CASE[@]}"; do
+		if [[ -z ${R_BASE[$i]} ]]; then
+			printf '%-40s %9s   %s\n' "${R_CASE[$i]}" "${R_ROWS[$i]}" "${R_INC[$i]}"
+			continue
+		fi
+		awk -v c="${R_CASE[$i]}" -v n="${R_ROWS[$i]}" -v a="${R_INC[$i]}" -v b="${R_BASE[$i]}" \
+			-v h="${R_HWM[$i]}" -v m="${R_ANON[$i]}" -v bh="${R_BHWM[$i]}" 'BEGIN {
+			printf "%-40s %9d %10.4f %10.4f %7.2f %11s %9.1f %9.1f %9.1f\n",
+				c, n, a, b, (b > 0 ? a / b : 0),
+				(n > 0 && a > 0 ? sprintf("%d", n / a) : "-"),
+				h / 1024, m / 1024, bh / 1024 }'
+	done
+	echo
+	awk -v a="$NOCHANGE_INC" -v b="$NOCHANGE_BASE" 'BEGIN {
+		printf "nothing changed: incetl %.2f ms, baseline %.2f ms (target: incetl <= 5 ms)\n", a * 1000, b * 1000 }'
+	echo "total time: $((ELAPSED / 60)) min $((ELAPSED % 60)) s (load at end:$(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/ /'))"
+} | tee "$BENCH/result.txt"
