@@ -16,7 +16,10 @@ OBJS = \
 	src/run.o \
 	src/audit.o \
 	src/preview.o \
-	src/hash.o
+	src/hash.o \
+	src/capture.o \
+	src/logical.o \
+	src/decode.o
 
 EXTENSION = incetl
 DATA = $(wildcard incetl--*.sql)

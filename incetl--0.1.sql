@@ -210,6 +210,12 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'incetl_row_hash';
 COMMENT ON FUNCTION incetl.row_hash IS 'the 64-bit row hash used by the hash strategy';
 
+CREATE FUNCTION incetl._capture()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'incetl_capture';
+COMMENT ON FUNCTION incetl._capture IS 'capture trigger of the trigger strategy (internal)';
+
 /*
  * Monitoring
  */

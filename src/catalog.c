@@ -396,12 +396,31 @@ exec_utility_as_owner(const char *sql)
 static void
 setup_strategy(IncetlPipeline *p)
 {
+	const char *owner = quote_identifier(GetUserNameFromId(p->owner, false));
+
 	if (p->strategy == STRATEGY_HASH)
 	{
 		exec_utility_as_owner(incetl_sql_create_hash_state(p));
 		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
-									   incetl_hash_state_name(p),
-									   quote_identifier(GetUserNameFromId(p->owner, false))));
+									   incetl_hash_state_name(p), owner));
+	}
+	else if (p->strategy == STRATEGY_TRIGGER)
+	{
+		exec_utility_as_owner(incetl_sql_create_queue(p));
+		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
+									   incetl_queue_table_name(p), owner));
+		exec_utility_as_owner(incetl_sql_create_triggers(p));
+	}
+	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)
+	{
+		Oid			argtypes[2] = {INT4OID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = Int32GetDatum(p->id);
+		values[1] = CStringGetTextDatum(p->slot_name);
+		incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
+							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  2, argtypes, values, NULL, SPI_OK_UPDATE);
 	}
 }
 
@@ -411,6 +430,15 @@ teardown_strategy(IncetlPipeline *p)
 	if (p->strategy == STRATEGY_HASH)
 		exec_utility_as_owner(psprintf("DROP TABLE IF EXISTS %s",
 									   incetl_hash_state_name(p)));
+	else if (p->strategy == STRATEGY_TRIGGER)
+	{
+		char	   *sql = incetl_sql_drop_triggers(p);
+
+		if (sql[0])
+			exec_utility_as_owner(sql);
+		exec_utility_as_owner(psprintf("DROP TABLE IF EXISTS %s",
+									   incetl_queue_table_name(p)));
+	}
 }
 
 /*
@@ -490,6 +518,10 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+
+	/* a slot cannot be created once this transaction has written */
+	if (p->strategy == STRATEGY_LOGICAL)
+		p->slot_name = incetl_logical_create_slot(p);
 
 	store_pipeline(p, true);
 	setup_strategy(p);
@@ -585,6 +617,13 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(15))
 		p->enabled = PG_GETARG_BOOL(15);
 
+	if (reset_cursor &&
+		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the source or key of pipeline \"%s\", which has the '%s' strategy",
+						p->name, p->strategy_name),
+				 errhint("Drop the pipeline and create it again.")));
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
 	store_pipeline(p, false);
@@ -623,6 +662,7 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	IncetlPipeline *p;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
+	char	   *slot = NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -630,11 +670,20 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	p = incetl_load_pipeline(name, false);
 	incetl_check_owner(p);
 	incetl_lock_idle_pipeline(p);
+	if (p->strategy == STRATEGY_LOGICAL)
+	{
+		XLogRecPtr	applied;
+
+		incetl_logical_state(p, &slot, &applied);
+	}
 
 	values[0] = Int32GetDatum(p->id);
 	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
 						  1, argtypes, values, NULL, SPI_OK_DELETE);
 	teardown_strategy(p);
+	/* last: dropping a slot cannot be rolled back */
+	if (slot)
+		incetl_logical_drop_slot(slot);
 
 	SPI_finish();
 	PG_RETURN_VOID();

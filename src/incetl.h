@@ -100,6 +100,7 @@ typedef struct IncetlPipeline
 	bool		tgt_etl_run_id;
 	bool		tgt_soft_column;
 	bool		tgt_deleted_at;
+	char	   *slot_name;		/* 'logical': set by create_pipeline */
 } IncetlPipeline;
 
 /* watermark state of a pipeline */
@@ -149,6 +150,7 @@ extern bool incetl_parse_delete_mode(const char *s);
 extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
+extern char *incetl_qualified_operator(Oid opr);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
@@ -196,10 +198,30 @@ extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
+									const char *queue_table,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
 extern char *incetl_sql_preview_work(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
+
+/* capture.c */
+extern char *incetl_queue_table_name(IncetlPipeline *p);
+extern char *incetl_sql_create_queue(IncetlPipeline *p);
+extern char *incetl_sql_create_triggers(IncetlPipeline *p);
+extern char *incetl_sql_drop_triggers(IncetlPipeline *p);
+extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
+
+/* logical.c */
+#include "access/xlogdefs.h"
+extern void incetl_logical_check(IncetlPipeline *p);
+extern char *incetl_logical_create_slot(IncetlPipeline *p);
+extern void incetl_logical_drop_slot(const char *slot);
+extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
+extern void incetl_logical_state(IncetlPipeline *p, char **slot, XLogRecPtr *applied);
+extern void incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn);
+extern void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
+								bool *truncated);
 
 /* audit.c */
 extern int64 incetl_log_start(IncetlPipeline *p, const char *pipeline_name,

@@ -90,6 +90,17 @@ typedef struct RunState
 	bool		have_work;
 	int64		work_pos;
 	int64		work_total;
+	bool		need_compare;	/* then delete target keys the source lacks */
+	TimestampTz run_start;
+
+	/* trigger: TRUNCATE markers seen in the queue (tid[]), or 0 */
+	Datum		markers;
+
+	/* logical */
+	char	   *slot;
+	XLogRecPtr	applied;		/* stored LSN at the start */
+	XLogRecPtr	last_lsn;		/* of the last change peeked */
+	bool		lsn_stored;
 } RunState;
 
 /* prepared batch statements, kept across runs */
@@ -326,28 +337,90 @@ step_prepare(RunState *rs)
 	incetl_load_cursor(p, &rs->cursor);
 	rs->bounded = incetl_is_time_type(p->wm_type);
 
-	if (rs->kind == RUN_KIND_RECONCILE || p->strategy == STRATEGY_HASH)
+	rs->run_start = GetCurrentTimestamp();
+	if (rs->kind == RUN_KIND_BACKFILL && p->strategy != STRATEGY_TIMESTAMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("backfill needs a pipeline with the 'timestamp' strategy"),
+				 errhint("Use incetl.reconcile to repair the target of pipeline \"%s\".",
+						 p->name)));
+
+	if (rs->kind == RUN_KIND_RECONCILE || p->strategy != STRATEGY_TIMESTAMP)
 	{
-		if (rs->kind == RUN_KIND_BACKFILL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("backfill needs a pipeline with the 'timestamp' strategy"),
-					 errhint("Use incetl.reconcile to repair the target of pipeline \"%s\".",
-							 p->name)));
-		/* the keys to apply: hashes against the stored state or the target */
+		int64		total = 0;
+		bool		capture = rs->kind == RUN_KIND_RUN &&
+			(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
+
+		/* the keys to apply go to a work table, numbered 1..total */
 		drop_work_table(p);
 		if (SPI_execute(incetl_sql_create_work_table(p), false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "incetl: could not create the work table");
 		rs->have_work = true;
-		if (SPI_execute(incetl_sql_fill_work(p, rs->kind == RUN_KIND_RECONCILE),
-						false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "incetl: could not fill the work table");
-		rs->work_total = (int64) SPI_processed;
-		rs->work_pos = 0;
+
+		/*
+		 * Hashes against the stored state (hash), or rows against the
+		 * target: reconcile, and the first run of a capture strategy,
+		 * which loads everything the source holds once its capture is in
+		 * place.
+		 */
+		if (!capture || rs->wm_before == NULL)
+		{
+			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
+
+			if (SPI_execute(incetl_sql_fill_work(p, against_target),
+							false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "incetl: could not fill the work table");
+			total = (int64) SPI_processed;
+		}
+
+		if (capture && p->strategy == STRATEGY_TRIGGER)
+		{
+			Oid			argtypes[1] = {INT8OID};
+			Datum		values[1];
+			bool		isnull;
+			Datum		d;
+
+			if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(ctid) FROM %s "
+									 "WHERE op OPERATOR(pg_catalog.=) 'T'",
+									 incetl_queue_table_name(p)),
+							true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "incetl: could not read the queue");
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+			{
+				MemoryContext oldcxt = MemoryContextSwitchTo(rs->cxt);
+
+				rs->markers = datumCopy(d, false, -1);
+				rs->need_compare = true;
+				MemoryContextSwitchTo(oldcxt);
+			}
+			values[0] = Int64GetDatum(total);
+			if (SPI_execute_with_args(incetl_sql_fill_from_queue(p), 1, argtypes,
+									  values, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "incetl: could not drain the queue");
+			total += (int64) SPI_processed;
+		}
+		else if (capture && p->strategy == STRATEGY_LOGICAL)
+		{
+			bool		truncated;
+			char	   *slot;
+
+			incetl_logical_state(p, &slot, &rs->applied);
+			rs->slot = MemoryContextStrdup(rs->cxt, slot);
+			/* confirm what an earlier run applied but could not confirm */
+			incetl_logical_advance(rs->slot, rs->applied);
+			incetl_logical_fill(p, rs->slot, rs->applied, total, &total,
+								&rs->last_lsn, &truncated);
+			if (truncated)
+				rs->need_compare = true;
+		}
+
 		if (SPI_execute(psprintf("ANALYZE %s", incetl_work_table_name(p)),
 						false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "incetl: could not analyze the work table");
-		rs->pass = rs->work_total > 0 ? PASS_KEYED : PASS_DONE;
+		rs->work_total = total;
+		rs->work_pos = 0;
+		rs->pass = total > 0 ? PASS_KEYED : rs->need_compare ? PASS_COMPARE : PASS_DONE;
 	}
 	else if (rs->kind == RUN_KIND_BACKFILL)
 	{
@@ -628,7 +701,10 @@ step_keyed_batch(RunState *rs)
 				nd;
 	char	   *sql;
 
-	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH, &nargs, argtypes);
+	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH,
+								 rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_TRIGGER ?
+								 incetl_queue_table_name(p) : NULL,
+								 &nargs, argtypes);
 	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "incetl: SPI_prepare failed: %s",
@@ -656,7 +732,15 @@ step_keyed_batch(RunState *rs)
 
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
-		rs->pass = PASS_DONE;
+	{
+		/* the applied LSN moves with the last batch's target writes */
+		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr)
+		{
+			incetl_logical_store_applied(p, rs->last_lsn);
+			rs->lsn_stored = true;
+		}
+		rs->pass = rs->need_compare ? PASS_COMPARE : PASS_DONE;
+	}
 }
 
 /* delete_detection 'compare': one batch of target keys gone from the source */
@@ -680,7 +764,55 @@ step_compare_batch(RunState *rs)
 	rs->counts.batches++;
 	rs->counts.deleted += nd;
 	if (nd < p->batch_size)
+	{
+		/* the TRUNCATEs that asked for this pass are done */
+		if (rs->markers != (Datum) 0)
+		{
+			Oid			tidtypes[1] = {TIDARRAYOID};
+			Datum		tidvalues[1];
+
+			tidvalues[0] = rs->markers;
+			if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+											   incetl_queue_table_name(p)),
+									  1, tidtypes, tidvalues, NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "incetl: could not delete TRUNCATE markers");
+		}
+		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr && !rs->lsn_stored)
+		{
+			incetl_logical_store_applied(p, rs->last_lsn);
+			rs->lsn_stored = true;
+		}
 		rs->pass = PASS_DONE;
+	}
+}
+
+/*
+ * After the last batch of a capture run: the watermark shows when the
+ * changes applied were read, and a logical run whose changes needed no
+ * batch still stores its LSN.
+ */
+static void
+step_finish_capture(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+	char	   *wm = incetl_canonical_text(TimestampTzGetDatum(rs->run_start),
+										   TIMESTAMPTZOID);
+
+	if (rs->slot && rs->last_lsn != InvalidXLogRecPtr && !rs->lsn_stored)
+	{
+		incetl_logical_store_applied(p, rs->last_lsn);
+		rs->lsn_stored = true;
+	}
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(wm);
+	incetl_spi_exec_owner("UPDATE incetl.state SET watermark = $2, watermark_key = NULL, "
+						  "watermark_type = 'pg_catalog.timestamptz'::pg_catalog.regtype, "
+						  "updated_at = pg_catalog.now() "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	rs->wm_after = MemoryContextStrdup(rs->cxt, wm);
 }
 
 static void
@@ -781,6 +913,10 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 			}
 		}
 
+		if (edata == NULL && rs->kind == RUN_KIND_RUN &&
+			(rs->p->strategy == STRATEGY_TRIGGER || rs->p->strategy == STRATEGY_LOGICAL))
+			edata = protected_step(rs, step_finish_capture);
+
 		if (rs->have_work)
 		{
 			ErrorData  *cleanup_error = protected_step(rs, step_cleanup);
@@ -805,6 +941,17 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 			incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
 							  NULL);
 		commit_if(rs);
+
+		/*
+		 * Only now, with the applied LSN committed, confirm the slot.  In a
+		 * transaction block the caller may still roll back, so the slot
+		 * waits for the next run to confirm.
+		 */
+		if (edata == NULL && rs->nonatomic && rs->slot && rs->lsn_stored)
+		{
+			incetl_logical_advance(rs->slot, rs->last_lsn);
+			commit_if(rs);
+		}
 	}
 	PG_FINALLY();
 	{

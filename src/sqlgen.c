@@ -744,7 +744,8 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  * id.  Returns keys read, inserted, updated, deleted.
  */
 char *
-incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, int *nargs, Oid *argtypes)
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_table,
+					   int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
 	int			i;
@@ -789,6 +790,21 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, int *nargs, Oid *argt
 	*nargs = 3;
 	append_apply(&buf, p, 3, true, false,
 				 with_state ? incetl_hash_state_name(p) : NULL);
+
+	/* drained queue entries go in the same snapshot as the rows read */
+	if (queue_table)
+	{
+		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q USING b WHERE ", queue_table);
+		for (i = 0; i < p->nkeys; i++)
+		{
+			Oid			nsp;
+
+			appendStringInfo(&buf, "%sq.k%d %s b.k%d", i ? " AND " : "", i + 1,
+							 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+							 i + 1);
+		}
+		appendStringInfoChar(&buf, ')');
+	}
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "

@@ -145,8 +145,8 @@ incetl_quote_qualified(Oid relid)
 }
 
 /* "OPERATOR(nsp.name)" for an operator, or NULL */
-static char *
-qualified_operator(Oid opr)
+char *
+incetl_qualified_operator(Oid opr)
 {
 	HeapTuple	tup;
 	Form_pg_operator op;
@@ -356,12 +356,13 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source and target of pipeline \"%s\" are the same relation", p->name)));
 
-	/* options whose behaviour is not built yet are refused, never ignored */
-	if (p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL)
+	if (p->strategy == STRATEGY_TRIGGER &&
+		skind != RELKIND_RELATION && skind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("strategy \"%s\" is not supported yet", p->strategy_name),
-				 errhint("Use the 'timestamp' or 'hash' strategy.")));
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("source of pipeline \"%s\" must be a local table for the 'trigger' strategy",
+						p->name),
+				 errhint("Capture triggers can only be put on tables; for a view or a foreign table use the 'timestamp' or 'hash' strategy.")));
 
 	/* key columns: given, else the source's primary key, else the target's */
 	if (p->key_columns == NIL)
@@ -442,9 +443,9 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		c->tgt_typename = format_type_extended(ta->atttypid, ta->atttypmod,
 											   FORMAT_TYPE_TYPEMOD_GIVEN |
 											   FORMAT_TYPE_FORCE_QUALIFY);
-		c->eq_op = qualified_operator(lookup_type_cache(ta->atttypid,
+		c->eq_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
 														TYPECACHE_EQ_OPR)->eq_opr);
-		c->gt_op = qualified_operator(lookup_type_cache(ta->atttypid,
+		c->gt_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
 														TYPECACHE_GT_OPR)->gt_opr);
 		p->columns = lappend(p->columns, c);
 	}
@@ -633,6 +634,9 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
+
+	if (p->strategy == STRATEGY_LOGICAL)
+		incetl_logical_check(p);
 }
 
 /*
