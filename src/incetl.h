@@ -201,7 +201,10 @@ extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 									const char *queue_table,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
-extern char *incetl_sql_preview_work(IncetlPipeline *p, bool reconcile);
+extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
+extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
+extern char *incetl_sql_queue_keys(IncetlPipeline *p);
+extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */
@@ -219,6 +222,8 @@ extern void incetl_logical_drop_slot(const char *slot);
 extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
 extern void incetl_logical_state(IncetlPipeline *p, char **slot, XLogRecPtr *applied);
 extern void incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn);
+extern Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
+									  XLogRecPtr applied, bool *truncated);
 extern void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
 								bool *truncated);

@@ -269,3 +269,34 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	d = SPI_getbinval(tup, desc, 3, &isnull);
 	*truncated = !isnull && DatumGetBool(d);
 }
+
+/*
+ * The pending changes as one jsonb array (for preview), as the extension
+ * owner.  Returns a jsonb Datum in the caller's context.
+ */
+Datum
+incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+						 bool *truncated)
+{
+	Oid			types[3] = {NAMEOID, TEXTOID, LSNOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
+	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
+	if (applied == InvalidXLogRecPtr)
+		nulls[2] = 'n';
+	else
+		values[2] = LSNGetDatum(applied);
+	incetl_spi_exec_owner("SELECT COALESCE(pg_catalog.jsonb_agg(c.data::pg_catalog.jsonb), '[]'), "
+						  "pg_catalog.bool_or(c.data::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'op' OPERATOR(pg_catalog.=) 'T') "
+						  "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
+						  "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3",
+						  3, types, values, nulls, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*truncated = !isnull && DatumGetBool(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return SPI_datumTransfer(d, false, -1);
+}

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlogdefs.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -53,14 +54,61 @@ incetl_preview(PG_FUNCTION_ARGS)
 	incetl_resolve_pipeline(p, false);
 	incetl_load_cursor(p, &cur);
 
-	if (p->strategy == STRATEGY_HASH)
+	if (p->strategy != STRATEGY_TIMESTAMP)
 	{
-		/* the keys whose hash differs from the stored one */
-		sql = incetl_sql_preview_work(p, false);
-		nargs = 0;
-		argtypes = NULL;
-		values = NULL;
+		char	   *keys;
+		bool		truncated = false;
+		Datum		changes = (Datum) 0;
+		bool		initial;
+		bool		isnull;
+
+		/* has a capture pipeline loaded everything yet? */
+		{
+			Oid			types[1] = {INT4OID};
+			Datum		vals[1] = {Int32GetDatum(p->id)};
+
+			incetl_spi_exec_owner("SELECT watermark IS NULL FROM incetl.state "
+								  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+								  1, types, vals, NULL, SPI_OK_SELECT);
+			initial = SPI_processed == 1 &&
+				DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+
+		if (p->strategy == STRATEGY_HASH)
+			keys = incetl_sql_diff_keys(p, false);
+		else if (initial)
+			keys = incetl_sql_diff_keys(p, true);
+		else if (p->strategy == STRATEGY_TRIGGER)
+			keys = incetl_sql_queue_keys(p);
+		else
+		{
+			char	   *slot;
+			XLogRecPtr	applied;
+
+			incetl_logical_state(p, &slot, &applied);
+			changes = incetl_logical_peek_json(p, slot, applied, &truncated);
+			keys = incetl_sql_change_keys(p);
+		}
+		if (p->strategy == STRATEGY_TRIGGER && !initial)
+		{
+			incetl_spi_exec_owner(psprintf("SELECT 1 FROM incetl.queue_%d WHERE op OPERATOR(pg_catalog.=) 'T' LIMIT 1",
+										   p->id), 0, NULL, NULL, NULL, SPI_OK_SELECT);
+			truncated = SPI_processed > 0;
+		}
+		sql = incetl_sql_keyed_preview(p, keys);
+		if (truncated)
+			sql = psprintf("%s UNION ALL (%s)", sql, incetl_sql_compare_deletes(p, true));
+		argtypes = palloc(sizeof(Oid));
+		values = palloc(sizeof(Datum));
 		nulls = NULL;
+		nargs = 0;
+		if (changes != (Datum) 0)
+		{
+			argtypes[0] = JSONBOID;
+			values[0] = changes;
+			nargs = 1;
+		}
 		goto execute;
 	}
 

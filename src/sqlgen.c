@@ -33,6 +33,7 @@
 
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -132,6 +133,13 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 		else if (nsp != nsp0)
 			same = false;
 	}
+
+	/*
+	 * postgres_fdw does not ship row comparisons to the remote server; the
+	 * spelled-out form it does, so the cursor is evaluated remotely.
+	 */
+	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+		same = false;
 
 	if (same)
 	{
@@ -870,20 +878,116 @@ incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
 }
 
 /*
- * Preview of a keyed pass: the work table's ops.
+ * Preview of a keyed pass: keys_sql yields the keys k1..kn to look at
+ * (source key types); each is classified against the source and the
+ * target exactly as a keyed batch would apply it.
  */
 char *
-incetl_sql_preview_work(IncetlPipeline *p, bool reconcile)
+incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 {
 	StringInfoData buf;
 	int			i;
+	char	   *cut;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT CASE op WHEN 'i' THEN 'insert' WHEN 'u' THEN 'update' ELSE 'delete' END, "
+	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s), src AS MATERIALIZED (", keys_sql);
+	append_src_columns(&buf, p, p->watermark_column != NULL, false, false);
+	appendStringInfo(&buf, " FROM b JOIN %s AS s ON ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name),
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 i + 1);
+	}
+	appendStringInfoChar(&buf, ')');
+	append_dedupe(&buf, p, p->watermark_column != NULL);
+	appendStringInfoString(&buf, ", d AS (SELECT * FROM d0), gone AS (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sCAST(b.k%d AS %s) AS g%d", i ? ", " : "",
+						 i + 1, p->keys[i]->tgt_typename, i + 1);
+	appendStringInfoString(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM src WHERE ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(&buf, "%ssrc.k%d %s b.k%d", i ? " AND " : "", i + 1,
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 i + 1);
+	}
+	appendStringInfoString(&buf, "))");
+	append_apply(&buf, p, 1, false, false, NULL);
+	cut = strstr(buf.data, ", ins AS (");
+	if (cut)
+	{
+		*cut = '\0';
+		buf.len = cut - buf.data;
+	}
+	appendStringInfoString(&buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
 						   "pg_catalog.jsonb_build_object(");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%s%s::pg_catalog.text, k%d", i ? ", " : "",
+		appendStringInfo(&buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
+	appendStringInfoString(&buf, ") FROM cmp UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
 						 quote_literal_cstr(p->keys[i]->name), i + 1);
-	appendStringInfo(&buf, ") FROM (%s) AS w ORDER BY rn", incetl_sql_diff(p, reconcile));
+	appendStringInfo(&buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
+					 p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "t.%s %s gone.g%d AND ",
+						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
+	if (p->soft_delete)
+		appendStringInfo(&buf, "t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
+	else
+		appendStringInfoString(&buf, "true)");
+	return buf.data;
+}
+
+/* keys of the hash or target diff, as k1..kn */
+char *
+incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfo(&buf, " FROM (%s) AS w", incetl_sql_diff(p, reconcile));
+	return buf.data;
+}
+
+/* the distinct keys in a trigger pipeline's queue */
+char *
+incetl_sql_queue_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT DISTINCT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfo(&buf, " FROM incetl.queue_%d WHERE op OPERATOR(pg_catalog.<>) 'T'", p->id);
+	return buf.data;
+}
+
+/* the distinct keys in a jsonb array of decoded changes, $1 */
+char *
+incetl_sql_change_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT DISTINCT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sCAST(((e OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
+						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
+						 format_type_extended(p->keys[i]->src_type, -1, FORMAT_TYPE_FORCE_QUALIFY),
+						 i + 1);
+	appendStringInfoString(&buf, " FROM pg_catalog.jsonb_array_elements($1) AS e "
+						   "WHERE (e OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	return buf.data;
 }
