@@ -48,6 +48,7 @@ CREATE TABLE incetl.state (
 	watermark_type regtype,
 	slot_name name,
 	applied_lsn pg_lsn,
+	source_columns jsonb,
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE incetl.state IS 'incetl per-pipeline state: watermark cursor, replication slot';

@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -31,6 +32,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "incetl.h"
 
@@ -519,11 +521,31 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
 
+	/*
+	 * Without statistics the planner guesses a foreign source is small and
+	 * sorts locally; with them it sends ORDER BY ... LIMIT to the remote
+	 * server with the cursor.  (ANALYZE only warns if we may not.)
+	 */
+	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->source));
+
+		if (HeapTupleIsValid(tup))
+		{
+			bool		never = ((Form_pg_class) GETSTRUCT(tup))->reltuples < 0;
+
+			ReleaseSysCache(tup);
+			if (never && SPI_execute(psprintf("ANALYZE %s", p->src_qname), false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "incetl: could not analyze the source");
+		}
+	}
+
 	/* a slot cannot be created once this transaction has written */
 	if (p->strategy == STRATEGY_LOGICAL)
 		p->slot_name = incetl_logical_create_slot(p);
 
 	store_pipeline(p, true);
+	incetl_save_source_shape(p);
 	setup_strategy(p);
 
 	SPI_finish();
@@ -627,6 +649,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
 	store_pipeline(p, false);
+	incetl_save_source_shape(p);
 	if (reset_cursor || reset_state)
 	{
 		/* the stored hashes no longer describe the rows: start afresh */

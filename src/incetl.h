@@ -101,6 +101,7 @@ typedef struct IncetlPipeline
 	bool		tgt_soft_column;
 	bool		tgt_deleted_at;
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
+	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
 } IncetlPipeline;
 
 /* watermark state of a pipeline */
@@ -144,6 +145,8 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 /* validate.c */
 extern void incetl_resolve_pipeline(IncetlPipeline *p, bool at_create);
 extern void incetl_check_privileges(IncetlPipeline *p);
+extern void incetl_check_source_shape(IncetlPipeline *p);
+extern void incetl_save_source_shape(IncetlPipeline *p);
 extern IncetlStrategy incetl_parse_strategy(const char *s);
 extern IncetlDeleteDetection incetl_parse_delete_detection(const char *s);
 extern bool incetl_parse_delete_mode(const char *s);

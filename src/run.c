@@ -333,6 +333,10 @@ step_prepare(RunState *rs)
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 
 	incetl_resolve_pipeline(p, false);
+	incetl_check_privileges(p);
+	incetl_check_source_shape(p);
+	/* columns the source gained since are fine: remember them too */
+	incetl_save_source_shape(p);
 
 	incetl_load_cursor(p, &rs->cursor);
 	rs->bounded = incetl_is_time_type(p->wm_type);

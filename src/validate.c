@@ -27,6 +27,7 @@
 #include "parser/parse_coerce.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -290,7 +291,7 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 }
 
 static void
-add_target_column(IncetlPipeline *p, Relation tgt, Form_pg_attribute sa)
+add_target_column(IncetlPipeline *p, const char *tgtname, Form_pg_attribute sa)
 {
 	char	   *sql;
 	int			rc;
@@ -304,7 +305,7 @@ add_target_column(IncetlPipeline *p, Relation tgt, Form_pg_attribute sa)
 		elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
 	ereport(NOTICE,
 			(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
-					NameStr(sa->attname), RelationGetRelationName(tgt), p->name)));
+					NameStr(sa->attname), tgtname, p->name)));
 }
 
 /*
@@ -389,6 +390,30 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	/* the columns moved: every source column, matched by name */
 	p->columns = NIL;
 	sdesc = RelationGetDescr(src);
+	{
+		StringInfoData shape;
+		bool		first = true;
+
+		initStringInfo(&shape);
+		appendStringInfoChar(&shape, '{');
+		for (int i = 0; i < sdesc->natts; i++)
+		{
+			Form_pg_attribute sa = TupleDescAttr(sdesc, i);
+
+			if (sa->attisdropped)
+				continue;
+			if (!first)
+				appendStringInfoString(&shape, ", ");
+			escape_json(&shape, NameStr(sa->attname));
+			appendStringInfoString(&shape, ": ");
+			escape_json(&shape, format_type_extended(sa->atttypid, sa->atttypmod,
+													 FORMAT_TYPE_TYPEMOD_GIVEN |
+													 FORMAT_TYPE_FORCE_QUALIFY));
+			first = false;
+		}
+		appendStringInfoChar(&shape, '}');
+		p->source_shape = shape.data;
+	}
 	for (int i = 0; i < sdesc->natts; i++)
 	{
 		Form_pg_attribute sa = TupleDescAttr(sdesc, i);
@@ -407,10 +432,12 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 			if (p->on_schema_change == SCHEMA_CHANGE_ADD_COLUMNS)
 			{
 				Oid			tgtid = RelationGetRelid(tgt);
+				char	   *tgtname = pstrdup(RelationGetRelationName(tgt));
 
-				add_target_column(p, tgt, sa);
-				CommandCounterIncrement();
+				/* ALTER TABLE refuses a relation this session has open */
 				relation_close(tgt, AccessShareLock);
+				add_target_column(p, tgtname, sa);
+				CommandCounterIncrement();
 				tgt = relation_open(tgtid, AccessShareLock);
 				ta = find_attr(tgt, NameStr(sa->attname));
 				Assert(ta != NULL);
@@ -637,6 +664,72 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	if (p->strategy == STRATEGY_LOGICAL)
 		incetl_logical_check(p);
+}
+
+/*
+ * A source column the pipeline was created with that is gone or has
+ * another type now fails every run, whatever on_schema_change says: the
+ * target's column would silently stop being maintained, or change
+ * meaning.  incetl.alter_pipeline(name) accepts the source's new shape.
+ */
+void
+incetl_check_source_shape(IncetlPipeline *p)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	int			rc;
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(p->source_shape);
+	rc = SPI_execute_with_args("SELECT o.key, o.value, n.value FROM incetl.state s, "
+							   "pg_catalog.jsonb_each_text(s.source_columns) AS o "
+							   "LEFT JOIN pg_catalog.jsonb_each_text($2::pg_catalog.jsonb) AS n "
+							   "ON n.key OPERATOR(pg_catalog.=) o.key "
+							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
+							   "AND (n.value IS NULL OR n.value OPERATOR(pg_catalog.<>) o.value) "
+							   "ORDER BY o.key LIMIT 1",
+							   2, argtypes, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the source shape");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *col = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *was = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		now = SPI_getbinval(tup, desc, 3, &isnull);
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" was dropped",
+							col, get_rel_name(p->source), p->name),
+					 errdetail("Nothing was written."),
+					 errhint("Restore the column, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
+							 quote_literal_cstr(p->name))));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" changed type from %s to %s",
+						col, get_rel_name(p->source), p->name, was, TextDatumGetCString(now)),
+				 errdetail("Nothing was written."),
+				 errhint("Restore the column's type, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
+						 quote_literal_cstr(p->name))));
+	}
+}
+
+void
+incetl_save_source_shape(IncetlPipeline *p)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(p->source_shape);
+	incetl_spi_exec_owner("UPDATE incetl.state SET source_columns = $2::pg_catalog.jsonb "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
+						  "AND source_columns IS DISTINCT FROM $2::pg_catalog.jsonb",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
