@@ -136,13 +136,14 @@ incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind)
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
 	Datum		values[2];
 
+	/* runs and reconciles share one lock, backfills have their own */
 	values[0] = Int32GetDatum(pipeline_id);
-	values[1] = CStringGetTextDatum(incetl_run_kind_name(kind));
+	values[1] = CStringGetTextDatum(kind == RUN_KIND_BACKFILL ? "{backfill}" : "{run,reconcile}");
 	incetl_spi_exec_owner("UPDATE incetl.run_log SET status = 'failed', "
 						  "finished_at = pg_catalog.clock_timestamp(), "
 						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
 						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
-						  "AND kind OPERATOR(pg_catalog.=) $2 "
+						  "AND kind OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) "
 						  "AND status OPERATOR(pg_catalog.=) 'running'",
 						  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
