@@ -1,0 +1,238 @@
+# test/t/010_crash.pl -- a run killed mid-way loses at most its batch in flight
+#
+# A 300k-row load with batch_size 10000 is killed mid-run, (a) by
+# pg_terminate_backend from another session, (b) by SIGKILL of the whole
+# server (then restarted: crash recovery).  After each kill proves:
+#   - the saved cursor is never ahead of the data: every source row at or
+#     below (watermark, watermark_key) is in the target with its values;
+#   - nor behind it: no source row above the cursor is in the target with its
+#     new values (the batch in flight rolled back with its watermark move);
+#   - incetl.status shows the run as 'interrupted' until the next run, which
+#     marks it 'failed' in run_log, resumes from the cursor (it extracts
+#     exactly the rows above it) and completes; then the target equals the
+#     source (EXCEPT both ways is empty).
+#
+# So that the run cannot finish before the kill on a fast machine, a session
+# holds a row lock on a target row of batch 29: the run, if it gets that far,
+# waits there.  The kill itself comes as soon as run_log shows the wanted
+# number of committed batches (polled; no sleeps).
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $ROWS = 300_000;
+my $SENTINEL = 290_000;		# a key of batch 29
+
+# A node that can run every strategy (wal_level=logical).  This Debian build
+# lists the libraries allowed as output plugins; name ours when the server
+# knows the setting.
+sub incetl_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 'logical');
+	$node->append_conf('postgresql.conf',
+		"shared_buffers = 128MB\nmax_connections = 20\n");
+	my ($out, $err) = ('', '');
+	if (IPC::Run::run(
+			[ 'postgres', '-D', $node->data_dir, '-C', 'output_plugin_libraries' ],
+			'>', \$out, '2>', \$err))
+	{
+		$node->append_conf('postgresql.conf',
+			"output_plugin_libraries = 'pgoutput, test_decoding, incetl'");
+	}
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
+	return $node;
+}
+
+my $node = incetl_node('crash');
+
+$node->safe_psql(
+	'postgres', qq{
+CREATE TABLE src (id integer PRIMARY KEY, v text NOT NULL,
+				  updated_at timestamptz NOT NULL);
+CREATE INDEX ON src (updated_at, id);
+CREATE TABLE tgt (id integer PRIMARY KEY, v text NOT NULL,
+				  updated_at timestamptz NOT NULL);
+INSERT INTO src
+SELECT g, 'v1 ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+  FROM generate_series(1, $ROWS) g;
+-- a stale copy of one row, for the lock that keeps the run from finishing
+INSERT INTO tgt VALUES ($SENTINEL, 'stale', '2000-01-01 00:00:00+00');
+SELECT incetl.create_pipeline('p', 'src', 'tgt',
+							  watermark_column => 'updated_at', batch_size => 10000);
+});
+
+# The cursor against the data.  upto: source rows at or below the cursor;
+# behind: those missing from the target or different there; ahead: source
+# rows above the cursor already in the target with their current values.
+my $cursor_sql = q{
+WITH c AS (SELECT s.watermark::timestamptz AS w, s.watermark_key[1]::integer AS k
+			 FROM incetl.state s JOIN incetl.pipelines p ON p.id = s.pipeline_id
+			WHERE p.name = 'p')
+SELECT (SELECT count(*) FROM src, c
+		 WHERE (src.updated_at, src.id) <= (c.w, c.k)),
+	   (SELECT count(*) FROM src, c
+		 WHERE (src.updated_at, src.id) <= (c.w, c.k)
+		   AND NOT EXISTS (SELECT 1 FROM tgt t WHERE t.id = src.id
+						   AND t.v = src.v AND t.updated_at = src.updated_at)),
+	   (SELECT count(*) FROM src, c
+		 WHERE (src.updated_at, src.id) > (c.w, c.k)
+		   AND EXISTS (SELECT 1 FROM tgt t WHERE t.id = src.id
+					   AND t.v = src.v AND t.updated_at = src.updated_at))
+};
+
+my $diff_sql = q{
+SELECT (SELECT count(*) FROM (TABLE src EXCEPT TABLE tgt) a)
+	 + (SELECT count(*) FROM (TABLE tgt EXCEPT TABLE src) b)
+};
+
+# start a run in a background session; returns the session
+sub start_run
+{
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_until(qr/run starts/, "\\echo run starts\nCALL incetl.run('p');\n");
+	return $bg;
+}
+
+# end a session whose server side is gone (its psql may have exited)
+sub quit_dead
+{
+	my ($session) = @_;
+	eval { $session->quit; };
+	return;
+}
+
+# SIGKILL the whole server: every child of the postmaster, then the
+# postmaster ($node->kill9 alone kills only the postmaster; an orphaned
+# backend then goes on working until it notices, and may well finish the run)
+sub kill_server
+{
+	my $pm = (split /\n/,
+		slurp_file($node->data_dir . '/postmaster.pid'))[0];
+	my @children;
+	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
+	foreach my $p (grep { /^\d+$/ } readdir $dh)
+	{
+		my $stat = eval { slurp_file("/proc/$p/stat") };
+		next unless defined $stat;
+		# pid (comm) state ppid ...: comm may hold spaces, skip past it
+		$stat =~ s/^.*\)\s+//s;
+		push @children, $p if (split ' ', $stat)[1] == $pm;
+	}
+	closedir $dh;
+	note 'SIGKILL to ' . scalar(@children) . " children of postmaster $pm";
+	kill 'KILL', @children;
+	$node->kill9;
+
+	# pg_ctl start refuses while the old postmaster's pid is alive: wait
+	# until every killed process has been reaped
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (grep { kill 0, $_ } ($pm, @children))
+	{
+		die 'killed server processes do not go away' if time > $deadline;
+		usleep(50_000);
+	}
+	return;
+}
+
+# hold a row lock on the sentinel target row; returns the session
+sub lock_sentinel
+{
+	my $locker = $node->background_psql('postgres');
+	$locker->query_safe("BEGIN; SELECT 1 FROM tgt WHERE id = $SENTINEL FOR UPDATE");
+	return $locker;
+}
+
+# wait until the running run has committed at least n batches; its run_id
+sub wait_batches
+{
+	my ($n) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT EXISTS (SELECT 1 FROM incetl.run_log WHERE pipeline = 'p' "
+		  . "AND status = 'running' AND batches >= $n)")
+	  or die "the run never reached $n batches";
+	return $node->safe_psql('postgres',
+		"SELECT run_id FROM incetl.run_log WHERE pipeline = 'p' AND status = 'running'");
+}
+
+# the checks after a kill, before the next run
+sub check_after_kill
+{
+	my ($label, $killed_run, $min_batches) = @_;
+
+	my ($upto, $behind, $ahead) = split /\|/, $node->safe_psql('postgres', $cursor_sql);
+	note "$label: $upto rows at or below the cursor";
+	cmp_ok($upto, '>=', $min_batches * 10000,
+		"$label: the committed batches and their cursor survived");
+	cmp_ok($upto, '<', $ROWS, "$label: the run was killed before it finished");
+	is($behind, 0, "$label: every source row up to the cursor is in the target");
+	is($ahead, 0, "$label: no row above the cursor was written (batch in flight rolled back)");
+
+	is( $node->safe_psql('postgres',
+			"SELECT last_run_id || ' ' || last_status FROM incetl.status WHERE pipeline = 'p'"),
+		"$killed_run interrupted",
+		"$label: status shows the killed run as interrupted");
+	is($node->safe_psql('postgres',
+			"SELECT status FROM incetl.run_log WHERE run_id = $killed_run"),
+		'running', "$label: run_log still says running before the next run");
+
+	$node->safe_psql('postgres', "CALL incetl.run('p')");
+
+	is( $node->safe_psql('postgres',
+			"SELECT status, error LIKE 'interrupted%', finished_at IS NOT NULL "
+			  . "FROM incetl.run_log WHERE run_id = $killed_run"),
+		'failed|t|t', "$label: the next run marked the killed run failed");
+	my ($status, $extracted) = split /\|/, $node->safe_psql('postgres',
+		"SELECT status, rows_extracted FROM incetl.run_log "
+		  . "WHERE pipeline = 'p' AND run_id > $killed_run ORDER BY run_id DESC LIMIT 1");
+	is($status, 'succeeded', "$label: the next run succeeded");
+	is($extracted, $ROWS - $upto, "$label: the next run resumed from the cursor");
+	is($node->safe_psql('postgres', $diff_sql), 0, "$label: target equals source");
+	is($node->safe_psql('postgres', $cursor_sql), "$ROWS|0|0",
+		"$label: the cursor is at the last row");
+}
+
+#
+# (a) pg_terminate_backend mid-run, during the first load
+#
+{
+	my $locker = lock_sentinel();
+	my $bg = start_run();
+	my $run_id = wait_batches(2);
+	is( $node->safe_psql('postgres',
+			"SELECT pg_terminate_backend(pid, 60000) FROM incetl.run_log WHERE run_id = $run_id"),
+		't', 'terminated the running backend');
+	quit_dead($bg);
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	check_after_kill('terminate', $run_id, 2);
+}
+
+#
+# (b) SIGKILL of the server mid-run, while updating every row
+#
+{
+	$node->safe_psql('postgres', qq{
+UPDATE src SET v = 'v2 ' || id,
+			   updated_at = timestamptz '2025-01-01 00:00:00+00' + id * interval '1 second';
+VACUUM ANALYZE src, tgt;
+});
+	my $locker = lock_sentinel();
+	my $bg = start_run();
+	my $run_id = wait_batches(5);
+	kill_server();
+	quit_dead($bg);
+	quit_dead($locker);
+	$node->start;
+	check_after_kill('kill9', $run_id, 5);
+}
+
+$node->stop;
+done_testing();
