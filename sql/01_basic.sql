@@ -116,6 +116,17 @@ SELECT pipeline, strategy, enabled, watermark,
 	   retained_wal_bytes
   FROM incetl.status WHERE pipeline = 'basic';
 
+\echo '-- a NULL watermark is never read (documented limitation: use reconcile)'
+CREATE TABLE t01.src_null (id integer PRIMARY KEY, v text, updated_at timestamptz);
+CREATE TABLE t01.tgt_null (id integer PRIMARY KEY, v text, updated_at timestamptz);
+INSERT INTO t01.src_null VALUES (1, 'a', '2024-01-01 00:00:00+00'), (2, 'b', NULL);
+SELECT incetl.create_pipeline('basic_null', 't01.src_null', 't01.tgt_null',
+							  watermark_column => 'updated_at') > 0 AS created;
+CALL incetl.run('basic_null');
+SELECT id, v FROM t01.tgt_null ORDER BY id;
+SELECT status, extracted, inserted FROM regress.last_run('basic_null') AS r(kind, status, batches, extracted, inserted);
+SELECT incetl.drop_pipeline('basic_null');
+
 \echo '-- drop_pipeline removes the catalog row and the state, keeps run_log'
 SELECT incetl.drop_pipeline('basic');
 SELECT count(*) AS pipelines FROM incetl.pipelines WHERE name LIKE 'basic%';
