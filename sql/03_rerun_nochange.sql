@@ -126,6 +126,18 @@ CALL incetl.run('lookback');
 SELECT * FROM regress.last_run('lookback');
 SELECT * FROM regress.cursor('lookback');
 
+\echo '-- after set_watermark the next run still re-reads the lookback window'
+-- set_watermark leaves a cursor without a key; the window is then
+-- [11:40 - 1 hour, 11:40], ids 4 .. 10 again, and the forward pass reads id 11
+SELECT incetl.set_watermark('lookback', '2024-01-01 11:40:00+00');
+SELECT * FROM regress.cursor('lookback');
+UPDATE t03.lsrc SET v = 'changed after set_watermark' WHERE id = 6;
+SELECT * FROM incetl.preview('lookback');
+CALL incetl.run('lookback');
+SELECT * FROM regress.last_run('lookback');
+SELECT id, v FROM t03.ltgt WHERE id = 6;
+SELECT * FROM regress.cursor('lookback');
+
 SELECT incetl.drop_pipeline('rerun');
 SELECT incetl.drop_pipeline('lookback');
 DROP SCHEMA t03 CASCADE;
