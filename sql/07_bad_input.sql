@@ -150,6 +150,16 @@ SELECT * FROM t07.attempt($$CALL incetl.backfill('dup', timestamptz '2024-01-01'
 SELECT * FROM t07.attempt($$CALL incetl.backfill('dup', 1, 10, 5)$$);
 SELECT * FROM regress.cursor('dup');
 
+\echo '-- the source dropped under a pipeline: run, preview and set_watermark fail clearly; drop works'
+CREATE TABLE t07.src_gone (LIKE t07.src INCLUDING ALL);
+SELECT incetl.create_pipeline('gone', 't07.src_gone', 't07.tgt', watermark_column => 'updated_at') > 0 AS created;
+DROP TABLE t07.src_gone;
+CALL incetl.run('gone');
+SELECT * FROM t07.attempt($$SELECT * FROM incetl.preview('gone')$$);
+SELECT * FROM t07.attempt($$SELECT incetl.set_watermark('gone', '2024-01-01')$$);
+SELECT pipeline, last_status, last_error FROM incetl.status WHERE pipeline = 'gone';
+SELECT * FROM t07.attempt($$SELECT incetl.drop_pipeline('gone')$$);
+
 \echo '-- a disabled pipeline: run refuses it, run_all skips it'
 SELECT incetl.alter_pipeline('dup', enabled => false);
 SELECT * FROM t07.attempt($$CALL incetl.run('dup')$$);
