@@ -211,6 +211,12 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'incetl_row_hash';
 COMMENT ON FUNCTION incetl.row_hash IS 'the 64-bit row hash used by the hash strategy';
 
+CREATE FUNCTION incetl._row_sha256(record)
+RETURNS bytea
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'incetl_row_sha256';
+COMMENT ON FUNCTION incetl._row_sha256 IS 'SHA-256 row hash of hash_algorithm sha256 (internal)';
+
 CREATE FUNCTION incetl._capture()
 RETURNS trigger
 LANGUAGE C

@@ -329,6 +329,10 @@ store_pipeline(IncetlPipeline *p, bool insert)
 		Oid			owner_type[1] = {OIDOID};
 		Datum		owner_val[1];
 
+		/* $17 is the owner when inserting, the id when updating */
+		argtypes[16] = OIDOID;
+		values[16] = ObjectIdGetDatum(p->owner);
+
 		incetl_spi_exec_owner("INSERT INTO incetl.pipelines (name, source, target, strategy, "
 							  "key_columns, watermark_column, lookback, sequence_column, "
 							  "delete_detection, delete_flag_column, delete_mode, "

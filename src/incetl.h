@@ -91,6 +91,7 @@ typedef struct IncetlPipeline
 	int			nkeys;
 	IncetlColumn **keys;		/* key columns, in key_columns order */
 	Oid			wm_type;		/* InvalidOid when there is none */
+	int32		wm_typmod;
 	Oid			seq_type;
 	bool		src_key_unique; /* source has a unique index on the key */
 	bool		tgt_has_wm;		/* target has the watermark column */
@@ -162,6 +163,7 @@ extern void incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
 extern void incetl_save_cursor(IncetlPipeline *p, const char *wm_text,
 							   const char *keys_text);
 extern TimestampTz incetl_late_commit_bound(void);
+extern Datum incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound);
 extern char *incetl_keys_text(int n, char **texts, bool *nulls);
 
 /* sqlgen.c */
@@ -177,6 +179,7 @@ typedef enum IncetlUpper
 {
 	UPPER_NONE,
 	UPPER_LT,					/* watermark < $ */
+	UPPER_LE,					/* watermark <= $ */
 	UPPER_LE_CURSOR				/* (watermark, key) <= ($, $...) */
 } IncetlUpper;
 

@@ -223,6 +223,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	bool		isnull;
 	Datum		d;
 	int			i;
+	XLogRecPtr	flushed;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
@@ -251,6 +252,17 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 						   "SELECT (SELECT pg_catalog.max(rn) FROM ins), (SELECT pg_catalog.max(lsn) FROM ch), "
 						   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
 
+	/*
+	 * Everything committed up to the flush position read now is decoded by
+	 * the peek below, so once its changes are applied the slot may move
+	 * there even when this table had no change: a quiet source must not
+	 * hold back the WAL that other tables write.
+	 */
+	incetl_spi_exec_owner("SELECT pg_catalog.pg_current_wal_flush_lsn()", 0, NULL, NULL, NULL,
+						  SPI_OK_SELECT);
+	flushed = DatumGetLSN(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										1, &isnull));
+
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
 	if (applied == InvalidXLogRecPtr)
@@ -266,6 +278,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	*max_rn = isnull ? offset : DatumGetInt64(d);
 	d = SPI_getbinval(tup, desc, 2, &isnull);
 	*last_lsn = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	if (flushed > *last_lsn && flushed > applied)
+		*last_lsn = flushed;
 	d = SPI_getbinval(tup, desc, 3, &isnull);
 	*truncated = !isnull && DatumGetBool(d);
 }

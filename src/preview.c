@@ -150,8 +150,8 @@ incetl_preview(PG_FUNCTION_ARGS)
 	if (incetl_is_time_type(p->wm_type))
 	{
 		shape.upper = UPPER_LT;
-		shape.upper_type = TIMESTAMPTZOID;
-		values[np++] = TimestampTzGetDatum(incetl_late_commit_bound());
+		shape.upper_type = p->wm_type;
+		values[np++] = incetl_bound_for_column(p, incetl_late_commit_bound());
 	}
 
 	sql = incetl_sql_batch(p, &shape, &nargs, argtypes);

@@ -71,6 +71,7 @@ typedef struct RunState
 	TimestampTz bound;
 
 	RunPass		pass;
+	bool		prepared;		/* step_prepare succeeded */
 	bool		first_in_pass;
 	bool		have_last;		/* last row of the previous batch */
 	Datum		last_wm;
@@ -286,8 +287,8 @@ step_load(RunState *rs)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pipeline \"%s\" is disabled", rs->name),
-				 errhint("Enable it with incetl.alter_pipeline('%s', enabled => true).",
-						 rs->name)));
+				 errhint("Enable it with SELECT incetl.alter_pipeline(%s, enabled => true);",
+						 quote_literal_cstr(rs->name))));
 
 	values[0] = Int32GetDatum(rs->p->id);
 	incetl_spi_exec_owner("SELECT watermark FROM incetl.state WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
@@ -444,7 +445,7 @@ step_prepare(RunState *rs)
 		rs->chunk_lo = rs->bf_start;
 		rs->chunk_hi = (Datum) 0;
 	}
-	else if (rs->cursor.valid && rs->cursor.keys != NULL &&
+	else if (rs->cursor.valid &&
 			 (p->lookback->month != 0 || p->lookback->day != 0 ||
 			  p->lookback->time != 0))
 		rs->pass = PASS_LOOKBACK;
@@ -452,6 +453,7 @@ step_prepare(RunState *rs)
 		rs->pass = PASS_FORWARD;
 	rs->first_in_pass = true;
 	rs->have_last = false;
+	rs->prepared = true;
 }
 
 /* start of the lookback window: cursor - lookback */
@@ -580,7 +582,14 @@ step_range_batch(RunState *rs)
 	}
 
 	/* upper bound */
-	if (rs->pass == PASS_LOOKBACK)
+	if (rs->pass == PASS_LOOKBACK && rs->cursor.keys == NULL)
+	{
+		/* a watermark set by hand: rows up to and including it are done */
+		shape.upper = UPPER_LE;
+		shape.upper_type = p->wm_type;
+		values[np++] = rs->cursor.wm;
+	}
+	else if (rs->pass == PASS_LOOKBACK)
 	{
 		shape.upper = UPPER_LE_CURSOR;
 		values[np++] = rs->cursor.wm;
@@ -601,8 +610,8 @@ step_range_batch(RunState *rs)
 	else if (rs->bounded)
 	{
 		shape.upper = UPPER_LT;
-		shape.upper_type = TIMESTAMPTZOID;
-		values[np++] = TimestampTzGetDatum(rs->bound);
+		shape.upper_type = p->wm_type;
+		values[np++] = incetl_bound_for_column(p, rs->bound);
 	}
 	values[np++] = Int64GetDatum(rs->run_id);
 
@@ -933,9 +942,11 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 		{
 			/* the generated statement is no help to the reader: say where */
 			MemoryContextSwitchTo(rs->cxt);
-			edata->context = psprintf("incetl %s of pipeline \"%s\", batch %d",
-									  incetl_run_kind_name(kind), name,
-									  rs->counts.batches + 1);
+			edata->context = rs->prepared ?
+				psprintf("incetl %s of pipeline \"%s\", batch %d",
+						 incetl_run_kind_name(kind), name, rs->counts.batches + 1) :
+				psprintf("incetl %s of pipeline \"%s\", before the first batch",
+						 incetl_run_kind_name(kind), name);
 			edata->internalquery = NULL;
 			edata->internalpos = 0;
 			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,

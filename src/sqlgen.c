@@ -203,7 +203,7 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 	bool		any = false;
 
 	if (strcmp(p->hash_algorithm, "sha256") == 0)
-		appendStringInfoString(buf, "pg_catalog.sha256(pg_catalog.record_send(ROW(");
+		appendStringInfoString(buf, "incetl._row_sha256(ROW(");
 	else
 		appendStringInfoString(buf, "incetl.row_hash(ROW(");
 	foreach(lc, p->columns)
@@ -222,10 +222,7 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 	}
 	if (!any)
 		appendStringInfoString(buf, "NULL::pg_catalog.int4");
-	if (strcmp(p->hash_algorithm, "sha256") == 0)
-		appendStringInfoString(buf, ")))");
-	else
-		appendStringInfoString(buf, "))");
+	appendStringInfoString(buf, "))");
 }
 
 /*
@@ -528,6 +525,10 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 		case UPPER_LT:
 			argtypes[np++] = shape->upper_type;
 			appendStringInfo(&buf, " AND s.%s OPERATOR(pg_catalog.<) $%d", qwm, np);
+			break;
+		case UPPER_LE:
+			argtypes[np++] = shape->upper_type;
+			appendStringInfo(&buf, " AND s.%s OPERATOR(pg_catalog.<=) $%d", qwm, np);
 			break;
 		case UPPER_LE_CURSOR:
 			appendStringInfoString(&buf, " AND ");

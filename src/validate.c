@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "incetl.h"
@@ -554,6 +555,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 							p->watermark_column, p->name, format_type_be(a->atttypid)),
 					 errhint("The watermark column must be of type timestamptz, timestamp, date, smallint, integer, bigint or numeric.")));
 		p->wm_type = a->atttypid;
+		p->wm_typmod = a->atttypmod;
 		p->tgt_has_wm = find_attr(tgt, p->watermark_column) != NULL;
 		for (k = 0; k < p->nkeys; k++)
 			if (strcmp(p->keys[k]->name, p->watermark_column) == 0)
@@ -564,7 +566,11 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	}
 
 	/* lookback */
-	if (p->lookback->month < 0 || p->lookback->day < 0 || p->lookback->time < 0)
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(p->lookback),
+										 DirectFunctionCall3(interval_in,
+															 CStringGetDatum("0"),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lookback of pipeline \"%s\" must not be negative", p->name)));

@@ -34,6 +34,8 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "pgtime.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -269,6 +271,52 @@ incetl_late_commit_bound(void)
 			bound = be->st_xact_start_timestamp;
 	}
 	return bound;
+}
+
+/*
+ * The late-commit bound as a value of the watermark column's type.
+ *
+ * timestamptz compares as is.  A timestamp or date column holds local time:
+ * writers stamp it in their session's TimeZone, which is the server's
+ * configured TimeZone unless they change it, so the bound is converted
+ * with that zone (never with the running session's).  A date column is
+ * bounded by the bound's day (rows of the current day wait until it is
+ * over: more may still come with lower keys), and a column of reduced
+ * precision by the bound rounded down to that precision, since PostgreSQL
+ * rounds stored values half up.
+ */
+Datum
+incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound)
+{
+	int			precision = (p->wm_typmod >= 0 && p->wm_typmod < MAX_TIMESTAMP_PRECISION) ?
+		p->wm_typmod : MAX_TIMESTAMP_PRECISION;
+	int64		unit = 1;
+
+	for (int i = precision; i < MAX_TIMESTAMP_PRECISION; i++)
+		unit *= 10;
+
+	if (p->wm_type == TIMESTAMPTZOID)
+		return TimestampTzGetDatum(bound - ((bound % unit) + unit) % unit);
+	else
+	{
+		const char *zone = GetConfigOptionResetString("TimeZone");
+		pg_tz	   *tz = pg_tzset(zone);
+		struct pg_tm tt;
+		fsec_t		fsec;
+		int			tzoff;
+		Timestamp	local;
+
+		if (tz == NULL)
+			tz = session_timezone;
+		if (timestamp2tm(bound, &tzoff, &tt, &fsec, NULL, tz) != 0 ||
+			tm2timestamp(&tt, fsec, NULL, &local) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range")));
+		if (p->wm_type == DATEOID)
+			return DirectFunctionCall1(timestamp_date, TimestampGetDatum(local));
+		return TimestampGetDatum(local - ((local % unit) + unit) % unit);
+	}
 }
 
 /*
