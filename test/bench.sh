@@ -151,6 +151,10 @@ autovacuum = off
 max_replication_slots = 10
 log_line_prefix = '%m [%p] '
 EOF
+# builds that vet logical decoding plugins must be told incetl is one
+if as_pg "$PGBIN/postgres" -D "$DATA" -C output_plugin_libraries >/dev/null 2>&1; then
+	echo "output_plugin_libraries = 'pgoutput, test_decoding, incetl'" >>"$DATA/postgresql.conf"
+fi
 as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
 
 psql_db() {
@@ -175,7 +179,7 @@ fi
 
 #
 # measure incetl|base <sql>: CHECKPOINT, then run <sql> in a fresh session
-# and time it.  Sets M_SECS, M_HWM and M_ANON (kB).
+# and time it.  Sets M_SECS, M_HWM, M_ANON and M_PRIV (kB).
 #
 measure() {
 	local who=$1 sql=$2 prelude= out
@@ -188,12 +192,16 @@ SELECT pg_backend_pid() AS bench_pid \gset
 SELECT clock_timestamp() AS bench_t0 \gset
 $sql
 SELECT 'SECS ' || extract(epoch FROM clock_timestamp() - :'bench_t0'::timestamptz);
-\! grep -E '^(VmHWM|RssAnon):' /proc/\$BENCH_PID/status
+\! grep -E '^(VmHWM|RssAnon|RssFile|RssShmem):' /proc/\$BENCH_PID/status
 EOF
 )
 	M_SECS=$(awk '$1 == "SECS" { print $2 }' <<<"$out")
 	M_HWM=$(awk '$1 == "VmHWM:" { print $2 }' <<<"$out")
 	M_ANON=$(awk '$1 == "RssAnon:" { print $2 }' <<<"$out")
+	# VmHWM less the shared and file pages mapped after the call: a backend
+	# never unmaps shared buffers, so this estimates private memory at the peak
+	M_PRIV=$(awk '$1 == "VmHWM:" { h = $2 } $1 == "RssFile:" || $1 == "RssShmem:" { o += $2 }
+		END { print h - o }' <<<"$out")
 	if [[ -z $M_SECS || -z $M_HWM || -z $M_ANON ]]; then
 		echo "bench: could not measure:" >&2
 		echo "$out" >&2
@@ -217,42 +225,59 @@ R_INC=()
 R_BASE=()
 R_HWM=()
 R_ANON=()
+R_PRIV=()
 R_BHWM=()
 
 #
-# run_pair <incetl sql> <baseline sql> <rep>: measure both, alternating
-# which goes first.  Appends to T_INC, T_BASE, T_HWM, T_ANON, T_BHWM.
+# Measurements of a case accumulate in arrays <acc>_INC, <acc>_BASE (seconds),
+# <acc>_HWM, <acc>_ANON, <acc>_PRIV (incetl's memory, kB) and <acc>_BHWM
+# (the baseline's VmHWM); acc is T unless a case interleaves two of them.
+#
+begin_acc() {
+	local a=${1:-T} f
+	for f in INC BASE HWM ANON PRIV BHWM; do
+		eval "${a}_$f=()"
+	done
+}
+
+#
+# run_pair <incetl sql> <baseline sql> <rep> [acc]: measure both, alternating
+# which goes first.
 #
 run_pair() {
-	local inc_sql=$1 base_sql=$2 rep=$3
+	local inc_sql=$1 base_sql=$2 rep=$3 a=${4:-T}
+	local -n inc=${a}_INC base=${a}_BASE hwm=${a}_HWM anon=${a}_ANON priv=${a}_PRIV bhwm=${a}_BHWM
 	if (( rep % 2 == 1 )); then
 		measure incetl "$inc_sql"
-		T_INC+=("$M_SECS"); T_HWM+=("$M_HWM"); T_ANON+=("$M_ANON")
+		inc+=("$M_SECS"); hwm+=("$M_HWM"); anon+=("$M_ANON"); priv+=("$M_PRIV")
 		measure base "$base_sql"
-		T_BASE+=("$M_SECS"); T_BHWM+=("$M_HWM")
+		base+=("$M_SECS"); bhwm+=("$M_HWM")
 	else
 		measure base "$base_sql"
-		T_BASE+=("$M_SECS"); T_BHWM+=("$M_HWM")
+		base+=("$M_SECS"); bhwm+=("$M_HWM")
 		measure incetl "$inc_sql"
-		T_INC+=("$M_SECS"); T_HWM+=("$M_HWM"); T_ANON+=("$M_ANON")
+		inc+=("$M_SECS"); hwm+=("$M_HWM"); anon+=("$M_ANON"); priv+=("$M_PRIV")
 	fi
-	say "    rep $rep: incetl ${T_INC[-1]} s, baseline ${T_BASE[-1]} s"
+	say "    rep $rep: incetl ${inc[-1]} s, baseline ${base[-1]} s"
 }
 
 begin_case() {
-	T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
+	begin_acc T
 	say "case: $1"
 }
 
+# end_case <label> <rows> [acc]
 end_case() {
-	local label=$1 rows=$2
+	local label=$1 rows=$2 a=${3:-T}
+	local -n inc=${a}_INC base=${a}_BASE hwm=${a}_HWM anon=${a}_ANON priv=${a}_PRIV bhwm=${a}_BHWM
 	R_CASE+=("$label")
 	R_ROWS+=("$rows")
-	R_INC+=("$(median "${T_INC[@]}")")
-	R_BASE+=("$(median "${T_BASE[@]}")")
-	R_HWM+=("$(maximum "${T_HWM[@]}")")
-	R_ANON+=("$(maximum "${T_ANON[@]}")")
-	R_BHWM+=("$(maximum "${T_BHWM[@]}")")
+	R_INC+=("$(median "${inc[@]}")")
+	R_BASE+=("$(median "${base[@]}")")
+	R_HWM+=("$(maximum "${hwm[@]}")")
+	R_ANON+=("$(maximum "${anon[@]}")")
+	R_PRIV+=("$(maximum "${priv[@]}")")
+	R_BHWM+=("$(maximum "${bhwm[@]}")")
 }
 
 na_case() {
@@ -262,6 +287,7 @@ na_case() {
 	R_BASE+=("")
 	R_HWM+=("")
 	R_ANON+=("")
+	R_PRIV+=("")
 	R_BHWM+=("")
 }
 
@@ -299,7 +325,8 @@ expect_run() {
 	fi
 }
 
-# probe_strategy <strategy>: empty when create_pipeline accepts it, else why not
+# probe_strategy <strategy>: empty when a pipeline of that strategy can be
+# created and run, else why not
 probe_strategy() {
 	local s=$1 err
 	if err=$(psql_b 2>&1 >/dev/null <<EOF
@@ -307,6 +334,7 @@ CREATE TABLE IF NOT EXISTS app.probe (id bigint PRIMARY KEY, updated_at timestam
 CREATE TABLE IF NOT EXISTS dw.probe (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL);
 SELECT incetl.create_pipeline('probe_$s', source => 'app.probe', target => 'dw.probe',
                               strategy => '$s');
+CALL incetl.run('probe_$s');
 SELECT incetl.drop_pipeline('probe_$s');
 EOF
 	); then
@@ -481,14 +509,14 @@ for rep in $(seq 1 "$NOCHANGE_REPS"); do
 	run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
 	expect_run users 0
 done
-end_case "nothing changed ($N rows)" 0
+end_case "timestamp, nothing changed" 0
 NOCHANGE_INC=${R_INC[-1]}
 NOCHANGE_BASE=${R_BASE[-1]}
 
 # ---------------------------------------------------------------- hash
 
 NDEL=$((N / 1000))
-HASH_LABEL="hash, 1% upd + 0.1% ins + 0.1% del"
+HASH_LABEL="hash, 1% upd+0.1% ins+0.1% del"
 why=$(probe_strategy hash)
 if [[ -n $why ]]; then
 	say "case: hash: $why"
@@ -539,8 +567,8 @@ NCHG=$((N / 10))
 why=$(probe_strategy trigger)
 if [[ -n $why ]]; then
 	say "case: trigger: $why"
-	na_case "trigger write overhead, UPDATE" "$NCHG" "$why"
-	na_case "trigger run, applying changes" "$NCHG" "$why"
+	na_case "trigger: UPDATE, trigger overhead" "$NCHG" "$why"
+	na_case "trigger: run applying changes" "$NCHG" "$why"
 else
 	copy_users app.users_t
 	copy_users app.users_p
@@ -557,30 +585,20 @@ VACUUM ANALYZE dw.users_t, dw.users_tb;
 EOF
 	MERGE_T=$(merge_sql app.users_t dw.users_tb dw.wm_tb)
 	# the UPDATE with the capture trigger vs the same UPDATE without it
-	begin_case "trigger write overhead"
-	TRG_INC=(); TRG_BASE=(); TRG_HWM=(); TRG_ANON=(); TRG_BHWM=()
-	RUN_INC=(); RUN_BASE=(); RUN_HWM=(); RUN_ANON=(); RUN_BHWM=()
+	# (accumulated in W_*), then the run that applies those changes (T_*)
+	begin_case "trigger: write overhead, then the run"
+	begin_acc W
 	for rep in $(seq 1 "$REPS"); do
-		T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
-		run_pair "UPDATE app.users_t SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;" \
-			"UPDATE app.users_p SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;" "$rep"
-		TRG_INC+=("${T_INC[@]}"); TRG_BASE+=("${T_BASE[@]}"); TRG_HWM+=("${T_HWM[@]}")
-		TRG_ANON+=("${T_ANON[@]}"); TRG_BHWM+=("${T_BHWM[@]}")
+		run_pair "UPDATE app.users_t SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $rep;" \
+			"UPDATE app.users_p SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $rep;" "$rep" W
 		psql_b -c 'VACUUM ANALYZE app.users_t, app.users_p, dw.users_t, dw.users_tb'
 		sleep 1.2
-		# the run that applies them, measured under its own case below
-		T_INC=(); T_BASE=(); T_HWM=(); T_ANON=(); T_BHWM=()
 		run_pair "CALL incetl.run('users_t');" "$MERGE_T" "$rep"
-		RUN_INC+=("${T_INC[@]}"); RUN_BASE+=("${T_BASE[@]}"); RUN_HWM+=("${T_HWM[@]}")
-		RUN_ANON+=("${T_ANON[@]}"); RUN_BHWM+=("${T_BHWM[@]}")
+		expect_run users_t "$NCHG"
 	done
 	check_same app.users_t dw.users_t dw.users_tb
-	T_INC=("${TRG_INC[@]}"); T_BASE=("${TRG_BASE[@]}"); T_HWM=("${TRG_HWM[@]}")
-	T_ANON=("${TRG_ANON[@]}"); T_BHWM=("${TRG_BHWM[@]}")
-	end_case "trigger write overhead, UPDATE" "$NCHG"
-	T_INC=("${RUN_INC[@]}"); T_BASE=("${RUN_BASE[@]}"); T_HWM=("${RUN_HWM[@]}")
-	T_ANON=("${RUN_ANON[@]}"); T_BHWM=("${RUN_BHWM[@]}")
-	end_case "trigger run, applying changes" "$NCHG"
+	end_case "trigger: UPDATE, trigger overhead" "$NCHG" W
+	end_case "trigger: run applying changes" "$NCHG"
 fi
 
 # ---------------------------------------------------------------- logical
@@ -588,7 +606,7 @@ fi
 why=$(probe_strategy logical)
 if [[ -n $why ]]; then
 	say "case: logical: $why"
-	na_case "logical run, applying changes" "$NCHG" "$why"
+	na_case "logical: run applying changes" "$NCHG" "$why"
 else
 	copy_users app.users_l
 	empty_target dw.users_l
@@ -606,14 +624,15 @@ EOF
 	begin_case "logical run"
 	for rep in $(seq 1 "$REPS"); do
 		psql_b <<EOF
-UPDATE app.users_l SET score = score + 1, updated_at = now() WHERE id % 10 = $rep;
+UPDATE app.users_l SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $rep;
 VACUUM ANALYZE app.users_l, dw.users_l, dw.users_lb;
 EOF
 		sleep 1.2
 		run_pair "CALL incetl.run('users_l');" "$MERGE_L" "$rep"
+		expect_run users_l "$NCHG"
 	done
 	check_same app.users_l dw.users_l dw.users_lb
-	end_case "logical run, applying changes" "$NCHG"
+	end_case "logical: run applying changes" "$NCHG"
 fi
 
 # ---------------------------------------------------------------- report
@@ -621,20 +640,22 @@ fi
 ELAPSED=$((SECONDS - START_SECONDS))
 {
 	cat "$BENCH/header.txt"
-	printf '%-40s %9s %10s %10s %7s %11s %9s %9s %9s\n' \
-		case rows "incetl s" "base s" ratio "rows/s" "VmHWM MB" "Anon MB" "base HWM"
+	printf '%-34s %8s %9s %9s %6s %9s %7s %7s %7s %7s\n' \
+		case rows "incetl s" "base s" ratio "rows/s" VmHWM RssAnon "~priv" "baseHWM"
 	for i in "${!R_CASE[@]}"; do
 		if [[ -z ${R_BASE[$i]} ]]; then
-			printf '%-40s %9s   %s\n' "${R_CASE[$i]}" "${R_ROWS[$i]}" "${R_INC[$i]}"
+			printf '%-34s %8s   %s\n' "${R_CASE[$i]}" "${R_ROWS[$i]}" "${R_INC[$i]}"
 			continue
 		fi
 		awk -v c="${R_CASE[$i]}" -v n="${R_ROWS[$i]}" -v a="${R_INC[$i]}" -v b="${R_BASE[$i]}" \
-			-v h="${R_HWM[$i]}" -v m="${R_ANON[$i]}" -v bh="${R_BHWM[$i]}" 'BEGIN {
-			printf "%-40s %9d %10.4f %10.4f %7.2f %11s %9.1f %9.1f %9.1f\n",
+			-v h="${R_HWM[$i]}" -v m="${R_ANON[$i]}" -v p="${R_PRIV[$i]}" -v bh="${R_BHWM[$i]}" 'BEGIN {
+			printf "%-34s %8d %9.3f %9.3f %6.2f %9s %7.0f %7.0f %7.0f %7.0f\n",
 				c, n, a, b, (b > 0 ? a / b : 0),
 				(n > 0 && a > 0 ? sprintf("%d", n / a) : "-"),
-				h / 1024, m / 1024, bh / 1024 }'
+				h / 1024, m / 1024, p / 1024, bh / 1024 }'
 	done
+	echo "(times: median seconds; memory: MB, max over repetitions, of the incetl backend unless"
+	echo " marked base; ~priv = VmHWM - RssShmem - RssFile, an estimate of private memory at the peak)"
 	echo
 	awk -v a="$NOCHANGE_INC" -v b="$NOCHANGE_BASE" 'BEGIN {
 		printf "nothing changed: incetl %.2f ms, baseline %.2f ms (target: incetl <= 5 ms)\n", a * 1000, b * 1000 }'
