@@ -70,8 +70,8 @@ incetl_logical_check(IncetlPipeline *p)
 	if (p->src_relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("source of pipeline \"%s\" must be a table for the 'logical' strategy",
-						p->name),
+				 errmsg("source \"%s\" of pipeline \"%s\" must be a table for the 'logical' strategy",
+						get_rel_name(p->source), p->name),
 				 errhint("Logical decoding sees changes of plain tables; for a partitioned table, a view or a foreign table use the 'timestamp' or 'hash' strategy.")));
 
 	rel = relation_open(p->source, AccessShareLock);

@@ -14,6 +14,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
@@ -86,6 +88,16 @@ incetl_preview(PG_FUNCTION_ARGS)
 			char	   *slot;
 			XLogRecPtr	applied;
 
+			/*
+			 * A run uses the slot while it holds the pipeline's lock: wait
+			 * for it (a slot serves one session at a time).
+			 */
+			{
+				LOCKTAG		tag;
+
+				SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, INCETL_LOCK_RUN, (uint32) p->id, 2);
+				(void) LockAcquire(&tag, ShareLock, false, false);
+			}
 			incetl_logical_state(p, &slot, &applied);
 			changes = incetl_logical_peek_json(p, slot, applied, &truncated);
 			keys = incetl_sql_change_keys(p);

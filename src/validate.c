@@ -426,6 +426,11 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		if (is_special_column(p, NameStr(sa->attname)))
 			continue;
 		ta = find_attr(tgt, NameStr(sa->attname));
+		/* the delete flag need not be copied: it is read from the source */
+		if (ta == NULL && p->delete_detection == DELETE_DETECT_FLAG &&
+			p->delete_flag_column &&
+			strcmp(NameStr(sa->attname), p->delete_flag_column) == 0)
+			continue;
 		if (ta == NULL)
 		{
 			if (p->on_schema_change == SCHEMA_CHANGE_IGNORE)
