@@ -2,13 +2,16 @@
 #
 # A 300k-row load with batch_size 10000 is killed mid-run, (a) by
 # pg_terminate_backend from another session, (b) by SIGKILL of the whole
-# server (then restarted: crash recovery).  After each kill proves:
+# server (then restarted: crash recovery); and (c) a run is cancelled with
+# pg_cancel_backend while it waits in batch 29.  After each proves:
 #   - the saved cursor is never ahead of the data: every source row at or
 #     below (watermark, watermark_key) is in the target with its values;
 #   - nor behind it: no source row above the cursor is in the target with its
 #     new values (the batch in flight rolled back with its watermark move);
 #   - incetl.status shows the run as 'interrupted' until the next run, which
-#     marks it 'failed' in run_log, resumes from the cursor (it extracts
+#     marks it 'failed' in run_log (after a cancel the run itself records
+#     'failed' with the error, and the caller gets the error with the batch
+#     in its context); the next run resumes from the cursor (it extracts
 #     exactly the rows above it) and completes; then the target equals the
 #     source (EXCEPT both ways is empty).
 #
@@ -162,10 +165,10 @@ sub wait_batches
 		"SELECT run_id FROM incetl.run_log WHERE pipeline = 'p' AND status = 'running'");
 }
 
-# the checks after a kill, before the next run
+# the checks after a kill (or a cancel), then the next run
 sub check_after_kill
 {
-	my ($label, $killed_run, $min_batches) = @_;
+	my ($label, $killed_run, $min_batches, $cancelled) = @_;
 
 	my ($upto, $behind, $ahead) = split /\|/, $node->safe_psql('postgres', $cursor_sql);
 	note "$label: $upto rows at or below the cursor";
@@ -175,20 +178,35 @@ sub check_after_kill
 	is($behind, 0, "$label: every source row up to the cursor is in the target");
 	is($ahead, 0, "$label: no row above the cursor was written (batch in flight rolled back)");
 
-	is( $node->safe_psql('postgres',
-			"SELECT last_run_id || ' ' || last_status FROM incetl.status WHERE pipeline = 'p'"),
-		"$killed_run interrupted",
-		"$label: status shows the killed run as interrupted");
-	is($node->safe_psql('postgres',
-			"SELECT status FROM incetl.run_log WHERE run_id = $killed_run"),
-		'running', "$label: run_log still says running before the next run");
+	if ($cancelled)
+	{
+		# the run caught the error: recorded at once, no 'interrupted' phase
+		is( $node->safe_psql('postgres',
+				"SELECT last_run_id || ' ' || last_status FROM incetl.status WHERE pipeline = 'p'"),
+			"$killed_run failed", "$label: status shows the run as failed");
+		like($node->safe_psql('postgres',
+				"SELECT error FROM incetl.run_log WHERE run_id = $killed_run"),
+			qr/^canceling statement due to user request$/,
+			"$label: run_log holds the error");
+		$node->safe_psql('postgres', "CALL incetl.run('p')");
+	}
+	else
+	{
+		is( $node->safe_psql('postgres',
+				"SELECT last_run_id || ' ' || last_status FROM incetl.status WHERE pipeline = 'p'"),
+			"$killed_run interrupted",
+			"$label: status shows the killed run as interrupted");
+		is($node->safe_psql('postgres',
+				"SELECT status FROM incetl.run_log WHERE run_id = $killed_run"),
+			'running', "$label: run_log still says running before the next run");
 
-	$node->safe_psql('postgres', "CALL incetl.run('p')");
+		$node->safe_psql('postgres', "CALL incetl.run('p')");
 
-	is( $node->safe_psql('postgres',
-			"SELECT status, error LIKE 'interrupted%', finished_at IS NOT NULL "
-			  . "FROM incetl.run_log WHERE run_id = $killed_run"),
-		'failed|t|t', "$label: the next run marked the killed run failed");
+		is( $node->safe_psql('postgres',
+				"SELECT status, error LIKE 'interrupted%', finished_at IS NOT NULL "
+				  . "FROM incetl.run_log WHERE run_id = $killed_run"),
+			'failed|t|t', "$label: the next run marked the killed run failed");
+	}
 	my ($status, $extracted) = split /\|/, $node->safe_psql('postgres',
 		"SELECT status, rows_extracted FROM incetl.run_log "
 		  . "WHERE pipeline = 'p' AND run_id > $killed_run ORDER BY run_id DESC LIMIT 1");
@@ -232,6 +250,36 @@ VACUUM ANALYZE src, tgt;
 	quit_dead($locker);
 	$node->start;
 	check_after_kill('kill9', $run_id, 5);
+}
+
+#
+# (c) pg_cancel_backend while the run waits for the row lock in batch 29:
+# the run records itself failed and raises the error; nothing to mark later
+#
+{
+	$node->safe_psql('postgres', qq{
+UPDATE src SET v = 'v3 ' || id,
+			   updated_at = timestamptz '2025-06-01 00:00:00+00' + id * interval '1 second';
+});
+	my $locker = lock_sentinel();
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	$bg->query_until(qr/run starts/, "\\echo run starts\nCALL incetl.run('p');\n\\echo run ended\n\\warn run ended\n");
+	$node->poll_query_until('postgres', q{
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN incetl.run_log r ON r.pid = a.pid
+				WHERE r.status = 'running' AND a.wait_event_type = 'Lock')})
+	  or die 'the run never waited for the row lock';
+	my $run_id = $node->safe_psql('postgres',
+		"SELECT run_id FROM incetl.run_log WHERE pipeline = 'p' AND status = 'running'");
+	$node->safe_psql('postgres',
+		"SELECT pg_cancel_backend(pid) FROM incetl.run_log WHERE run_id = $run_id");
+	$bg->query_until(qr/run ended/, '');
+	pump_until($bg->{run}, $bg->{timeout}, \$bg->{stderr}, qr/run ended/);
+	like($bg->{stderr}, qr/ERROR:  canceling statement due to user request\n.*CONTEXT:  incetl run of pipeline "p", batch 29/s,
+		'cancel: the caller gets the error, with the batch that failed');
+	$bg->quit;
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	check_after_kill('cancel', $run_id, 28, 1);
 }
 
 $node->stop;
