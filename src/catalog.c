@@ -231,8 +231,11 @@ incetl_check_owner(IncetlPipeline *p)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of pipeline \"%s\"", p->name),
-				 errdetail("Pipeline \"%s\" is owned by role \"%s\".",
-						   p->name, GetUserNameFromId(p->owner, true))));
+				 GetUserNameFromId(p->owner, true) ?
+				 errdetail("Pipeline \"%s\" is owned by role \"%s\".", p->name,
+						   GetUserNameFromId(p->owner, true)) :
+				 errdetail("Pipeline \"%s\" is owned by a role with OID %u, which no longer exists.",
+						   p->name, p->owner)));
 }
 
 static char *
