@@ -222,6 +222,8 @@ RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'incetl_capture';
 COMMENT ON FUNCTION incetl._capture IS 'capture trigger of the trigger strategy (internal)';
+-- only incetl itself (as the extension owner) attaches it to a source
+REVOKE ALL ON FUNCTION incetl._capture() FROM PUBLIC;
 
 /*
  * Monitoring
@@ -256,6 +258,7 @@ SELECT p.name AS pipeline,
   LEFT JOIN incetl.state s ON s.pipeline_id OPERATOR(pg_catalog.=) p.id
   LEFT JOIN LATERAL (SELECT rl.* FROM incetl.run_log rl
 					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
+					   AND rl.status OPERATOR(pg_catalog.<>) 'skipped'
 					 ORDER BY rl.run_id DESC LIMIT 1) r ON true;
 COMMENT ON VIEW incetl.status IS 'one row per pipeline: watermark, last run, lag, retained WAL';
 GRANT SELECT ON incetl.status TO PUBLIC;

@@ -30,6 +30,9 @@
 #include "postgres.h"
 
 #include "access/stratnum.h"
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -38,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "incetl.h"
@@ -138,10 +142,10 @@ incetl_capture(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	StringInfoData cols;
 	int			nkeys;
-	Oid			save_userid;
-	int			save_sec;
+	IncetlRoleSwitch save;
 	volatile int rc = 0;
 	char	   *queue;
+	int32		pipeline_id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -154,7 +158,8 @@ incetl_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("incetl._capture() must be an AFTER ... FOR EACH STATEMENT trigger created by incetl")));
 
-	queue = psprintf("incetl.queue_%d", pg_strtoint32(tg->tgargs[0]));
+	pipeline_id = pg_strtoint32(tg->tgargs[0]);
+	queue = psprintf("incetl.queue_%d", pipeline_id);
 	nkeys = tg->tgnargs - 1;
 	desc = RelationGetDescr(td->tg_relation);
 
@@ -210,20 +215,42 @@ incetl_capture(PG_FUNCTION_ARGS)
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 
-	/* the queue is not writable by the writers of the source */
-	incetl_begin_as_owner(&save_userid, &save_sec);
-	SetUserIdAndSecContext(GetUserId(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
+	/*
+	 * Writers of the source need no right on the queue: write it as its
+	 * owner, the pipeline's owner (never as a more powerful role, which the
+	 * queue's owner could subvert with a trigger of its own), with a fixed
+	 * search_path.
+	 */
 	{
-		rc = SPI_execute(sql.data, false, 0);
+		Oid			queue_relid = get_relname_relid(psprintf("queue_%d", pipeline_id),
+													get_namespace_oid("incetl", false));
+		HeapTuple	ctup;
+		Oid			queue_owner;
+
+		if (!OidIsValid(queue_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("capture queue of incetl pipeline %d does not exist", pipeline_id),
+					 errhint("Drop the trigger \"%s\" or the pipeline.", tg->tgname)));
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(queue_relid));
+		if (!HeapTupleIsValid(ctup))
+			elog(ERROR, "cache lookup failed for relation %u", queue_relid);
+		queue_owner = ((Form_pg_class) GETSTRUCT(ctup))->relowner;
+		ReleaseSysCache(ctup);
+
+		incetl_switch_role(&save, queue_owner, true);
+		PG_TRY();
+		{
+			rc = SPI_execute(sql.data, false, 0);
+		}
+		PG_CATCH();
+		{
+			incetl_restore_role(&save, false);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		incetl_restore_role(&save, true);
 	}
-	PG_FINALLY();
-	{
-		incetl_end_as_owner(save_userid, save_sec);
-	}
-	PG_END_TRY();
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
 

@@ -17,7 +17,11 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
@@ -30,6 +34,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -74,19 +79,46 @@ incetl_extension_owner(void)
 	return owner;
 }
 
+/*
+ * Become role until incetl_restore_role().  With pin_search_path the
+ * search_path is pg_catalog, pg_temp meanwhile, so that nothing a user
+ * planted in a schema of theirs can be reached by SQL that runs with more
+ * rights than theirs.  On error, leave the restoring of the search_path to
+ * the (sub)transaction's abort and call incetl_restore_role(save, false).
+ */
 void
-incetl_begin_as_owner(Oid *save_userid, int *save_sec)
+incetl_switch_role(IncetlRoleSwitch *save, Oid role, bool pin_search_path)
 {
-	Oid			owner = incetl_extension_owner();
-
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	save->nestlevel = -1;
+	SetUserIdAndSecContext(role, save->sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (pin_search_path)
+	{
+		save->nestlevel = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 }
 
 void
-incetl_end_as_owner(Oid save_userid, int save_sec)
+incetl_restore_role(IncetlRoleSwitch *save, bool ok)
 {
-	SetUserIdAndSecContext(save_userid, save_sec);
+	if (ok && save->nestlevel >= 0)
+		AtEOXact_GUC(true, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec);
+}
+
+void
+incetl_begin_as_owner(IncetlRoleSwitch *save)
+{
+	incetl_switch_role(save, incetl_extension_owner(), true);
+}
+
+void
+incetl_end_as_owner(IncetlRoleSwitch *save, bool ok)
+{
+	incetl_restore_role(save, ok);
 }
 
 /*
@@ -97,21 +129,22 @@ int
 incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 					  Datum *values, const char *nulls, int expected)
 {
-	Oid			save_userid;
-	int			save_sec;
+	IncetlRoleSwitch save;
 	volatile int rc = 0;
 
-	incetl_begin_as_owner(&save_userid, &save_sec);
+	incetl_begin_as_owner(&save);
 	PG_TRY();
 	{
 		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
 								   false, 0);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		incetl_end_as_owner(save_userid, save_sec);
+		incetl_end_as_owner(&save, false);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	incetl_end_as_owner(&save, true);
 
 	if (rc != expected)
 		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
@@ -205,15 +238,23 @@ incetl_enabled_pipeline_names(void)
 	List	   *names = NIL;
 	uint64		i;
 
-	incetl_spi_exec_owner("SELECT name FROM incetl.pipelines WHERE enabled ORDER BY id",
+	incetl_spi_exec_owner("SELECT name, owner::pg_catalog.oid FROM incetl.pipelines "
+						  "WHERE enabled ORDER BY id",
 						  0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
 									  SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext oldcxt = MemoryContextSwitchTo(callercxt);
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc,
+														   2, &isnull));
+		MemoryContext oldcxt;
 
+		/* the pipelines the caller may run; others are not its business */
+		if (!has_privs_of_role(GetUserId(), owner))
+			continue;
+		oldcxt = MemoryContextSwitchTo(callercxt);
 		names = lappend(names, TextDatumGetCString(d));
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -377,20 +418,21 @@ store_pipeline(IncetlPipeline *p, bool insert)
 static void
 exec_utility_as_owner(const char *sql)
 {
-	Oid			save_userid;
-	int			save_sec;
+	IncetlRoleSwitch save;
 	volatile int rc = 0;
 
-	incetl_begin_as_owner(&save_userid, &save_sec);
+	incetl_begin_as_owner(&save);
 	PG_TRY();
 	{
 		rc = SPI_execute(sql, false, 0);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		incetl_end_as_owner(save_userid, save_sec);
+		incetl_end_as_owner(&save, false);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	incetl_end_as_owner(&save, true);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
@@ -402,6 +444,26 @@ exec_utility_as_owner(const char *sql)
  * the pipeline's owner, whose runs write it in the same statement as the
  * target rows it describes.
  */
+/*
+ * A per-pipeline table depends on the extension (a normal dependency, not
+ * membership, so pg_dump still dumps it with its rows): DROP EXTENSION
+ * then names it, and DROP EXTENSION ... CASCADE removes it.
+ */
+static void
+depend_on_extension(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("incetl", false);
+	Oid			relid = get_relname_relid(relname, nsp);
+	ObjectAddress rel;
+	ObjectAddress ext;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "incetl: table incetl.%s was not created", relname);
+	ObjectAddressSet(rel, RelationRelationId, relid);
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("incetl", false));
+	recordDependencyOn(&rel, &ext, DEPENDENCY_NORMAL);
+}
+
 static void
 setup_strategy(IncetlPipeline *p)
 {
@@ -412,12 +474,14 @@ setup_strategy(IncetlPipeline *p)
 		exec_utility_as_owner(incetl_sql_create_hash_state(p));
 		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_hash_state_name(p), owner));
+		depend_on_extension(psprintf("hash_state_%d", p->id));
 	}
 	else if (p->strategy == STRATEGY_TRIGGER)
 	{
 		exec_utility_as_owner(incetl_sql_create_queue(p));
 		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_queue_table_name(p), owner));
+		depend_on_extension(psprintf("queue_%d", p->id));
 		exec_utility_as_owner(incetl_sql_create_triggers(p));
 	}
 	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)

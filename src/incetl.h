@@ -134,8 +134,17 @@ extern int	incetl_run_log_retention_s;
 
 /* catalog.c */
 extern Oid	incetl_extension_owner(void);
-extern void incetl_begin_as_owner(Oid *save_userid, int *save_sec);
-extern void incetl_end_as_owner(Oid save_userid, int save_sec);
+typedef struct IncetlRoleSwitch
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} IncetlRoleSwitch;
+
+extern void incetl_switch_role(IncetlRoleSwitch *save, Oid role, bool pin_search_path);
+extern void incetl_restore_role(IncetlRoleSwitch *save, bool ok);
+extern void incetl_begin_as_owner(IncetlRoleSwitch *save);
+extern void incetl_end_as_owner(IncetlRoleSwitch *save, bool ok);
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);

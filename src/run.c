@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -152,18 +153,35 @@ protected_step(RunState *rs, RunStep step)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 
+	IncetlRoleSwitch role;
+	volatile bool switched = false;
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
+		/*
+		 * Work as the pipeline's owner: the caller is the owner, a member of
+		 * the owning role or a superuser, and a superuser must not run the
+		 * owner's triggers or functions with a superuser's rights.
+		 */
+		if (rs->p)
+		{
+			incetl_switch_role(&role, rs->p->owner, false);
+			switched = true;
+		}
 		step(rs);
+		if (switched)
+			incetl_restore_role(&role, true);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_CATCH();
 	{
+		if (switched)
+			incetl_restore_role(&role, false);
 		MemoryContextSwitchTo(rs->cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -618,7 +636,23 @@ step_range_batch(RunState *rs)
 	plan = get_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
-	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	/*
+	 * postgres_fdw ships ORDER BY ... LIMIT with the cursor only on a plan
+	 * that sorts remotely; the planner prefers a local sort when it thinks
+	 * few rows lie above the cursor (they are newer than the statistics),
+	 * and then every batch would fetch everything above the cursor.
+	 */
+	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+	{
+		int			nest = NewGUCNestLevel();
+
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		AtEOXact_GUC(true, nest);
+	}
+	else
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: batch statement returned %s",
 			 SPI_result_code_string(rc));

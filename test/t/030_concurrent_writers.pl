@@ -29,16 +29,16 @@ my $PACE_US = 20_000;		# pause between rounds of runs, to leave the writers CPU
 my $PRELOAD = 10_000;
 
 # The pipelines under test: a name (also its target's suffix), the options
-# given to create_pipeline, and whether it detects deletes.
-#
-# TODO(deletes): delete detection is not available yet.  When it is, add
-#   { name => 'ts_compare', options => "watermark_column => 'updated_at', delete_detection => 'compare'", deletes => 1 },
-#   { name => 'hash', options => "strategy => 'hash'", deletes => 1 },
-# Any entry with deletes => 1 also turns on the DELETE in the pgbench
-# scripts (see $delete_sql); entries without it are then only checked for
-# the rows that still exist.
+# given to create_pipeline, and whether it detects deletes.  Any entry with
+# deletes => 1 also turns on the DELETE in the pgbench scripts (see
+# $delete_sql); entries without it are then only checked for the rows that
+# still exist.
 my @strategies = (
 	{ name => 'ts', options => "watermark_column => 'updated_at'", deletes => 0 },
+	{ name => 'ts_compare', options => "watermark_column => 'updated_at', delete_detection => 'compare'", deletes => 1 },
+	{ name => 'hash', options => "strategy => 'hash'", deletes => 1 },
+	{ name => 'trig', options => "strategy => 'trigger'", deletes => 1 },
+	{ name => 'logi', options => "strategy => 'logical'", deletes => 1 },
 );
 my $with_deletes = grep { $_->{deletes} } @strategies;
 
