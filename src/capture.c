@@ -266,21 +266,24 @@ char *
 incetl_sql_fill_from_queue(IncetlPipeline *p)
 {
 	StringInfoData buf;
+	StringInfoData keys;
 	int			i;
 
+	initStringInfo(&keys);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&keys, "%sk%d", i ? ", " : "", i + 1);
+
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "INSERT INTO %s SELECT $1 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ",
-					 incetl_work_table_name(p));
+	appendStringInfo(&buf, "INSERT INTO %s (rn, %s, op, qtids) "
+					 "SELECT $1 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY %s), "
+					 "%s, 'u'::\"char\", qtids FROM (SELECT %s, pg_catalog.array_agg(q.ctid) AS qtids "
+					 "FROM %s AS q WHERE q.op OPERATOR(pg_catalog.<>) 'T' GROUP BY %s) AS x "
+					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+					 incetl_work_table_name(p), keys.data, keys.data, keys.data, keys.data,
+					 incetl_queue_table_name(p), keys.data, incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&buf, "), *, 'u'::\"char\" FROM (SELECT DISTINCT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sq.k%d", i ? ", " : "", i + 1);
-	appendStringInfo(&buf, " FROM %s AS q WHERE q.op OPERATOR(pg_catalog.<>) 'T' AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
-					 incetl_queue_table_name(p), incetl_work_table_name(p));
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sw.k%d %s q.k%d", i ? " AND " : "", i + 1,
+		appendStringInfo(&buf, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
 						 equality_of(p->keys[i]->src_type), i + 1);
-	appendStringInfoString(&buf, ")) AS x");
+	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }

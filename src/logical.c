@@ -229,8 +229,10 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
 						   "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
 						   "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ");
-	appendStringInfo(&sql, "ins AS (INSERT INTO %s SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ",
-					 incetl_work_table_name(p));
+	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, "k%d, ", i + 1);
+	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfoString(&sql, "), *, 'u'::\"char\" FROM (SELECT DISTINCT ");

@@ -98,6 +98,9 @@ typedef struct RunState
 	/* trigger: TRUNCATE markers seen in the queue (tid[]), or 0 */
 	Datum		markers;
 
+	bool		wrote_target;	/* in the current transaction */
+	bool		any_target_write;	/* in the whole run */
+
 	/* logical */
 	char	   *slot;
 	XLogRecPtr	applied;		/* stored LSN at the start */
@@ -194,15 +197,60 @@ protected_step(RunState *rs, RunStep step)
 	return edata;
 }
 
+/*
+ * Commit (when the run may).  A transaction that wrote no target row only
+ * holds bookkeeping (run_log, and a cursor, hashes or queue entries that a
+ * rerun would rebuild harmlessly): it commits without waiting for its WAL
+ * flush; the next transaction that writes data flushes it anyway.  This is
+ * what keeps a run with nothing to do in the low milliseconds.
+ */
 static void
 commit_if(RunState *rs)
 {
 	if (rs->nonatomic)
 	{
+		if (!rs->wrote_target)
+			(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+		rs->wrote_target = false;
 		SPI_commit();
 		/* SPI_commit leaves us in the SPI procedure context: keep ours */
 		MemoryContextSwitchTo(rs->cxt);
 	}
+}
+
+/*
+ * Settings for a batch statement, undone by end_batch_settings().  A batch
+ * is at most batch_size rows and its joins go to the target (or source)
+ * through a unique index: index lookups beat hashing or sorting the whole
+ * table, which is what the planner picks when it overestimates the batch
+ * (its rows are newer than the statistics).  JIT compiling such a statement
+ * costs more than it saves.  Materialised batches should stay in memory.
+ */
+static int
+begin_batch_settings(bool lookups_only)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (lookups_only)
+	{
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	if (work_mem < 32 * 1024)
+		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+static void
+end_batch_settings(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /* find or prepare the plan of a batch shape */
@@ -642,17 +690,15 @@ step_range_batch(RunState *rs)
 	 * few rows lie above the cursor (they are newer than the statistics),
 	 * and then every batch would fetch everything above the cursor.
 	 */
-	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
 	{
-		int			nest = NewGUCNestLevel();
+		int			nest = begin_batch_settings(true);
 
-		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+			(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
-		AtEOXact_GUC(true, nest);
+		end_batch_settings(nest);
 	}
-	else
-		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: batch statement returned %s",
 			 SPI_result_code_string(rc));
@@ -707,6 +753,8 @@ step_range_batch(RunState *rs)
 	rs->counts.deleted += nd;
 	rs->counts.unchanged += n - ni - nu - nd;
 	rs->first_in_pass = false;
+	if (ni + nu + nd > 0)
+		rs->wrote_target = rs->any_target_write = true;
 
 	/* what comes next */
 	if (n < p->batch_size)
@@ -759,7 +807,16 @@ step_keyed_batch(RunState *rs)
 	values[0] = Int64GetDatum(rs->work_pos);
 	values[1] = Int64GetDatum(rs->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(rs->run_id);
-	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	{
+		/* index lookups into the source need a unique index on the key */
+		int			nest = begin_batch_settings(p->src_key_unique &&
+												(p->src_relkind == RELKIND_RELATION ||
+												 p->src_relkind == RELKIND_PARTITIONED_TABLE ||
+												 p->src_relkind == RELKIND_MATVIEW));
+
+		rc = SPI_execute_plan(plan, values, NULL, false, 0);
+		end_batch_settings(nest);
+	}
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
 	tup = SPI_tuptable->vals[0];
@@ -776,6 +833,8 @@ step_keyed_batch(RunState *rs)
 	rs->counts.updated += nu;
 	rs->counts.deleted += nd;
 	rs->counts.unchanged += n - ni - nu - nd;
+	if (ni + nu + nd > 0)
+		rs->wrote_target = rs->any_target_write = true;
 
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
@@ -810,6 +869,8 @@ step_compare_batch(RunState *rs)
 									 1, &isnull));
 	rs->counts.batches++;
 	rs->counts.deleted += nd;
+	if (nd > 0)
+		rs->wrote_target = rs->any_target_write = true;
 	if (nd < p->batch_size)
 	{
 		/* the TRUNCATEs that asked for this pass are done */
@@ -989,6 +1050,8 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 		else
 			incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
 							  NULL);
+		/* the outcome of a run that moved data is worth a flush */
+		rs->wrote_target = rs->any_target_write;
 		commit_if(rs);
 
 		/*

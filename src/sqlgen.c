@@ -655,7 +655,7 @@ incetl_sql_create_work_table(IncetlPipeline *p)
 		appendStringInfo(&buf, ", k%d %s", i + 1,
 						 format_type_extended(p->keys[i]->src_type, -1,
 											  FORMAT_TYPE_FORCE_QUALIFY));
-	appendStringInfo(&buf, ", op \"char\"); CREATE INDEX ON %s (rn)",
+	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[]); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 	return buf.data;
 }
@@ -689,8 +689,13 @@ incetl_sql_create_hash_state(IncetlPipeline *p)
 char *
 incetl_sql_fill_work(IncetlPipeline *p, bool reconcile)
 {
-	return psprintf("INSERT INTO %s %s", incetl_work_table_name(p),
-					incetl_sql_diff(p, reconcile));
+	StringInfoData cols;
+
+	initStringInfo(&cols);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&cols, "k%d, ", i + 1);
+	return psprintf("INSERT INTO %s (rn, %sop) %s", incetl_work_table_name(p),
+					cols.data, incetl_sql_diff(p, reconcile));
 }
 
 /* the rows of the work table, as a query */
@@ -777,17 +782,19 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 	appendStringInfoChar(&buf, ')');
 	append_dedupe(&buf, p, p->watermark_column != NULL);
 	appendStringInfoString(&buf, ", d AS (SELECT * FROM d0)");
-	/* keys gone from the source */
+	/* keys gone from the source: an index probe each, in the same snapshot */
 	appendStringInfoString(&buf, ", gone AS (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sCAST(b.k%d AS %s) AS g%d, b.k%d", i ? ", " : "",
 						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1);
-	appendStringInfoString(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM src WHERE ");
+	appendStringInfo(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+					 p->src_qname);
 	for (i = 0; i < p->nkeys; i++)
 	{
 		Oid			nsp;
 
-		appendStringInfo(&buf, "%ssrc.k%d %s b.k%d", i ? " AND " : "", i + 1,
+		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name),
 						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
 						 i + 1);
 	}
@@ -800,20 +807,15 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 	append_apply(&buf, p, 3, true, false,
 				 with_state ? incetl_hash_state_name(p) : NULL);
 
-	/* drained queue entries go in the same snapshot as the rows read */
+	/*
+	 * The queue entries drained into this batch, by their tids: each was
+	 * committed before the work table was filled, so the change it stands
+	 * for is in the source rows this statement reads.
+	 */
 	if (queue_table)
-	{
-		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q USING b WHERE ", queue_table);
-		for (i = 0; i < p->nkeys; i++)
-		{
-			Oid			nsp;
-
-			appendStringInfo(&buf, "%sq.k%d %s b.k%d", i ? " AND " : "", i + 1,
-							 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-							 i + 1);
-		}
-		appendStringInfoChar(&buf, ')');
-	}
+		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q WHERE q.ctid OPERATOR(pg_catalog.=) ANY "
+						 "(ARRAY(SELECT pg_catalog.unnest(b.qtids) FROM b WHERE b.qtids IS NOT NULL)))",
+						 queue_table);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
