@@ -21,9 +21,9 @@ SELECT count(*) AS runs FROM incetl.run_log WHERE pipeline = 'ret';
 SET incetl.run_log_retention = 0;
 CALL incetl.run('ret');
 SELECT count(*) AS runs_kept FROM incetl.run_log WHERE pipeline = 'ret';
--- the default, 30 days: the old finished row goes, and so does the old
--- 'running' one, which this run first closes out as interrupted (it holds
--- the pipeline's lock, so that run cannot be going on)
+-- the default, 30 days: both old rows go -- the 'running' one was closed
+-- out as interrupted by the previous run (a run holds the pipeline's lock,
+-- so that old run cannot be going on), and finished rows are pruned
 RESET incetl.run_log_retention;
 SHOW incetl.run_log_retention;
 CALL incetl.run('ret');

@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 
 #include "incetl.h"
 
@@ -165,4 +166,59 @@ incetl_log_prune(void)
 						  "pg_catalog.make_interval(secs => $1)) "
 						  "AND status OPERATOR(pg_catalog.<>) 'running'",
 						  1, argtypes, values, NULL, SPI_OK_DELETE);
+}
+
+/*
+ * The start of a run in one statement: close out runs of this pipeline
+ * left 'running' by a session that is gone (we hold the lock they would
+ * hold), prune finished rows older than incetl.run_log_retention (a row
+ * closed out here goes with the next run: one statement cannot both update
+ * and delete a row), and insert the run's 'running' row.  Returns its
+ * run_id.
+ */
+int64
+incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
+					 IncetlRunKind kind, const char *watermark_before)
+{
+	Oid			argtypes[7] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, NAMEOID,
+	TEXTARRAYOID, FLOAT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	NameData	runby;
+
+	namestrcpy(&runby, GetUserNameFromId(GetUserId(), false));
+	values[0] = CStringGetTextDatum(pipeline_name);
+	values[1] = Int32GetDatum(p->id);
+	values[2] = CStringGetTextDatum(incetl_run_kind_name(kind));
+	if (watermark_before)
+		values[3] = CStringGetTextDatum(watermark_before);
+	else
+		nulls[3] = 'n';
+	values[4] = NameGetDatum(&runby);
+	/* runs and reconciles share one lock, backfills have their own */
+	values[5] = OidInputFunctionCall(F_ARRAY_IN,
+									 kind == RUN_KIND_BACKFILL ? "{backfill}" : "{run,reconcile}",
+									 TEXTOID, -1);
+	if (incetl_run_log_retention_s > 0)
+		values[6] = Float8GetDatum((double) incetl_run_log_retention_s);
+	else
+		nulls[6] = 'n';
+
+	incetl_spi_exec_owner("WITH closed AS (UPDATE incetl.run_log SET status = 'failed', "
+						  "finished_at = pg_catalog.clock_timestamp(), "
+						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $2 "
+						  "AND kind OPERATOR(pg_catalog.=) ANY ($6) "
+						  "AND status OPERATOR(pg_catalog.=) 'running' RETURNING 1), "
+						  "pruned AS (DELETE FROM incetl.run_log WHERE $7 IS NOT NULL "
+						  "AND started_at OPERATOR(pg_catalog.<) "
+						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $7)) "
+						  "AND status OPERATOR(pg_catalog.<>) 'running' RETURNING 1) "
+						  "INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
+						  "watermark_before, watermark_after, run_by) "
+						  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
+						  7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
 }

@@ -155,7 +155,7 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 /* validate.c */
 extern void incetl_resolve_pipeline(IncetlPipeline *p, bool at_create);
 extern void incetl_check_privileges(IncetlPipeline *p);
-extern void incetl_check_source_shape(IncetlPipeline *p);
+extern bool incetl_check_source_shape(IncetlPipeline *p);
 extern void incetl_save_source_shape(IncetlPipeline *p);
 extern IncetlStrategy incetl_parse_strategy(const char *s);
 extern IncetlDeleteDetection incetl_parse_delete_detection(const char *s);
@@ -253,6 +253,8 @@ extern void incetl_log_finish(int64 run_id, const char *status,
 							  IncetlCounts *c, const char *watermark_after,
 							  const char *error);
 extern void incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind);
+extern int64 incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
+								  IncetlRunKind kind, const char *watermark_before);
 extern void incetl_log_prune(void);
 extern const char *incetl_run_kind_name(IncetlRunKind kind);
 

@@ -401,9 +401,9 @@ step_prepare(RunState *rs)
 
 	incetl_resolve_pipeline(p, false);
 	incetl_check_privileges(p);
-	incetl_check_source_shape(p);
 	/* columns the source gained since are fine: remember them too */
-	incetl_save_source_shape(p);
+	if (!incetl_check_source_shape(p))
+		incetl_save_source_shape(p);
 
 	incetl_load_cursor(p, &rs->cursor);
 	rs->bounded = incetl_is_time_type(p->wm_type);
@@ -997,9 +997,8 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 
 	PG_TRY();
 	{
-		incetl_log_mark_interrupted(rs->p->id, kind);
-		incetl_log_prune();
-		rs->run_id = incetl_log_start(rs->p, name, kind, "running", rs->wm_before);
+		/* also closes out interrupted runs and prunes old rows */
+		rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
 		commit_if(rs);
 
 		/*
@@ -1014,7 +1013,8 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 		{
 			CHECK_FOR_INTERRUPTS();
 			edata = protected_step(rs, step_batch);
-			if (edata == NULL)
+			/* the last batch commits with the run's end, below */
+			if (edata == NULL && rs->pass != PASS_DONE)
 			{
 				incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
 				commit_if(rs);
@@ -1051,7 +1051,7 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 			incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
 							  NULL);
 		/* the outcome of a run that moved data is worth a flush */
-		rs->wrote_target = rs->any_target_write;
+		rs->wrote_target = rs->wrote_target || rs->any_target_write;
 		commit_if(rs);
 
 		/*

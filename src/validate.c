@@ -683,7 +683,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
  * target's column would silently stop being maintained, or change
  * meaning.  incetl.alter_pipeline(name) accepts the source's new shape.
  */
-void
+bool
 incetl_check_source_shape(IncetlPipeline *p)
 {
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
@@ -693,16 +693,24 @@ incetl_check_source_shape(IncetlPipeline *p)
 
 	values[0] = Int32GetDatum(p->id);
 	values[1] = CStringGetTextDatum(p->source_shape);
-	rc = SPI_execute_with_args("SELECT o.key, o.value, n.value FROM incetl.state s, "
+	/* one row: nothing changed; else the first column gone or retyped */
+	rc = SPI_execute_with_args("SELECT NULL, NULL, NULL FROM incetl.state s "
+							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
+							   "AND s.source_columns OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb "
+							   "UNION ALL (SELECT o.key, o.value, n.value FROM incetl.state s, "
 							   "pg_catalog.jsonb_each_text(s.source_columns) AS o "
 							   "LEFT JOIN pg_catalog.jsonb_each_text($2::pg_catalog.jsonb) AS n "
 							   "ON n.key OPERATOR(pg_catalog.=) o.key "
 							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
 							   "AND (n.value IS NULL OR n.value OPERATOR(pg_catalog.<>) o.value) "
-							   "ORDER BY o.key LIMIT 1",
+							   "ORDER BY o.key LIMIT 1) LIMIT 1",
 							   2, argtypes, values, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not read the source shape");
+	if (SPI_processed == 1 &&
+		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) == (Datum) 0 &&
+		isnull)
+		return true;			/* the same shape as remembered */
 	if (SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -727,6 +735,7 @@ incetl_check_source_shape(IncetlPipeline *p)
 				 errhint("Restore the column's type, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
 						 quote_literal_cstr(p->name))));
 	}
+	return false;
 }
 
 void
