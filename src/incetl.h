@@ -200,6 +200,7 @@ typedef struct IncetlBatchShape
 	Oid			upper_type;		/* type of $ for UPPER_LT */
 	bool		preview;		/* list ops instead of writing */
 	bool		limit;			/* LIMIT batch_size */
+	bool		fast_load;		/* plain INSERT: the target had no row */
 } IncetlBatchShape;
 
 #define INCETL_MAX_PARAMS(p) (2 * (p)->nkeys + 4)

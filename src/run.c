@@ -72,6 +72,7 @@ typedef struct RunState
 	TimestampTz bound;
 
 	RunPass		pass;
+	bool		fast_load;		/* first load into an empty target */
 	bool		prepared;		/* step_prepare succeeded */
 	bool		first_in_pass;
 	bool		have_last;		/* last row of the previous batch */
@@ -116,6 +117,7 @@ typedef struct PlanCacheEntry
 	IncetlUpper upper;
 	Oid			lower_type;
 	Oid			upper_type;
+	bool		fast_load;
 	char	   *sql;
 	SPIPlanPtr	plan;
 } PlanCacheEntry;
@@ -269,7 +271,7 @@ get_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
 
 		if (e->pipeline_id == p->id && e->lower == shape->lower &&
 			e->upper == shape->upper && e->lower_type == shape->lower_type &&
-			e->upper_type == shape->upper_type)
+			e->upper_type == shape->upper_type && e->fast_load == shape->fast_load)
 		{
 			entry = e;
 			break;
@@ -295,6 +297,7 @@ get_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
 		entry->upper = shape->upper;
 		entry->lower_type = shape->lower_type;
 		entry->upper_type = shape->upper_type;
+		entry->fast_load = shape->fast_load;
 		plan_cache = lappend(plan_cache, entry);
 	}
 	else
@@ -348,6 +351,11 @@ step_load(RunState *rs)
 	Datum		d;
 
 	rs->p = incetl_load_pipeline(rs->name, false);
+	if (GetUserNameFromId(rs->p->owner, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that owns pipeline \"%s\" no longer exists", rs->name),
+				 errhint("A superuser can drop the pipeline and create it again as its new owner.")));
 	incetl_check_owner(rs->p);
 	if (rs->kind == RUN_KIND_RUN && !rs->p->enabled)
 		ereport(ERROR,
@@ -517,6 +525,22 @@ step_prepare(RunState *rs)
 		rs->pass = PASS_LOOKBACK;
 	else
 		rs->pass = PASS_FORWARD;
+
+	/* a first load into an empty target needs no comparison */
+	if (rs->kind == RUN_KIND_RUN && rs->pass == PASS_FORWARD && !rs->cursor.valid &&
+		p->strategy == STRATEGY_TIMESTAMP && p->delete_detection != DELETE_DETECT_FLAG &&
+		p->src_key_unique &&
+		(p->src_relkind == RELKIND_RELATION || p->src_relkind == RELKIND_MATVIEW ||
+		 p->src_relkind == RELKIND_PARTITIONED_TABLE))
+	{
+		bool		isnull;
+
+		if (SPI_execute(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", p->tgt_qname),
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "incetl: could not look at the target");
+		rs->fast_load = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	rs->first_in_pass = true;
 	rs->have_last = false;
 	rs->prepared = true;
@@ -575,6 +599,66 @@ datum_lt(RunState *rs, Datum a, Datum b)
 	if (rs->bf_type == TIMESTAMPTZOID)
 		return DatumGetTimestampTz(a) < DatumGetTimestampTz(b);
 	return DatumGetInt64(a) < DatumGetInt64(b);
+}
+
+/*
+ * Run the plain-INSERT statement of a first load; if a key turns up twice
+ * (a row that moved while the run read: the unique index says so), undo it
+ * and run the batch the usual way, and the rest of the run too.
+ */
+static int
+execute_fast_load(RunState *rs, IncetlBatchShape *shape, SPIPlanPtr plan,
+				  Datum *values, char *nulls)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int rc = 0;
+	volatile bool retry = false;
+	int			nest;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		nest = begin_batch_settings(true);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		end_batch_settings(nest);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* our subtransaction goes first, whatever happens next */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		retry = true;
+	}
+	PG_END_TRY();
+
+	if (retry)
+	{
+		int			nargs;
+		Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(rs->p));
+		SPIPlanPtr	slow;
+
+		rs->fast_load = false;
+		shape->fast_load = false;
+		slow = get_plan(rs->p, shape, &nargs, argtypes);
+		nest = begin_batch_settings(true);
+		rc = SPI_execute_plan(slow, values, nulls, false, 0);
+		end_batch_settings(nest);
+	}
+	return rc;
 }
 
 /*
@@ -681,6 +765,7 @@ step_range_batch(RunState *rs)
 	}
 	values[np++] = Int64GetDatum(rs->run_id);
 
+	shape.fast_load = rs->fast_load && rs->pass == PASS_FORWARD;
 	plan = get_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
@@ -690,6 +775,9 @@ step_range_batch(RunState *rs)
 	 * few rows lie above the cursor (they are newer than the statistics),
 	 * and then every batch would fetch everything above the cursor.
 	 */
+	if (shape.fast_load)
+		rc = execute_fast_load(rs, &shape, plan, values, nulls);
+	else
 	{
 		int			nest = begin_batch_settings(true);
 

@@ -612,7 +612,46 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 
 	argtypes[np++] = INT8OID;
-	append_apply(&buf, p, np, flag, true, NULL);
+	if (shape->fast_load)
+	{
+		/*
+		 * The first load into an empty target: nothing to compare with, so
+		 * a plain INSERT.  A key met twice in one run (its row moved up
+		 * while the run read) violates the key's unique index; the caller
+		 * then redoes the batch the usual way.
+		 */
+		ListCell   *lc;
+		const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
+
+		appendStringInfo(&buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
+		i = 0;
+		foreach(lc, p->columns)
+			appendStringInfo(&buf, "%s%s", i++ ? ", " : "",
+							 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
+		if (soft)
+			appendStringInfo(&buf, ", %s", soft);
+		if (p->tgt_etl_inserted_at)
+			appendStringInfoString(&buf, ", etl_inserted_at");
+		if (p->tgt_etl_updated_at)
+			appendStringInfoString(&buf, ", etl_updated_at");
+		if (p->tgt_etl_run_id)
+			appendStringInfoString(&buf, ", etl_run_id");
+		appendStringInfoString(&buf, ") SELECT ");
+		for (i = 1; i <= list_length(p->columns); i++)
+			appendStringInfo(&buf, "%sc%d", i > 1 ? ", " : "", i);
+		if (soft)
+			appendStringInfoString(&buf, ", false");
+		if (p->tgt_etl_inserted_at)
+			appendStringInfoString(&buf, ", pg_catalog.now()");
+		if (p->tgt_etl_updated_at)
+			appendStringInfoString(&buf, ", pg_catalog.now()");
+		if (p->tgt_etl_run_id)
+			appendStringInfo(&buf, ", $%d", np);
+		appendStringInfoString(&buf, " FROM d RETURNING 1), upd AS (SELECT 1 WHERE false), "
+							   "del AS (SELECT 1 WHERE false)");
+	}
+	else
+		append_apply(&buf, p, np, flag, true, NULL);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM src), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
