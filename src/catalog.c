@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -56,6 +57,8 @@ static void store_pipeline(IncetlPipeline *p, bool insert);
 Oid
 incetl_extension_owner(void)
 {
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
@@ -63,6 +66,10 @@ incetl_extension_owner(void)
 	Oid			owner = InvalidOid;
 
 	rel = table_open(ExtensionRelationId, AccessShareLock);
+	/* looked up once per transaction */
+	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
+		return cached_owner;
+
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("incetl"));
 	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
@@ -76,6 +83,8 @@ incetl_extension_owner(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("extension \"incetl\" is not installed in this database")));
+	cached_lxid = MyProc->lxid;
+	cached_owner = owner;
 	return owner;
 }
 

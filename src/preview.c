@@ -27,6 +27,7 @@ Datum
 incetl_preview(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IncetlRoleSwitch role;
 	IncetlPipeline *p;
 	IncetlCursor cur;
 	IncetlBatchShape shape;
@@ -53,6 +54,9 @@ incetl_preview(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	incetl_check_owner(p);
+
+	/* like a run, look at the data as the pipeline's owner */
+	incetl_switch_role(&role, p->owner, false);
 	incetl_resolve_pipeline(p, false);
 	incetl_load_cursor(p, &cur);
 
@@ -187,6 +191,7 @@ execute:
 		out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &outnulls[1]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
 	}
+	incetl_restore_role(&role, true);
 	SPI_finish();
 	return (Datum) 0;
 }
