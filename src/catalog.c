@@ -65,10 +65,11 @@ incetl_extension_owner(void)
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
 	/* looked up once per transaction */
 	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
 		return cached_owner;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
 
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("incetl"));
