@@ -174,7 +174,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 	{
 		const char *from = TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new";
 		char		op = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
-			TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u';
+		TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u';
 
 		appendStringInfo(&sql, "INSERT INTO %s (%sop) SELECT ", queue, cols.data);
 		for (int i = 0; i < nkeys; i++)

@@ -57,7 +57,8 @@ typedef struct IncetlColumn
 	bool		is_key;
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
-	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or NULL */
+	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or
+								 * NULL */
 } IncetlColumn;
 
 /* a pipeline as stored in incetl.pipelines, plus what validation derived */

@@ -256,9 +256,9 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 
 	/*
 	 * Everything committed up to the flush position read now is decoded by
-	 * the peek below, so once its changes are applied the slot may move
-	 * there even when this table had no change: a quiet source must not
-	 * hold back the WAL that other tables write.
+	 * the peek below, so once its changes are applied the slot may move there
+	 * even when this table had no change: a quiet source must not hold back
+	 * the WAL that other tables write.
 	 */
 	incetl_spi_exec_owner("SELECT pg_catalog.pg_current_wal_flush_lsn()", 0, NULL, NULL, NULL,
 						  SPI_OK_SELECT);

@@ -195,4 +195,3 @@ execute:
 	SPI_finish();
 	return (Datum) 0;
 }
-

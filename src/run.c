@@ -428,7 +428,7 @@ step_prepare(RunState *rs)
 	{
 		int64		total = 0;
 		bool		capture = rs->kind == RUN_KIND_RUN &&
-			(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
+		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
 
 		/* the keys to apply go to a work table, numbered 1..total */
 		drop_work_table(p);
@@ -437,10 +437,9 @@ step_prepare(RunState *rs)
 		rs->have_work = true;
 
 		/*
-		 * Hashes against the stored state (hash), or rows against the
-		 * target: reconcile, and the first run of a capture strategy,
-		 * which loads everything the source holds once its capture is in
-		 * place.
+		 * Hashes against the stored state (hash), or rows against the target:
+		 * reconcile, and the first run of a capture strategy, which loads
+		 * everything the source holds once its capture is in place.
 		 */
 		if (!capture || rs->wm_before == NULL)
 		{
@@ -772,8 +771,8 @@ step_range_batch(RunState *rs)
 	/*
 	 * postgres_fdw ships ORDER BY ... LIMIT with the cursor only on a plan
 	 * that sorts remotely; the planner prefers a local sort when it thinks
-	 * few rows lie above the cursor (they are newer than the statistics),
-	 * and then every batch would fetch everything above the cursor.
+	 * few rows lie above the cursor (they are newer than the statistics), and
+	 * then every batch would fetch everything above the cursor.
 	 */
 	if (shape.fast_load)
 		rc = execute_fast_load(rs, &shape, plan, values, nulls);
@@ -1090,9 +1089,9 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 		commit_if(rs);
 
 		/*
-		 * In a fresh transaction with no snapshot yet: every transaction
-		 * that started below the bound has ended before any snapshot of
-		 * this run is taken.
+		 * In a fresh transaction with no snapshot yet: every transaction that
+		 * started below the bound has ended before any snapshot of this run
+		 * is taken.
 		 */
 		rs->bound = incetl_late_commit_bound();
 
@@ -1144,8 +1143,8 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 
 		/*
 		 * Only now, with the applied LSN committed, confirm the slot.  In a
-		 * transaction block the caller may still roll back, so the slot
-		 * waits for the next run to confirm.
+		 * transaction block the caller may still roll back, so the slot waits
+		 * for the next run to confirm.
 		 */
 		if (edata == NULL && rs->nonatomic && rs->slot && rs->lsn_stored)
 		{

@@ -615,10 +615,10 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	if (shape->fast_load)
 	{
 		/*
-		 * The first load into an empty target: nothing to compare with, so
-		 * a plain INSERT.  A key met twice in one run (its row moved up
-		 * while the run read) violates the key's unique index; the caller
-		 * then redoes the batch the usual way.
+		 * The first load into an empty target: nothing to compare with, so a
+		 * plain INSERT.  A key met twice in one run (its row moved up while
+		 * the run read) violates the key's unique index; the caller then
+		 * redoes the batch the usual way.
 		 */
 		ListCell   *lc;
 		const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
@@ -848,8 +848,8 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 
 	/*
 	 * The queue entries drained into this batch, by their tids: each was
-	 * committed before the work table was filled, so the change it stands
-	 * for is in the source rows this statement reads.
+	 * committed before the work table was filled, so the change it stands for
+	 * is in the source rows this statement reads.
 	 */
 	if (queue_table)
 		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q WHERE q.ctid OPERATOR(pg_catalog.=) ANY "

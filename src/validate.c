@@ -216,10 +216,10 @@ has_unique_index_on(Relation rel, IncetlPipeline *p)
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 		Form_pg_index ind = idx->rd_index;
 		bool		match = ind->indisunique && ind->indisvalid &&
-			ind->indislive &&
-			ind->indnkeyatts == p->nkeys &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
+		ind->indislive &&
+		ind->indnkeyatts == p->nkeys &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
 
 		if (match)
 		{
@@ -382,10 +382,10 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 		for_each_cell(lc2, p->key_columns, lnext(p->key_columns, lc))
 			if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_COLUMN),
-						 errmsg("key column \"%s\" of pipeline \"%s\" is given twice",
-								(char *) lfirst(lc), p->name)));
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("key column \"%s\" of pipeline \"%s\" is given twice",
+							(char *) lfirst(lc), p->name)));
 	}
 
 	/* the columns moved: every source column, matched by name */
@@ -477,9 +477,9 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 											   FORMAT_TYPE_TYPEMOD_GIVEN |
 											   FORMAT_TYPE_FORCE_QUALIFY);
 		c->eq_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
-														TYPECACHE_EQ_OPR)->eq_opr);
+															   TYPECACHE_EQ_OPR)->eq_opr);
 		c->gt_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
-														TYPECACHE_GT_OPR)->gt_opr);
+															   TYPECACHE_GT_OPR)->gt_opr);
 		p->columns = lappend(p->columns, c);
 	}
 

@@ -289,7 +289,7 @@ Datum
 incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound)
 {
 	int			precision = (p->wm_typmod >= 0 && p->wm_typmod < MAX_TIMESTAMP_PRECISION) ?
-		p->wm_typmod : MAX_TIMESTAMP_PRECISION;
+	p->wm_typmod : MAX_TIMESTAMP_PRECISION;
 	int64		unit = 1;
 
 	for (int i = precision; i < MAX_TIMESTAMP_PRECISION; i++)
