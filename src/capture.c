@@ -39,6 +39,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -47,6 +48,20 @@
 #include "incetl.h"
 
 PG_FUNCTION_INFO_V1(incetl_capture);
+
+/*
+ * The prepared INSERT of each capture trigger, by trigger OID: a writer
+ * that changes one row per statement pays for executing it, not for
+ * parsing and planning it.  The plans are revalidated by the plan cache
+ * when the queue or the source changes.
+ */
+typedef struct CapturePlan
+{
+	Oid			tgoid;			/* hash key */
+	SPIPlanPtr	plan;
+} CapturePlan;
+
+static HTAB *capture_plans = NULL;
 
 char *
 incetl_queue_table_name(IncetlPipeline *p)
@@ -146,6 +161,8 @@ incetl_capture(PG_FUNCTION_ARGS)
 	volatile int rc = 0;
 	char	   *queue;
 	int32		pipeline_id;
+	CapturePlan *entry;
+	bool		found;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -162,6 +179,19 @@ incetl_capture(PG_FUNCTION_ARGS)
 	queue = psprintf("incetl.queue_%d", pipeline_id);
 	nkeys = tg->tgnargs - 1;
 	desc = RelationGetDescr(td->tg_relation);
+
+	if (capture_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CapturePlan);
+		capture_plans = hash_create("incetl capture plans", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+	}
+	entry = hash_search(capture_plans, &tg->tgoid, HASH_ENTER, &found);
+	if (!found)
+		entry->plan = NULL;
 
 	initStringInfo(&cols);
 	for (int i = 0; i < nkeys; i++)
@@ -214,6 +244,17 @@ incetl_capture(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
+	if (entry->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql.data, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "incetl: could not prepare the capture: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "incetl: SPI_keepplan failed");
+		entry->plan = plan;
+	}
 
 	/*
 	 * Writers of the source need no right on the queue: write it as its
@@ -241,7 +282,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 		incetl_switch_role(&save, queue_owner, true);
 		PG_TRY();
 		{
-			rc = SPI_execute(sql.data, false, 0);
+			rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);
 		}
 		PG_CATCH();
 		{

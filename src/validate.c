@@ -381,11 +381,13 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		ListCell   *lc2;
 
 		for_each_cell(lc2, p->key_columns, lnext(p->key_columns, lc))
+		{
 			if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_COLUMN),
-					 errmsg("key column \"%s\" of pipeline \"%s\" is given twice",
-							(char *) lfirst(lc), p->name)));
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("key column \"%s\" of pipeline \"%s\" is given twice",
+								(char *) lfirst(lc), p->name)));
+		}
 	}
 
 	/* the columns moved: every source column, matched by name */
