@@ -124,26 +124,40 @@ value_bytes(Datum *valuep, int16 typlen, bool typbyval, const char **data, Size 
 }
 
 /*
+ * The columns of a record argument; the caller releases the returned
+ * tuple descriptor with ReleaseTupleDesc.
+ */
+static TupleDesc
+deform_record(HeapTupleHeader rec, Datum **values, bool **nulls)
+{
+	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+											  HeapTupleHeaderGetTypMod(rec));
+	HeapTupleData tuple;
+
+	*values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	*nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&(tuple.t_self));
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	heap_deform_tuple(&tuple, desc, *values, *nulls);
+	return desc;
+}
+
+/*
  * incetl.row_hash(record) returns bigint
  */
 Datum
 incetl_row_hash(PG_FUNCTION_ARGS)
 {
 	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
-	Oid			tupType = HeapTupleHeaderGetTypeId(rec);
-	int32		tupTypmod = HeapTupleHeaderGetTypMod(rec);
-	TupleDesc	desc = lookup_rowtype_tupdesc(tupType, tupTypmod);
-	RowHashCache *cache = row_hash_cache(fcinfo, desc, tupType, tupTypmod);
-	HeapTupleData tuple;
-	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	Datum	   *values;
+	bool	   *nulls;
+	TupleDesc	desc = deform_record(rec, &values, &nulls);
+	RowHashCache *cache = row_hash_cache(fcinfo, desc,
+										 HeapTupleHeaderGetTypeId(rec),
+										 HeapTupleHeaderGetTypMod(rec));
 	uint64		h = ROW_HASH_SEED;
-
-	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-	ItemPointerSetInvalid(&(tuple.t_self));
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = rec;
-	heap_deform_tuple(&tuple, desc, values, nulls);
 
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -190,21 +204,12 @@ Datum
 incetl_row_sha256(PG_FUNCTION_ARGS)
 {
 	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
-	Oid			tupType = HeapTupleHeaderGetTypeId(rec);
-	int32		tupTypmod = HeapTupleHeaderGetTypMod(rec);
-	TupleDesc	desc = lookup_rowtype_tupdesc(tupType, tupTypmod);
-	HeapTupleData tuple;
-	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	Datum	   *values;
+	bool	   *nulls;
+	TupleDesc	desc = deform_record(rec, &values, &nulls);
 	pg_cryptohash_ctx *ctx;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	bytea	   *result;
-
-	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-	ItemPointerSetInvalid(&(tuple.t_self));
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = rec;
-	heap_deform_tuple(&tuple, desc, values, nulls);
 
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (pg_cryptohash_init(ctx) < 0)

@@ -1163,10 +1163,11 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 }
 
 /*
- * CALL incetl.run(name)
+ * The procedures that run one pipeline: connect SPI (non-atomic when they
+ * may commit), run, and raise the run's error again after it was logged.
  */
-Datum
-incetl_run(PG_FUNCTION_ARGS)
+static void
+call_pipeline(FunctionCallInfo fcinfo, IncetlRunKind kind, RunState *bf)
 {
 	bool		nonatomic = call_is_nonatomic(fcinfo);
 	ErrorData  *edata;
@@ -1175,13 +1176,21 @@ incetl_run(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline name must not be null")));
-
 	connect_spi(nonatomic);
 	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
-						 RUN_KIND_RUN, NULL);
+						 kind, bf);
 	SPI_finish();
 	if (edata)
 		ReThrowError(edata);
+}
+
+/*
+ * CALL incetl.run(name)
+ */
+Datum
+incetl_run(PG_FUNCTION_ARGS)
+{
+	call_pipeline(fcinfo, RUN_KIND_RUN, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -1235,38 +1244,18 @@ incetl_run_all(PG_FUNCTION_ARGS)
 Datum
 incetl_reconcile(PG_FUNCTION_ARGS)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
-	ErrorData  *edata;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null")));
-	connect_spi(nonatomic);
-	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
-						 RUN_KIND_RECONCILE, NULL);
-	SPI_finish();
-	if (edata)
-		ReThrowError(edata);
+	call_pipeline(fcinfo, RUN_KIND_RECONCILE, NULL);
 	PG_RETURN_VOID();
 }
 
 static void
 backfill(FunctionCallInfo fcinfo, RunState *bf)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
-	ErrorData  *edata;
-
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("arguments of incetl.backfill must not be null")));
-	connect_spi(nonatomic);
-	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
-						 RUN_KIND_BACKFILL, bf);
-	SPI_finish();
-	if (edata)
-		ReThrowError(edata);
+	call_pipeline(fcinfo, RUN_KIND_BACKFILL, bf);
 }
 
 /*

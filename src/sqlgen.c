@@ -477,6 +477,84 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 	}
 }
 
+/* s."key1" = b.k1 AND ... with the source key types' own equality */
+static void
+append_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		Oid			nsp;
+
+		appendStringInfo(buf, "%ss.%s %s %s.k%d", i ? " AND " : "",
+						 quote_identifier(p->keys[i]->name),
+						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 keyed, i + 1);
+	}
+}
+
+/*
+ * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
+ * (one per key) and "gone" (keys the source no longer has, found by a probe
+ * into the source in the same snapshot).
+ */
+static void
+append_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
+{
+	appendStringInfoString(buf, ", src AS MATERIALIZED (");
+	append_src_columns(buf, p, p->watermark_column != NULL, false, with_hash);
+	appendStringInfo(buf, " FROM b JOIN %s AS s ON ", p->src_qname);
+	append_source_key_match(buf, p, "b");
+	appendStringInfoChar(buf, ')');
+	append_dedupe(buf, p, p->watermark_column != NULL);
+	appendStringInfoString(buf, ", d AS (SELECT * FROM d0), gone AS (SELECT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sCAST(b.k%d AS %s) AS g%d, b.k%d", i ? ", " : "",
+						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1);
+	appendStringInfo(buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+					 p->src_qname);
+	append_source_key_match(buf, p, "b");
+	appendStringInfoString(buf, "))");
+}
+
+/*
+ * A preview's rows: what cmp would insert or update and, with_gone, the
+ * keys of "gone" that the target holds (and has not soft-deleted).
+ */
+static void
+append_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
+{
+	char	   *cut = strstr(buf->data, ", ins AS (");
+	int			i;
+
+	/* cmp is all a preview needs of the apply tail */
+	if (cut)
+	{
+		*cut = '\0';
+		buf->len = cut - buf->data;
+	}
+	appendStringInfoString(buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
+						   "pg_catalog.jsonb_build_object(");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
+	appendStringInfoString(buf, ") FROM cmp");
+	if (!with_gone)
+		return;
+	appendStringInfoString(buf, " UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), i + 1);
+	appendStringInfo(buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
+					 p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "t.%s %s gone.g%d AND ",
+						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
+	else
+		appendStringInfoString(buf, "true)");
+}
+
 /*
  * The statement of one batch of a timestamp pass (write) or of a preview.
  *
@@ -572,41 +650,8 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 
 	if (shape->preview)
 	{
-		/* cmp only, then list what would be done */
 		append_apply(&buf, p, 0, false, true, NULL);
-		/* drop the write CTEs: cut the statement after cmp */
-		{
-			char	   *cut = strstr(buf.data, ", ins AS (");
-
-			if (cut)
-			{
-				*cut = '\0';
-				buf.len = cut - buf.data;
-			}
-		}
-		appendStringInfoString(&buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
-							   "pg_catalog.jsonb_build_object(");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
-							 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
-		appendStringInfoString(&buf, ") FROM cmp");
-		if (flag)
-		{
-			appendStringInfo(&buf, " UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
-			for (i = 0; i < p->nkeys; i++)
-				appendStringInfo(&buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
-								 quote_literal_cstr(p->keys[i]->name), i + 1);
-			appendStringInfo(&buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
-							 p->tgt_qname);
-			for (i = 0; i < p->nkeys; i++)
-				appendStringInfo(&buf, "t.%s %s gone.g%d AND ",
-								 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
-			if (p->soft_delete)
-				appendStringInfo(&buf, "t.%s IS NOT TRUE)",
-								 quote_identifier(p->soft_delete_column));
-			else
-				appendStringInfoString(&buf, "true)");
-		}
+		append_preview_select(&buf, p, flag);
 		*nargs = np;
 		return buf.data;
 	}
@@ -801,43 +846,11 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 					   int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
-	int			i;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE rn OPERATOR(pg_catalog.>) $1 AND rn OPERATOR(pg_catalog.<=) $2)",
 					 incetl_work_table_name(p));
-	appendStringInfoString(&buf, ", src AS MATERIALIZED (");
-	append_src_columns(&buf, p, p->watermark_column != NULL, false, with_state);
-	appendStringInfo(&buf, " FROM b JOIN %s AS s ON ", p->src_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
-		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name),
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-						 i + 1);
-	}
-	appendStringInfoChar(&buf, ')');
-	append_dedupe(&buf, p, p->watermark_column != NULL);
-	appendStringInfoString(&buf, ", d AS (SELECT * FROM d0)");
-	/* keys gone from the source: an index probe each, in the same snapshot */
-	appendStringInfoString(&buf, ", gone AS (SELECT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sCAST(b.k%d AS %s) AS g%d, b.k%d", i ? ", " : "",
-						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1);
-	appendStringInfo(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
-					 p->src_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
-		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name),
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-						 i + 1);
-	}
-	appendStringInfoString(&buf, "))");
+	append_keyed_rows(&buf, p, with_state);
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
@@ -928,63 +941,12 @@ char *
 incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 {
 	StringInfoData buf;
-	int			i;
-	char	   *cut;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s), src AS MATERIALIZED (", keys_sql);
-	append_src_columns(&buf, p, p->watermark_column != NULL, false, false);
-	appendStringInfo(&buf, " FROM b JOIN %s AS s ON ", p->src_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
-		appendStringInfo(&buf, "%ss.%s %s b.k%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name),
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-						 i + 1);
-	}
-	appendStringInfoChar(&buf, ')');
-	append_dedupe(&buf, p, p->watermark_column != NULL);
-	appendStringInfoString(&buf, ", d AS (SELECT * FROM d0), gone AS (SELECT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sCAST(b.k%d AS %s) AS g%d", i ? ", " : "",
-						 i + 1, p->keys[i]->tgt_typename, i + 1);
-	appendStringInfoString(&buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM src WHERE ");
-	for (i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
-		appendStringInfo(&buf, "%ssrc.k%d %s b.k%d", i ? " AND " : "", i + 1,
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-						 i + 1);
-	}
-	appendStringInfoString(&buf, "))");
+	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
+	append_keyed_rows(&buf, p, false);
 	append_apply(&buf, p, 1, false, false, NULL);
-	cut = strstr(buf.data, ", ins AS (");
-	if (cut)
-	{
-		*cut = '\0';
-		buf.len = cut - buf.data;
-	}
-	appendStringInfoString(&buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
-						   "pg_catalog.jsonb_build_object(");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
-						 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
-	appendStringInfoString(&buf, ") FROM cmp UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
-						 quote_literal_cstr(p->keys[i]->name), i + 1);
-	appendStringInfo(&buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
-					 p->tgt_qname);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "t.%s %s gone.g%d AND ",
-						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
-	if (p->soft_delete)
-		appendStringInfo(&buf, "t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
-	else
-		appendStringInfoString(&buf, "true)");
+	append_preview_select(&buf, p, true);
 	return buf.data;
 }
 
