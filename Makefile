@@ -26,11 +26,11 @@ DATA = $(wildcard incetl--*.sql)
 PGFILEDESC = "incetl - incremental ETL inside PostgreSQL"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf --load-extension=pgcrypto
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=tmp_regress.conf --load-extension=pgcrypto
 
 # isolation specs and TAP tests live under test/ and have targets of their own
 ISO_TESTS = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISO_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf \
+ISO_OPTS = --temp-instance=tmp_check_iso --temp-config=tmp_regress.conf \
 	--inputdir=test --outputdir=output_iso --load-extension=pgcrypto
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
@@ -38,14 +38,24 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 
 # what the check targets leave behind (regression.diffs, results/ and
 # tmp_check/ are PGXS's own)
-EXTRA_CLEAN = output_iso tmp_check_iso tmp_check_tap
+EXTRA_CLEAN = output_iso tmp_check_iso tmp_check_tap tmp_regress.conf
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # with no specs (or no t/*.pl) these targets say so and succeed
-isolationcheck: all
+# test/regress.conf, plus incetl in output_plugin_libraries on a server that
+# has that setting
+tmp_regress.conf: test/regress.conf
+	cp test/regress.conf $@
+	if "$(bindir)/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then \
+		echo "output_plugin_libraries = 'pgoutput, test_decoding, incetl'" >> $@; \
+	fi
+
+installcheck: tmp_regress.conf
+
+isolationcheck: all tmp_regress.conf
 ifeq ($(strip $(ISO_TESTS)),)
 	@echo "isolationcheck: no specs in test/specs, nothing to run"
 else
@@ -68,7 +78,7 @@ endif
 
 check-all: installcheck isolationcheck tapcheck
 
-.PHONY: isolationcheck tapcheck check-all
+.PHONY: isolationcheck tapcheck check-all tmp_regress.conf
 
 # make bench [BENCH_N=rows]: incetl against hand-written SQL (test/bench.sh, as root)
 bench:
