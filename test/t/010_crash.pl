@@ -22,39 +22,15 @@
 use strict;
 use warnings;
 
-use IPC::Run;
+use IncetlTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $ROWS = 300_000;
 my $SENTINEL = 290_000;		# a key of batch 29
 
-# A node that can run every strategy (wal_level=logical).  This Debian build
-# lists the libraries allowed as output plugins; name ours when the server
-# knows the setting.
-sub incetl_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
-	$node->append_conf('postgresql.conf',
-		"shared_buffers = 128MB\nmax_connections = 20\n");
-	my ($out, $err) = ('', '');
-	if (IPC::Run::run(
-			[ 'postgres', '-D', $node->data_dir, '-C', 'output_plugin_libraries' ],
-			'>', \$out, '2>', \$err))
-	{
-		$node->append_conf('postgresql.conf',
-			"output_plugin_libraries = 'pgoutput, test_decoding, incetl'");
-	}
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
-	return $node;
-}
-
-my $node = incetl_node('crash');
+my $node = incetl_node('crash', conf => "shared_buffers = 128MB\nmax_connections = 20\n");
 
 $node->safe_psql(
 	'postgres', qq{
@@ -90,80 +66,6 @@ SELECT (SELECT count(*) FROM src, c
 		   AND EXISTS (SELECT 1 FROM tgt t WHERE t.id = src.id
 					   AND t.v = src.v AND t.updated_at = src.updated_at))
 };
-
-my $diff_sql = q{
-SELECT (SELECT count(*) FROM (TABLE src EXCEPT TABLE tgt) a)
-	 + (SELECT count(*) FROM (TABLE tgt EXCEPT TABLE src) b)
-};
-
-# start a run in a background session; returns the session
-sub start_run
-{
-	my $bg = $node->background_psql('postgres', on_error_stop => 0);
-	$bg->query_until(qr/run starts/, "\\echo run starts\nCALL incetl.run('p');\n");
-	return $bg;
-}
-
-# end a session whose server side is gone (its psql may have exited)
-sub quit_dead
-{
-	my ($session) = @_;
-	eval { $session->quit; };
-	return;
-}
-
-# SIGKILL the whole server: every child of the postmaster, then the
-# postmaster ($node->kill9 alone kills only the postmaster; an orphaned
-# backend then goes on working until it notices, and may well finish the run)
-sub kill_server
-{
-	my $pm = (split /\n/,
-		slurp_file($node->data_dir . '/postmaster.pid'))[0];
-	my @children;
-	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
-	foreach my $p (grep { /^\d+$/ } readdir $dh)
-	{
-		my $stat = eval { slurp_file("/proc/$p/stat") };
-		next unless defined $stat;
-		# pid (comm) state ppid ...: comm may hold spaces, skip past it
-		$stat =~ s/^.*\)\s+//s;
-		push @children, $p if (split ' ', $stat)[1] == $pm;
-	}
-	closedir $dh;
-	note 'SIGKILL to ' . scalar(@children) . " children of postmaster $pm";
-	kill 'KILL', @children;
-	$node->kill9;
-
-	# pg_ctl start refuses while the old postmaster's pid is alive: wait
-	# until every killed process has been reaped
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (grep { kill 0, $_ } ($pm, @children))
-	{
-		die 'killed server processes do not go away' if time > $deadline;
-		usleep(50_000);
-	}
-	return;
-}
-
-# hold a row lock on the sentinel target row; returns the session
-sub lock_sentinel
-{
-	my $locker = $node->background_psql('postgres');
-	$locker->query_safe("BEGIN; SELECT 1 FROM tgt WHERE id = $SENTINEL FOR UPDATE");
-	return $locker;
-}
-
-# wait until the running run has committed at least n batches; its run_id
-sub wait_batches
-{
-	my ($n) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT EXISTS (SELECT 1 FROM incetl.run_log WHERE pipeline = 'p' "
-		  . "AND status = 'running' AND batches >= $n)")
-	  or die "the run never reached $n batches";
-	return $node->safe_psql('postgres',
-		"SELECT run_id FROM incetl.run_log WHERE pipeline = 'p' AND status = 'running'");
-}
 
 # the checks after a kill (or a cancel), then the next run
 sub check_after_kill
@@ -212,7 +114,7 @@ sub check_after_kill
 		  . "WHERE pipeline = 'p' AND run_id > $killed_run ORDER BY run_id DESC LIMIT 1");
 	is($status, 'succeeded', "$label: the next run succeeded");
 	is($extracted, $ROWS - $upto, "$label: the next run resumed from the cursor");
-	is($node->safe_psql('postgres', $diff_sql), 0, "$label: target equals source");
+	target_equals_source($node, 'src', 'tgt', undef, "$label: target equals source");
 	is($node->safe_psql('postgres', $cursor_sql), "$ROWS|0|0",
 		"$label: the cursor is at the last row");
 }
@@ -221,15 +123,8 @@ sub check_after_kill
 # (a) pg_terminate_backend mid-run, during the first load
 #
 {
-	my $locker = lock_sentinel();
-	my $bg = start_run();
-	my $run_id = wait_batches(2);
-	is( $node->safe_psql('postgres',
-			"SELECT pg_terminate_backend(pid, 60000) FROM incetl.run_log WHERE run_id = $run_id"),
-		't', 'terminated the running backend');
-	quit_dead($bg);
-	$locker->query_safe('COMMIT');
-	$locker->quit;
+	my $run_id = kill_run_midway($node, 'p', 'terminate', batches => 2,
+		lock => [ 'tgt', $SENTINEL ], test_name => 'terminated the running backend');
 	check_after_kill('terminate', $run_id, 2);
 }
 
@@ -242,13 +137,8 @@ UPDATE src SET v = 'v2 ' || id,
 			   updated_at = timestamptz '2025-01-01 00:00:00+00' + id * interval '1 second';
 VACUUM ANALYZE src, tgt;
 });
-	my $locker = lock_sentinel();
-	my $bg = start_run();
-	my $run_id = wait_batches(5);
-	kill_server();
-	quit_dead($bg);
-	quit_dead($locker);
-	$node->start;
+	my $run_id = kill_run_midway($node, 'p', 'kill9', batches => 5,
+		lock => [ 'tgt', $SENTINEL ]);
 	check_after_kill('kill9', $run_id, 5);
 }
 
@@ -261,7 +151,7 @@ VACUUM ANALYZE src, tgt;
 UPDATE src SET v = 'v3 ' || id,
 			   updated_at = timestamptz '2025-06-01 00:00:00+00' + id * interval '1 second';
 });
-	my $locker = lock_sentinel();
+	my $locker = lock_target_row($node, 'tgt', $SENTINEL);
 	my $bg = $node->background_psql('postgres', on_error_stop => 0);
 	$bg->query_until(qr/run starts/, "\\echo run starts\nCALL incetl.run('p');\n\\echo run ended\n\\warn run ended\n");
 	$node->poll_query_until('postgres', q{

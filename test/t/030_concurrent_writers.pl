@@ -16,6 +16,7 @@
 use strict;
 use warnings;
 
+use IncetlTest;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -42,30 +43,8 @@ my @strategies = (
 );
 my $with_deletes = grep { $_->{deletes} } @strategies;
 
-# A node that can run every strategy (wal_level=logical).  This Debian build
-# lists the libraries allowed as output plugins; name ours when the server
-# knows the setting.
-sub incetl_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
-	$node->append_conf('postgresql.conf',
-		"shared_buffers = 128MB\nmax_connections = 20\n");
-	my ($out, $err) = ('', '');
-	if (IPC::Run::run(
-			[ 'postgres', '-D', $node->data_dir, '-C', 'output_plugin_libraries' ],
-			'>', \$out, '2>', \$err))
-	{
-		$node->append_conf('postgresql.conf',
-			"output_plugin_libraries = 'pgoutput, test_decoding, incetl'");
-	}
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
-	return $node;
-}
-
-my $node = incetl_node('writers');
+# a node that can run every strategy (wal_level=logical)
+my $node = incetl_node('writers', conf => "shared_buffers = 128MB\nmax_connections = 20\n");
 is($node->safe_psql('postgres', "LOAD 'incetl'; SHOW incetl.late_commit_margin"), '1s',
 	'the runs use the default late_commit_margin');
 

@@ -22,39 +22,17 @@
 use strict;
 use warnings;
 
-use IPC::Run;
+use IncetlTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $N = 20_000;				# rows of the initial load
 my $BATCH = 1000;
 my $SENTINEL = 15_001;		# an updated key of batch 16 (of 22)
 
-# A node that can decode with incetl's plugin.  This Debian build lists the
-# libraries allowed as output plugins; name ours when the server knows the
-# setting.
-sub incetl_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
-	$node->append_conf('postgresql.conf', "max_connections = 20\n");
-	my ($out, $err) = ('', '');
-	if (IPC::Run::run(
-			[ 'postgres', '-D', $node->data_dir, '-C', 'output_plugin_libraries' ],
-			'>', \$out, '2>', \$err))
-	{
-		$node->append_conf('postgresql.conf',
-			"output_plugin_libraries = 'pgoutput, test_decoding, incetl'");
-	}
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
-	return $node;
-}
-
-my $node = incetl_node('logical_kill');
+# a node that can decode with incetl's plugin (wal_level=logical)
+my $node = incetl_node('logical_kill', conf => "max_connections = 20\n");
 
 $node->safe_psql('postgres', qq{
 CREATE TABLE src (id integer PRIMARY KEY, v text NOT NULL, n integer NOT NULL);
@@ -73,10 +51,6 @@ my $todo_sql = q{
 SELECT (SELECT count(*) FROM src WHERE NOT EXISTS (SELECT 1 FROM tgt WHERE tgt.id = src.id)),
 	   (SELECT count(*) FROM src JOIN tgt USING (id) WHERE (src.v, src.n) <> (tgt.v, tgt.n)),
 	   (SELECT count(*) FROM tgt WHERE NOT EXISTS (SELECT 1 FROM src WHERE src.id = tgt.id))
-};
-my $diff_sql = q{
-SELECT (SELECT count(*) FROM (TABLE src EXCEPT TABLE tgt) a)
-	 + (SELECT count(*) FROM (TABLE tgt EXCEPT TABLE src) b)
 };
 # stored applied LSN against the slot: 'ahead', 'equal', 'behind' or
 # 'none' (nothing applied yet)
@@ -97,6 +71,14 @@ SELECT status, rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_u
 sub lsn_state
 {
 	return $node->safe_psql('postgres', $lsn_sql);
+}
+
+# the xmins of every target row, as one digest: equal before and after a
+# run when the run rewrote no row
+sub target_xmins
+{
+	return $node->safe_psql('postgres',
+		q{SELECT md5(string_agg(xmin::text, ',' ORDER BY id)) FROM tgt});
 }
 
 # one complete run; returns its run_log counts
@@ -128,65 +110,6 @@ INSERT INTO src SELECT g, 'v$round ' || g, $round FROM generate_series($max + 1,
 	return $count + 2000;
 }
 
-sub start_run
-{
-	my $bg = $node->background_psql('postgres', on_error_stop => 0);
-	$bg->query_until(qr/run starts/, "\\echo run starts\nCALL incetl.run('p');\n");
-	return $bg;
-}
-
-sub quit_dead
-{
-	my ($session) = @_;
-	eval { $session->quit; };
-	return;
-}
-
-# hold a row lock on the sentinel's target row; returns the session
-sub lock_sentinel
-{
-	my $locker = $node->background_psql('postgres');
-	$locker->query_safe("BEGIN; SELECT 1 FROM tgt WHERE id = $SENTINEL FOR UPDATE");
-	return $locker;
-}
-
-# wait until the running run has committed at least n batches; its run_id
-sub wait_batches
-{
-	my ($n) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT EXISTS (SELECT 1 FROM incetl.run_log WHERE pipeline = 'p' "
-		  . "AND status = 'running' AND batches >= $n)")
-	  or die "the run never reached $n batches";
-	return $node->safe_psql('postgres',
-		"SELECT run_id FROM incetl.run_log WHERE pipeline = 'p' AND status = 'running'");
-}
-
-# SIGKILL every child of the postmaster, then the postmaster
-sub kill_server
-{
-	my $pm = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
-	my @children;
-	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
-	foreach my $p (grep { /^\d+$/ } readdir $dh)
-	{
-		my $stat = eval { slurp_file("/proc/$p/stat") };
-		next unless defined $stat;
-		$stat =~ s/^.*\)\s+//s;
-		push @children, $p if (split ' ', $stat)[1] == $pm;
-	}
-	closedir $dh;
-	kill 'KILL', @children;
-	$node->kill9;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (grep { kill 0, $_ } ($pm, @children))
-	{
-		die 'killed server processes do not go away' if time > $deadline;
-		usleep(50_000);
-	}
-	return;
-}
-
 # After a run died: the applied LSN did not move past the slot, the next
 # run does exactly what the data says is left, and the target then equals
 # the source.
@@ -209,7 +132,7 @@ sub check_after_death
 	is($node->safe_psql('postgres',
 			"SELECT status FROM incetl.run_log WHERE run_id = $killed_run"),
 		'failed', "$label: the killed run is marked failed");
-	is($node->safe_psql('postgres', $diff_sql), 0, "$label: target equals source");
+	target_equals_source($node, 'src', 'tgt', undef, "$label: target equals source");
 	is(lsn_state(), 'equal', "$label: the slot is confirmed up to the applied LSN");
 	is(run_ok("$label: a further run"), 'succeeded|0|0|0|0|0',
 		"$label: a further run finds nothing to do");
@@ -230,15 +153,8 @@ is(lsn_state(), 'equal', 'applied LSN stored and confirmed');
 {
 	my $total = make_changes(1);
 	my $before = lsn_state();
-	my $locker = lock_sentinel();
-	my $bg = start_run();
-	my $run_id = wait_batches(3);
-	is( $node->safe_psql('postgres',
-			"SELECT pg_terminate_backend(pid, 60000) FROM incetl.run_log WHERE run_id = $run_id"),
-		't', 'terminate: backend terminated');
-	quit_dead($bg);
-	$locker->query_safe('COMMIT');
-	$locker->quit;
+	my $run_id = kill_run_midway($node, 'p', 'terminate', batches => 3,
+		lock => [ 'tgt', $SENTINEL ], test_name => 'terminate: backend terminated');
 	check_after_death('terminate', $run_id, $before, $total);
 }
 
@@ -249,13 +165,8 @@ is(lsn_state(), 'equal', 'applied LSN stored and confirmed');
 	my $total = make_changes(2);
 	$node->safe_psql('postgres', 'CHECKPOINT');
 	my $before = lsn_state();
-	my $locker = lock_sentinel();
-	my $bg = start_run();
-	my $run_id = wait_batches(5);
-	kill_server();
-	quit_dead($bg);
-	quit_dead($locker);
-	$node->start;
+	my $run_id = kill_run_midway($node, 'p', 'kill9', batches => 5,
+		lock => [ 'tgt', $SENTINEL ]);
 	check_after_death('kill9', $run_id, $before, $total);
 }
 
@@ -274,14 +185,13 @@ $last_run_sql;
 });
 	is($out, "succeeded|$total|$ins|$upd|$del|0", 'block: the run applied every change');
 	is(lsn_state(), 'ahead', 'block: applied LSN stored, slot not confirmed');
-	is($node->safe_psql('postgres', $diff_sql), 0, 'block: target equals source');
+	target_equals_source($node, 'src', 'tgt', undef, 'block: target equals source');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM incetl.preview('p')"),
 		0, 'block: preview shows nothing left');
-	my $xmins = $node->safe_psql('postgres', 'SELECT md5(string_agg(xmin::text, \',\' ORDER BY id)) FROM tgt');
+	my $xmins = target_xmins();
 	is(run_ok('block: next run'), 'succeeded|0|0|0|0|0',
 		'block: the next run applies nothing again');
-	is($node->safe_psql('postgres', 'SELECT md5(string_agg(xmin::text, \',\' ORDER BY id)) FROM tgt'),
-		$xmins, 'block: no target row rewritten');
+	is(target_xmins(), $xmins, 'block: no target row rewritten');
 	is(lsn_state(), 'equal', 'block: the next run confirmed the slot');
 }
 
@@ -296,18 +206,17 @@ $last_run_sql;
 	is(run_ok('crash after run'), "succeeded|$total|$ins|$upd|$del|0",
 		'crash after run: the run applied every change');
 	is(lsn_state(), 'equal', 'crash after run: slot confirmed');
-	kill_server();
+	kill_server($node);
 	$node->start;
 	my $state = lsn_state();
 	note "crash after run: applied LSN against the slot after restart: $state";
 	like($state, qr/^(equal|ahead)$/, 'crash after run: applied LSN not behind the slot');
-	my $xmins = $node->safe_psql('postgres', 'SELECT md5(string_agg(xmin::text, \',\' ORDER BY id)) FROM tgt');
+	my $xmins = target_xmins();
 	is(run_ok('crash after run: next run'), 'succeeded|0|0|0|0|0',
 		'crash after run: the next run applies nothing again');
-	is($node->safe_psql('postgres', 'SELECT md5(string_agg(xmin::text, \',\' ORDER BY id)) FROM tgt'),
-		$xmins, 'crash after run: no target row rewritten');
+	is(target_xmins(), $xmins, 'crash after run: no target row rewritten');
 	is(lsn_state(), 'equal', 'crash after run: the slot is confirmed');
-	is($node->safe_psql('postgres', $diff_sql), 0, 'crash after run: target equals source');
+	target_equals_source($node, 'src', 'tgt', undef, 'crash after run: target equals source');
 }
 
 #

@@ -17,6 +17,7 @@
 use strict;
 use warnings;
 
+use IncetlTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -93,19 +94,6 @@ SELECT incetl.create_pipeline('fragile', source => 'app.fragile', target => 'dw.
 							  watermark_column => 'updated_at');
 });
 
-# the same comparison for every pipeline: rows of one side missing from the
-# other, both ways
-sub diff_count
-{
-	my ($t) = @_;
-	return $node->safe_psql(
-		'postgres', qq{
-SELECT count(*) FROM (
-  (SELECT id, name, updated_at FROM app.$t EXCEPT SELECT id, name, updated_at FROM dw.$t)
-  UNION ALL
-  (SELECT id, name, updated_at FROM dw.$t EXCEPT SELECT id, name, updated_at FROM app.$t)) d});
-}
-
 ###
 ### 1. a scheduled run
 ###
@@ -147,7 +135,8 @@ SELECT r.pid = d.job_pid AND r.pid <> pg_backend_pid()
 	't',
 	"run_log.pid is the pid of pg_cron's connection");
 
-is(diff_count('users'), '0', 'target equals source after the scheduled run');
+target_equals_source($node, 'app.users', 'dw.users', 'id, name, updated_at',
+	'target equals source after the scheduled run');
 is( $node->safe_psql('postgres',
 		"SELECT count(DISTINCT etl_run_id) FROM dw.users"),
 	'1', 'every target row carries the run id of that run');
@@ -261,7 +250,8 @@ SELECT status || ' ' || rows_updated || ' ' || rows_unchanged
   FROM incetl.run_log WHERE pid = $runner_pid AND pipeline = 'users'}),
 	'succeeded 1 0',
 	'the long run finished and updated the one changed row');
-is(diff_count('users'), '0', 'target equals source after the long run');
+target_equals_source($node, 'app.users', 'dw.users', 'id, name, updated_at',
+	'target equals source after the long run');
 is( $node->safe_psql('postgres', 'SELECT count(*) FROM cron.job'),
 	'0', 'jobs unscheduled');
 
