@@ -56,8 +56,8 @@ incetl_install_deps() {
 	[ "${1:-build}" = test ] && want+=("postgresql-$PG_MAJOR-cron" libipc-run-perl)
 	command -v dpkg >/dev/null 2>&1 ||
 		{ incetl_err "dpkg not found: these scripts expect Debian 12"; return 1; }
-	_incetl_pkg_installed "postgresql-$PG_MAJOR" ||
-		{ incetl_err "postgresql-$PG_MAJOR is not installed"; return 1; }
+	# the server itself too, should a machine come without it
+	want+=("postgresql-$PG_MAJOR")
 	for p in "${want[@]}"; do
 		_incetl_pkg_installed "$p" || missing+=("$p")
 	done
