@@ -601,6 +601,30 @@ datum_lt(RunState *rs, Datum a, Datum b)
 }
 
 /*
+ * Add a batch's counts (the first four columns of its statement's one row:
+ * read, inserted, updated, deleted) to the run's; returns the rows read.
+ */
+static int64
+account_batch(RunState *rs, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	int64		n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	int64		ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	int64		nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	int64		nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+
+	rs->counts.batches++;
+	rs->counts.extracted += n;
+	rs->counts.inserted += ni;
+	rs->counts.updated += nu;
+	rs->counts.deleted += nd;
+	rs->counts.unchanged += n - ni - nu - nd;
+	if (ni + nu + nd > 0)
+		rs->wrote_target = rs->any_target_write = true;
+	return n;
+}
+
+/*
  * Run the plain-INSERT statement of a first load; if a key turns up twice
  * (a row that moved while the run read: the unique index says so), undo it
  * and run the batch the usual way, and the rest of the run too.
@@ -679,10 +703,7 @@ step_range_batch(RunState *rs)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	int64		n,
-				ni,
-				nu,
-				nd;
+	int64		n;
 	MemoryContext oldcxt;
 
 	memset(&shape, 0, sizeof(shape));
@@ -792,10 +813,7 @@ step_range_batch(RunState *rs)
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-	nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-	nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	n = account_batch(rs, tup, desc);
 
 	if (n > 0)
 	{
@@ -833,15 +851,7 @@ step_range_batch(RunState *rs)
 			incetl_save_cursor(p, wm_text, keys_text);
 	}
 
-	rs->counts.batches++;
-	rs->counts.extracted += n;
-	rs->counts.inserted += ni;
-	rs->counts.updated += nu;
-	rs->counts.deleted += nd;
-	rs->counts.unchanged += n - ni - nu - nd;
 	rs->first_in_pass = false;
-	if (ni + nu + nd > 0)
-		rs->wrote_target = rs->any_target_write = true;
 
 	/* what comes next */
 	if (n < p->batch_size)
@@ -876,11 +886,6 @@ step_keyed_batch(RunState *rs)
 	int			rc;
 	HeapTuple	tup;
 	TupleDesc	desc;
-	bool		isnull;
-	int64		n,
-				ni,
-				nu,
-				nd;
 	char	   *sql;
 
 	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH,
@@ -908,20 +913,8 @@ step_keyed_batch(RunState *rs)
 		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-	nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-	nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	(void) account_batch(rs, tup, desc);
 	SPI_freeplan(plan);
-
-	rs->counts.batches++;
-	rs->counts.extracted += n;
-	rs->counts.inserted += ni;
-	rs->counts.updated += nu;
-	rs->counts.deleted += nd;
-	rs->counts.unchanged += n - ni - nu - nd;
-	if (ni + nu + nd > 0)
-		rs->wrote_target = rs->any_target_write = true;
 
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
