@@ -494,26 +494,28 @@ append_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
 
 /*
  * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
- * (one per key) and "gone" (keys the source no longer has, found by a probe
- * into the source in the same snapshot).
+ * (one per key) and "gone" (keys the source no longer has), from one
+ * outer join of the keys to the source, in one snapshot.
  */
 static void
 append_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 {
-	appendStringInfoString(buf, ", src AS MATERIALIZED (");
+	int			i;
+
+	/* one probe per key: the source row, or none when the key is gone */
+	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
 	append_src_columns(buf, p, p->watermark_column != NULL, false, with_hash);
-	appendStringInfo(buf, " FROM b JOIN %s AS s ON ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
+	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
 	append_source_key_match(buf, p, "b");
-	appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
 	append_dedupe(buf, p, p->watermark_column != NULL);
 	appendStringInfoString(buf, ", d AS (SELECT * FROM d0), gone AS (SELECT ");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "%sCAST(b.k%d AS %s) AS g%d, b.k%d", i ? ", " : "",
-						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1);
-	appendStringInfo(buf, " FROM b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
-					 p->src_qname);
-	append_source_key_match(buf, p, "b");
-	appendStringInfoString(buf, "))");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sCAST(sb.bk%d AS %s) AS g%d, sb.bk%d AS k%d", i ? ", " : "",
+						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
+	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL)");
 }
 
 /*
