@@ -34,6 +34,8 @@ SHOW incetl.late_commit_margin;
 
 -- Helpers for the other files.
 CREATE SCHEMA regress;
+-- the helpers serve every file, including roles that 30_security switches to
+GRANT USAGE ON SCHEMA regress TO PUBLIC;
 
 -- try(sql): run a statement and show "ok" or "SQLSTATE: message" with its
 -- detail and hint.  A plain psql error would not show the SQLSTATE, and

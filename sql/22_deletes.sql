@@ -20,24 +20,6 @@ LANGUAGE sql AS $$
 	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
 $$;
 -- "ok" or "SQLSTATE: message", with detail and hint
-CREATE FUNCTION t22.try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	msg text;
-	det text;
-	hnt text;
-BEGIN
-	EXECUTE sql;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || msg
-		|| CASE WHEN det <> '' THEN E'\nDETAIL: ' || det ELSE '' END
-		|| CASE WHEN hnt <> '' THEN E'\nHINT: ' || hnt ELSE '' END;
-END;
-$$;
 -- when the runs being checked started (deleted_at must fall after it)
 CREATE TABLE t22.mark (name text PRIMARY KEY, at timestamptz NOT NULL);
 CREATE FUNCTION t22.mark(n text) RETURNS void LANGUAGE sql AS $$
@@ -208,31 +190,31 @@ SELECT (SELECT count(*) FROM (TABLE t22.cs EXCEPT SELECT id, v, updated_at FROM 
 CREATE TABLE t22.bs (id integer PRIMARY KEY, v text, flag text, updated_at timestamptz NOT NULL);
 CREATE TABLE t22.bt (id integer PRIMARY KEY, v text, flag text, updated_at timestamptz);
 -- 'flag' without delete_flag_column
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_detection => 'flag')$$);
 -- a flag column that is not boolean
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_detection => 'flag', delete_flag_column => 'flag')$$);
 -- a flag column that does not exist
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_detection => 'flag', delete_flag_column => 'nope')$$);
 -- delete_flag_column without 'flag'
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_flag_column => 'flag')$$);
 -- 'soft' with a target that lacks the soft delete column
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_detection => 'compare', delete_mode => 'soft')$$);
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.cs', 't22.cst', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.cs', 't22.cst', watermark_column => 'updated_at',
 												delete_detection => 'compare', delete_mode => 'soft',
 												soft_delete_column => 'removed')$$);
 -- unknown option values
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_detection => 'guess')$$);
-SELECT t22.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
+SELECT regress.try($$SELECT incetl.create_pipeline('del_bad', 't22.bs', 't22.bt', watermark_column => 'updated_at',
 												delete_mode => 'softly')$$);
 SELECT count(*) AS created FROM incetl.pipelines WHERE name = 'del_bad';
 -- and alter_pipeline refuses the same, leaving the pipeline as it was
-SELECT t22.try($$SELECT incetl.alter_pipeline('del_cmp_hard', delete_mode => 'soft')$$);
+SELECT regress.try($$SELECT incetl.alter_pipeline('del_cmp_hard', delete_mode => 'soft')$$);
 SELECT delete_detection, delete_mode FROM incetl.pipelines WHERE name = 'del_cmp_hard';
 
 SELECT incetl.drop_pipeline(n) FROM unnest(ARRAY['del_flag_hard', 'del_flag_soft',

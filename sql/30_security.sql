@@ -20,24 +20,6 @@
 CREATE SCHEMA sec;
 GRANT USAGE ON SCHEMA sec TO PUBLIC;
 -- try(sql): "ok" or "SQLSTATE: message" with detail and hint
-CREATE FUNCTION sec.try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	msg text;
-	det text;
-	hnt text;
-BEGIN
-	EXECUTE sql;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || msg
-		|| CASE WHEN det <> '' THEN E'\nDETAIL: ' || det ELSE '' END
-		|| CASE WHEN hnt <> '' THEN E'\nHINT: ' || hnt ELSE '' END;
-END;
-$$;
 
 CREATE ROLE sec_alice NOLOGIN;
 CREATE ROLE sec_bob NOLOGIN;
@@ -76,20 +58,20 @@ CREATE TABLE sec_b.src (id integer PRIMARY KEY, name text NOT NULL,
 CREATE TABLE sec_b.tgt (id integer PRIMARY KEY, name text, updated_at timestamptz);
 INSERT INTO sec_b.src VALUES (1, 'b1', '2024-01-01 00:00:00+00');
 -- no SELECT on alice's source, whatever the strategy
-SELECT sec.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
+SELECT regress.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
 		target => 'sec_b.tgt', watermark_column => 'updated_at')$$);
-SELECT sec.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
+SELECT regress.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
 		target => 'sec_b.tgt', strategy => 'hash')$$);
-SELECT sec.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
+SELECT regress.try($$SELECT incetl.create_pipeline('sec_bob_steal', source => 'sec_a.src',
 		target => 'sec_b.tgt', strategy => 'trigger')$$);
 -- no write privileges on alice's target
-SELECT sec.try($$SELECT incetl.create_pipeline('sec_bob_push', source => 'sec_b.src',
+SELECT regress.try($$SELECT incetl.create_pipeline('sec_bob_push', source => 'sec_b.src',
 		target => 'sec_a.tgt', watermark_column => 'updated_at')$$);
 RESET ROLE;
 GRANT SELECT, INSERT, UPDATE ON sec_a.tgt TO sec_bob;
 SET ROLE sec_bob;
 -- SELECT, INSERT and UPDATE are not enough: DELETE is needed too
-SELECT sec.try($$SELECT incetl.create_pipeline('sec_bob_push', source => 'sec_b.src',
+SELECT regress.try($$SELECT incetl.create_pipeline('sec_bob_push', source => 'sec_b.src',
 		target => 'sec_a.tgt', watermark_column => 'updated_at')$$);
 RESET ROLE;
 REVOKE ALL ON sec_a.tgt FROM sec_bob;
@@ -109,18 +91,18 @@ RESET ROLE;
 
 \echo '-- only the owner (or a member of the owning role) manages a pipeline'
 SET ROLE sec_bob;
-SELECT sec.try($$CALL incetl.run('sec_alice_ts')$$);
-SELECT sec.try($$SELECT incetl.alter_pipeline('sec_alice_ts', batch_size => 5)$$);
-SELECT sec.try($$SELECT incetl.alter_pipeline('sec_alice_ts', enabled => false)$$);
-SELECT sec.try($$SELECT incetl.drop_pipeline('sec_alice_ts')$$);
-SELECT sec.try($$SELECT incetl.set_watermark('sec_alice_ts', '2030-01-01 00:00:00+00')$$);
-SELECT sec.try($$SELECT incetl.reset_watermark('sec_alice_ts')$$);
-SELECT sec.try($$CALL incetl.backfill('sec_alice_ts', timestamptz '2024-01-01', timestamptz '2024-02-01')$$);
-SELECT sec.try($$CALL incetl.reconcile('sec_alice_ts')$$);
-SELECT sec.try($$SELECT * FROM incetl.preview('sec_alice_ts')$$);
+SELECT regress.try($$CALL incetl.run('sec_alice_ts')$$);
+SELECT regress.try($$SELECT incetl.alter_pipeline('sec_alice_ts', batch_size => 5)$$);
+SELECT regress.try($$SELECT incetl.alter_pipeline('sec_alice_ts', enabled => false)$$);
+SELECT regress.try($$SELECT incetl.drop_pipeline('sec_alice_ts')$$);
+SELECT regress.try($$SELECT incetl.set_watermark('sec_alice_ts', '2030-01-01 00:00:00+00')$$);
+SELECT regress.try($$SELECT incetl.reset_watermark('sec_alice_ts')$$);
+SELECT regress.try($$CALL incetl.backfill('sec_alice_ts', timestamptz '2024-01-01', timestamptz '2024-02-01')$$);
+SELECT regress.try($$CALL incetl.reconcile('sec_alice_ts')$$);
+SELECT regress.try($$SELECT * FROM incetl.preview('sec_alice_ts')$$);
 -- run_all of bob runs his pipelines, not the ones he may not run (nor does
 -- it name them to him)
-SELECT sec.try($$CALL incetl.run_all()$$);
+SELECT regress.try($$CALL incetl.run_all()$$);
 SELECT pipeline, status FROM incetl.run_log
  WHERE pipeline LIKE 'sec%' ORDER BY run_id;
 RESET ROLE;
@@ -165,19 +147,19 @@ SELECT pipeline FROM incetl.status WHERE pipeline LIKE 'sec%' ORDER BY 1;
 
 \echo '-- nobody writes incetl tables directly, not even a pipeline owner'
 SET ROLE sec_bob;
-SELECT sec.try($$INSERT INTO incetl.pipelines (name, source, target, key_columns, owner)
+SELECT regress.try($$INSERT INTO incetl.pipelines (name, source, target, key_columns, owner)
 		VALUES ('sec_forged', 'sec_b.src', 'sec_b.tgt', '{id}', 'sec_bob')$$);
-SELECT sec.try($$UPDATE incetl.pipelines SET owner = 'sec_bob'$$);
-SELECT sec.try($$UPDATE incetl.state SET watermark = NULL$$);
-SELECT sec.try($$DELETE FROM incetl.run_log$$);
-SELECT sec.try($$TRUNCATE incetl.run_log$$);
-SELECT sec.try($$INSERT INTO incetl.run_log (pipeline, kind, status) VALUES ('x', 'run', 'succeeded')$$);
-SELECT sec.try($$SELECT pg_catalog.nextval('incetl.run_log_run_id_seq')$$);
+SELECT regress.try($$UPDATE incetl.pipelines SET owner = 'sec_bob'$$);
+SELECT regress.try($$UPDATE incetl.state SET watermark = NULL$$);
+SELECT regress.try($$DELETE FROM incetl.run_log$$);
+SELECT regress.try($$TRUNCATE incetl.run_log$$);
+SELECT regress.try($$INSERT INTO incetl.run_log (pipeline, kind, status) VALUES ('x', 'run', 'succeeded')$$);
+SELECT regress.try($$SELECT pg_catalog.nextval('incetl.run_log_run_id_seq')$$);
 RESET ROLE;
 SET ROLE sec_alice;
-SELECT sec.try($$UPDATE incetl.pipelines SET batch_size = 1 WHERE name = 'sec_alice_ts'$$);
-SELECT sec.try($$UPDATE incetl.state SET watermark = NULL$$);
-SELECT sec.try($$DELETE FROM incetl.run_log WHERE pipeline = 'sec_alice_ts'$$);
+SELECT regress.try($$UPDATE incetl.pipelines SET batch_size = 1 WHERE name = 'sec_alice_ts'$$);
+SELECT regress.try($$UPDATE incetl.state SET watermark = NULL$$);
+SELECT regress.try($$DELETE FROM incetl.run_log WHERE pipeline = 'sec_alice_ts'$$);
 RESET ROLE;
 
 \echo '-- row-level security on the source applies to runs'
@@ -235,7 +217,7 @@ $$;
 RESET ROLE;
 SELECT id AS trg_id FROM incetl.pipelines WHERE name = 'sec_alice_trg' \gset
 SET ROLE sec_alice;
-SELECT sec.try(format('CREATE TRIGGER on_queue AFTER INSERT ON incetl.queue_%s '
+SELECT regress.try(format('CREATE TRIGGER on_queue AFTER INSERT ON incetl.queue_%s '
 					  'FOR EACH STATEMENT EXECUTE FUNCTION sec_a.on_queue()', :'trg_id'))
 	   IS NOT NULL AS tried;
 RESET ROLE;
@@ -243,8 +225,8 @@ SET ROLE sec_bob;
 INSERT INTO sec_a.tsrc VALUES (4, 'from bob');
 -- bob cannot read or write the queue itself (only the SQLSTATE: the name
 -- holds the pipeline id)
-SELECT left(sec.try(format('SELECT count(*) FROM incetl.queue_%s', :'trg_id')), 5) AS read_queue;
-SELECT left(sec.try(format('DELETE FROM incetl.queue_%s', :'trg_id')), 5) AS delete_queue;
+SELECT left(regress.try(format('SELECT count(*) FROM incetl.queue_%s', :'trg_id')), 5) AS read_queue;
+SELECT left(regress.try(format('DELETE FROM incetl.queue_%s', :'trg_id')), 5) AS delete_queue;
 RESET ROLE;
 SET ROLE sec_alice;
 CALL incetl.run('sec_alice_trg');
@@ -266,16 +248,16 @@ SELECT count(*) FILTER (WHERE r.rolsuper) AS ran_as_superuser
 -- table of his own
 SET ROLE sec_bob;
 CREATE TABLE sec_b.forge (id integer);
-SELECT sec.try(format('CREATE TRIGGER forge_ins AFTER INSERT ON sec_b.forge '
+SELECT regress.try(format('CREATE TRIGGER forge_ins AFTER INSERT ON sec_b.forge '
 					  'REFERENCING NEW TABLE AS incetl_new FOR EACH STATEMENT '
 					  'EXECUTE FUNCTION incetl._capture(%L, %L)', :'trg_id', 'id'))
 	   IS NOT NULL AS tried;
-SELECT sec.try(format('CREATE TRIGGER forge_trunc AFTER TRUNCATE ON sec_b.forge '
+SELECT regress.try(format('CREATE TRIGGER forge_trunc AFTER TRUNCATE ON sec_b.forge '
 					  'FOR EACH STATEMENT EXECUTE FUNCTION incetl._capture(%L, %L)',
 					  :'trg_id', 'id'))
 	   IS NOT NULL AS tried;
-SELECT sec.try('INSERT INTO sec_b.forge VALUES (999)') IS NOT NULL AS tried;
-SELECT sec.try('TRUNCATE sec_b.forge') IS NOT NULL AS tried;
+SELECT regress.try('INSERT INTO sec_b.forge VALUES (999)') IS NOT NULL AS tried;
+SELECT regress.try('TRUNCATE sec_b.forge') IS NOT NULL AS tried;
 RESET ROLE;
 SELECT count(*) AS forged_entries FROM incetl.queue_:trg_id;
 
