@@ -128,47 +128,6 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 }
 
 /*
- * Runs of this pipeline and kind still marked 'running' while we hold its
- * lock were interrupted (a killed backend, a crash): say so.
- */
-void
-incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind)
-{
-	Oid			argtypes[2] = {INT4OID, TEXTOID};
-	Datum		values[2];
-
-	/* runs and reconciles share one lock, backfills have their own */
-	values[0] = Int32GetDatum(pipeline_id);
-	values[1] = CStringGetTextDatum(kind == RUN_KIND_BACKFILL ? "{backfill}" : "{run,reconcile}");
-	incetl_spi_exec_owner("UPDATE incetl.run_log SET status = 'failed', "
-						  "finished_at = pg_catalog.clock_timestamp(), "
-						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
-						  "AND kind OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) "
-						  "AND status OPERATOR(pg_catalog.=) 'running'",
-						  2, argtypes, values, NULL, SPI_OK_UPDATE);
-}
-
-/*
- * Delete finished run_log rows older than incetl.run_log_retention.
- */
-void
-incetl_log_prune(void)
-{
-	Oid			argtypes[1] = {FLOAT8OID};
-	Datum		values[1];
-
-	if (incetl_run_log_retention_s <= 0)
-		return;
-	values[0] = Float8GetDatum((double) incetl_run_log_retention_s);
-	incetl_spi_exec_owner("DELETE FROM incetl.run_log WHERE started_at OPERATOR(pg_catalog.<) "
-						  "(pg_catalog.now() OPERATOR(pg_catalog.-) "
-						  "pg_catalog.make_interval(secs => $1)) "
-						  "AND status OPERATOR(pg_catalog.<>) 'running'",
-						  1, argtypes, values, NULL, SPI_OK_DELETE);
-}
-
-/*
  * The start of a run in one statement: close out runs of this pipeline
  * left 'running' by a session that is gone (we hold the lock they would
  * hold), prune finished rows older than incetl.run_log_retention (a row

@@ -254,10 +254,8 @@ extern void incetl_log_progress(int64 run_id, IncetlCounts *c,
 extern void incetl_log_finish(int64 run_id, const char *status,
 							  IncetlCounts *c, const char *watermark_after,
 							  const char *error);
-extern void incetl_log_mark_interrupted(int32 pipeline_id, IncetlRunKind kind);
 extern int64 incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 								  IncetlRunKind kind, const char *watermark_before);
-extern void incetl_log_prune(void);
 extern const char *incetl_run_kind_name(IncetlRunKind kind);
 
 #endif							/* INCETL_H */
