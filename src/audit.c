@@ -37,41 +37,32 @@ incetl_run_kind_name(IncetlRunKind kind)
 }
 
 /*
- * Insert the row of a run and return its run_id.  A 'skipped' row is
- * finished at once.
+ * Record a run that did not take place: another session holds the
+ * pipeline's lock.
  */
-int64
-incetl_log_start(IncetlPipeline *p, const char *pipeline_name,
-				 IncetlRunKind kind, const char *status,
-				 const char *watermark_before)
+void
+incetl_log_skipped(IncetlPipeline *p, const char *pipeline_name,
+				   IncetlRunKind kind, const char *watermark_before)
 {
-	Oid			argtypes[6] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, NAMEOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
+	Oid			argtypes[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, NAMEOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	NameData	runby;
 
 	namestrcpy(&runby, GetUserNameFromId(GetUserId(), false));
 	values[0] = CStringGetTextDatum(pipeline_name);
-	if (p)
-		values[1] = Int32GetDatum(p->id);
-	else
-		nulls[1] = 'n';
+	values[1] = Int32GetDatum(p->id);
 	values[2] = CStringGetTextDatum(incetl_run_kind_name(kind));
-	values[3] = CStringGetTextDatum(status);
 	if (watermark_before)
-		values[4] = CStringGetTextDatum(watermark_before);
+		values[3] = CStringGetTextDatum(watermark_before);
 	else
-		nulls[4] = 'n';
-	values[5] = NameGetDatum(&runby);
+		nulls[3] = 'n';
+	values[4] = NameGetDatum(&runby);
 
 	incetl_spi_exec_owner("INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
 						  "watermark_before, watermark_after, run_by, finished_at) "
-						  "VALUES ($1, $2, $3, $4, $5, $5, $6, CASE WHEN $4 OPERATOR(pg_catalog.=) 'running' "
-						  "THEN NULL ELSE pg_catalog.clock_timestamp() END) RETURNING run_id",
-						  6, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+						  "VALUES ($1, $2, $3, 'skipped', $4, $4, $5, pg_catalog.clock_timestamp())",
+						  5, argtypes, values, nulls, SPI_OK_INSERT);
 }
 
 static void

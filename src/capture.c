@@ -43,7 +43,6 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
-#include "utils/typcache.h"
 
 #include "incetl.h"
 
@@ -129,19 +128,6 @@ incetl_sql_drop_triggers(IncetlPipeline *p)
 						 quote_identifier(psprintf("incetl_capture_%d_%s", p->id, events[e])),
 						 incetl_quote_qualified(p->source));
 	return buf.data;
-}
-
-/* "OPERATOR(nsp.=)" of a type */
-static char *
-equality_of(Oid typid)
-{
-	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
-
-	if (!OidIsValid(tc->eq_opr))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("type %s has no equality operator", format_type_be(typid))));
-	return incetl_qualified_operator(tc->eq_opr);
 }
 
 /*
@@ -234,7 +220,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 									tg->tgargs[i + 1], RelationGetRelationName(td->tg_relation)),
 							 errhint("Drop the pipeline, or alter its key columns.")));
 				appendStringInfo(&sql, "%sn.%s %s o.%s", i ? " AND " : "", k,
-								 equality_of(TupleDescAttr(desc, att - 1)->atttypid), k);
+								 incetl_type_equality(TupleDescAttr(desc, att - 1)->atttypid), k);
 			}
 			appendStringInfoChar(&sql, ')');
 		}
@@ -324,7 +310,7 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 					 incetl_queue_table_name(p), keys.data, incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
-						 equality_of(p->keys[i]->src_type), i + 1);
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
 	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }

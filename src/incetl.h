@@ -114,8 +114,7 @@ typedef struct IncetlCursor
 	int			nkeys;
 	Datum	   *keys;
 	bool	   *key_nulls;
-	char	   *wm_text;		/* canonical text forms */
-	char	   *keys_text;		/* text[] literal of key values */
+	char	   *wm_text;		/* canonical text form */
 } IncetlCursor;
 
 /* counters of one run */
@@ -174,6 +173,7 @@ extern void incetl_save_cursor(IncetlPipeline *p, const char *wm_text,
 							   const char *keys_text);
 extern TimestampTz incetl_late_commit_bound(void);
 extern Datum incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound);
+extern Datum incetl_lookback_start(IncetlPipeline *p, Datum wm, Oid *type);
 extern char *incetl_keys_text(int n, char **texts, bool *nulls);
 
 /* sqlgen.c */
@@ -209,6 +209,7 @@ typedef struct IncetlBatchShape
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
+extern char *incetl_type_equality(Oid typid);
 extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);
 extern char *incetl_sql_create_work_table(IncetlPipeline *p);
@@ -246,9 +247,8 @@ extern void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr 
 								bool *truncated);
 
 /* audit.c */
-extern int64 incetl_log_start(IncetlPipeline *p, const char *pipeline_name,
-							  IncetlRunKind kind, const char *status,
-							  const char *watermark_before);
+extern void incetl_log_skipped(IncetlPipeline *p, const char *pipeline_name,
+							   IncetlRunKind kind, const char *watermark_before);
 extern void incetl_log_progress(int64 run_id, IncetlCounts *c,
 								const char *watermark_after);
 extern void incetl_log_finish(int64 run_id, const char *status,

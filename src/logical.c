@@ -35,7 +35,6 @@
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
-#include "utils/typcache.h"
 
 #include "incetl.h"
 
@@ -244,12 +243,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	appendStringInfo(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T') AS x "
 					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
-	{
-		TypeCacheEntry *tc = lookup_type_cache(p->keys[i]->src_type, TYPECACHE_EQ_OPR);
-
 		appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
-						 incetl_qualified_operator(tc->eq_opr), i + 1);
-	}
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
 	appendStringInfoString(&sql, ") RETURNING rn) "
 						   "SELECT (SELECT pg_catalog.max(rn) FROM ins), (SELECT pg_catalog.max(lsn) FROM ch), "
 						   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");

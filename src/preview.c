@@ -140,12 +140,7 @@ incetl_preview(PG_FUNCTION_ARGS)
 	else if (p->lookback->month != 0 || p->lookback->day != 0 || p->lookback->time != 0)
 	{
 		shape.lower = LOWER_GE;
-		shape.lower_type = p->wm_type == TIMESTAMPTZOID ? TIMESTAMPTZOID : TIMESTAMPOID;
-		values[np++] = p->wm_type == TIMESTAMPTZOID ?
-			DirectFunctionCall2(timestamptz_mi_interval, cur.wm, IntervalPGetDatum(p->lookback)) :
-			p->wm_type == TIMESTAMPOID ?
-			DirectFunctionCall2(timestamp_mi_interval, cur.wm, IntervalPGetDatum(p->lookback)) :
-			DirectFunctionCall2(date_mi_interval, cur.wm, IntervalPGetDatum(p->lookback));
+		values[np++] = incetl_lookback_start(p, cur.wm, &shape.lower_type);
 	}
 	else if (cur.keys == NULL)
 	{

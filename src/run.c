@@ -545,27 +545,6 @@ step_prepare(RunState *rs)
 	rs->prepared = true;
 }
 
-/* start of the lookback window: cursor - lookback */
-static Datum
-lookback_start(IncetlPipeline *p, Datum wm, Oid *type)
-{
-	switch (p->wm_type)
-	{
-		case TIMESTAMPTZOID:
-			*type = TIMESTAMPTZOID;
-			return DirectFunctionCall2(timestamptz_mi_interval, wm,
-									   IntervalPGetDatum(p->lookback));
-		case TIMESTAMPOID:
-			*type = TIMESTAMPOID;
-			return DirectFunctionCall2(timestamp_mi_interval, wm,
-									   IntervalPGetDatum(p->lookback));
-		default:
-			*type = TIMESTAMPOID;
-			return DirectFunctionCall2(date_mi_interval, wm,
-									   IntervalPGetDatum(p->lookback));
-	}
-}
-
 /* end of the current backfill chunk, clamped to the end */
 static Datum
 chunk_end(RunState *rs, Datum lo)
@@ -724,7 +703,7 @@ step_range_batch(RunState *rs)
 	else if (rs->pass == PASS_LOOKBACK)
 	{
 		shape.lower = LOWER_GE;
-		values[np++] = lookback_start(p, rs->cursor.wm, &shape.lower_type);
+		values[np++] = incetl_lookback_start(p, rs->cursor.wm, &shape.lower_type);
 	}
 	else if (rs->pass == PASS_BACKFILL)
 	{
@@ -1065,7 +1044,7 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 						 (uint32) rs->p->id, 2);
 	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
-		incetl_log_start(rs->p, name, kind, "skipped", rs->wm_before);
+		incetl_log_skipped(rs->p, name, kind, rs->wm_before);
 		commit_if(rs);
 		ereport(NOTICE,
 				(errmsg("pipeline \"%s\" is already running, %s skipped", name,

@@ -81,6 +81,15 @@ type_operator(Oid typid, int strategy, Oid *nsp)
 	return res;
 }
 
+/* "OPERATOR(nsp.=)" of a type's default btree equality */
+char *
+incetl_type_equality(Oid typid)
+{
+	Oid			nsp;
+
+	return type_operator(typid, BTEqualStrategyNumber, &nsp);
+}
+
 /* index in p->columns of a column name, or -1 */
 static int
 column_index(IncetlPipeline *p, const char *name)
@@ -124,10 +133,9 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 	for (int i = 0; i < ncols; i++)
 	{
 		Oid			nsp;
-		Oid			nspeq;
 
 		ops[i] = type_operator(types[i], strategy, &nsp);
-		eqs[i] = type_operator(types[i], BTEqualStrategyNumber, &nspeq);
+		eqs[i] = incetl_type_equality(types[i]);
 		if (i == 0)
 			nsp0 = nsp;
 		else if (nsp != nsp0)
@@ -482,14 +490,10 @@ static void
 append_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
 {
 	for (int i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
 		appendStringInfo(buf, "%ss.%s %s %s.k%d", i ? " AND " : "",
 						 quote_identifier(p->keys[i]->name),
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
+						 incetl_type_equality(p->keys[i]->src_type),
 						 keyed, i + 1);
-	}
 }
 
 /*
@@ -827,13 +831,8 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 		appendStringInfo(&buf, "%s AS st", incetl_hash_state_name(p));
 	appendStringInfoString(&buf, " ON ");
 	for (i = 0; i < p->nkeys; i++)
-	{
-		Oid			nsp;
-
 		appendStringInfo(&buf, "%s%s.k%d %s s.k%d", i ? " AND " : "", other, i + 1,
-						 type_operator(p->keys[i]->src_type, BTEqualStrategyNumber, &nsp),
-						 i + 1);
-	}
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
 	appendStringInfo(&buf, " WHERE s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h) AS x",
 					 other, other);
 	return buf.data;

@@ -190,7 +190,6 @@ incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
 						incetl_parse_canonical(TextDatumGetCString(elems[i]),
 											   p->keys[i]->src_type);
 				}
-				cur->keys_text = OidOutputFunctionCall(F_ARRAY_OUT, d);
 			}
 		}
 	}
@@ -271,6 +270,30 @@ incetl_late_commit_bound(void)
 			bound = be->st_xact_start_timestamp;
 	}
 	return bound;
+}
+
+/*
+ * The start of the lookback window, cursor - lookback, and its type (a date
+ * minus an interval is a timestamp).
+ */
+Datum
+incetl_lookback_start(IncetlPipeline *p, Datum wm, Oid *type)
+{
+	switch (p->wm_type)
+	{
+		case TIMESTAMPTZOID:
+			*type = TIMESTAMPTZOID;
+			return DirectFunctionCall2(timestamptz_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+		case TIMESTAMPOID:
+			*type = TIMESTAMPOID;
+			return DirectFunctionCall2(timestamp_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+		default:
+			*type = TIMESTAMPOID;
+			return DirectFunctionCall2(date_mi_interval, wm,
+									   IntervalPGetDatum(p->lookback));
+	}
 }
 
 /*
