@@ -71,6 +71,17 @@ LANGUAGE sql AS $$
 	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
 $$;
 
+-- the counts of the last run_log row of a pipeline (for strategies whose
+-- watermark is a time and so varies)
+CREATE FUNCTION regress.last_counts(p text)
+RETURNS TABLE (status text, batches integer, extracted bigint, inserted bigint,
+			   updated bigint, deleted bigint, unchanged bigint, error text)
+LANGUAGE sql AS $$
+	SELECT status, batches, rows_extracted, rows_inserted, rows_updated,
+		   rows_deleted, rows_unchanged, error
+	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
+$$;
+
 -- the saved cursor of a pipeline
 CREATE FUNCTION regress.cursor(p text)
 RETURNS TABLE (watermark text, watermark_key text[], watermark_type regtype)

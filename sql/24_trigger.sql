@@ -13,14 +13,6 @@
 CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
 CREATE SCHEMA t24;
 
-CREATE FUNCTION t24.last_run(p text)
-RETURNS TABLE (status text, batches integer, extracted bigint, inserted bigint,
-			   updated bigint, deleted bigint, unchanged bigint, error text)
-LANGUAGE sql AS $$
-	SELECT status, batches, rows_extracted, rows_inserted, rows_updated,
-		   rows_deleted, rows_unchanged, error
-	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
-$$;
 CREATE FUNCTION t24.queue(p text) RETURNS regclass LANGUAGE sql AS $$
 	SELECT to_regclass('incetl.queue_' || id) FROM incetl.pipelines WHERE name = p
 $$;
@@ -64,12 +56,12 @@ SELECT t24.queue('trig') IS NOT NULL AS queue_exists, t24.queue_rows('trig') AS 
 
 \echo '-- first run: loads all 10 rows'
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT * FROM t24.diff();
 SELECT t24.queue_rows('trig') AS queued;
 -- a run with nothing queued reads nothing
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 
 \echo '-- inserts, updates, deletes'
 INSERT INTO t24.src (id, v) VALUES (11, 'v11'), (12, 'v12');
@@ -90,7 +82,7 @@ SELECT op, key FROM incetl.preview('trig') ORDER BY op, (key->>'id')::integer;
 CREATE TEMP TABLE x1 AS SELECT id, xmin::text AS x FROM t24.tgt;
 CALL incetl.run('trig');
 -- 10 distinct keys: 11, 12, 13, 3, 4, 5, 50, 7, 8, 9; nothing for 13
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT * FROM t24.diff();
 SELECT id, v FROM t24.tgt WHERE id IN (3, 4, 5, 7, 8, 9, 11, 12, 13, 50) ORDER BY id;
 -- the untouched rows were not rewritten
@@ -102,7 +94,7 @@ SELECT t24.queue_rows('trig') AS queued;
 UPDATE t24.src SET v = v WHERE id = 1;
 CREATE TEMP TABLE x2 AS SELECT id, xmin::text AS x FROM t24.tgt;
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT count(*) AS rewritten FROM t24.tgt t JOIN x2 USING (id) WHERE t.xmin::text <> x2.x;
 
 \echo '-- a rolled-back change leaves nothing behind'
@@ -117,14 +109,14 @@ INSERT INTO t24.src (id, v) VALUES (1, 'v1'), (2, 'after truncate'), (100, 'new'
 SELECT * FROM t24.queued('trig');
 SELECT op, key FROM incetl.preview('trig') ORDER BY op, (key->>'id')::integer;
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT * FROM t24.diff();
 SELECT id, v FROM t24.tgt ORDER BY id;
 SELECT t24.queue_rows('trig') AS queued;
 -- the TRUNCATE is handled once: the next run deletes nothing
 INSERT INTO t24.tgt (id, v) VALUES (500, 'hand-made');
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT count(*) AS hand_made_kept FROM t24.tgt WHERE id = 500;
 DELETE FROM t24.tgt WHERE id = 500;
 
@@ -149,13 +141,13 @@ UPDATE t24.src SET v = 'updated by writer';
 RESET ROLE;
 SELECT * FROM t24.queued('trig');
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT * FROM t24.diff();
 SET ROLE incetl_t24_writer;
 DELETE FROM t24.src;
 RESET ROLE;
 CALL incetl.run('trig');
-SELECT * FROM t24.last_run('trig');
+SELECT * FROM regress.last_counts('trig');
 SELECT count(*) AS target_rows FROM t24.tgt;
 SELECT t24.queue_rows('trig') AS queued;
 

@@ -21,14 +21,6 @@ SHOW wal_level;
 SELECT current_setting('output_plugin_libraries', true) IS NULL
 	OR current_setting('output_plugin_libraries', true) LIKE '%incetl%' AS incetl_may_decode;
 
-CREATE FUNCTION t25.last_run(p text)
-RETURNS TABLE (status text, batches integer, extracted bigint, inserted bigint,
-			   updated bigint, deleted bigint, unchanged bigint, error text)
-LANGUAGE sql AS $$
-	SELECT status, batches, rows_extracted, rows_inserted, rows_updated,
-		   rows_deleted, rows_unchanged, error
-	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
-$$;
 -- the pipeline's slot, its stored applied LSN and the slot's confirmed LSN
 CREATE FUNCTION t25.slot(p text)
 RETURNS TABLE (slot_name name, applied_lsn pg_lsn, confirmed_flush_lsn pg_lsn)
@@ -62,7 +54,7 @@ SELECT r.plugin, r.slot_type, r.database = current_database() AS this_db, r.temp
 
 \echo '-- first run: loads all 10 rows'
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT * FROM t25.diff();
 
 \echo '-- inserts, updates, deletes'
@@ -87,7 +79,7 @@ SELECT op, key FROM incetl.preview('logi') ORDER BY op, (key->>'id')::integer;
 CREATE TEMP TABLE x1 AS SELECT id, xmin::text AS x FROM t25.tgt;
 CALL incetl.run('logi');
 -- keys 11, 12, 3, 4, 40, 7, 8, 1, 9, 13: 10 keys in 3 batches
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT * FROM t25.diff();
 SELECT id, v, n FROM t25.tgt WHERE id IN (1, 2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 40) ORDER BY id;
 SELECT t.id FROM t25.tgt t JOIN x1 USING (id) WHERE t.xmin::text <> x1.x ORDER BY t.id;
@@ -96,7 +88,7 @@ SELECT applied_lsn IS NOT NULL AS has_applied_lsn, applied_lsn = confirmed_flush
   FROM t25.slot('logi');
 -- nothing left: the next run reads nothing
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT applied_lsn = confirmed_flush_lsn AS confirmed FROM t25.slot('logi');
 
 \echo '-- TRUNCATE: the next run deletes every target row the source lacks'
@@ -104,13 +96,13 @@ TRUNCATE t25.src;
 INSERT INTO t25.src VALUES (1, 'v1', 1), (2, 'after truncate', 2), (100, 'new', 100);
 SELECT op, key FROM incetl.preview('logi') ORDER BY op, (key->>'id')::integer;
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT * FROM t25.diff();
 SELECT applied_lsn = confirmed_flush_lsn AS confirmed FROM t25.slot('logi');
 -- handled once: a row added to the target by hand stays
 INSERT INTO t25.tgt (id, v) VALUES (500, 'hand-made');
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT count(*) AS hand_made_kept FROM t25.tgt WHERE id = 500;
 DELETE FROM t25.tgt WHERE id = 500;
 
@@ -119,11 +111,11 @@ UPDATE t25.src SET v = 'once' WHERE id = 100;
 INSERT INTO t25.src VALUES (101, 'v101', 101);
 BEGIN;
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 ROLLBACK;
 SELECT v FROM t25.tgt WHERE id = 100;
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT * FROM t25.diff();
 
 \echo '-- a run in a transaction block that commits: the slot is confirmed by the next run'
@@ -131,14 +123,14 @@ UPDATE t25.src SET v = 'in block' WHERE id = 101;
 BEGIN;
 CALL incetl.run('logi');
 COMMIT;
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 -- applied, stored, but the slot not yet confirmed
 SELECT applied_lsn > confirmed_flush_lsn AS applied_ahead_of_slot FROM t25.slot('logi');
 -- the change is still in the slot, but below the stored LSN: nothing to do
 SELECT count(*) AS previewed FROM incetl.preview('logi');
 CREATE TEMP TABLE x2 AS SELECT id, xmin::text AS x FROM t25.tgt;
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT count(*) AS rewritten FROM t25.tgt t JOIN x2 USING (id) WHERE t.xmin::text <> x2.x;
 SELECT applied_lsn = confirmed_flush_lsn AS confirmed FROM t25.slot('logi');
 SELECT * FROM t25.diff();
@@ -149,7 +141,7 @@ INSERT INTO t25.lsn VALUES ('before_other', pg_current_wal_lsn());
 INSERT INTO t25.other SELECT i, repeat('x', 100) FROM generate_series(1, 2000) AS i;
 INSERT INTO t25.lsn VALUES ('after_other', pg_current_wal_lsn());
 CALL incetl.run('logi');
-SELECT * FROM t25.last_run('logi');
+SELECT * FROM regress.last_counts('logi');
 SELECT confirmed_flush_lsn >= (SELECT lsn FROM t25.lsn WHERE name = 'after_other') AS slot_moved_past_other_writes
   FROM t25.slot('logi');
 
@@ -196,7 +188,7 @@ DELETE FROM t25.nokey WHERE id = 1;
 UPDATE t25.nokey SET v = 'bb' WHERE id = 2;
 INSERT INTO t25.nokey VALUES (3, 'c');
 CALL incetl.run('logi_full');
-SELECT * FROM t25.last_run('logi_full');
+SELECT * FROM regress.last_counts('logi_full');
 SELECT * FROM t25.nokey_tgt ORDER BY id;
 
 \echo '-- drop_pipeline drops the slot'
