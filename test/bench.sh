@@ -561,6 +561,27 @@ EOF
 	end_case "$HASH_LABEL" "$(psql_b -c 'SELECT count(*) FROM app.users_h')"
 fi
 
+
+# setup_capture_case S STRATEGY: the source app.users_S (a copy of
+# app.users), incetl's target dw.users_S loaded by a first run of pipeline
+# users_S, and the baseline's target dw.users_Sb, equal to it, with its
+# watermark table dw.wm_Sb
+setup_capture_case() {
+	local s=$1 strategy=$2
+	copy_users "app.users_$s"
+	empty_target "dw.users_$s"
+	empty_target "dw.users_${s}b"
+	psql_b <<EOF >/dev/null
+SELECT incetl.create_pipeline('users_$s', source => 'app.users_$s', target => 'dw.users_$s',
+                              strategy => '$strategy');
+CALL incetl.run('users_$s');
+INSERT INTO dw.users_${s}b SELECT * FROM app.users_$s;
+CREATE TABLE dw.wm_${s}b (wm timestamptz NOT NULL);
+INSERT INTO dw.wm_${s}b SELECT max(updated_at) FROM app.users_$s;
+VACUUM ANALYZE dw.users_$s, dw.users_${s}b;
+EOF
+}
+
 # ---------------------------------------------------------------- trigger
 
 NCHG=$((N / 10))
@@ -570,19 +591,8 @@ if [[ -n $why ]]; then
 	na_case "trigger: UPDATE, trigger overhead" "$NCHG" "$why"
 	na_case "trigger: run applying changes" "$NCHG" "$why"
 else
-	copy_users app.users_t
+	setup_capture_case t trigger
 	copy_users app.users_p
-	empty_target dw.users_t
-	empty_target dw.users_tb
-	psql_b <<'EOF' >/dev/null
-SELECT incetl.create_pipeline('users_t', source => 'app.users_t', target => 'dw.users_t',
-                              strategy => 'trigger');
-CALL incetl.run('users_t');
-INSERT INTO dw.users_tb SELECT * FROM app.users_t;
-CREATE TABLE dw.wm_tb (wm timestamptz NOT NULL);
-INSERT INTO dw.wm_tb SELECT max(updated_at) FROM app.users_t;
-VACUUM ANALYZE dw.users_t, dw.users_tb;
-EOF
 	MERGE_T=$(merge_sql app.users_t dw.users_tb dw.wm_tb)
 	# the UPDATE with the capture trigger vs the same UPDATE without it
 	# (accumulated in W_*), then the run that applies those changes (T_*)
@@ -608,18 +618,7 @@ if [[ -n $why ]]; then
 	say "case: logical: $why"
 	na_case "logical: run applying changes" "$NCHG" "$why"
 else
-	copy_users app.users_l
-	empty_target dw.users_l
-	empty_target dw.users_lb
-	psql_b <<'EOF' >/dev/null
-SELECT incetl.create_pipeline('users_l', source => 'app.users_l', target => 'dw.users_l',
-                              strategy => 'logical');
-CALL incetl.run('users_l');
-INSERT INTO dw.users_lb SELECT * FROM app.users_l;
-CREATE TABLE dw.wm_lb (wm timestamptz NOT NULL);
-INSERT INTO dw.wm_lb SELECT max(updated_at) FROM app.users_l;
-VACUUM ANALYZE dw.users_l, dw.users_lb;
-EOF
+	setup_capture_case l logical
 	MERGE_L=$(merge_sql app.users_l dw.users_lb dw.wm_lb)
 	begin_case "logical run"
 	for rep in $(seq 1 "$REPS"); do
