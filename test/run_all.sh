@@ -14,6 +14,11 @@
 #
 # Also works as an ordinary user once the packages are there (make install
 # then goes through sudo).  KEEP=1 keeps the scratch directory.
+#
+# For development: SUITES="regress isolation tap" picks suites, and REGRESS,
+# ISO_TESTS and PROVE_TESTS (e.g. REGRESS="00_setup 30_security") narrow
+# them.  Runs on one machine take turns (flock on /tmp/incetl-run.lock),
+# because each installs its own build of incetl into the server.
 
 set -uo pipefail
 
@@ -42,6 +47,9 @@ setup_failed() {
 	exit 1
 }
 
+exec 9>/tmp/incetl-run.lock
+flock 9
+
 incetl_install_deps test || setup_failed "installing the build and test dependencies failed"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/incetl-check.XXXXXX") || setup_failed "mktemp failed"
@@ -61,7 +69,9 @@ run_suite() {
 	echo
 	incetl_log "$name (make $target)"
 	(cd "$WORK" && incetl_as_user timeout -k 30 "$SUITE_TIMEOUT" \
-		make PG_CONFIG="$PG_CONFIG" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
+		make PG_CONFIG="$PG_CONFIG" ${REGRESS:+REGRESS="$REGRESS"} \
+		${ISO_TESTS:+ISO_TESTS="$ISO_TESTS"} ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
+		"$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
 	SUITE_RC=${PIPESTATUS[0]}
 	SUITE_SECS=$((SECONDS - t0))
 	SUITE_TIMEDOUT=
@@ -107,17 +117,25 @@ settle() {
 }
 SUITE_RESULTS=()
 
-run_suite regress installcheck
-count_regress "$WORK/regress.log"
-settle regress
+SUITES=${SUITES:-regress isolation tap}
 
-run_suite isolation isolationcheck
-count_regress "$WORK/isolation.log"
-settle isolation
+if [[ " $SUITES " == *" regress "* ]]; then
+	run_suite regress installcheck
+	count_regress "$WORK/regress.log"
+	settle regress
+fi
 
-run_suite tap tapcheck
-count_prove "$WORK/tap.log"
-settle tap
+if [[ " $SUITES " == *" isolation "* ]]; then
+	run_suite isolation isolationcheck
+	count_regress "$WORK/isolation.log"
+	settle isolation
+fi
+
+if [[ " $SUITES " == *" tap "* ]]; then
+	run_suite tap tapcheck
+	count_prove "$WORK/tap.log"
+	settle tap
+fi
 
 # show_file TITLE FILE [LINES]: print (the end of) a file under a banner.
 show_file() {
