@@ -5,10 +5,13 @@
 # make isolationcheck                  isolation specs on a temporary instance
 # make tapcheck                        TAP tests (PostgreSQL::Test::Cluster)
 # make check-all                       everything above
+# make valgrind                        installcheck + isolationcheck under Valgrind (slow)
 
 MODULE_big = incetl
 OBJS = \
 	src/incetl.o \
+	src/role.o \
+	src/lock.o \
 	src/catalog.o \
 	src/validate.o \
 	src/watermark.o \
@@ -85,3 +88,11 @@ bench:
 	bash test/bench.sh $(BENCH_N)
 
 .PHONY: bench
+
+# make valgrind: the regression and isolation suites with every server
+# process under Valgrind, on PostgreSQL 15 built from source with
+# --enable-cassert and USE_VALGRIND (test/valgrind.sh, as root; slow, not in CI)
+valgrind:
+	bash test/valgrind.sh
+
+.PHONY: valgrind

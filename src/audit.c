@@ -124,7 +124,9 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
  * hold), prune finished rows older than incetl.run_log_retention (a row
  * closed out here goes with the next run: one statement cannot both update
  * and delete a row), and insert the run's 'running' row.  Returns its
- * run_id.
+ * run_id.  Pruning skips rows another transaction has locked (a run of
+ * another pipeline in an open transaction block, pruning too): a run never
+ * waits for another pipeline's.
  */
 int64
 incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
@@ -161,10 +163,12 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $2 "
 						  "AND kind OPERATOR(pg_catalog.=) ANY ($6) "
 						  "AND status OPERATOR(pg_catalog.=) 'running' RETURNING 1), "
-						  "pruned AS (DELETE FROM incetl.run_log WHERE $7 IS NOT NULL "
-						  "AND started_at OPERATOR(pg_catalog.<) "
+						  "pruned AS (DELETE FROM incetl.run_log WHERE run_id OPERATOR(pg_catalog.=) ANY "
+						  "(ARRAY(SELECT o.run_id FROM incetl.run_log o WHERE $7 IS NOT NULL "
+						  "AND o.started_at OPERATOR(pg_catalog.<) "
 						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $7)) "
-						  "AND status OPERATOR(pg_catalog.<>) 'running' RETURNING 1) "
+						  "AND o.status OPERATOR(pg_catalog.<>) 'running' "
+						  "FOR UPDATE SKIP LOCKED)) RETURNING 1) "
 						  "INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
 						  "watermark_before, watermark_after, run_by) "
 						  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",

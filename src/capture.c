@@ -265,7 +265,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 		queue_owner = ((Form_pg_class) GETSTRUCT(ctup))->relowner;
 		ReleaseSysCache(ctup);
 
-		incetl_switch_role(&save, queue_owner, true);
+		incetl_switch_role(&save, queue_owner, INCETL_ROLE_PIN_PATH);
 		PG_TRY();
 		{
 			rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);

@@ -51,117 +51,6 @@ static List *key_list_from_array(ArrayType *arr, const char *argname);
 static Datum key_array_from_list(List *keys);
 static void store_pipeline(IncetlPipeline *p, bool insert);
 
-/*
- * The role that owns the extension, and so incetl's catalog tables.
- */
-Oid
-incetl_extension_owner(void)
-{
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static Oid	cached_owner = InvalidOid;
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	Oid			owner = InvalidOid;
-
-	/* looked up once per transaction */
-	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
-		return cached_owner;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("incetl"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"incetl\" is not installed in this database")));
-	cached_lxid = MyProc->lxid;
-	cached_owner = owner;
-	return owner;
-}
-
-/*
- * Become role until incetl_restore_role().  With pin_search_path the
- * search_path is pg_catalog, pg_temp meanwhile, so that nothing a user
- * planted in a schema of theirs can be reached by SQL that runs with more
- * rights than theirs.  On error, leave the restoring of the search_path to
- * the (sub)transaction's abort and call incetl_restore_role(save, false).
- */
-void
-incetl_switch_role(IncetlRoleSwitch *save, Oid role, bool pin_search_path)
-{
-	GetUserIdAndSecContext(&save->userid, &save->sec);
-	save->nestlevel = -1;
-	SetUserIdAndSecContext(role, save->sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (pin_search_path)
-	{
-		save->nestlevel = NewGUCNestLevel();
-		(void) set_config_option("search_path", "pg_catalog, pg_temp",
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	}
-}
-
-void
-incetl_restore_role(IncetlRoleSwitch *save, bool ok)
-{
-	if (ok && save->nestlevel >= 0)
-		AtEOXact_GUC(true, save->nestlevel);
-	SetUserIdAndSecContext(save->userid, save->sec);
-}
-
-void
-incetl_begin_as_owner(IncetlRoleSwitch *save)
-{
-	incetl_switch_role(save, incetl_extension_owner(), true);
-}
-
-void
-incetl_end_as_owner(IncetlRoleSwitch *save, bool ok)
-{
-	incetl_restore_role(save, ok);
-}
-
-/*
- * Execute a statement on incetl's own tables as the extension owner.
- * Returns SPI_processed.
- */
-int
-incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
-					  Datum *values, const char *nulls, int expected)
-{
-	IncetlRoleSwitch save;
-	volatile int rc = 0;
-
-	incetl_begin_as_owner(&save);
-	PG_TRY();
-	{
-		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-								   false, 0);
-	}
-	PG_CATCH();
-	{
-		incetl_end_as_owner(&save, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	incetl_end_as_owner(&save, true);
-
-	if (rc != expected)
-		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
-			 SPI_result_code_string(rc), sql);
-	return (int) SPI_processed;
-}
-
 static char *
 copy_text_col(HeapTuple tup, TupleDesc desc, int col)
 {
@@ -423,32 +312,6 @@ store_pipeline(IncetlPipeline *p, bool insert)
 }
 
 /*
- * Run utility statements as the extension owner.
- */
-static void
-exec_utility_as_owner(const char *sql)
-{
-	IncetlRoleSwitch save;
-	volatile int rc = 0;
-
-	incetl_begin_as_owner(&save);
-	PG_TRY();
-	{
-		rc = SPI_execute(sql, false, 0);
-	}
-	PG_CATCH();
-	{
-		incetl_end_as_owner(&save, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	incetl_end_as_owner(&save, true);
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
-			 SPI_result_code_string(rc), sql);
-}
-
-/*
  * The per-pipeline state a strategy keeps outside incetl.state: the 'hash'
  * strategy's table of row hashes.  It lives in schema incetl and belongs to
  * the pipeline's owner, whose runs write it in the same statement as the
@@ -481,18 +344,18 @@ setup_strategy(IncetlPipeline *p)
 
 	if (p->strategy == STRATEGY_HASH)
 	{
-		exec_utility_as_owner(incetl_sql_create_hash_state(p));
-		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
+		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_hash_state(p));
+		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_hash_state_name(p), owner));
 		depend_on_extension(psprintf("hash_state_%d", p->id));
 	}
 	else if (p->strategy == STRATEGY_TRIGGER)
 	{
-		exec_utility_as_owner(incetl_sql_create_queue(p));
-		exec_utility_as_owner(psprintf("ALTER TABLE %s OWNER TO %s",
+		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_queue(p));
+		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_queue_table_name(p), owner));
 		depend_on_extension(psprintf("queue_%d", p->id));
-		exec_utility_as_owner(incetl_sql_create_triggers(p));
+		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_triggers(p));
 	}
 	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)
 	{
@@ -511,35 +374,17 @@ static void
 teardown_strategy(IncetlPipeline *p)
 {
 	if (p->strategy == STRATEGY_HASH)
-		exec_utility_as_owner(psprintf("DROP TABLE IF EXISTS %s",
+		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
 									   incetl_hash_state_name(p)));
 	else if (p->strategy == STRATEGY_TRIGGER)
 	{
 		char	   *sql = incetl_sql_drop_triggers(p);
 
 		if (sql[0])
-			exec_utility_as_owner(sql);
-		exec_utility_as_owner(psprintf("DROP TABLE IF EXISTS %s",
+			incetl_exec_utility_as(incetl_extension_owner(), sql);
+		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
 									   incetl_queue_table_name(p)));
 	}
-}
-
-/*
- * Take the run lock of a pipeline without waiting, or fail: a pipeline
- * that is running cannot be altered, dropped or have its watermark moved.
- */
-void
-incetl_lock_idle_pipeline(IncetlPipeline *p)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, INCETL_LOCK_RUN, (uint32) p->id, 2);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("pipeline \"%s\" is running", p->name),
-				 errhint("Wait for the run to finish and try again.")));
-	/* transaction-level: released at commit or abort */
 }
 
 /*

@@ -14,9 +14,21 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-/* advisory lock class ids: (INCETL_LOCK_RUN, pipeline id) */
-#define INCETL_LOCK_RUN			0x1ec7e71
-#define INCETL_LOCK_BACKFILL	0x1ec7e72
+#include "storage/lockdefs.h"
+
+/*
+ * A pipeline's locks (lock.c): advisory locktags (database, pipeline id,
+ * kind, INCETL_LOCKTAG_SPACE), out of reach of pg_advisory_lock(), which
+ * only uses 1 and 2 in that last field.
+ */
+#define INCETL_LOCKTAG_SPACE	0x1ec7
+
+typedef enum IncetlLockKind
+{
+	INCETL_LOCK_RUN = 1,		/* a run or reconcile */
+	INCETL_LOCK_BACKFILL = 2,	/* a backfill */
+	INCETL_LOCK_APPLY = 3		/* a batch that writes the target */
+} IncetlLockKind;
 
 typedef enum IncetlStrategy
 {
@@ -132,8 +144,7 @@ typedef struct IncetlCounts
 extern int	incetl_late_commit_margin_ms;
 extern int	incetl_run_log_retention_s;
 
-/* catalog.c */
-extern Oid	incetl_extension_owner(void);
+/* role.c */
 typedef struct IncetlRoleSwitch
 {
 	Oid			userid;
@@ -141,16 +152,27 @@ typedef struct IncetlRoleSwitch
 	int			nestlevel;
 } IncetlRoleSwitch;
 
-extern void incetl_switch_role(IncetlRoleSwitch *save, Oid role, bool pin_search_path);
+#define INCETL_ROLE_PIN_PATH	0x01	/* search_path = pg_catalog, pg_temp */
+#define INCETL_ROLE_ALLOW_TEMP	0x02	/* not security-restricted: only to
+										 * create incetl's own work table */
+
+extern Oid	incetl_extension_owner(void);
+extern void incetl_switch_role(IncetlRoleSwitch *save, Oid role, int flags);
 extern void incetl_restore_role(IncetlRoleSwitch *save, bool ok);
-extern void incetl_begin_as_owner(IncetlRoleSwitch *save);
-extern void incetl_end_as_owner(IncetlRoleSwitch *save, bool ok);
+extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
+								  Datum *values, const char *nulls, int expected);
+extern void incetl_exec_utility_as(Oid role, const char *sql);
+
+/* catalog.c */
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
+
+/* lock.c */
+extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
+extern void incetl_lock_wait(int32 pipeline_id, IncetlLockKind kind, LOCKMODE mode);
+extern void incetl_unlock(int32 pipeline_id, IncetlLockKind kind);
 extern void incetl_lock_idle_pipeline(IncetlPipeline *p);
-extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
-								  Datum *values, const char *nulls, int expected);
 
 /* validate.c */
 extern void incetl_resolve_pipeline(IncetlPipeline *p, bool at_create);

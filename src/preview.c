@@ -56,7 +56,7 @@ incetl_preview(PG_FUNCTION_ARGS)
 	incetl_check_owner(p);
 
 	/* like a run, look at the data as the pipeline's owner */
-	incetl_switch_role(&role, p->owner, false);
+	incetl_switch_role(&role, p->owner, 0);
 	incetl_resolve_pipeline(p, false);
 	incetl_load_cursor(p, &cur);
 
@@ -96,12 +96,7 @@ incetl_preview(PG_FUNCTION_ARGS)
 			 * A run uses the slot while it holds the pipeline's lock: wait
 			 * for it (a slot serves one session at a time).
 			 */
-			{
-				LOCKTAG		tag;
-
-				SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, INCETL_LOCK_RUN, (uint32) p->id, 2);
-				(void) LockAcquire(&tag, ShareLock, false, false);
-			}
+			incetl_lock_wait(p->id, INCETL_LOCK_RUN, ShareLock);
 			incetl_logical_state(p, &slot, &applied);
 			changes = incetl_logical_peek_json(p, slot, applied, &truncated);
 			keys = incetl_sql_change_keys(p);

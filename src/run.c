@@ -21,6 +21,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -34,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "incetl.h"
@@ -96,6 +99,9 @@ typedef struct RunState
 	bool		need_compare;	/* then delete target keys the source lacks */
 	TimestampTz run_start;
 
+	/* this run's temporary work table, dropped by OID at the end */
+	Oid			work_relid;
+
 	/* trigger: TRUNCATE markers seen in the queue (tid[]), or 0 */
 	Datum		markers;
 
@@ -126,13 +132,38 @@ static List *plan_cache = NIL;
 
 typedef void (*RunStep) (RunState *rs);
 
-static ErrorData *protected_step(RunState *rs, RunStep step);
+/* as whom a step runs */
+typedef enum StepRole
+{
+	AS_CALLER,					/* no switch: reads incetl's catalog, checks
+								 * the caller's rights */
+	AS_OWNER,					/* the pipeline's owner, security-restricted */
+	AS_OWNER_TEMP				/* the owner, to create the work table */
+} StepRole;
+
+static ErrorData *protected_step(RunState *rs, RunStep step, StepRole as);
 static void step_load(RunState *rs);
+static void step_validate(RunState *rs);
 static void step_prepare(RunState *rs);
 static void step_batch(RunState *rs);
 static ErrorData *run_pipeline(const char *name, bool nonatomic,
-							   IncetlRunKind kind, RunState *bf);
+							   IncetlRunKind kind, RunState *bf,
+							   MemoryContext cxt);
 static void commit_if(RunState *rs);
+
+/* a copy of a list of strings, in cxt */
+static List *
+list_copy_deep_strings(List *list, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, list)
+		copy = lappend(copy, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
+	return copy;
+}
 
 static bool
 call_is_nonatomic(FunctionCallInfo fcinfo)
@@ -150,9 +181,16 @@ connect_spi(bool nonatomic)
 
 /*
  * Run step in a subtransaction; on error roll it back and return the error.
+ *
+ * Steps that touch the source, the target or the per-pipeline state run as
+ * the pipeline's owner, whoever called: the caller is the owner, a member
+ * of the owning role or a superuser, and a superuser must not run the
+ * owner's triggers or functions with a superuser's rights.  The switch is
+ * security-restricted (role.c), so nothing the owner's code does outlives
+ * the step in the caller's session.
  */
 static ErrorData *
-protected_step(RunState *rs, RunStep step)
+protected_step(RunState *rs, RunStep step, StepRole as)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -166,14 +204,10 @@ protected_step(RunState *rs, RunStep step)
 
 	PG_TRY();
 	{
-		/*
-		 * Work as the pipeline's owner: the caller is the owner, a member of
-		 * the owning role or a superuser, and a superuser must not run the
-		 * owner's triggers or functions with a superuser's rights.
-		 */
-		if (rs->p)
+		if (as != AS_CALLER)
 		{
-			incetl_switch_role(&role, rs->p->owner, false);
+			incetl_switch_role(&role, rs->p->owner,
+							   as == AS_OWNER_TEMP ? INCETL_ROLE_ALLOW_TEMP : 0);
 			switched = true;
 		}
 		step(rs);
@@ -350,7 +384,15 @@ step_load(RunState *rs)
 	bool		isnull;
 	Datum		d;
 
+	IncetlPipeline *was = rs->p;
+
 	rs->p = incetl_load_pipeline(rs->name, false);
+	if (was && was->id != rs->p->id)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" was dropped and created again while the %s started",
+						rs->name, incetl_run_kind_name(rs->kind)),
+				 errhint("Run it again.")));
 	if (GetUserNameFromId(rs->p->owner, true) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -376,7 +418,7 @@ step_load(RunState *rs)
 	rs->wm_after = rs->wm_before;
 }
 
-/* drop this session's work table of a pipeline, if there is one */
+/* drop this session's work table of a pipeline, if there is one by name */
 static void
 drop_work_table(IncetlPipeline *p)
 {
@@ -393,9 +435,9 @@ drop_work_table(IncetlPipeline *p)
 		SPI_execute(psprintf("DROP TABLE %s", incetl_work_table_name(p)), false, 0);
 }
 
-/* validate, read the cursor, choose the passes */
+/* validate, read the cursor */
 static void
-step_prepare(RunState *rs)
+step_validate(RunState *rs)
 {
 	IncetlPipeline *p = rs->p;
 
@@ -415,6 +457,13 @@ step_prepare(RunState *rs)
 
 	incetl_load_cursor(p, &rs->cursor);
 	rs->bounded = incetl_is_time_type(p->wm_type);
+}
+
+/* choose the passes; fill the work table of keyed passes */
+static void
+step_prepare(RunState *rs)
+{
+	IncetlPipeline *p = rs->p;
 
 	rs->run_start = GetCurrentTimestamp();
 	if (rs->kind == RUN_KIND_BACKFILL && p->strategy != STRATEGY_TIMESTAMP)
@@ -430,11 +479,8 @@ step_prepare(RunState *rs)
 		bool		capture = rs->kind == RUN_KIND_RUN &&
 		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
 
-		/* the keys to apply go to a work table, numbered 1..total */
-		drop_work_table(p);
-		if (SPI_execute(incetl_sql_create_work_table(p), false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "incetl: could not create the work table");
-		rs->have_work = true;
+		/* the keys to apply go to the work table, numbered 1..total */
+		Assert(rs->have_work);
 
 		/*
 		 * Hashes against the stored state (hash), or rows against the target:
@@ -985,6 +1031,9 @@ step_finish_capture(RunState *rs)
 static void
 step_batch(RunState *rs)
 {
+	/* a run's and a backfill's batches never apply concurrently (lock.c) */
+	incetl_lock_wait(rs->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
+
 	switch (rs->pass)
 	{
 		case PASS_KEYED:
@@ -999,30 +1048,156 @@ step_batch(RunState *rs)
 	}
 }
 
-/* drop the work table of a keyed pass; the run's outcome is already known */
+/*
+ * Create the work table of a keyed pass: a temporary table, which cannot be
+ * created in a security-restricted operation (matview.c has the same
+ * problem with its diff table).  Its definition is ours alone: key
+ * columns, a row number, an op; no user code runs here.
+ */
+static void
+step_work_table(RunState *rs)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+
+	drop_work_table(rs->p);
+	if (SPI_execute(incetl_sql_create_work_table(rs->p), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: could not create the work table");
+	values[0] = CStringGetTextDatum(incetl_work_table_name(rs->p));
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", 1,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not look up the work table");
+	rs->work_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+	rs->have_work = true;
+}
+
+/*
+ * Drop the work table, by OID: the owner's code may have renamed it (to
+ * shadow a name in the caller's pg_temp), and we must not leave it behind
+ * under any name.  The run's outcome is already known.
+ */
 static void
 step_cleanup(RunState *rs)
 {
+	ObjectAddress obj;
+
+	if (!OidIsValid(rs->work_relid) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rs->work_relid)))
+		return;
+	ObjectAddressSet(obj, RelationRelationId, rs->work_relid);
+	performDeletion(&obj, DROP_CASCADE, PERFORM_DELETION_INTERNAL |
+					PERFORM_DELETION_QUIETLY);
+	rs->work_relid = InvalidOid;
+}
+
+/*
+ * The part of a run that holds the pipeline's lock.
+ */
+static ErrorData *
+run_locked(RunState *rs)
+{
+	ErrorData  *edata;
+	const char *name = rs->name;
+	IncetlRunKind kind = rs->kind;
+
+	/* what we read before the lock may have changed since: read again */
+	edata = protected_step(rs, step_load, AS_CALLER);
+	if (edata)
+		return edata;
+
+	/* also closes out interrupted runs and prunes old rows */
+	rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
+	commit_if(rs);
+
+	/*
+	 * In a fresh transaction with no snapshot yet: every transaction that
+	 * started below the bound has ended before any snapshot of this run
+	 * is taken.
+	 */
+	rs->bound = incetl_late_commit_bound();
+
+	edata = protected_step(rs, step_validate, AS_OWNER);
+	if (edata == NULL &&
+		(rs->kind == RUN_KIND_RECONCILE || rs->p->strategy != STRATEGY_TIMESTAMP))
+		edata = protected_step(rs, step_work_table, AS_OWNER_TEMP);
+	if (edata == NULL)
+		edata = protected_step(rs, step_prepare, AS_OWNER);
+	while (edata == NULL && rs->pass != PASS_DONE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		edata = protected_step(rs, step_batch, AS_OWNER);
+		/* the last batch commits with the run's end, below */
+		if (edata == NULL && rs->pass != PASS_DONE)
+		{
+			incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
+			commit_if(rs);
+		}
+	}
+
+	if (edata == NULL && rs->kind == RUN_KIND_RUN &&
+		(rs->p->strategy == STRATEGY_TRIGGER || rs->p->strategy == STRATEGY_LOGICAL))
+		edata = protected_step(rs, step_finish_capture, AS_OWNER);
+
 	if (rs->have_work)
-		drop_work_table(rs->p);
+	{
+		ErrorData  *cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
+
+		if (cleanup_error)
+			FreeErrorData(cleanup_error);
+	}
+
+	if (edata)
+	{
+		/* the generated statement is no help to the reader: say where */
+		MemoryContextSwitchTo(rs->cxt);
+		edata->context = rs->prepared ?
+			psprintf("incetl %s of pipeline \"%s\", batch %d",
+					 incetl_run_kind_name(kind), name, rs->counts.batches + 1) :
+			psprintf("incetl %s of pipeline \"%s\", before the first batch",
+					 incetl_run_kind_name(kind), name);
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
+						  edata->message);
+	}
+	else
+		incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
+						  NULL);
+	/* the outcome of a run that moved data is worth a flush */
+	rs->wrote_target = rs->wrote_target || rs->any_target_write;
+	commit_if(rs);
+
+	/*
+	 * Only now, with the applied LSN committed, confirm the slot.  In a
+	 * transaction block the caller may still roll back, so the slot waits
+	 * for the next run to confirm.
+	 */
+	if (edata == NULL && rs->nonatomic && rs->slot && rs->lsn_stored)
+	{
+		incetl_logical_advance(rs->slot, rs->last_lsn);
+		commit_if(rs);
+	}
+	return edata;
 }
 
 /*
  * Run a pipeline.  Returns NULL on success (or when skipped), else the
- * error, after recording it in run_log.  Must be called inside an SPI
- * connection (non-atomic when nonatomic).
+ * error, after recording it in run_log; the error and all the run's memory
+ * live in cxt.  Must be called inside an SPI connection (non-atomic when
+ * nonatomic).
  */
 static ErrorData *
-run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
+run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf,
+			 MemoryContext cxt)
 {
-	MemoryContext cxt;
 	RunState   *rs;
 	ErrorData  *volatile edata = NULL;
-	LOCKTAG		tag;
+	IncetlLockKind lock = kind == RUN_KIND_BACKFILL ? INCETL_LOCK_BACKFILL : INCETL_LOCK_RUN;
+	int32		id;
 	MemoryContext oldcxt;
 
-	cxt = AllocSetContextCreate(nonatomic ? PortalContext : CurrentMemoryContext,
-								"incetl run", ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 	rs = palloc0(sizeof(RunState));
 	if (bf)
@@ -1032,17 +1207,19 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 	rs->kind = kind;
 	rs->nonatomic = nonatomic;
 
-	edata = protected_step(rs, step_load);
+	edata = protected_step(rs, step_load, AS_CALLER);
 	if (edata)
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return edata;
 	}
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 kind == RUN_KIND_BACKFILL ? INCETL_LOCK_BACKFILL : INCETL_LOCK_RUN,
-						 (uint32) rs->p->id, 2);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	/*
+	 * Outside a transaction block the run commits per batch and holds its
+	 * lock across those commits; inside one, until that transaction ends.
+	 */
+	id = rs->p->id;
+	if (!incetl_lock_try(id, lock, nonatomic))
 	{
 		incetl_log_skipped(rs->p, name, kind, rs->wm_before);
 		commit_if(rs);
@@ -1056,77 +1233,13 @@ run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind, RunState *bf)
 
 	PG_TRY();
 	{
-		/* also closes out interrupted runs and prunes old rows */
-		rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
-		commit_if(rs);
-
-		/*
-		 * In a fresh transaction with no snapshot yet: every transaction that
-		 * started below the bound has ended before any snapshot of this run
-		 * is taken.
-		 */
-		rs->bound = incetl_late_commit_bound();
-
-		edata = protected_step(rs, step_prepare);
-		while (edata == NULL && rs->pass != PASS_DONE)
-		{
-			CHECK_FOR_INTERRUPTS();
-			edata = protected_step(rs, step_batch);
-			/* the last batch commits with the run's end, below */
-			if (edata == NULL && rs->pass != PASS_DONE)
-			{
-				incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
-				commit_if(rs);
-			}
-		}
-
-		if (edata == NULL && rs->kind == RUN_KIND_RUN &&
-			(rs->p->strategy == STRATEGY_TRIGGER || rs->p->strategy == STRATEGY_LOGICAL))
-			edata = protected_step(rs, step_finish_capture);
-
-		if (rs->have_work)
-		{
-			ErrorData  *cleanup_error = protected_step(rs, step_cleanup);
-
-			if (cleanup_error)
-				FreeErrorData(cleanup_error);
-		}
-
-		if (edata)
-		{
-			/* the generated statement is no help to the reader: say where */
-			MemoryContextSwitchTo(rs->cxt);
-			edata->context = rs->prepared ?
-				psprintf("incetl %s of pipeline \"%s\", batch %d",
-						 incetl_run_kind_name(kind), name, rs->counts.batches + 1) :
-				psprintf("incetl %s of pipeline \"%s\", before the first batch",
-						 incetl_run_kind_name(kind), name);
-			edata->internalquery = NULL;
-			edata->internalpos = 0;
-			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
-							  edata->message);
-		}
-		else
-			incetl_log_finish(rs->run_id, "succeeded", &rs->counts, rs->wm_after,
-							  NULL);
-		/* the outcome of a run that moved data is worth a flush */
-		rs->wrote_target = rs->wrote_target || rs->any_target_write;
-		commit_if(rs);
-
-		/*
-		 * Only now, with the applied LSN committed, confirm the slot.  In a
-		 * transaction block the caller may still roll back, so the slot waits
-		 * for the next run to confirm.
-		 */
-		if (edata == NULL && rs->nonatomic && rs->slot && rs->lsn_stored)
-		{
-			incetl_logical_advance(rs->slot, rs->last_lsn);
-			commit_if(rs);
-		}
+		edata = run_locked(rs);
 	}
 	PG_FINALLY();
 	{
-		LockRelease(&tag, ExclusiveLock, true);
+		/* a transaction-level lock goes with the caller's transaction */
+		if (nonatomic)
+			incetl_unlock(id, lock);
 	}
 	PG_END_TRY();
 
@@ -1143,17 +1256,26 @@ call_pipeline(FunctionCallInfo fcinfo, IncetlRunKind kind, RunState *bf)
 {
 	bool		nonatomic = call_is_nonatomic(fcinfo);
 	ErrorData  *edata;
+	MemoryContext cxt;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline name must not be null")));
+
+	/*
+	 * The run's memory, its error included, must outlive SPI_finish (and,
+	 * non-atomic, the commits): the error is raised again after it.
+	 */
+	cxt = AllocSetContextCreate(nonatomic ? PortalContext : CurrentMemoryContext,
+								"incetl run", ALLOCSET_DEFAULT_SIZES);
 	connect_spi(nonatomic);
 	edata = run_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), nonatomic,
-						 kind, bf);
+						 kind, bf, cxt);
 	SPI_finish();
 	if (edata)
 		ReThrowError(edata);
+	MemoryContextDelete(cxt);
 }
 
 /*
@@ -1180,22 +1302,34 @@ incetl_run_all(PG_FUNCTION_ARGS)
 	StringInfoData failed;
 	int			nfailed = 0;
 
+	MemoryContext outer = nonatomic ? PortalContext : CurrentMemoryContext;
+	MemoryContext old = MemoryContextSwitchTo(outer);
+
+	initStringInfo(&failed);
+	MemoryContextSwitchTo(old);
 	connect_spi(nonatomic);
 	names = incetl_enabled_pipeline_names();
-	initStringInfo(&failed);
+	/* the list and the message must outlive the commits of the runs */
+	names = list_copy_deep_strings(names, outer);
 	foreach(lc, names)
 	{
 		char	   *name = lfirst(lc);
-		ErrorData  *edata = run_pipeline(name, nonatomic, RUN_KIND_RUN, NULL);
+		MemoryContext cxt = AllocSetContextCreate(outer, "incetl run",
+												  ALLOCSET_DEFAULT_SIZES);
+		ErrorData  *edata = run_pipeline(name, nonatomic, RUN_KIND_RUN, NULL, cxt);
 
 		if (edata)
 		{
+			MemoryContext old = MemoryContextSwitchTo(outer);
+
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("pipeline \"%s\" failed: %s", name, edata->message)));
 			appendStringInfo(&failed, "%s\"%s\"", nfailed ? ", " : "", name);
 			nfailed++;
+			MemoryContextSwitchTo(old);
 		}
+		MemoryContextDelete(cxt);
 	}
 	SPI_finish();
 

@@ -80,7 +80,7 @@ incetl_install_deps() {
 	incetl_log "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q </dev/null || return 1
-	apt-get install -y -q "${missing[@]}" </dev/null || return 1
+	apt-get install -y -q -o DPkg::Lock::Timeout=900 "${missing[@]}" </dev/null || return 1
 
 	# pg_regress and PGXS come from the client package and the headers from
 	# server-dev: say so when they are a different minor from the server.

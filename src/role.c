@@ -1,0 +1,181 @@
+/*-------------------------------------------------------------------------
+ *
+ * role.c
+ *	  The one place where incetl changes the current user, and the SQL it
+ *	  runs as the extension owner.
+ *
+ * Who runs what, as whom:
+ *
+ * - incetl's own catalog (incetl.pipelines, state, run_log) is read and
+ *	 written as the extension owner, with search_path = pg_catalog, pg_temp.
+ *	 Nothing else runs as the extension owner: no user's table, view,
+ *	 trigger, domain, operator or cast is touched that way.
+ * - Everything that touches a pipeline's source, target or per-pipeline
+ *	 state (batches, previews, the capture trigger's queue insert, slot
+ *	 functions) runs as the pipeline's owner.
+ *
+ * Every switch, to either role, is a security-restricted operation inside
+ * a GUC nest level of its own, as VACUUM, CREATE INDEX and REFRESH
+ * MATERIALIZED VIEW switch to a table's owner: code that runs meanwhile
+ * cannot create temporary objects, change the role, or leave a setting
+ * behind in the calling session (the nest level is popped with
+ * isCommit = false, so even a plain SET is undone).  The one exception is
+ * INCETL_ROLE_ALLOW_TEMP, for creating incetl's own temporary work table
+ * (as matview.c does for its diff table); nothing user-defined runs then.
+ *
+ * src/role.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+
+#include "incetl.h"
+
+/*
+ * The role that owns the extension, and so incetl's catalog tables.
+ */
+Oid
+incetl_extension_owner(void)
+{
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	/* looked up once per transaction */
+	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
+		return cached_owner;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("incetl"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"incetl\" is not installed in this database")));
+	cached_lxid = MyProc->lxid;
+	cached_owner = owner;
+	return owner;
+}
+
+/*
+ * Become role until incetl_restore_role().
+ *
+ * Always security-restricted (unless INCETL_ROLE_ALLOW_TEMP, and never
+ * less restricted than the caller already is) and always in a GUC nest
+ * level of its own.  With INCETL_ROLE_PIN_PATH the search_path is
+ * pg_catalog, pg_temp meanwhile.
+ *
+ * On error, call incetl_restore_role(save, false) and re-throw: the
+ * (sub)transaction abort that follows pops the nest level.
+ */
+void
+incetl_switch_role(IncetlRoleSwitch *save, Oid role, int flags)
+{
+	int			sec;
+
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	sec = save->sec | SECURITY_LOCAL_USERID_CHANGE;
+	if ((flags & INCETL_ROLE_ALLOW_TEMP) == 0)
+		sec |= SECURITY_RESTRICTED_OPERATION;
+	SetUserIdAndSecContext(role, sec);
+	save->nestlevel = NewGUCNestLevel();
+	if (flags & INCETL_ROLE_PIN_PATH)
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Undo incetl_switch_role().  ok: no error is in flight; every setting
+ * changed meanwhile, by us or by code we ran, goes back to what it was.
+ */
+void
+incetl_restore_role(IncetlRoleSwitch *save, bool ok)
+{
+	if (ok)
+		AtEOXact_GUC(false, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec);
+}
+
+/*
+ * Execute a statement on incetl's own tables as the extension owner.
+ * Returns SPI_processed.
+ */
+int
+incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
+					  Datum *values, const char *nulls, int expected)
+{
+	IncetlRoleSwitch save;
+	volatile int rc = 0;
+
+	incetl_switch_role(&save, incetl_extension_owner(), INCETL_ROLE_PIN_PATH);
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+								   false, 0);
+	}
+	PG_CATCH();
+	{
+		incetl_restore_role(&save, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	incetl_restore_role(&save, true);
+
+	if (rc != expected)
+		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * Run a utility statement as role (security-restricted, search_path
+ * pinned).  Used for the DDL that sets up and tears down a pipeline's
+ * objects: as the extension owner for what only it may do (attaching
+ * incetl._capture), as the pipeline's owner for the rest.
+ */
+void
+incetl_exec_utility_as(Oid role, const char *sql)
+{
+	IncetlRoleSwitch save;
+	volatile int rc = 0;
+
+	incetl_switch_role(&save, role, INCETL_ROLE_PIN_PATH);
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, false, 0);
+	}
+	PG_CATCH();
+	{
+		incetl_restore_role(&save, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	incetl_restore_role(&save, true);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+}
