@@ -12,7 +12,12 @@
  *												an UPDATE that changed the key
  *		{"op":"T"}								TRUNCATE
  *
- * Values are the type's text output as JSON strings, or JSON null.  BEGIN
+ * Values are the type's text output as JSON strings, or JSON null.  The
+ * run that reads them casts them back to the key types in the same
+ * session, so the text must name each value exactly whatever that
+ * session's settings: while decoding through SQL, the settings that shape
+ * output functions are pinned (shortest exact floats, ISO dates, UTC,
+ * the postgres interval style, hex bytea) and restored afterwards.  BEGIN
  * and COMMIT produce no output, so transactions that did not touch the
  * relation produce no rows at all.  The LSN reported with every row is the
  * end LSN of its transaction's commit record (same for all rows of one
@@ -34,6 +39,8 @@
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
+#include "replication/walsender.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -61,6 +68,7 @@ typedef struct DecodeData
 	bool		cache_valid;
 	int			nkeys;
 	DecodeKeyAtt *keys;
+	int			guc_nest;		/* of the pinned output settings, or 0 */
 } DecodeData;
 
 /*
@@ -167,6 +175,29 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("incetl: option \"relid\" is required")));
 
+	/*
+	 * Pin the settings that output functions follow, in a GUC nest level of
+	 * our own that decode_shutdown pops (an error pops it with the
+	 * transaction or subtransaction it aborts).  Through SQL the decoding
+	 * runs inside one function call, in a transaction; a walsender's
+	 * session settings are its client's business.
+	 */
+	if (!am_walsender && IsTransactionState())
+	{
+		static const char *const pinned[][2] = {
+			{"extra_float_digits", "3"},
+			{"DateStyle", "ISO, YMD"},
+			{"IntervalStyle", "postgres"},
+			{"TimeZone", "UTC"},
+			{"bytea_output", "hex"},
+		};
+
+		data->guc_nest = NewGUCNestLevel();
+		for (int i = 0; i < lengthof(pinned); i++)
+			(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+
 	if (!decode_callbacks_registered)
 	{
 		CacheRegisterRelcacheCallback(decode_relcache_cb, (Datum) 0);
@@ -179,7 +210,14 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 static void
 decode_shutdown(LogicalDecodingContext *ctx)
 {
-	/* all our memory lives in ctx->context */
+	DecodeData *data = ctx->output_plugin_private;
+
+	/* all our memory lives in ctx->context; the settings go back */
+	if (data != NULL && data->guc_nest > 0)
+	{
+		AtEOXact_GUC(false, data->guc_nest);
+		data->guc_nest = 0;
+	}
 }
 
 static void
