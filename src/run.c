@@ -944,8 +944,12 @@ step_keyed_batch(RunState *rs)
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
 	{
-		/* the applied LSN moves with the last batch's target writes */
-		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr)
+		/*
+		 * The applied LSN moves with the last batch's target writes, or,
+		 * after a TRUNCATE, with the compare pass's last deletes: a run that
+		 * fails before those must see the TRUNCATE again.
+		 */
+		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr && !rs->need_compare)
 		{
 			incetl_logical_store_applied(p, rs->last_lsn);
 			rs->lsn_stored = true;
