@@ -24,6 +24,7 @@
 #include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -204,6 +205,21 @@ incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
 }
 
 /*
+ * Flush the WAL written so far and return the flush position.  Logical
+ * decoding through SQL reads only up to the flush position, and a commit
+ * with synchronous_commit = off is visible before its WAL is flushed: what
+ * committed before a run started must be decoded by that run.
+ */
+static XLogRecPtr
+flush_wal(void)
+{
+	if (RecoveryInProgress())
+		return GetXLogReplayRecPtr(NULL);
+	XLogFlush(GetXLogInsertRecPtr());
+	return GetFlushRecPtr(NULL);
+}
+
+/*
  * Peek the slot's changes above applied into the work table, numbered
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
  * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
@@ -255,10 +271,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 * even when this table had no change: a quiet source must not hold back
 	 * the WAL that other tables write.
 	 */
-	incetl_spi_exec_owner("SELECT pg_catalog.pg_current_wal_flush_lsn()", 0, NULL, NULL, NULL,
-						  SPI_OK_SELECT);
-	flushed = DatumGetLSN(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										1, &isnull));
+	flushed = flush_wal();
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
@@ -295,6 +308,7 @@ incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied
 	bool		isnull;
 	Datum		d;
 
+	(void) flush_wal();
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
 	if (applied == InvalidXLogRecPtr)
