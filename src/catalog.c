@@ -630,9 +630,15 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
 						  1, argtypes, values, NULL, SPI_OK_DELETE);
 	teardown_strategy(p);
-	/* last: dropping a slot cannot be rolled back */
+	/* last: dropping a slot cannot be rolled back; as the owner, who uses it */
 	if (slot)
+	{
+		IncetlRoleSwitch role;
+
+		incetl_switch_role(&role, p->owner, 0);
 		incetl_logical_drop_slot(slot);
+		incetl_restore_role(&role, true);
+	}
 
 	SPI_finish();
 	PG_RETURN_VOID();

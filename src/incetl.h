@@ -257,6 +257,7 @@ extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
 /* logical.c */
 #include "access/xlogdefs.h"
 extern void incetl_logical_check(IncetlPipeline *p);
+extern void incetl_logical_check_owner(IncetlPipeline *p);
 extern char *incetl_logical_create_slot(IncetlPipeline *p);
 extern void incetl_logical_drop_slot(const char *slot);
 extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);

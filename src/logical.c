@@ -12,8 +12,13 @@
  * transaction as the last batch's target writes, and only after that
  * commit confirms the slot.  A run that dies between applying and
  * confirming finds the stored LSN next time and skips what it applied.
- * Slot functions need the REPLICATION attribute, so they run as the
- * extension owner; the source rows are still read as the caller.
+ * Everything that touches the slot (create, peek, advance, drop) and the
+ * casts of decoded keys to the key types (a domain's CHECK is the owner's
+ * code) run as the current user, which is the pipeline's owner (in a run,
+ * a preview, drop_pipeline) or the caller of create_pipeline, who becomes
+ * the owner; that owner must have the REPLICATION attribute, as it would to
+ * use a slot by hand.  Only incetl.state is read and written as the
+ * extension owner.
  *
  * src/logical.c
  *
@@ -40,6 +45,24 @@
 #include "incetl.h"
 
 /*
+ * A logical pipeline's owner needs the REPLICATION attribute, as it would
+ * to create and read the slot by hand: incetl uses the slot as that owner.
+ */
+void
+incetl_logical_check_owner(IncetlPipeline *p)
+{
+	if (!has_rolreplication(p->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("owner of pipeline \"%s\" must have the REPLICATION attribute",
+						p->name),
+				 errdetail("A 'logical' pipeline reads changes through a replication slot that its owner, role \"%s\", creates and reads.",
+						   GetUserNameFromId(p->owner, false)),
+				 errhint("A superuser can grant it with ALTER ROLE %s REPLICATION; or use the 'trigger' strategy.",
+						 quote_identifier(GetUserNameFromId(p->owner, false)))));
+}
+
+/*
  * Refuse a logical pipeline the server or the source cannot serve.
  */
 void
@@ -48,6 +71,8 @@ incetl_logical_check(IncetlPipeline *p)
 	Relation	rel;
 	char		ident;
 	const char *plugins;
+
+	incetl_logical_check_owner(p);
 
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		ereport(ERROR,
@@ -112,6 +137,14 @@ exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values, int expecte
 	incetl_spi_exec_owner(sql, nargs, types, values, NULL, expected);
 }
 
+/* a slot function, as the current user */
+static void
+exec_slot_function(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: \"%s\" failed", sql);
+}
+
 /*
  * Create the slot of a new pipeline; returns its name.
  */
@@ -124,8 +157,8 @@ incetl_logical_create_slot(IncetlPipeline *p)
 	Datum		values[1];
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
-	exec_as_owner("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
-				  1, types, values, SPI_OK_SELECT);
+	exec_slot_function("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
+					   1, types, values);
 	return slot;
 }
 
@@ -136,10 +169,10 @@ incetl_logical_drop_slot(const char *slot)
 	Datum		values[1];
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
-	exec_as_owner("SELECT pg_catalog.pg_drop_replication_slot(slot_name) "
-				  "FROM pg_catalog.pg_replication_slots "
-				  "WHERE slot_name OPERATOR(pg_catalog.=) $1",
-				  1, types, values, SPI_OK_SELECT);
+	exec_slot_function("SELECT pg_catalog.pg_drop_replication_slot(slot_name) "
+					   "FROM pg_catalog.pg_replication_slots "
+					   "WHERE slot_name OPERATOR(pg_catalog.=) $1",
+					   1, types, values);
 }
 
 /* confirm the slot up to lsn, if it is behind */
@@ -153,11 +186,11 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 		return;
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = LSNGetDatum(lsn);
-	exec_as_owner("SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) "
-				  "FROM pg_catalog.pg_replication_slots "
-				  "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
-				  "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
-				  2, types, values, SPI_OK_SELECT);
+	exec_slot_function("SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) "
+					   "FROM pg_catalog.pg_replication_slots "
+					   "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
+					   "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
+					   2, types, values);
 }
 
 /* the slot and applied LSN stored for a pipeline */
@@ -223,6 +256,8 @@ flush_wal(void)
  * Peek the slot's changes above applied into the work table, numbered
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
  * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
+ * Runs as the current user (the pipeline's owner): the casts of the keys
+ * run the key types' code, a domain's CHECK included.
  */
 void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
@@ -250,7 +285,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&sql, "), *, 'u'::\"char\" FROM (SELECT DISTINCT ");
+	appendStringInfoString(&sql, "), *, 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
@@ -280,7 +315,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	else
 		values[2] = LSNGetDatum(applied);
 	values[3] = Int64GetDatum(offset);
-	incetl_spi_exec_owner(sql.data, 4, types, values, nulls, SPI_OK_SELECT);
+	if (SPI_execute_with_args(sql.data, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -295,8 +331,9 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 }
 
 /*
- * The pending changes as one jsonb array (for preview), as the extension
- * owner.  Returns a jsonb Datum in the caller's context.
+ * The pending changes as one jsonb array (for preview), as the current
+ * user (the pipeline's owner).  Returns a jsonb Datum in the caller's
+ * context.
  */
 Datum
 incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
@@ -315,11 +352,12 @@ incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied
 		nulls[2] = 'n';
 	else
 		values[2] = LSNGetDatum(applied);
-	incetl_spi_exec_owner("SELECT COALESCE(pg_catalog.jsonb_agg(c.data::pg_catalog.jsonb), '[]'), "
-						  "pg_catalog.bool_or(c.data::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'op' OPERATOR(pg_catalog.=) 'T') "
-						  "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
-						  "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3",
-						  3, types, values, nulls, SPI_OK_SELECT);
+	if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.jsonb_agg(c.data::pg_catalog.jsonb), '[]'), "
+							  "pg_catalog.bool_or(c.data::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'op' OPERATOR(pg_catalog.=) 'T') "
+							  "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
+							  "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3",
+							  3, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	*truncated = !isnull && DatumGetBool(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

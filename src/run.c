@@ -29,6 +29,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "replication/slot.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -225,6 +226,9 @@ protected_step(RunState *rs, RunStep step, StepRole as)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 	}
@@ -1096,6 +1100,13 @@ step_cleanup(RunState *rs)
 	rs->work_relid = InvalidOid;
 }
 
+/* 'logical': confirm the slot up to the applied LSN just committed */
+static void
+step_confirm(RunState *rs)
+{
+	incetl_logical_advance(rs->slot, rs->last_lsn);
+}
+
 /*
  * The part of a run that holds the pipeline's lock.
  */
@@ -1180,7 +1191,18 @@ run_locked(RunState *rs)
 	 */
 	if (edata == NULL && rs->nonatomic && rs->slot && rs->lsn_stored)
 	{
-		incetl_logical_advance(rs->slot, rs->last_lsn);
+		ErrorData  *confirm_error = protected_step(rs, step_confirm, AS_OWNER);
+
+		/* the next run confirms it: nothing is lost, the run succeeded */
+		if (confirm_error)
+		{
+			ereport(WARNING,
+					(errcode(confirm_error->sqlerrcode),
+					 errmsg("pipeline \"%s\": could not confirm replication slot \"%s\": %s",
+							name, rs->slot, confirm_error->message),
+					 errdetail("The next run confirms it.")));
+			FreeErrorData(confirm_error);
+		}
 		commit_if(rs);
 	}
 	return edata;
