@@ -45,3 +45,21 @@ SELECT p.name AS pipeline,
 					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
 					   AND rl.status OPERATOR(pg_catalog.<>) 'skipped'
 					 ORDER BY rl.run_id DESC LIMIT 1) r ON true;
+
+/*
+ * Replication slots of 'logical' pipelines are made by their first run and
+ * dropped when the transaction of drop_pipeline commits (src/logical.c).
+ * DROP EXTENSION incetl drops them too: this event trigger sees the
+ * statement before the extension goes and has incetl's slots in this
+ * database dropped when it commits.
+ */
+CREATE FUNCTION incetl._drop_extension_slots()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'incetl_drop_extension_slots';
+COMMENT ON FUNCTION incetl._drop_extension_slots() IS 'drops incetl''s replication slots with the extension (internal)';
+REVOKE ALL ON FUNCTION incetl._drop_extension_slots() FROM PUBLIC;
+
+CREATE EVENT TRIGGER incetl_drop_extension_slots ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION')
+	EXECUTE FUNCTION incetl._drop_extension_slots();

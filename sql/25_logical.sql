@@ -1,7 +1,8 @@
 --
 -- 25_logical: the 'logical' strategy, through a logical replication slot
--- that create_pipeline creates and incetl's own output plugin decodes.
--- Covered: the first run loads everything; inserts, updates (one that
+-- that the first run creates and incetl's own output plugin decodes.
+-- Covered: create_pipeline creates no slot, the first run creates it and
+-- loads everything; inserts, updates (one that
 -- changes the key, one to the same values), deletes, several changes of
 -- one key, TRUNCATE; after a run the stored applied LSN is the slot's
 -- confirmed_flush_lsn; a run in a transaction block that rolls back
@@ -46,16 +47,21 @@ $$;
 CREATE TEMP TABLE slots_before AS SELECT slot_name FROM pg_replication_slots;
 SELECT incetl.create_pipeline('logi', 't25.src', 't25.tgt', strategy => 'logical',
 							  batch_size => 4) > 0 AS created;
--- one new slot, named after the database, decoded by the incetl plugin
-SELECT r.plugin, r.slot_type, r.database = current_database() AS this_db, r.temporary,
-	   r.slot_name = (SELECT slot_name FROM t25.slot('logi')) AS stored_in_state,
-	   r.slot_name LIKE 'incetl\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%' AS named_by_db
-  FROM pg_replication_slots r WHERE r.slot_name NOT IN (SELECT slot_name FROM slots_before);
+-- no slot yet (the first run makes it), but its name is stored
+SELECT count(*) AS new_slots FROM pg_replication_slots
+ WHERE slot_name NOT IN (SELECT slot_name FROM slots_before);
+SELECT slot_name = 'incetl_' || (SELECT oid FROM pg_database WHERE datname = current_database())
+				   || '_' || (SELECT id FROM incetl.pipelines WHERE name = 'logi') AS named_by_db_and_id
+  FROM t25.slot('logi');
 
-\echo '-- first run: loads all 10 rows'
+\echo '-- first run: creates the slot, loads all 10 rows'
 CALL incetl.run('logi');
 SELECT * FROM regress.last_counts('logi');
 SELECT * FROM t25.diff();
+-- one new slot, named after the database, decoded by the incetl plugin
+SELECT r.plugin, r.slot_type, r.database = current_database() AS this_db, r.temporary,
+	   r.slot_name = (SELECT slot_name FROM t25.slot('logi')) AS stored_in_state
+  FROM pg_replication_slots r WHERE r.slot_name NOT IN (SELECT slot_name FROM slots_before);
 
 \echo '-- inserts, updates, deletes'
 INSERT INTO t25.src VALUES (11, 'v11', 11), (12, 'v12', 12);

@@ -466,11 +466,10 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* a slot cannot be created once this transaction has written */
-	if (p->strategy == STRATEGY_LOGICAL)
-		p->slot_name = incetl_logical_create_slot(p);
-
 	store_pipeline(p, true);
+	/* the slot's name only: the first run creates the slot (logical.c) */
+	if (p->strategy == STRATEGY_LOGICAL)
+		p->slot_name = incetl_logical_slot_name(p);
 	incetl_save_source_shape(p);
 	setup_strategy(p);
 
@@ -611,7 +610,6 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	IncetlPipeline *p;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
-	char	   *slot = NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -619,26 +617,14 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	p = incetl_load_pipeline(name, false);
 	incetl_check_owner(p);
 	incetl_lock_idle_pipeline(p);
+	/* a slot cannot be dropped transactionally: it goes when we commit */
 	if (p->strategy == STRATEGY_LOGICAL)
-	{
-		XLogRecPtr	applied;
-
-		incetl_logical_state(p, &slot, &applied);
-	}
+		incetl_logical_drop_slot_at_commit(p);
 
 	values[0] = Int32GetDatum(p->id);
 	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
 						  1, argtypes, values, NULL, SPI_OK_DELETE);
 	teardown_strategy(p);
-	/* last: dropping a slot cannot be rolled back; as the owner, who uses it */
-	if (slot)
-	{
-		IncetlRoleSwitch role;
-
-		incetl_switch_role(&role, p->owner, 0);
-		incetl_logical_drop_slot(slot);
-		incetl_restore_role(&role, true);
-	}
 
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -258,10 +258,11 @@ extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
 #include "access/xlogdefs.h"
 extern void incetl_logical_check(IncetlPipeline *p);
 extern void incetl_logical_check_owner(IncetlPipeline *p);
-extern char *incetl_logical_create_slot(IncetlPipeline *p);
-extern void incetl_logical_drop_slot(const char *slot);
+extern char *incetl_logical_slot_name(IncetlPipeline *p);
+extern bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
+								XLogRecPtr *applied);
+extern void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
 extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
-extern void incetl_logical_state(IncetlPipeline *p, char **slot, XLogRecPtr *applied);
 extern void incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn);
 extern Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
 									  XLogRecPtr applied, bool *truncated);

@@ -4,21 +4,38 @@
  *	  The 'logical' strategy: a logical replication slot decoded by
  *	  incetl's own output plugin (decode.c).
  *
- * create_pipeline creates the slot before it writes anything (a slot
- * cannot be created in a transaction that has written).  A run first
- * advances the slot to the LSN its last run stored, then peeks the
- * changes above that LSN into its work table, applies the keys in keyed
- * batches, stores the LSN of the last change applied in the same
- * transaction as the last batch's target writes, and only after that
- * commit confirms the slot.  A run that dies between applying and
- * confirming finds the stored LSN next time and skips what it applied.
- * Everything that touches the slot (create, peek, advance, drop) and the
- * casts of decoded keys to the key types (a domain's CHECK is the owner's
- * code) run as the current user, which is the pipeline's owner (in a run,
- * a preview, drop_pipeline) or the caller of create_pipeline, who becomes
- * the owner; that owner must have the REPLICATION attribute, as it would to
- * use a slot by hand.  Only incetl.state is read and written as the
- * extension owner.
+ * The slot is named after the database and the pipeline
+ * (incetl_<database oid>_<pipeline id>) and made by the run that needs it,
+ * never by create_pipeline: a slot is not transactional, and a
+ * create_pipeline that rolls back must leave nothing behind.  A run finds
+ * its slot (or creates it, before its transaction writes anything: a slot
+ * cannot be created after that), and it resumes from the LSN stored in
+ * incetl.state only when the slot has not been confirmed past it; a slot
+ * that is missing (the first run, a restore into another database or
+ * cluster, a dropped slot), invalidated ('lost': max_slot_wal_keep_size),
+ * or that was not made for the stored state (left by a run that rolled
+ * back) makes the run compare the whole source with the target, like a
+ * first run, so nothing is lost.
+ *
+ * A run first advances the slot to the LSN its last run stored, then peeks
+ * the changes above that LSN into its work table, applies the keys in
+ * keyed batches (and, after a TRUNCATE, deletes the target keys the source
+ * lacks), stores the LSN of the last change applied in the same
+ * transaction as the last of those writes, and only after that commit
+ * confirms the slot.  A run that dies between applying and confirming
+ * finds the stored LSN next time and skips what it applied.
+ *
+ * Everything here that touches the slot (create, peek, advance, drop a
+ * lost slot), and the casts of decoded keys to the key types (a domain's
+ * CHECK is the owner's code), runs as the current user, which is the
+ * pipeline's owner in a run or a preview; that owner must have the
+ * REPLICATION attribute, as it would to use a slot by hand.  Only
+ * incetl.state is read and written as the extension owner.
+ *
+ * drop_pipeline and DROP EXTENSION incetl drop slots when their
+ * transaction commits (PRE_COMMIT), so a rolled-back drop keeps its slot;
+ * a drop whose commit fails after that is healed by the next run, which
+ * finds no slot.
  *
  * src/logical.c
  *
@@ -26,23 +43,40 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/sysattr.h"
+#include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "replication/slot.h"
+#include "storage/lwlock.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
 #include "incetl.h"
+
+PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
 
 /*
  * A logical pipeline's owner needs the REPLICATION attribute, as it would
@@ -131,48 +165,197 @@ incetl_logical_check(IncetlPipeline *p)
 	relation_close(rel, AccessShareLock);
 }
 
-static void
-exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+
+/* the slot name incetl gives a pipeline in this database */
+char *
+incetl_logical_slot_name(IncetlPipeline *p)
 {
-	incetl_spi_exec_owner(sql, nargs, types, values, NULL, expected);
+	return psprintf("incetl_%u_%d", MyDatabaseId, p->id);
 }
 
-/* a slot function, as the current user */
-static void
-exec_slot_function(const char *sql, int nargs, Oid *types, Datum *values)
+/* what pg_replication_slots says about a slot */
+typedef struct SlotInfo
 {
-	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	bool		found;
+	bool		ours;			/* logical, this database, incetl's plugin */
+	bool		lost;			/* invalidated: it can no longer be read */
+	XLogRecPtr	confirmed;		/* confirmed_flush_lsn */
+} SlotInfo;
+
+static void
+look_up_slot(const char *name, SlotInfo *info)
+{
+	Oid			types[2] = {NAMEOID, OIDOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	memset(info, 0, sizeof(SlotInfo));
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	if (SPI_execute_with_args("SELECT s.slot_type OPERATOR(pg_catalog.=) 'logical' "
+							  "AND s.datoid OPERATOR(pg_catalog.=) $2 "
+							  "AND s.plugin OPERATOR(pg_catalog.=) 'incetl', "
+							  "s.wal_status IS NOT DISTINCT FROM 'lost'"
+#if PG_VERSION_NUM >= 170000
+							  " OR s.invalidation_reason IS NOT NULL"
+#elif PG_VERSION_NUM >= 160000
+							  " OR s.conflicting IS TRUE"
+#endif
+							  ", s.confirmed_flush_lsn "
+							  "FROM pg_catalog.pg_replication_slots AS s "
+							  "WHERE s.slot_name OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not look up replication slot \"%s\"", name);
+	if (SPI_processed != 1)
+		return;
+	info->found = true;
+	info->ours = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	info->lost = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	info->confirmed = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+}
+
+/* run a slot function on slot name as the current user */
+static void
+slot_function(const char *sql, const char *name)
+{
+	Oid			types[1] = {NAMEOID};
+	Datum		values[1];
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: \"%s\" failed", sql);
 }
 
 /*
- * Create the slot of a new pipeline; returns its name.
+ * The slot a pipeline reads, and where a run resumes from.
+ *
+ * Returns true when the run may resume from the applied LSN stored in
+ * incetl.state (*applied); false when it must compare the whole source with
+ * the target and read the whole slot (*applied is then InvalidXLogRecPtr).
+ * The slot serves the stored state only if it has not been confirmed past
+ * the stored LSN: it then still holds every change committed after it.
+ *
+ * create (a run): a lost slot is dropped and a missing one created, as the
+ * current user, before the transaction writes anything.  Otherwise (a
+ * preview) *slot is NULL when there is no slot to read.
  */
-char *
-incetl_logical_create_slot(IncetlPipeline *p)
+bool
+incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *applied)
 {
-	char	   *slot = psprintf("incetl_%u_%llx", MyDatabaseId,
-								(unsigned long long) GetCurrentTimestamp());
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			types[2] = {INT4OID, NAMEOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+	char	   *stored = NULL;
+	XLogRecPtr	stored_lsn = InvalidXLogRecPtr;
+	bool		loaded = false;
+	char	   *name = NULL;
+	const char *why = NULL;
+	SlotInfo	info;
 
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
-	exec_slot_function("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
-					   1, types, values);
-	return slot;
-}
+	incetl_logical_check_owner(p);
 
-void
-incetl_logical_drop_slot(const char *slot)
-{
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
+	values[0] = Int32GetDatum(p->id);
+	incetl_spi_exec_owner("SELECT slot_name, applied_lsn, watermark IS NOT NULL FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			stored = MemoryContextStrdup(callercxt, NameStr(*DatumGetName(d)));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			stored_lsn = DatumGetLSN(d);
+		loaded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 3, &isnull));
+	}
 
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
-	exec_slot_function("SELECT pg_catalog.pg_drop_replication_slot(slot_name) "
-					   "FROM pg_catalog.pg_replication_slots "
-					   "WHERE slot_name OPERATOR(pg_catalog.=) $1",
-					   1, types, values);
+	/*
+	 * The stored name, when it is a slot of ours in this database (pipelines
+	 * made before slots were named by id keep theirs); else the pipeline's
+	 * own name.  A stored name of another database is a restored copy's.
+	 */
+	if (stored != NULL)
+	{
+		look_up_slot(stored, &info);
+		if (info.found && info.ours)
+			name = stored;
+	}
+	if (name == NULL)
+	{
+		name = incetl_logical_slot_name(p);
+		look_up_slot(name, &info);
+		if (info.found && !info.ours)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("replication slot \"%s\" of pipeline \"%s\" belongs to something else",
+							name, p->name),
+					 errdetail("It is not a slot of the incetl plugin in this database."),
+					 errhint("Drop that slot with pg_drop_replication_slot(%s) if nothing needs it.",
+							 quote_literal_cstr(name))));
+	}
+
+	if (info.found && info.lost)
+	{
+		if (!create)
+		{
+			*slot = NULL;
+			*applied = InvalidXLogRecPtr;
+			return false;
+		}
+		slot_function("SELECT pg_catalog.pg_drop_replication_slot($1)", name);
+		info.found = false;
+		why = "was invalidated";
+		name = incetl_logical_slot_name(p);
+	}
+
+	if (!info.found)
+	{
+		if (!create)
+		{
+			*slot = NULL;
+			*applied = InvalidXLogRecPtr;
+			return false;
+		}
+		if (GetTopTransactionIdIfAny() != InvalidTransactionId)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("pipeline \"%s\" needs a new replication slot, which cannot be created in a transaction that has written",
+							p->name),
+					 errdetail("The first run of a 'logical' pipeline, and a run that finds its slot gone, creates the slot."),
+					 errhint("Call incetl.run(%s) outside a transaction block, or before anything else in it.",
+							 quote_literal_cstr(p->name))));
+		if (loaded && why == NULL)
+			why = "is gone";
+		slot_function("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
+					  name);
+		values[1] = DirectFunctionCall1(namein, CStringGetDatum(name));
+		incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
+							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, SPI_OK_UPDATE);
+	}
+	else if (loaded && (stored_lsn == InvalidXLogRecPtr || info.confirmed > stored_lsn))
+		why = "was not made for the position the pipeline has applied";
+
+	*slot = MemoryContextStrdup(callercxt, name);
+	if (why == NULL && loaded && info.found)
+	{
+		*applied = stored_lsn;
+		return true;
+	}
+	if (why != NULL && create)
+		ereport(NOTICE,
+				(errmsg("the replication slot of pipeline \"%s\" %s", p->name, why),
+				 errdetail("Slot \"%s\" is read from its start, and this run compares the whole source with the target, as a first run does.",
+						   name)));
+	*applied = InvalidXLogRecPtr;
+	return false;
 }
 
 /* confirm the slot up to lsn, if it is behind */
@@ -186,42 +369,12 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 		return;
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = LSNGetDatum(lsn);
-	exec_slot_function("SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) "
-					   "FROM pg_catalog.pg_replication_slots "
-					   "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
-					   "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
-					   2, types, values);
-}
-
-/* the slot and applied LSN stored for a pipeline */
-void
-incetl_logical_state(IncetlPipeline *p, char **slot, XLogRecPtr *applied)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-	Datum		d;
-	MemoryContext callercxt = CurrentMemoryContext;
-
-	values[0] = Int32GetDatum(p->id);
-	exec_as_owner("SELECT slot_name, applied_lsn FROM incetl.state "
-				  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-				  1, types, values, SPI_OK_SELECT);
-	*slot = NULL;
-	*applied = InvalidXLogRecPtr;
-	if (SPI_processed != 1)
-		return;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		*slot = MemoryContextStrdup(callercxt, NameStr(*DatumGetName(d)));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (!isnull)
-		*applied = DatumGetLSN(d);
-	if (*slot == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pipeline \"%s\" has no replication slot", p->name),
-				 errhint("Drop the pipeline and create it again.")));
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) "
+							  "FROM pg_catalog.pg_replication_slots "
+							  "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
+							  "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
 }
 
 void
@@ -232,9 +385,9 @@ incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
 
 	values[0] = Int32GetDatum(p->id);
 	values[1] = LSNGetDatum(lsn);
-	exec_as_owner("UPDATE incetl.state SET applied_lsn = $2 "
-				  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-				  2, types, values, SPI_OK_UPDATE);
+	incetl_spi_exec_owner("UPDATE incetl.state SET applied_lsn = $2 "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -362,4 +515,232 @@ incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied
 	*truncated = !isnull && DatumGetBool(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return SPI_datumTransfer(d, false, -1);
+}
+
+/*
+ * Slots to drop when the transaction commits, like storage.c's pending
+ * deletes: a subtransaction that aborts forgets its own, one that commits
+ * hands them to its parent, and a prepared transaction cannot have any
+ * (the drop could not wait for COMMIT PREPARED).
+ */
+typedef struct PendingSlotDrop
+{
+	char		name[NAMEDATALEN];
+	int			nestLevel;		/* transaction nesting level of the drop */
+	struct PendingSlotDrop *next;
+} PendingSlotDrop;
+
+static PendingSlotDrop *pending_drops = NULL;
+static bool drop_callbacks_registered = false;
+
+/* drop a slot if it is one of incetl's in this database and still there */
+static void
+drop_slot_if_ours(const char *name)
+{
+	ReplicationSlot *s;
+	bool		ours;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(name, false);
+	ours = s != NULL && s->in_use && s->data.database == MyDatabaseId &&
+		strcmp(NameStr(s->data.plugin), "incetl") == 0;
+	LWLockRelease(ReplicationSlotControlLock);
+	if (ours)
+		ReplicationSlotDrop(name, true);
+}
+
+static void
+forget_pending_drops(void)
+{
+	while (pending_drops)
+	{
+		PendingSlotDrop *d = pending_drops;
+
+		pending_drops = d->next;
+		pfree(d);
+	}
+}
+
+static void
+slot_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			while (pending_drops)
+			{
+				PendingSlotDrop *d = pending_drops;
+
+				pending_drops = d->next;
+				drop_slot_if_ours(d->name);
+				pfree(d);
+			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_drops)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that dropped a replication slot of incetl"),
+						 errdetail("incetl.drop_pipeline and DROP EXTENSION incetl drop replication slots when their transaction commits.")));
+			break;
+		default:
+			/* commit, abort, prepare: nothing left to do */
+			forget_pending_drops();
+			break;
+	}
+}
+
+static void
+slot_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	PendingSlotDrop **link = &pending_drops;
+
+	while (*link)
+	{
+		PendingSlotDrop *d = *link;
+
+		if (d->nestLevel >= level && event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			*link = d->next;
+			pfree(d);
+			continue;
+		}
+		if (d->nestLevel >= level && event == SUBXACT_EVENT_COMMIT_SUB)
+			d->nestLevel = level - 1;
+		link = &d->next;
+	}
+}
+
+static void
+drop_at_commit(const char *name)
+{
+	PendingSlotDrop *d;
+
+	for (d = pending_drops; d; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return;
+	if (!drop_callbacks_registered)
+	{
+		RegisterXactCallback(slot_xact_callback, NULL);
+		RegisterSubXactCallback(slot_subxact_callback, NULL);
+		drop_callbacks_registered = true;
+	}
+	d = MemoryContextAllocZero(TopMemoryContext, sizeof(PendingSlotDrop));
+	strlcpy(d->name, name, NAMEDATALEN);
+	d->nestLevel = GetCurrentTransactionNestLevel();
+	d->next = pending_drops;
+	pending_drops = d;
+}
+
+/*
+ * drop_pipeline: drop the pipeline's slot (under its stored name and its
+ * own) when the transaction commits.
+ */
+void
+incetl_logical_drop_slot_at_commit(IncetlPipeline *p)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = Int32GetDatum(p->id);
+	incetl_spi_exec_owner("SELECT slot_name FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			drop_at_commit(NameStr(*DatumGetName(d)));
+	}
+	drop_at_commit(incetl_logical_slot_name(p));
+}
+
+/* does extension incetl depend on extension extname? */
+static bool
+incetl_requires(const char *extname)
+{
+	Oid			self = get_extension_oid("incetl", true);
+	Oid			other = get_extension_oid(extname, true);
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(self) || !OidIsValid(other))
+		return false;
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ExtensionRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(self));
+	scan = systable_beginscan(rel, DependDependerIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		found = dep->refclassid == ExtensionRelationId && dep->refobjid == other;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Event trigger on ddl_command_start of DROP EXTENSION: when the statement
+ * drops incetl (by name, or by CASCADE from an extension incetl requires),
+ * drop every slot incetl made in this database when the transaction
+ * commits.
+ */
+Datum
+incetl_drop_extension_slots(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *stmt;
+	ListCell   *lc;
+	bool		drops_incetl = false;
+	char		prefix[NAMEDATALEN];
+	List	   *names = NIL;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("incetl._drop_extension_slots() must be called as an event trigger")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (trigdata->parsetree == NULL || !IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	stmt = (DropStmt *) trigdata->parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION)
+		PG_RETURN_VOID();
+	foreach(lc, stmt->objects)
+	{
+		const char *extname = strVal(lfirst(lc));
+
+		if (strcmp(extname, "incetl") == 0 ||
+			(stmt->behavior == DROP_CASCADE && incetl_requires(extname)))
+			drops_incetl = true;
+	}
+	if (!drops_incetl)
+		PG_RETURN_VOID();
+
+	snprintf(prefix, sizeof(prefix), "incetl_%u_", MyDatabaseId);
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (int i = 0; i < max_replication_slots; i++)
+	{
+		ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
+
+		if (s->in_use && s->data.database == MyDatabaseId &&
+			strcmp(NameStr(s->data.plugin), "incetl") == 0 &&
+			strncmp(NameStr(s->data.name), prefix, strlen(prefix)) == 0)
+			names = lappend(names, pstrdup(NameStr(s->data.name)));
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	foreach(lc, names)
+		drop_at_commit(lfirst(lc));
+	PG_RETURN_VOID();
 }

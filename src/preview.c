@@ -97,9 +97,13 @@ incetl_preview(PG_FUNCTION_ARGS)
 			 * for it (a slot serves one session at a time).
 			 */
 			incetl_lock_wait(p->id, INCETL_LOCK_RUN, ShareLock);
-			incetl_logical_state(p, &slot, &applied);
-			changes = incetl_logical_peek_json(p, slot, applied, &truncated);
-			keys = incetl_sql_change_keys(p);
+			if (incetl_logical_slot(p, false, &slot, &applied))
+			{
+				changes = incetl_logical_peek_json(p, slot, applied, &truncated);
+				keys = incetl_sql_change_keys(p);
+			}
+			else				/* no slot for it: the run compares everything */
+				keys = incetl_sql_diff_keys(p, true);
 		}
 		if (p->strategy == STRATEGY_TRIGGER && !initial)
 		{

@@ -111,6 +111,7 @@ typedef struct RunState
 
 	/* logical */
 	char	   *slot;
+	bool		slot_resumes;	/* else compare everything, like a first run */
 	XLogRecPtr	applied;		/* stored LSN at the start */
 	XLogRecPtr	last_lsn;		/* of the last change peeked */
 	bool		lsn_stored;
@@ -491,7 +492,8 @@ step_prepare(RunState *rs)
 		 * reconcile, and the first run of a capture strategy, which loads
 		 * everything the source holds once its capture is in place.
 		 */
-		if (!capture || rs->wm_before == NULL)
+		if (!capture || rs->wm_before == NULL ||
+			(p->strategy == STRATEGY_LOGICAL && !rs->slot_resumes))
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
 
@@ -531,11 +533,11 @@ step_prepare(RunState *rs)
 		else if (capture && p->strategy == STRATEGY_LOGICAL)
 		{
 			bool		truncated;
-			char	   *slot;
 
-			incetl_logical_state(p, &slot, &rs->applied);
-			rs->slot = MemoryContextStrdup(rs->cxt, slot);
-			/* confirm what an earlier run applied but could not confirm */
+			/*
+			 * step_slot found the slot and where to resume; confirm what an
+			 * earlier run applied but could not confirm
+			 */
 			incetl_logical_advance(rs->slot, rs->applied);
 			incetl_logical_fill(p, rs->slot, rs->applied, total, &total,
 								&rs->last_lsn, &truncated);
@@ -1100,6 +1102,20 @@ step_cleanup(RunState *rs)
 	rs->work_relid = InvalidOid;
 }
 
+/*
+ * 'logical': find the slot, or create it (a first run, a slot that is gone
+ * or lost), before the run writes anything: PostgreSQL cannot create a
+ * slot in a transaction that has written.
+ */
+static void
+step_slot(RunState *rs)
+{
+	char	   *slot;
+
+	rs->slot_resumes = incetl_logical_slot(rs->p, true, &slot, &rs->applied);
+	rs->slot = MemoryContextStrdup(rs->cxt, slot);
+}
+
 /* 'logical': confirm the slot up to the applied LSN just committed */
 static void
 step_confirm(RunState *rs)
@@ -1116,11 +1132,21 @@ run_locked(RunState *rs)
 	ErrorData  *edata;
 	const char *name = rs->name;
 	IncetlRunKind kind = rs->kind;
+	bool		logical;
 
 	/* what we read before the lock may have changed since: read again */
 	edata = protected_step(rs, step_load, AS_CALLER);
 	if (edata)
 		return edata;
+
+	/*
+	 * A slot must be made before the transaction writes: inside a
+	 * transaction block, before the run_log row; else in the transaction
+	 * that follows its commit, so that the run shows as running meanwhile.
+	 */
+	logical = kind == RUN_KIND_RUN && rs->p->strategy == STRATEGY_LOGICAL;
+	if (logical && !rs->nonatomic)
+		edata = protected_step(rs, step_slot, AS_OWNER);
 
 	/* also closes out interrupted runs and prunes old rows */
 	rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
@@ -1133,7 +1159,10 @@ run_locked(RunState *rs)
 	 */
 	rs->bound = incetl_late_commit_bound();
 
-	edata = protected_step(rs, step_validate, AS_OWNER);
+	if (logical && rs->nonatomic)
+		edata = protected_step(rs, step_slot, AS_OWNER);
+	if (edata == NULL)
+		edata = protected_step(rs, step_validate, AS_OWNER);
 	if (edata == NULL &&
 		(rs->kind == RUN_KIND_RECONCILE || rs->p->strategy != STRATEGY_TIMESTAMP))
 		edata = protected_step(rs, step_work_table, AS_OWNER_TEMP);
