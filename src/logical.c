@@ -50,6 +50,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogrecovery.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
@@ -399,9 +400,22 @@ incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
 static XLogRecPtr
 flush_wal(void)
 {
+	XLogRecPtr	upto;
+
 	if (RecoveryInProgress())
 		return GetXLogReplayRecPtr(NULL);
-	XLogFlush(GetXLogInsertRecPtr());
+
+	/*
+	 * When the last record ends a page, the insert position points past the
+	 * next page's header, where nothing is written yet, and XLogFlush()
+	 * fails on it: flush up to the end of the last record instead.
+	 */
+	upto = GetXLogInsertRecPtr();
+	if (XLogSegmentOffset(upto, wal_segment_size) == SizeOfXLogLongPHD)
+		upto -= SizeOfXLogLongPHD;
+	else if (upto % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		upto -= SizeOfXLogShortPHD;
+	XLogFlush(upto);
 	return GetFlushRecPtr(NULL);
 }
 
