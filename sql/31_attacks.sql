@@ -10,7 +10,8 @@
 -- set_config), plant a temporary table in the caller's session, rename the
 -- run's own work table so that it stays behind and shadows a name.  Proves:
 --   - the owner's code runs as the owner, never as the caller or the
---     extension owner, whoever calls;
+--     extension owner, whoever calls (runs, previews, alter_pipeline adding
+--     target columns of the owner's domain);
 --   - it cannot create temporary objects or change the role;
 --   - nothing it set survives in the caller's session;
 --   - the run's work table is gone afterwards, whatever it was renamed to
@@ -108,6 +109,24 @@ SELECT rolsuper FROM pg_roles WHERE rolname = 'atk_mallory';
 -- and the runs did their work
 SELECT (SELECT count(*) FROM atk.tgt_ts) AS ts_rows, (SELECT count(*) FROM atk.tgt_hash) AS hash_rows,
 	   (SELECT count(*) FROM atk.tgt_view) AS view_rows;
+
+\echo '-- a superuser alters mallory''s pipeline: new target columns of mallory''s types'
+SET ROLE atk_mallory;
+CREATE FUNCTION atk.grab() RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM atk.attempt('ALTER ROLE atk_mallory SUPERUSER');
+	RETURN 7;
+END;
+$$;
+CREATE DOMAIN atk.dd AS integer DEFAULT atk.grab();
+ALTER TABLE atk.src ADD COLUMN extra atk.dd;
+RESET ROLE;
+TRUNCATE atk.seen;
+SELECT incetl.alter_pipeline('atk_ts', on_schema_change => 'add_columns');
+CALL incetl.run('atk_ts');
+SELECT who, what, count(*) AS times FROM atk.seen GROUP BY who, what ORDER BY what, who;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'atk_mallory';
+SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'atk.tgt_ts'::regclass AND attname = 'extra';
 
 \echo '-- a run that fails with a 300 kB error inside a transaction block'
 SET ROLE atk_mallory;

@@ -486,6 +486,7 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 Datum
 incetl_alter_pipeline(PG_FUNCTION_ARGS)
 {
+	IncetlRoleSwitch role;
 	IncetlPipeline *p;
 	char	   *name;
 	bool		reset_cursor = false;
@@ -572,8 +573,17 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("cannot change the source or key of pipeline \"%s\", which has the '%s' strategy",
 						p->name, p->strategy_name),
 				 errhint("Drop the pipeline and create it again.")));
+	/*
+	 * Validate as the owner, whose rights the pipeline's runs have, and
+	 * because validation may run the owner's code (on_schema_change
+	 * 'add_columns' adds columns of its types to the target): a superuser
+	 * altering someone's pipeline must not run that code as a superuser.
+	 * An error restores the role with the (sub)transaction.
+	 */
+	incetl_switch_role(&role, p->owner, 0);
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+	incetl_restore_role(&role, true);
 	store_pipeline(p, false);
 	incetl_save_source_shape(p);
 	if (reset_cursor || reset_state)

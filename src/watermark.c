@@ -350,6 +350,7 @@ incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound)
 Datum
 incetl_set_watermark(PG_FUNCTION_ARGS)
 {
+	IncetlRoleSwitch role;
 	IncetlPipeline *p;
 	char	   *value;
 	Datum		d;
@@ -363,6 +364,12 @@ incetl_set_watermark(PG_FUNCTION_ARGS)
 	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	incetl_check_owner(p);
 	incetl_lock_idle_pipeline(p);
+
+	/*
+	 * As the owner: the watermark type's input function may be a domain's,
+	 * whose CHECK is the owner's code (an error restores the role).
+	 */
+	incetl_switch_role(&role, p->owner, 0);
 	incetl_resolve_pipeline(p, false);
 	if (!OidIsValid(p->wm_type))
 		ereport(ERROR,
@@ -381,6 +388,7 @@ incetl_set_watermark(PG_FUNCTION_ARGS)
 		d = OidInputFunctionCall(in, value, ioparam, -1);
 		incetl_save_cursor(p, incetl_canonical_text(d, p->wm_type), NULL);
 	}
+	incetl_restore_role(&role, true);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
