@@ -74,6 +74,10 @@ typedef struct RunState
 	bool		bounded;		/* late-commit bound applies */
 	TimestampTz bound;
 
+	/* what the last commit made durable, for when a later one fails */
+	IncetlCounts committed_counts;
+	char	   *committed_wm;
+
 	RunPass		pass;
 	bool		fast_load;		/* first load into an empty target */
 	bool		prepared;		/* step_prepare succeeded */
@@ -253,6 +257,37 @@ commit_if(RunState *rs)
 		/* SPI_commit leaves us in the SPI procedure context: keep ours */
 		MemoryContextSwitchTo(rs->cxt);
 	}
+	rs->committed_counts = rs->counts;
+	rs->committed_wm = rs->wm_after;
+}
+
+/*
+ * commit_if, returning the error of a commit that failed (a deferred
+ * constraint or trigger of the target fires at commit) instead of raising
+ * it.  SPI_commit has then rolled back and started a new transaction: the
+ * batch, its watermark and its progress row are undone, and so is what
+ * the run counts.
+ */
+static ErrorData *
+commit_or_error(RunState *rs)
+{
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		commit_if(rs);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(rs->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		rs->counts = rs->committed_counts;
+		rs->wm_after = rs->committed_wm;
+		rs->wrote_target = false;
+	}
+	PG_END_TRY();
+	return edata;
 }
 
 /*
@@ -1034,6 +1069,20 @@ step_batch(RunState *rs)
 	/* a run's and a backfill's batches never apply concurrently (lock.c) */
 	incetl_lock_wait(rs->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
 
+	/*
+	 * Deferred triggers of the target (a deferrable foreign key, say) must
+	 * fire while we are still the owner: at COMMIT they would fire as the
+	 * caller, which is why PostgreSQL refuses to queue them inside a
+	 * security-restricted operation.  A batch has its own transaction when
+	 * the run commits per batch, so checking them at the end of its
+	 * statement is what COMMIT would have done.  Inside the caller's
+	 * transaction block they stay deferred, and such a target fails with
+	 * PostgreSQL's "cannot fire deferred trigger" error.
+	 */
+	if (rs->nonatomic &&
+		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: SET CONSTRAINTS failed");
+
 	switch (rs->pass)
 	{
 		case PASS_KEYED:
@@ -1109,6 +1158,7 @@ run_locked(RunState *rs)
 
 	/* also closes out interrupted runs and prunes old rows */
 	rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
+	rs->wm_after = rs->wm_before;
 	commit_if(rs);
 
 	/*
@@ -1132,7 +1182,7 @@ run_locked(RunState *rs)
 		if (edata == NULL && rs->pass != PASS_DONE)
 		{
 			incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
-			commit_if(rs);
+			edata = commit_or_error(rs);
 		}
 	}
 
@@ -1167,7 +1217,30 @@ run_locked(RunState *rs)
 						  NULL);
 	/* the outcome of a run that moved data is worth a flush */
 	rs->wrote_target = rs->wrote_target || rs->any_target_write;
-	commit_if(rs);
+	if (edata == NULL)
+	{
+		/* the last batch commits here: its deferred checks fire now */
+		edata = commit_or_error(rs);
+		if (edata)
+		{
+			edata->context = psprintf("incetl %s of pipeline \"%s\", at the commit of batch %d",
+									  incetl_run_kind_name(kind), name,
+									  rs->counts.batches + 1);
+			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
+							  edata->message);
+			/* the rollback brought the work table back */
+			if (rs->have_work)
+			{
+				ErrorData  *cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
+
+				if (cleanup_error)
+					FreeErrorData(cleanup_error);
+			}
+			commit_if(rs);
+		}
+	}
+	else
+		commit_if(rs);
 
 	/*
 	 * Only now, with the applied LSN committed, confirm the slot.  In a
