@@ -37,7 +37,8 @@ BEGIN
 	EXCEPTION WHEN OTHERS THEN
 		r := SQLERRM;
 	END;
-	INSERT INTO atk.seen (who, what) VALUES (current_user, left(what, 40) || ': ' || r);
+	INSERT INTO atk.seen (who, what)
+	VALUES (current_user, left(regexp_replace(what, '_work_[0-9]+', '_work_N'), 40) || ': ' || r);
 END;
 $$;
 CREATE FUNCTION atk.everything(rename boolean) RETURNS void LANGUAGE plpgsql AS $$
