@@ -103,6 +103,8 @@ typedef struct RunState
 	bool		need_compare;	/* then delete target keys the source lacks */
 	TimestampTz run_start;
 
+	MemoryContext batch_cxt;	/* reset before each batch */
+
 	/* this run's temporary work table, dropped by OID at the end */
 	Oid			work_relid;
 
@@ -203,11 +205,38 @@ protected_step(RunState *rs, RunStep step, StepRole as)
 	IncetlRoleSwitch role;
 	volatile bool switched = false;
 
+	MemoryContext volatile stepcxt = oldcxt;
+
+	/*
+	 * A batch allocates in a context of its own, reset before the next one,
+	 * so that a run of many batches stays flat; what must outlive a batch is
+	 * copied into rs->cxt.
+	 */
+	if (step == step_batch)
+	{
+		if (rs->batch_cxt == NULL)
+			rs->batch_cxt = AllocSetContextCreate(rs->cxt, "incetl batch",
+												  ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(rs->batch_cxt);
+		stepcxt = rs->batch_cxt;
+	}
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
+		/*
+		 * A batch gets an SPI connection of its own: its SPI_finish frees the
+		 * tuple tables of the batch's statements, which the run's non-atomic
+		 * connection would otherwise keep until the run ends, and what was
+		 * allocated after an SPI call (SPI returns to its procedure context).
+		 * Other steps allocate what the run keeps, and use the run's.
+		 */
+		if (step == step_batch && SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		MemoryContextSwitchTo(stepcxt);
 		if (as != AS_CALLER)
 		{
 			incetl_switch_role(&role, rs->p->owner,
@@ -217,6 +246,8 @@ protected_step(RunState *rs, RunStep step, StepRole as)
 		step(rs);
 		if (switched)
 			incetl_restore_role(&role, true);
+		if (step == step_batch && SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -258,7 +289,12 @@ commit_if(RunState *rs)
 		MemoryContextSwitchTo(rs->cxt);
 	}
 	rs->committed_counts = rs->counts;
-	rs->committed_wm = rs->wm_after;
+	if (rs->committed_wm != rs->wm_after)
+	{
+		if (rs->committed_wm && rs->committed_wm != rs->wm_before)
+			pfree(rs->committed_wm);
+		rs->committed_wm = rs->wm_after;
+	}
 }
 
 /*
@@ -882,6 +918,8 @@ step_range_batch(RunState *rs)
 		char	   *keys_text;
 
 		oldcxt = MemoryContextSwitchTo(rs->cxt);
+		if (rs->have_last && !get_typbyval(p->wm_type))
+			pfree(DatumGetPointer(rs->last_wm));
 		rs->last_wm = datumCopy(SPI_getbinval(tup, desc, 5, &isnull),
 								get_typbyval(p->wm_type), get_typlen(p->wm_type));
 		if (rs->last_keys == NULL)
@@ -894,17 +932,28 @@ step_range_batch(RunState *rs)
 			Oid			t = p->keys[i]->src_type;
 			Datum		d = SPI_getbinval(tup, desc, 6 + i, &rs->last_key_nulls[i]);
 
+			/* the previous batch's copy goes */
+			if (!rs->last_key_nulls[i] && !get_typbyval(t) && rs->have_last &&
+				DatumGetPointer(rs->last_keys[i]) != NULL)
+				pfree(DatumGetPointer(rs->last_keys[i]));
 			rs->last_keys[i] = rs->last_key_nulls[i] ? (Datum) 0 :
 				datumCopy(d, get_typbyval(t), get_typlen(t));
-			ktexts[i] = rs->last_key_nulls[i] ? NULL :
-				incetl_canonical_text(rs->last_keys[i], t);
 		}
 		rs->have_last = true;
+		MemoryContextSwitchTo(oldcxt);
+
+		/* text forms in the batch's memory; only the watermark is kept */
+		for (int i = 0; i < p->nkeys; i++)
+			ktexts[i] = rs->last_key_nulls[i] ? NULL :
+				incetl_canonical_text(rs->last_keys[i], p->keys[i]->src_type);
 		wm_text = incetl_canonical_text(rs->last_wm, p->wm_type);
 		keys_text = incetl_keys_text(p->nkeys, ktexts, rs->last_key_nulls);
 		if (rs->pass == PASS_FORWARD)
-			rs->wm_after = wm_text;
-		MemoryContextSwitchTo(oldcxt);
+		{
+			if (rs->wm_after != rs->wm_before && rs->wm_after != rs->committed_wm)
+				pfree(rs->wm_after);
+			rs->wm_after = MemoryContextStrdup(rs->cxt, wm_text);
+		}
 
 		/* the watermark moves in the same transaction as the data */
 		if (rs->pass == PASS_FORWARD)
@@ -1181,8 +1230,11 @@ run_locked(RunState *rs)
 		/* the last batch commits with the run's end, below */
 		if (edata == NULL && rs->pass != PASS_DONE)
 		{
+			/* in the batch's memory, reset with the next batch */
+			MemoryContextSwitchTo(rs->batch_cxt);
 			incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
 			edata = commit_or_error(rs);
+			MemoryContextSwitchTo(rs->cxt);
 		}
 	}
 
