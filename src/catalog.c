@@ -491,6 +491,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	char	   *name;
 	bool		reset_cursor = false;
 	bool		reset_state = false;
+	bool		reset_target = false;
 	char	   *s;
 
 	if (PG_ARGISNULL(0))
@@ -511,8 +512,12 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 		p->source = PG_GETARG_OID(1);
 		reset_cursor = true;
 	}
-	if (!PG_ARGISNULL(2))
+	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != p->target)
+	{
+		/* a new target holds none of what the cursor says was loaded */
 		p->target = PG_GETARG_OID(2);
+		reset_target = true;
+	}
 	if (!PG_ARGISNULL(3))
 	{
 		s = text_arg(fcinfo, 3, NULL);
@@ -586,14 +591,24 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	incetl_restore_role(&role, true);
 	store_pipeline(p, false);
 	incetl_save_source_shape(p);
-	if (reset_cursor || reset_state)
+	/*
+	 * The stored hashes no longer describe the rows: start afresh.  Only the
+	 * 'hash' strategy keeps them; a 'trigger' pipeline's queue holds changes
+	 * not applied yet and stays whatever changed (reconcile is the only user
+	 * of hash_algorithm there).
+	 */
+	if (p->strategy == STRATEGY_HASH && (reset_cursor || reset_state || reset_target))
 	{
-		/* the stored hashes no longer describe the rows: start afresh */
 		teardown_strategy(p);
 		setup_strategy(p);
 	}
 
-	if (reset_cursor)
+	/*
+	 * A 'trigger' or 'logical' pipeline whose watermark is empty compares
+	 * the whole source with the target at its next run, and goes on from
+	 * its queue or slot as before.
+	 */
+	if (reset_cursor || reset_target)
 	{
 		Oid			argtypes[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(p->id)};
@@ -604,7 +619,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 							  1, argtypes, values, NULL, SPI_OK_UPDATE);
 		ereport(NOTICE,
 				(errmsg("watermark of pipeline \"%s\" was reset", p->name),
-				 errdetail("The source, key or watermark column changed, so the next run loads everything.")));
+				 errdetail("The source, key, watermark column or target changed, so the next run loads everything.")));
 	}
 
 	SPI_finish();
