@@ -52,9 +52,11 @@ typedef struct IncetlColumn
 {
 	char	   *name;			/* attribute name, unquoted */
 	Oid			src_type;
+	int32		src_typmod;
 	Oid			tgt_type;
 	int32		tgt_typmod;
 	bool		is_key;
+	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
 	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or
@@ -164,6 +166,7 @@ extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_qualified_operator(Oid opr);
+extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);

@@ -743,8 +743,7 @@ incetl_sql_create_work_table(IncetlPipeline *p)
 					 incetl_work_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, ", k%d %s", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
+						 p->keys[i]->src_typename);
 	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[]); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 	return buf.data;
@@ -760,8 +759,7 @@ incetl_sql_create_hash_state(IncetlPipeline *p)
 	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d %s NOT NULL, ", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
+						 p->keys[i]->src_typename);
 	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (",
 					 strcmp(p->hash_algorithm, "sha256") == 0 ?
 					 "pg_catalog.bytea" : "pg_catalog.int8");
@@ -817,8 +815,7 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, "CAST(t.%s AS %s) AS k%d, ",
 							 quote_identifier(p->keys[i]->name),
-							 format_type_extended(p->keys[i]->src_type, -1,
-												  FORMAT_TYPE_FORCE_QUALIFY),
+							 p->keys[i]->src_typename,
 							 i + 1);
 		append_row_hash(&buf, p, "t", false);
 		appendStringInfo(&buf, " AS h FROM %s AS t", p->tgt_qname);
@@ -990,7 +987,7 @@ incetl_sql_change_keys(IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sCAST(((e OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 format_type_extended(p->keys[i]->src_type, -1, FORMAT_TYPE_FORCE_QUALIFY),
+						 p->keys[i]->src_typename,
 						 i + 1);
 	appendStringInfoString(&buf, " FROM pg_catalog.jsonb_array_elements($1) AS e "
 						   "WHERE (e OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
