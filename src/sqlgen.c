@@ -81,13 +81,24 @@ type_operator(Oid typid, int strategy, Oid *nsp)
 	return res;
 }
 
-/* "OPERATOR(nsp.=)" of a type's default btree equality */
+/*
+ * "OPERATOR(nsp.=)" of a type's equality: the one of its default btree
+ * operator class, else of its default hash operator class (what the type
+ * cache calls its equality), spelled with the operator's own schema: the
+ * operators of an extension's type (citext, ltree, isn, cube) live in the
+ * extension's schema, not in pg_catalog.
+ */
 char *
 incetl_type_equality(Oid typid)
 {
-	Oid			nsp;
+	char	   *op = incetl_qualified_operator(lookup_type_cache(typid,
+																  TYPECACHE_EQ_OPR)->eq_opr);
 
-	return type_operator(typid, BTEqualStrategyNumber, &nsp);
+	if (op == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("type %s has no equality operator", format_type_be(typid))));
+	return op;
 }
 
 /* index in p->columns of a column name, or -1 */
@@ -122,6 +133,7 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 	char	  **cols = palloc(sizeof(char *) * ncols);
 	bool		same = true;
 	Oid			nsp0 = InvalidOid;
+	Oid			eq_nsp;
 
 	types[0] = p->wm_type;
 	cols[0] = psprintf("s.%s", quote_identifier(p->watermark_column));
@@ -135,7 +147,8 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 		Oid			nsp;
 
 		ops[i] = type_operator(types[i], strategy, &nsp);
-		eqs[i] = incetl_type_equality(types[i]);
+		/* the equality of the same btree family as the ordering */
+		eqs[i] = type_operator(types[i], BTEqualStrategyNumber, &eq_nsp);
 		if (i == 0)
 			nsp0 = nsp;
 		else if (nsp != nsp0)
@@ -479,8 +492,8 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 		appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
 		appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
 		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "%sst.k%d OPERATOR(pg_catalog.=) gone.k%d", i ? " AND " : "",
-							 i + 1, i + 1);
+			appendStringInfo(buf, "%sst.k%d %s gone.k%d", i ? " AND " : "",
+							 i + 1, incetl_type_equality(p->keys[i]->src_type), i + 1);
 		appendStringInfoChar(buf, ')');
 	}
 }
