@@ -12,7 +12,8 @@
  * One batch is one statement (PostgreSQL 15):
  *
  *	WITH src AS MATERIALIZED (the next batch_size source rows in
- *							  (watermark, key) order),
+ *							  (watermark, key) order, and every row tied
+ *							  with the last of them),
  *		 lst AS (the last of them: the new cursor),
  *		 d AS (one row per key, the newest),
  *		 cmp AS MATERIALIZED (rows whose key is new or whose values differ
@@ -590,10 +591,25 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
 
+	/*
+	 * Without a unique index on the key, (watermark, key) may repeat (a
+	 * view, a log holding several versions of a key): a batch then takes
+	 * every row tied with its last one, or the next batch, which starts
+	 * above that (watermark, key), would never read the rest.  Locally
+	 * that is FETCH FIRST ... WITH TIES.  postgres_fdw (15) does not ship
+	 * WITH TIES to the remote server, only LIMIT, and without it the
+	 * remote server would sort everything above the cursor for every
+	 * batch; so for a foreign source the batch is its first batch_size
+	 * rows less those tied with the last, plus all of those read again
+	 * with one probe, which ships too.
+	 */
+	bool		ties = shape->limit && !p->src_key_unique;
+	bool		probe = ties && p->src_relkind == RELKIND_FOREIGN_TABLE;
+
 	initStringInfo(&buf);
 
 	/* the batch: source rows in (watermark, key) order */
-	appendStringInfoString(&buf, "WITH src AS MATERIALIZED (");
+	appendStringInfo(&buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
 	append_src_columns(&buf, p, true, flag, false);
 	appendStringInfo(&buf, " FROM %s AS s WHERE ", p->src_qname);
 
@@ -640,9 +656,43 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfo(&buf, " ORDER BY s.%s", qwm);
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, ", s.%s", quote_identifier(p->keys[i]->name));
-		appendStringInfo(&buf, " LIMIT %d", p->batch_size);
+		if (ties && !probe)
+			appendStringInfo(&buf, " FETCH FIRST %d ROWS WITH TIES", p->batch_size);
+		else
+			appendStringInfo(&buf, " LIMIT %d", p->batch_size);
 	}
 	appendStringInfoString(&buf, ")");
+	if (probe)
+	{
+		char	  **eqs = palloc(sizeof(char *) * (p->nkeys + 1));
+
+		eqs[0] = incetl_type_equality(p->wm_type);
+		for (i = 0; i < p->nkeys; i++)
+			eqs[i + 1] = incetl_type_equality(p->keys[i]->src_type);
+
+		/* the last (watermark, key) of the first batch_size rows */
+		appendStringInfoString(&buf, ", lst0 AS (SELECT w");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, ", k%d", i + 1);
+		appendStringInfoString(&buf, " FROM src0 ORDER BY w DESC");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, ", k%d DESC", i + 1);
+		appendStringInfoString(&buf, " LIMIT 1)");
+
+		/* the rows before it, then all rows tied with it */
+		appendStringInfo(&buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
+						 "(SELECT 1 FROM lst0 WHERE src0.w %s lst0.w", eqs[0]);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, " AND src0.k%d %s lst0.k%d", i + 1, eqs[i + 1], i + 1);
+		appendStringInfoString(&buf, ") UNION ALL ");
+		append_src_columns(&buf, p, true, flag, false);
+		appendStringInfo(&buf, " FROM %s AS s WHERE s.%s %s (SELECT w FROM lst0)",
+						 p->src_qname, qwm, eqs[0]);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, " AND s.%s %s (SELECT k%d FROM lst0)",
+							 quote_identifier(p->keys[i]->name), eqs[i + 1], i + 1);
+		appendStringInfoChar(&buf, ')');
+	}
 
 	/* the cursor after this batch */
 	if (!shape->preview)
