@@ -97,7 +97,6 @@ typedef struct IncetlPipeline
 	int32		wm_typmod;
 	Oid			seq_type;
 	bool		src_key_unique; /* source has a unique index on the key */
-	bool		tgt_has_wm;		/* target has the watermark column */
 	bool		tgt_has_seq;
 	bool		tgt_etl_inserted_at;
 	bool		tgt_etl_updated_at;

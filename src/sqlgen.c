@@ -317,29 +317,27 @@ append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
  */
 static void
 append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
-			 bool guard_wm, const char *state_table)
+			 const char *state_table)
 {
 	ListCell   *lc;
 	int			i;
 	int			seq_idx = -1;
-	int			wm_idx = -1;
 	char	   *gt_seq = NULL;
-	char	   *gt_wm = NULL;
 	bool		has_nonkey = false;
 	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
 
-	/* never overwrite a target row holding a newer version */
+	/*
+	 * Never overwrite a target row holding a higher sequence_column value.
+	 * Without a sequence column the source's current row always wins: a key
+	 * whose watermark went backwards (clock skew, a restored row) is applied
+	 * when a run reads it; the watermark orders what a run reads, not which
+	 * version is newer.
+	 */
 	if (p->sequence_column && p->tgt_has_seq)
 	{
 		seq_idx = column_index(p, p->sequence_column);
 		if (seq_idx >= 0)
 			gt_seq = ((IncetlColumn *) list_nth(p->columns, seq_idx))->gt_op;
-	}
-	if (guard_wm && p->watermark_column && p->tgt_has_wm)
-	{
-		wm_idx = column_index(p, p->watermark_column);
-		if (wm_idx >= 0)
-			gt_wm = ((IncetlColumn *) list_nth(p->columns, wm_idx))->gt_op;
 	}
 
 	/* what differs from the target */
@@ -370,9 +368,6 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 	if (gt_seq)
 		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
 						 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-	if (gt_wm)
-		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
-						 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
 	appendStringInfoString(buf, "))");
 
 	/* inserts */
@@ -443,9 +438,6 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 		if (gt_seq)
 			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
 							 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-		if (gt_wm)
-			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
-							 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
 		appendStringInfoString(buf, " RETURNING 1)");
 	}
 	else
@@ -719,7 +711,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 
 	if (shape->preview)
 	{
-		append_apply(&buf, p, 0, false, true, NULL);
+		append_apply(&buf, p, 0, false, NULL);
 		append_preview_select(&buf, p, flag);
 		*nargs = np;
 		return buf.data;
@@ -765,7 +757,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							   "del AS (SELECT 1 WHERE false)");
 	}
 	else
-		append_apply(&buf, p, np, flag, true, NULL);
+		append_apply(&buf, p, np, flag, NULL);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM src), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
@@ -917,8 +909,7 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
 	*nargs = 3;
-	append_apply(&buf, p, 3, true, false,
-				 with_state ? incetl_hash_state_name(p) : NULL);
+	append_apply(&buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 
 	/*
 	 * The queue entries drained into this batch, by their tids: each was
@@ -983,7 +974,7 @@ incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
 
 		initStringInfo(&tail);
 		appendStringInfoString(&tail, "WITH src AS (SELECT 1), d AS (SELECT 1)");
-		append_apply(&tail, p, 1, true, false, NULL);
+		append_apply(&tail, p, 1, true, NULL);
 		del = strstr(tail.data, ", del AS (");
 		end = del ? del + strlen(del) : NULL;
 		Assert(del != NULL);
@@ -1006,7 +997,7 @@ incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
 	append_keyed_rows(&buf, p, false);
-	append_apply(&buf, p, 1, false, false, NULL);
+	append_apply(&buf, p, 1, false, NULL);
 	append_preview_select(&buf, p, true);
 	return buf.data;
 }

@@ -581,7 +581,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 					 errhint("The watermark column must be of type timestamptz, timestamp, date, smallint, integer, bigint or numeric.")));
 		p->wm_type = a->atttypid;
 		p->wm_typmod = a->atttypmod;
-		p->tgt_has_wm = find_attr(tgt, p->watermark_column) != NULL;
 		for (k = 0; k < p->nkeys; k++)
 			if (strcmp(p->keys[k]->name, p->watermark_column) == 0)
 				ereport(ERROR,
