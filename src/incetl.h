@@ -225,6 +225,7 @@ extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
 extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
+extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */

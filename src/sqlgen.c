@@ -1047,3 +1047,39 @@ incetl_sql_change_keys(IncetlPipeline *p)
 						   "WHERE (e OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	return buf.data;
 }
+
+/*
+ * The first and last watermark of the source rows in [$1, $2), in the type
+ * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
+ * backfill covers only the range its rows hold: an infinite bound, or one
+ * far beyond the data, would otherwise mean chunks without end.  The
+ * minimum is taken over the values as the batches compare them (a
+ * timestamp or date converted to timestamptz), which for a timestamptz or
+ * integer column is an index probe.
+ */
+char *
+incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
+{
+	const char *w = psprintf("s.%s", quote_identifier(p->watermark_column));
+	const char *first;
+	const char *last;
+
+	if (bound_type == TIMESTAMPTZOID)
+	{
+		first = psprintf("pg_catalog.min(CAST(%s AS pg_catalog.timestamptz))", w);
+		last = psprintf("pg_catalog.max(CAST(%s AS pg_catalog.timestamptz))", w);
+	}
+	else if (p->wm_type == NUMERICOID)
+	{
+		first = psprintf("CAST(pg_catalog.floor(pg_catalog.min(%s)) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.floor(pg_catalog.max(%s)) AS pg_catalog.int8)", w);
+	}
+	else
+	{
+		first = psprintf("CAST(pg_catalog.min(%s) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.max(%s) AS pg_catalog.int8)", w);
+	}
+	return psprintf("SELECT %s, %s FROM %s AS s WHERE %s OPERATOR(pg_catalog.>=) $1 "
+					"AND %s OPERATOR(pg_catalog.<) $2",
+					first, last, p->src_qname, w, w);
+}
