@@ -76,9 +76,7 @@ incetl_sql_create_queue(IncetlPipeline *p)
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_queue_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "k%d %s, ", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
+		appendStringInfo(&buf, "k%d %s, ", i + 1, p->keys[i]->src_typename);
 	appendStringInfoString(&buf, "op \"char\" NOT NULL)");
 	return buf.data;
 }

@@ -64,9 +64,11 @@ typedef struct IncetlColumn
 {
 	char	   *name;			/* attribute name, unquoted */
 	Oid			src_type;
+	int32		src_typmod;
 	Oid			tgt_type;
 	int32		tgt_typmod;
 	bool		is_key;
+	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
 	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or
@@ -107,7 +109,6 @@ typedef struct IncetlPipeline
 	int32		wm_typmod;
 	Oid			seq_type;
 	bool		src_key_unique; /* source has a unique index on the key */
-	bool		tgt_has_wm;		/* target has the watermark column */
 	bool		tgt_has_seq;
 	bool		tgt_etl_inserted_at;
 	bool		tgt_etl_updated_at;
@@ -186,6 +187,7 @@ extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_qualified_operator(Oid opr);
+extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
@@ -245,6 +247,7 @@ extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
 extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
+extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */

@@ -95,6 +95,7 @@ typedef struct RunState
 	int64		bf_chunk_int;
 	Datum		chunk_lo;
 	Datum		chunk_hi;
+	Datum		bf_after_nobegin;	/* first row after those at -infinity */
 
 	/* keyed passes: rows (pos, total] of the work table are left */
 	bool		have_work;
@@ -506,6 +507,51 @@ drop_work_table(IncetlPipeline *p)
 		SPI_execute(psprintf("DROP TABLE %s", incetl_work_table_name(p)), false, 0);
 }
 
+/* the first and last watermark of the rows in [lo, end); false: none */
+static bool
+backfill_rows_range(RunState *rs, Datum lo, Datum *first, Datum *last)
+{
+	Oid			argtypes[2] = {rs->bf_type, rs->bf_type};
+	Datum		values[2] = {lo, rs->bf_end};
+	bool		isnull;
+
+	if (SPI_execute_with_args(incetl_sql_backfill_range(rs->p, rs->bf_type), 2,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the backfill's range");
+	*first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	*last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	return true;
+}
+
+/*
+ * Narrow a backfill's [start, end) to the first and last watermark of the
+ * rows in it, so that an infinite bound ('-infinity', 'infinity') or one
+ * far beyond the data does not mean chunks without end.  Rows stamped
+ * -infinity are a chunk of their own, followed by the first finite one.
+ * False: no row in the range.
+ */
+static bool
+clamp_backfill_range(RunState *rs)
+{
+	Datum		first;
+	Datum		last;
+
+	if (!backfill_rows_range(rs, rs->bf_start, &first, &last))
+		return false;
+	/* both int64 (microseconds or integers); last < end: no overflow */
+	rs->bf_start = first;
+	rs->bf_end = Int64GetDatum(DatumGetInt64(last) + 1);
+	rs->bf_after_nobegin = rs->bf_end;
+	if (rs->bf_type == TIMESTAMPTZOID &&
+		TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(first)) &&
+		backfill_rows_range(rs, TimestampTzGetDatum(DT_NOBEGIN + 1), &first, &last))
+		rs->bf_after_nobegin = first;
+	return true;
+}
+
 /* validate, read the cursor */
 static void
 step_validate(RunState *rs)
@@ -631,7 +677,7 @@ step_prepare(RunState *rs)
 					 errmsg("watermark column \"%s\" of pipeline \"%s\" is a time column",
 							p->watermark_column, p->name),
 					 errhint("Use the timestamptz form: incetl.backfill(name, start_at timestamptz, end_at timestamptz, chunk interval).")));
-		rs->pass = PASS_BACKFILL;
+		rs->pass = clamp_backfill_range(rs) ? PASS_BACKFILL : PASS_DONE;
 		rs->chunk_lo = rs->bf_start;
 		rs->chunk_hi = (Datum) 0;
 	}
@@ -670,8 +716,12 @@ chunk_end(RunState *rs, Datum lo)
 
 	if (rs->bf_type == TIMESTAMPTZOID)
 	{
-		hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
-								 IntervalPGetDatum(rs->bf_chunk_iv));
+		/* rows at -infinity are a chunk of their own */
+		if (TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(lo)))
+			hi = rs->bf_after_nobegin;
+		else
+			hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
+									 IntervalPGetDatum(rs->bf_chunk_iv));
 		if (DatumGetTimestampTz(hi) > DatumGetTimestampTz(rs->bf_end))
 			hi = rs->bf_end;
 	}
