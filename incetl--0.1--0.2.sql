@@ -45,3 +45,41 @@ SELECT p.name AS pipeline,
 					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
 					   AND rl.status OPERATOR(pg_catalog.<>) 'skipped'
 					 ORDER BY rl.run_id DESC LIMIT 1) r ON true;
+
+/*
+ * 0.1 created the key columns of queues and hash states without their
+ * typmod: a char(2) key got a character(1) column (every write of a
+ * 'trigger' source failed; a 'hash' run failed).  Such tables can hold no
+ * row of those keys, so give them the source column's exact type.
+ */
+DO $$
+DECLARE
+	p record;
+	tbl regclass;
+	i integer;
+	want text;
+BEGIN
+	FOR p IN SELECT id, source, strategy, key_columns FROM incetl.pipelines
+			  WHERE strategy OPERATOR(pg_catalog.=) ANY (ARRAY['trigger', 'hash'])
+	LOOP
+		tbl := pg_catalog.to_regclass(pg_catalog.format('incetl.%s_%s',
+				CASE p.strategy WHEN 'trigger' THEN 'queue' ELSE 'hash_state' END, p.id));
+		CONTINUE WHEN tbl IS NULL;
+		FOR i IN 1 .. pg_catalog.array_length(p.key_columns, 1) LOOP
+			SELECT pg_catalog.format_type(s.atttypid, s.atttypmod) INTO want
+			  FROM pg_catalog.pg_attribute s, pg_catalog.pg_attribute q
+			 WHERE s.attrelid OPERATOR(pg_catalog.=) p.source
+			   AND s.attname OPERATOR(pg_catalog.=) p.key_columns[i]
+			   AND NOT s.attisdropped
+			   AND q.attrelid OPERATOR(pg_catalog.=) tbl
+			   AND q.attname OPERATOR(pg_catalog.=) ('k' OPERATOR(pg_catalog.||) i)
+			   AND s.atttypmod OPERATOR(pg_catalog.<>) -1
+			   AND q.atttypmod OPERATOR(pg_catalog.<>) s.atttypmod;
+			IF want IS NOT NULL THEN
+				EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE %s',
+										  tbl, 'k' OPERATOR(pg_catalog.||) i, want);
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;
