@@ -160,6 +160,8 @@ typedef struct IncetlRoleSwitch
 extern Oid	incetl_extension_owner(void);
 extern void incetl_switch_role(IncetlRoleSwitch *save, Oid role, int flags);
 extern void incetl_restore_role(IncetlRoleSwitch *save, bool ok);
+extern int	incetl_spi_exec_as(Oid role, const char *sql, int nargs, Oid *argtypes,
+							   Datum *values, const char *nulls, int expected);
 extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls, int expected);
 extern void incetl_exec_utility_as(Oid role, const char *sql);
