@@ -576,9 +576,13 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	incetl_check_privileges(p);
 	store_pipeline(p, false);
 	incetl_save_source_shape(p);
-	if (reset_cursor || reset_state)
+	if (reset_cursor || (reset_state && p->strategy == STRATEGY_HASH))
 	{
-		/* the stored hashes no longer describe the rows: start afresh */
+		/*
+		 * The stored hashes no longer describe the rows: start afresh.  (A
+		 * capture queue holds keys whatever the hash algorithm: it stays, with
+		 * the changes it holds.)
+		 */
 		teardown_strategy(p);
 		setup_strategy(p);
 	}
