@@ -33,11 +33,13 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -66,6 +68,46 @@ char *
 incetl_queue_table_name(IncetlPipeline *p)
 {
 	return psprintf("incetl.queue_%d", p->id);
+}
+
+/*
+ * What CREATE TRIGGER on the source would need of the caller: the TRIGGER
+ * privilege on the source and, as for a row trigger on a partitioned table,
+ * on each of its partitions (and inheritance children).  Called by
+ * create_pipeline, as the caller, before anything is written.
+ */
+void
+incetl_capture_check_privileges(IncetlPipeline *p)
+{
+	List	   *members = find_all_inheritors(p->source, AccessShareLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, members)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
+		{
+			char	   *qname = incetl_quote_qualified(relid);
+			const char *role = quote_identifier(GetUserNameFromId(GetUserId(), false));
+
+			if (relid == p->source)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for source \"%s\" of pipeline \"%s\"",
+								get_rel_name(relid), p->name),
+						 errdetail("A 'trigger' pipeline puts capture triggers on its source, which needs the TRIGGER privilege on it, as CREATE TRIGGER does."),
+						 errhint("Grant it (GRANT TRIGGER ON %s TO %s), or use the 'hash' strategy, which needs only SELECT.",
+								 qname, role)));
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for partition \"%s\" of source \"%s\" of pipeline \"%s\"",
+							get_rel_name(relid), get_rel_name(p->source), p->name),
+					 errdetail("A 'trigger' pipeline puts capture triggers on its source and on each of its partitions, which needs the TRIGGER privilege on each, as CREATE TRIGGER ... FOR EACH ROW on a partitioned table does."),
+					 errhint("Grant it (GRANT TRIGGER ON %s TO %s), or use the 'hash' strategy, which needs only SELECT.",
+							 qname, role)));
+		}
+	}
 }
 
 char *

@@ -446,6 +446,8 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+	if (p->strategy == STRATEGY_TRIGGER)
+		incetl_capture_check_privileges(p);
 
 	/*
 	 * Without statistics the planner guesses a foreign source is small and

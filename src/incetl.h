@@ -249,6 +249,7 @@ extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */
 extern char *incetl_queue_table_name(IncetlPipeline *p);
+extern void incetl_capture_check_privileges(IncetlPipeline *p);
 extern char *incetl_sql_create_queue(IncetlPipeline *p);
 extern char *incetl_sql_create_triggers(IncetlPipeline *p);
 extern char *incetl_sql_drop_triggers(IncetlPipeline *p);
