@@ -45,3 +45,48 @@ SELECT p.name AS pipeline,
 					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
 					   AND rl.status OPERATOR(pg_catalog.<>) 'skipped'
 					 ORDER BY rl.run_id DESC LIMIT 1) r ON true;
+
+/*
+ * 'trigger' pipelines.  A capture queue now belongs to the extension owner
+ * (its pipeline's owner may only read it: nothing that owner attaches to it
+ * can run in a writer's session or break writes to the source), stores keys
+ * as their base types (a domain's CHECK would run on insert), and numbers
+ * its entries (a run deletes what it applied by tuple id only where it
+ * finds the number it copied: VACUUM FULL, CLUSTER and pg_repack move
+ * entries, and a tuple id alone then names another one).  Capture
+ * triggers go on every partition as well, in firing modes that also see
+ * session_replication_role = replica, and incetl.state remembers which
+ * tables carry them.
+ *
+ * The queues and triggers of 0.1 are dropped here; the next run of each
+ * pipeline creates them anew and, its watermark being reset, compares the
+ * whole source with the target once, so nothing written meanwhile is lost.
+ * The old queue is never read here: its owner may have given it rules or
+ * policies that would run as the role updating the extension.
+ */
+ALTER TABLE incetl.state ADD COLUMN capture_relations regclass[];
+
+DO $$
+DECLARE
+	p record;
+	t record;
+BEGIN
+	FOR p IN SELECT id FROM incetl.pipelines
+			  WHERE strategy OPERATOR(pg_catalog.=) 'trigger' ORDER BY id LOOP
+		FOR t IN SELECT tgrelid::pg_catalog.regclass AS rel, tgname
+				   FROM pg_catalog.pg_trigger
+				  WHERE tgfoid OPERATOR(pg_catalog.=) 'incetl._capture()'::pg_catalog.regprocedure
+					AND tgname OPERATOR(pg_catalog.~~)
+						('incetl\_capture\_' OPERATOR(pg_catalog.||) p.id OPERATOR(pg_catalog.||) '\_%')
+		LOOP
+			EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+		END LOOP;
+		EXECUTE pg_catalog.format('DROP TABLE IF EXISTS incetl.%I CASCADE',
+								  'queue_' OPERATOR(pg_catalog.||) p.id);
+		UPDATE incetl.state
+		   SET watermark = NULL, watermark_key = NULL, watermark_type = NULL,
+			   updated_at = pg_catalog.now()
+		 WHERE pipeline_id OPERATOR(pg_catalog.=) p.id;
+	END LOOP;
+END
+$$;
