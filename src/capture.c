@@ -40,7 +40,8 @@
  * every member of the source's inheritance tree carries them
  * (incetl_capture_cover): a new member gets them, and the keys of its rows
  * are queued (its rows, attached or written before it had triggers, were
- * never captured).  Members that left (detached, dropped, no longer
+ * never captured).  So does a member whose triggers were dropped, with a
+ * TRUNCATE marker for the deletes that went uncaptured.  Members that left (detached, dropped, no longer
  * inheriting) took their rows out of the source: a TRUNCATE marker has the
  * run delete what the target holds of them.  incetl.state.capture_relations
  * remembers the members covered.
@@ -538,6 +539,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 {
 	bool		full = false;
 	bool		known = false;
+	bool		lost = false;
 	Oid			capture_fn = capture_function();
 	List	   *members;
 	List	   *covered = NIL;
@@ -606,7 +608,12 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 			}
 		}
 		if (missing)
+		{
 			added = lappend_oid(added, relid);
+			/* one that carried them lost some: deletes went uncaptured */
+			if (list_member_oid(covered, relid))
+				lost = true;
+		}
 	}
 	if (full && (flags & CAPTURE_COVER_PREPARE))
 		ereport(NOTICE,
@@ -634,7 +641,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 				if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
 					queue_keys_of(p, lfirst_oid(lc));
 			}
-		if (gone != NIL || !known ||
+		if (gone != NIL || !known || lost ||
 			(added != NIL && (flags & CAPTURE_COVER_AFTER_READ)))
 			queue_marker(p);
 	}
