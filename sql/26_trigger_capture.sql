@@ -10,7 +10,8 @@
 --     it before any run, rows it brought along) gets its triggers at the
 --     next run and its rows reach the target; a partition detached or
 --     dropped takes its rows out of the target; a foreign partition is
---     refused;
+--     refused; a source that is a partition (from the start, or attached
+--     later) is captured when written through its parent;
 --   - capture triggers disabled and enabled again (ALTER TABLE ... DISABLE
 --     TRIGGER ALL, as pg_restore --disable-triggers does): the next run
 --     puts their firing modes back and compares the whole source; one
@@ -217,6 +218,49 @@ SELECT incetl.drop_pipeline('t26_part');
 SELECT count(*) AS triggers_left FROM pg_trigger t
  WHERE t.tgname LIKE 'incetl\_capture\_%'
    AND t.tgrelid IN (SELECT relid FROM pg_partition_tree('t26.ev'));
+
+\echo '-- a source that is a partition, written through its parent'
+CREATE TABLE t26.pp (id integer NOT NULL, v text) PARTITION BY RANGE (id);
+CREATE TABLE t26.pp_1 PARTITION OF t26.pp FOR VALUES FROM (0) TO (100);
+CREATE TABLE t26.pp_2 PARTITION OF t26.pp FOR VALUES FROM (100) TO (200);
+ALTER TABLE t26.pp_1 ADD PRIMARY KEY (id);
+CREATE TABLE t26.ppt (id integer PRIMARY KEY, v text);
+INSERT INTO t26.pp VALUES (1, 'a'), (2, 'b'), (150, 'other partition');
+SELECT incetl.create_pipeline('t26_pp', 't26.pp_1', 't26.ppt', strategy => 'trigger') > 0 AS created;
+-- row triggers that fire always, no statement-level ones but TRUNCATE
+SELECT * FROM t26.triggers('t26_pp');
+CALL incetl.run('t26_pp');
+INSERT INTO t26.pp VALUES (3, 'through the parent'), (151, 'not ours');
+UPDATE t26.pp SET v = 'updated through the parent' WHERE id IN (1, 150);
+DELETE FROM t26.pp WHERE id = 2;
+-- a row moved out of the source by an update of the parent
+UPDATE t26.pp SET id = 160 WHERE id = 3;
+INSERT INTO t26.pp_1 VALUES (4, 'into the source itself');
+SELECT * FROM t26.queued('t26_pp');
+CALL incetl.run('t26_pp');
+SELECT (SELECT count(*) FROM (TABLE t26.pp_1 EXCEPT TABLE t26.ppt) a) AS missing,
+	   (SELECT count(*) FROM (TABLE t26.ppt EXCEPT TABLE t26.pp_1) b) AS extra;
+-- TRUNCATE of the parent truncates the source too
+TRUNCATE t26.pp;
+INSERT INTO t26.pp VALUES (5, 'after truncate');
+CALL incetl.run('t26_pp');
+SELECT * FROM t26.ppt;
+SELECT incetl.drop_pipeline('t26_pp');
+-- a source that becomes a partition after create_pipeline
+CREATE TABLE t26.pp_3 (id integer PRIMARY KEY, v text);
+INSERT INTO t26.pp_3 VALUES (200, 'x');
+SELECT incetl.create_pipeline('t26_pp3', 't26.pp_3', 't26.ppt', strategy => 'trigger') > 0 AS created;
+CALL incetl.run('t26_pp3');
+ALTER TABLE t26.pp ATTACH PARTITION t26.pp_3 FOR VALUES FROM (200) TO (300);
+INSERT INTO t26.pp VALUES (201, 'through the new parent');
+-- the run switches it over and compares the whole source
+CALL incetl.run('t26_pp3');
+SELECT * FROM t26.triggers('t26_pp3');
+INSERT INTO t26.pp VALUES (202, 'captured');
+CALL incetl.run('t26_pp3');
+SELECT * FROM regress.last_counts('t26_pp3');
+SELECT * FROM t26.ppt WHERE id >= 200 ORDER BY id;
+SELECT incetl.drop_pipeline('t26_pp3');
 
 \echo '-- a foreign partition cannot be captured'
 CREATE FOREIGN DATA WRAPPER t26_fdw;

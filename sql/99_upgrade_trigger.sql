@@ -42,7 +42,7 @@ SELECT id AS pid FROM incetl.pipelines WHERE name = 't99_trig' \gset
 ALTER TABLE incetl.queue_:pid DROP COLUMN seq;
 ALTER TABLE incetl.queue_:pid ALTER COLUMN k1 TYPE t99.dkey;
 ALTER TABLE incetl.queue_:pid OWNER TO t99_owner;
-SELECT format('DROP TRIGGER incetl_capture_%s_replica ON t99.src', :'pid') \gexec
+SELECT format('DROP TRIGGER incetl_capture_%s_row ON t99.src', :'pid') \gexec
 SELECT format('ALTER TABLE t99.src ENABLE TRIGGER incetl_capture_%s_truncate', :'pid') \gexec
 
 -- the owner's code on the queue: it plants a search_path and tries to

@@ -25,15 +25,20 @@
  *	 STATEMENT with transition tables, so a statement that changes 100,000
  *	 rows queues their keys with one INSERT ... SELECT.  Enabled in origin
  *	 and local sessions (ENABLE, 'O').
- * - incetl_capture_<id>_replica (tables with storage): AFTER INSERT OR
- *	 UPDATE OR DELETE FOR EACH ROW, enabled only under
- *	 session_replication_role = replica (ENABLE REPLICA, 'R'): a logical
- *	 replication apply worker fires row triggers but no statement triggers,
- *	 and a session that sets replica skips 'O' triggers.  Every mode
- *	 captures each change exactly once.
+ * - incetl_capture_<id>_row (tables with storage): AFTER INSERT OR UPDATE
+ *	 OR DELETE FOR EACH ROW, enabled only under session_replication_role =
+ *	 replica (ENABLE REPLICA, 'R'): a logical replication apply worker fires
+ *	 row triggers but no statement triggers, and a session that sets
+ *	 replica skips 'O' triggers.  Every mode captures each change exactly
+ *	 once.
  * - incetl_capture_<id>_truncate: AFTER TRUNCATE, ENABLE ALWAYS ('A'); it
  *	 queues a marker, and the run that sees it deletes every target row
- *	 whose key the source lacks.
+ *	 whose key the source lacks.  TRUNCATE of a parent fires it too.
+ *
+ * A source that is itself a partition (or an inheritance child) is written
+ * through its parent as well, whose statements fire none of its statement
+ * triggers: it gets no statement-level insert, update and delete triggers,
+ * and its row triggers fire always ('A').
  *
  * Statement triggers are not cloned to partitions created or attached
  * later, so every run checks, at its start and around each batch, that
@@ -100,17 +105,12 @@ typedef enum CaptureKind
 	CAPTURE_UPDATE,
 	CAPTURE_DELETE,
 	CAPTURE_TRUNCATE,
-	CAPTURE_REPLICA,
+	CAPTURE_ROW,
 	CAPTURE_NKINDS
 } CaptureKind;
 
 static const char *const kind_names[CAPTURE_NKINDS] =
-{"insert", "update", "delete", "truncate", "replica"};
-
-/* the pg_trigger.tgenabled each kind must have */
-static const char kind_enabled[CAPTURE_NKINDS] =
-{TRIGGER_FIRES_ON_ORIGIN, TRIGGER_FIRES_ON_ORIGIN, TRIGGER_FIRES_ON_ORIGIN,
-TRIGGER_FIRES_ALWAYS, TRIGGER_FIRES_ON_REPLICA};
+{"insert", "update", "delete", "truncate", "row"};
 
 /*
  * The prepared INSERT of each capture trigger, by trigger OID: a writer
@@ -135,7 +135,7 @@ static HTAB *capture_plans = NULL;
 
 static char *trigger_name(IncetlPipeline *p, CaptureKind kind);
 static Oid	queue_relid(int32 pipeline_id);
-static bool needs_kind(char relkind, CaptureKind kind);
+static char wanted_mode(bool row_only, char relkind, CaptureKind kind);
 
 char *
 incetl_queue_table_name(IncetlPipeline *p)
@@ -169,11 +169,40 @@ relation_owner(Oid relid)
 	return owner;
 }
 
-/* the row trigger only on tables with storage; the rest everywhere */
-static bool
-needs_kind(char relkind, CaptureKind kind)
+/*
+ * The firing mode (pg_trigger.tgenabled) a kind of capture trigger must
+ * have on a table of relkind, or '\0' where it must not be.  row_only: the
+ * source has a parent (it is a partition or an inheritance child), whose
+ * statements change its rows without firing its statement triggers, so
+ * its changes are captured row by row, in every mode.
+ */
+static char
+wanted_mode(bool row_only, char relkind, CaptureKind kind)
 {
-	return kind != CAPTURE_REPLICA || relkind == RELKIND_RELATION;
+	switch (kind)
+	{
+		case CAPTURE_INSERT:
+		case CAPTURE_UPDATE:
+		case CAPTURE_DELETE:
+			return row_only ? '\0' : TRIGGER_FIRES_ON_ORIGIN;
+		case CAPTURE_TRUNCATE:
+			return TRIGGER_FIRES_ALWAYS;
+		case CAPTURE_ROW:
+			if (relkind != RELKIND_RELATION)
+				return '\0';
+			return row_only ? TRIGGER_FIRES_ALWAYS : TRIGGER_FIRES_ON_REPLICA;
+		default:
+			break;
+	}
+	return '\0';
+}
+
+/* ALTER TABLE ... ENABLE <this> TRIGGER for a firing mode */
+static const char *
+mode_words(char mode)
+{
+	return mode == TRIGGER_FIRES_ALWAYS ? "ALWAYS " :
+		mode == TRIGGER_FIRES_ON_REPLICA ? "REPLICA " : "";
 }
 
 /* the type a key column has in the queue: its base type, never a domain */
@@ -326,7 +355,7 @@ create_queue(IncetlPipeline *p)
 
 /* CREATE TRIGGER for one kind on one relation, then its firing mode */
 static void
-create_trigger(IncetlPipeline *p, Oid relid, CaptureKind kind)
+create_trigger(IncetlPipeline *p, Oid relid, CaptureKind kind, char mode)
 {
 	StringInfoData buf;
 	char	   *rel = incetl_quote_qualified(relid);
@@ -342,27 +371,28 @@ create_trigger(IncetlPipeline *p, Oid relid, CaptureKind kind)
 	appendStringInfo(&buf, "CREATE TRIGGER %s AFTER %s ON %s %sFOR EACH %s "
 					 "EXECUTE FUNCTION incetl._capture('%d'",
 					 name, events[kind], rel, referencing[kind],
-					 kind == CAPTURE_REPLICA ? "ROW" : "STATEMENT", p->id);
+					 kind == CAPTURE_ROW ? "ROW" : "STATEMENT", p->id);
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, ", %s", quote_literal_cstr(p->keys[i]->name));
 	appendStringInfoString(&buf, ")");
-	if (kind == CAPTURE_TRUNCATE)
-		appendStringInfo(&buf, "; ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER %s", rel, name);
-	else if (kind == CAPTURE_REPLICA)
-		appendStringInfo(&buf, "; ALTER TABLE ONLY %s ENABLE REPLICA TRIGGER %s", rel, name);
+	if (mode != TRIGGER_FIRES_ON_ORIGIN)
+		appendStringInfo(&buf, "; ALTER TABLE ONLY %s ENABLE %sTRIGGER %s",
+						 rel, mode_words(mode), name);
 	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
 }
 
-/* give an existing capture trigger its firing mode back */
+/* give an existing capture trigger a firing mode, or drop it (mode '\0') */
 static void
-enable_trigger(IncetlPipeline *p, Oid relid, CaptureKind kind)
+set_trigger_mode(IncetlPipeline *p, Oid relid, CaptureKind kind, char mode)
 {
-	static const char *const modes[] = {"", "", "", "ALWAYS ", "REPLICA "};
+	const char *rel = incetl_quote_qualified(relid);
+	const char *name = quote_identifier(trigger_name(p, kind));
 
 	incetl_exec_utility_as(incetl_extension_owner(),
+						   mode == '\0' ?
+						   psprintf("DROP TRIGGER %s ON %s", name, rel) :
 						   psprintf("ALTER TABLE ONLY %s ENABLE %sTRIGGER %s",
-									incetl_quote_qualified(relid), modes[kind],
-									quote_identifier(trigger_name(p, kind))));
+									rel, mode_words(mode), name));
 }
 
 /*
@@ -540,6 +570,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 	bool		full = false;
 	bool		known = false;
 	bool		lost = false;
+	bool		row_only;
 	Oid			capture_fn = capture_function();
 	List	   *members;
 	List	   *covered = NIL;
@@ -573,6 +604,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 	}
 
 	members = capture_members(p);
+	row_only = has_superclass(p->source);
 	if ((flags & CAPTURE_COVER_CREATE) == 0)
 		covered = load_covered(p, &known);
 
@@ -588,22 +620,23 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 		inspect_triggers(p, relid, capture_fn, enabled);
 		for (int k = 0; k < CAPTURE_NKINDS; k++)
 		{
-			if (!needs_kind(relkind, k))
-				continue;
-			if (enabled[k] == '\0')
+			char		want = wanted_mode(row_only, relkind, k);
+
+			if (want != '\0' && enabled[k] == '\0')
 			{
-				create_trigger(p, relid, k);
+				create_trigger(p, relid, k, want);
 				missing = true;
 			}
-			else if (enabled[k] != kind_enabled[k] && (flags & CAPTURE_COVER_PREPARE))
+			else if (enabled[k] != want && (flags & CAPTURE_COVER_PREPARE))
 			{
 				/*
 				 * Disabled (ALTER TABLE ... DISABLE TRIGGER ALL, pg_restore
-				 * --disable-triggers), or re-enabled by ENABLE TRIGGER ALL,
-				 * which makes every trigger 'O': what happened meanwhile was
-				 * not necessarily captured.
+				 * --disable-triggers), re-enabled by ENABLE TRIGGER ALL,
+				 * which makes every trigger 'O', or made for a source that
+				 * has since become a partition (or stopped being one): what
+				 * happened meanwhile was not necessarily captured.
 				 */
-				enable_trigger(p, relid, k);
+				set_trigger_mode(p, relid, k, want);
 				full = true;
 			}
 		}
@@ -918,7 +951,7 @@ row_key_changed(CapturePlan *entry, TupleTableSlot *oldslot, TupleTableSlot *new
 /*
  * incetl._capture(): the capture trigger.  Arguments: the pipeline id,
  * then the names of the key columns.  AFTER ... FOR EACH STATEMENT with
- * transition tables, or AFTER ... FOR EACH ROW (the replica trigger).
+ * transition tables, or AFTER ... FOR EACH ROW (the row trigger).
  */
 Datum
 incetl_capture(PG_FUNCTION_ARGS)
