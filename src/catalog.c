@@ -322,8 +322,8 @@ store_pipeline(IncetlPipeline *p, bool insert)
  * membership, so pg_dump still dumps it with its rows): DROP EXTENSION
  * then names it, and DROP EXTENSION ... CASCADE removes it.
  */
-static void
-depend_on_extension(const char *relname)
+void
+incetl_depend_on_extension(const char *relname)
 {
 	Oid			nsp = get_namespace_oid("incetl", false);
 	Oid			relid = get_relname_relid(relname, nsp);
@@ -347,16 +347,10 @@ setup_strategy(IncetlPipeline *p)
 		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_hash_state(p));
 		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_hash_state_name(p), owner));
-		depend_on_extension(psprintf("hash_state_%d", p->id));
+		incetl_depend_on_extension(psprintf("hash_state_%d", p->id));
 	}
 	else if (p->strategy == STRATEGY_TRIGGER)
-	{
-		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_queue(p));
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
-									   incetl_queue_table_name(p), owner));
-		depend_on_extension(psprintf("queue_%d", p->id));
-		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_triggers(p));
-	}
+		(void) incetl_capture_cover(p, CAPTURE_COVER_CREATE);
 	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)
 	{
 		Oid			argtypes[2] = {INT4OID, TEXTOID};
@@ -377,14 +371,7 @@ teardown_strategy(IncetlPipeline *p)
 		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
 									   incetl_hash_state_name(p)));
 	else if (p->strategy == STRATEGY_TRIGGER)
-	{
-		char	   *sql = incetl_sql_drop_triggers(p);
-
-		if (sql[0])
-			incetl_exec_utility_as(incetl_extension_owner(), sql);
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
-									   incetl_queue_table_name(p)));
-	}
+		incetl_capture_teardown(p);
 }
 
 /*
@@ -446,6 +433,8 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+	if (p->strategy == STRATEGY_TRIGGER)
+		incetl_capture_check_privileges(p);
 
 	/*
 	 * Without statistics the planner guesses a foreign source is small and

@@ -170,6 +170,7 @@ extern void incetl_exec_utility_as(Oid role, const char *sql);
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
+extern void incetl_depend_on_extension(const char *relname);
 
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
@@ -242,7 +243,6 @@ extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
-									const char *queue_table,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
 extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
@@ -253,11 +253,28 @@ extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */
+#define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
+#define CAPTURE_COVER_PREPARE		0x02	/* the start of a run */
+#define CAPTURE_COVER_FULL_RUN		0x04	/* the run compares everything */
+#define CAPTURE_COVER_QUEUE_KEYS	0x08	/* queue keys of new members */
+#define CAPTURE_COVER_AFTER_READ	0x10	/* after a batch read the source */
+
 extern char *incetl_queue_table_name(IncetlPipeline *p);
-extern char *incetl_sql_create_queue(IncetlPipeline *p);
-extern char *incetl_sql_create_triggers(IncetlPipeline *p);
-extern char *incetl_sql_drop_triggers(IncetlPipeline *p);
+extern void incetl_capture_check_privileges(IncetlPipeline *p);
+extern bool incetl_capture_cover(IncetlPipeline *p, int flags);
+extern void incetl_capture_teardown(IncetlPipeline *p);
 extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
+/* queue entries a run copied: tid[] and int8[] (seq), or both 0 */
+typedef struct IncetlQueueEntries
+{
+	Datum		tids;
+	Datum		seqs;
+} IncetlQueueEntries;
+
+extern void incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e);
+extern void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
+										 IncetlQueueEntries *e);
+extern void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
 
 /* logical.c */
 #include "access/xlogdefs.h"

@@ -6,13 +6,15 @@
  *
  * Who runs what, as whom:
  *
- * - incetl's own catalog (incetl.pipelines, state, run_log) is read and
- *	 written as the extension owner, with search_path = pg_catalog, pg_temp.
- *	 Nothing else runs as the extension owner: no user's table, view,
- *	 trigger, domain, operator or cast is touched that way.
- * - Everything that touches a pipeline's source, target or per-pipeline
- *	 state (batches, previews, the capture trigger's queue insert, slot
- *	 functions) runs as the pipeline's owner.
+ * - incetl's own catalog (incetl.pipelines, state, run_log) and the capture
+ *	 queues (incetl.queue_<id>) are read and written as the extension owner,
+ *	 with search_path = pg_catalog, pg_temp; so is the DDL of the capture
+ *	 triggers, and the read of a newly covered partition's keys (capture.c).
+ *	 Those statements are incetl's own: no user's view, trigger, rule,
+ *	 policy, domain, operator or cast is in them.
+ * - Everything else that touches a pipeline's source, target or
+ *	 per-pipeline state (batches, previews, the hash state, slot functions)
+ *	 runs as the pipeline's owner.
  *
  * Every switch, to either role, is a security-restricted operation inside
  * a GUC nest level of its own, as VACUUM, CREATE INDEX and REFRESH

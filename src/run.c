@@ -109,8 +109,8 @@ typedef struct RunState
 	/* this run's temporary work table, dropped by OID at the end */
 	Oid			work_relid;
 
-	/* trigger: TRUNCATE markers seen in the queue (tid[]), or 0 */
-	Datum		markers;
+	/* trigger: TRUNCATE markers seen in the queue (seqs == 0: none) */
+	IncetlQueueEntries markers;
 
 	bool		wrote_target;	/* in the current transaction */
 	bool		any_target_write;	/* in the whole run */
@@ -595,16 +595,27 @@ step_prepare(RunState *rs)
 		int64		total = 0;
 		bool		capture = rs->kind == RUN_KIND_RUN &&
 		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
+		bool		compare_all = !capture || rs->wm_before == NULL;
 
 		/* the keys to apply go to the work table, numbered 1..total */
 		Assert(rs->have_work);
+
+		/*
+		 * Capture triggers on every partition, before anything is read; a
+		 * capture that may have missed changes makes this run compare all.
+		 */
+		if (p->strategy == STRATEGY_TRIGGER &&
+			incetl_capture_cover(p, CAPTURE_COVER_PREPARE |
+								 (compare_all ? CAPTURE_COVER_FULL_RUN :
+								  CAPTURE_COVER_QUEUE_KEYS)))
+			compare_all = true;
 
 		/*
 		 * Hashes against the stored state (hash), or rows against the target:
 		 * reconcile, and the first run of a capture strategy, which loads
 		 * everything the source holds once its capture is in place.
 		 */
-		if (!capture || rs->wm_before == NULL)
+		if (compare_all)
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
 
@@ -618,23 +629,12 @@ step_prepare(RunState *rs)
 		{
 			Oid			argtypes[1] = {INT8OID};
 			Datum		values[1];
-			bool		isnull;
-			Datum		d;
+			MemoryContext oldcxt = MemoryContextSwitchTo(rs->cxt);
 
-			if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(ctid) FROM %s "
-									 "WHERE op OPERATOR(pg_catalog.=) 'T'",
-									 incetl_queue_table_name(p)),
-							true, 0) != SPI_OK_SELECT)
-				elog(ERROR, "incetl: could not read the queue");
-			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (!isnull)
-			{
-				MemoryContext oldcxt = MemoryContextSwitchTo(rs->cxt);
-
-				rs->markers = datumCopy(d, false, -1);
+			incetl_capture_markers(p, &rs->markers);
+			MemoryContextSwitchTo(oldcxt);
+			if (rs->markers.seqs != (Datum) 0)
 				rs->need_compare = true;
-				MemoryContextSwitchTo(oldcxt);
-			}
 			values[0] = Int64GetDatum(total);
 			if (SPI_execute_with_args(incetl_sql_fill_from_queue(p), 1, argtypes,
 									  values, NULL, false, 0) != SPI_OK_INSERT)
@@ -1046,11 +1046,17 @@ step_keyed_batch(RunState *rs)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	char	   *sql;
+	IncetlQueueEntries drained = {0, 0};
 
-	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH,
-								 rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_TRIGGER ?
-								 incetl_queue_table_name(p) : NULL,
-								 &nargs, argtypes);
+	/*
+	 * The queue entries drained into this batch: each was committed before
+	 * the work table was filled, so the change it stands for is in the
+	 * source rows this batch reads; they go in the batch's transaction.
+	 */
+	if (rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_TRIGGER)
+		incetl_capture_batch_entries(p, rs->work_pos, rs->work_pos + p->batch_size,
+									 &drained);
+	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH, &nargs, argtypes);
 	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "incetl: SPI_prepare failed: %s",
@@ -1074,6 +1080,7 @@ step_keyed_batch(RunState *rs)
 	desc = SPI_tuptable->tupdesc;
 	(void) account_batch(rs, tup, desc);
 	SPI_freeplan(plan);
+	incetl_capture_forget(p, &drained);
 
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
@@ -1113,17 +1120,7 @@ step_compare_batch(RunState *rs)
 	if (nd < p->batch_size)
 	{
 		/* the TRUNCATEs that asked for this pass are done */
-		if (rs->markers != (Datum) 0)
-		{
-			Oid			tidtypes[1] = {TIDARRAYOID};
-			Datum		tidvalues[1];
-
-			tidvalues[0] = rs->markers;
-			if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-											   incetl_queue_table_name(p)),
-									  1, tidtypes, tidvalues, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "incetl: could not delete TRUNCATE markers");
-		}
+		incetl_capture_forget(p, &rs->markers);
 		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr && !rs->lsn_stored)
 		{
 			incetl_logical_store_applied(p, rs->last_lsn);
@@ -1165,6 +1162,8 @@ step_finish_capture(RunState *rs)
 static void
 step_batch(RunState *rs)
 {
+	bool		trigger = rs->p->strategy == STRATEGY_TRIGGER;
+
 	/* a run's and a backfill's batches never apply concurrently (lock.c) */
 	incetl_lock_wait(rs->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
 
@@ -1182,6 +1181,14 @@ step_batch(RunState *rs)
 		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "incetl: SET CONSTRAINTS failed");
 
+	/*
+	 * A partition attached since the last check gets its capture triggers
+	 * before this batch can read it, and one attached while it read gets
+	 * them (and a compare at the next run) in the same transaction.
+	 */
+	if (trigger)
+		(void) incetl_capture_cover(rs->p, CAPTURE_COVER_QUEUE_KEYS);
+
 	switch (rs->pass)
 	{
 		case PASS_KEYED:
@@ -1194,6 +1201,10 @@ step_batch(RunState *rs)
 			step_range_batch(rs);
 			break;
 	}
+
+	if (trigger)
+		(void) incetl_capture_cover(rs->p, CAPTURE_COVER_QUEUE_KEYS |
+									CAPTURE_COVER_AFTER_READ);
 }
 
 /*

@@ -799,7 +799,7 @@ incetl_sql_create_work_table(IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[]); CREATE INDEX ON %s (rn)",
+	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 	return buf.data;
 }
@@ -895,7 +895,7 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  * id.  Returns keys read, inserted, updated, deleted.
  */
 char *
-incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_table,
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 					   int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
@@ -910,16 +910,6 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 	argtypes[2] = INT8OID;
 	*nargs = 3;
 	append_apply(&buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
-
-	/*
-	 * The queue entries drained into this batch, by their tids: each was
-	 * committed before the work table was filled, so the change it stands for
-	 * is in the source rows this statement reads.
-	 */
-	if (queue_table)
-		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q WHERE q.ctid OPERATOR(pg_catalog.=) ANY "
-						 "(ARRAY(SELECT pg_catalog.unnest(b.qtids) FROM b WHERE b.qtids IS NOT NULL)))",
-						 queue_table);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
