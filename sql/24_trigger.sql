@@ -1,7 +1,10 @@
 --
--- 24_trigger: the 'trigger' strategy.  create_pipeline puts four
--- statement-level capture triggers on the source and creates the queue
--- incetl.queue_<id>; each run drains it.  Covered: the first run loads
+-- 24_trigger: the 'trigger' strategy.  create_pipeline puts capture
+-- triggers on the source (three statement-level ones with transition
+-- tables, a TRUNCATE one that fires always, a row-level one for
+-- session_replication_role = replica; 26_trigger_capture covers those
+-- modes and partitions) and creates the queue incetl.queue_<id>; each run
+-- drains it.  Covered: the first run loads
 -- everything; inserts; updates, including one that leaves the timestamp
 -- column alone and one that changes the key; deletes; a key inserted and
 -- deleted before any run; TRUNCATE of the source (the next run deletes
@@ -45,7 +48,8 @@ $$;
 
 SELECT incetl.create_pipeline('trig', 't24.src', 't24.tgt', strategy => 'trigger',
 							  batch_size => 4) > 0 AS created;
--- four statement-level AFTER triggers with transition tables, and the queue
+-- AFTER triggers: statement-level with transition tables, and one row-level
+-- trigger that fires only in replica sessions; and the queue
 SELECT replace(t.tgname, (SELECT id::text FROM incetl.pipelines WHERE name = 'trig'), '<id>') AS tgname,
 	   t.tgenabled, p.proname,
 	   (t.tgtype & 1) = 0 AS for_statement, (t.tgtype & 2) = 0 AS after,
@@ -151,7 +155,7 @@ SELECT * FROM regress.last_counts('trig');
 SELECT count(*) AS target_rows FROM t24.tgt;
 SELECT t24.queue_rows('trig') AS queued;
 
-\echo '-- drop_pipeline removes the four triggers and the queue'
+\echo '-- drop_pipeline removes the triggers and the queue'
 CREATE TEMP TABLE q AS SELECT t24.queue('trig')::text AS q;
 SELECT incetl.drop_pipeline('trig');
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 't24.src'::regclass;

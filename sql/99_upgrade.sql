@@ -170,6 +170,14 @@ SELECT i, 'v' || i, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minut
 SELECT incetl.create_pipeline('upg_ts', source => 'upg_data.src', target => 'upg_data.tgt',
 							  watermark_column => 'updated_at', batch_size => 2) IS NOT NULL AS created;
 CALL incetl.run('upg_ts');
+-- 0.1 gave this hash state a character(1) column: every run fails
+CREATE TABLE upg_data.csrc (code char(2) PRIMARY KEY, v text);
+CREATE TABLE upg_data.ctgt (code char(2) PRIMARY KEY, v text);
+SELECT incetl.create_pipeline('upg_char', source => 'upg_data.csrc', target => 'upg_data.ctgt',
+							  strategy => 'hash') IS NOT NULL AS created;
+-- what 0.1's library created (this library creates character(2))
+SELECT format('ALTER TABLE incetl.hash_state_%s ALTER COLUMN k1 TYPE character(1)', id)
+  FROM incetl.pipelines WHERE name = 'upg_char' \gexec
 CREATE TEMP TABLE before_update AS
 SELECT p.name, p.source::text AS source, p.target::text AS target, p.strategy, p.key_columns,
 	   p.watermark_column, p.batch_size, s.watermark, s.watermark_key,
@@ -197,8 +205,13 @@ SELECT kind, status, rows_extracted, rows_inserted, rows_updated, watermark_befo
   FROM incetl.run_log WHERE pipeline = 'upg_ts' ORDER BY run_id;
 SELECT count(*) AS diff FROM ((TABLE upg_data.src EXCEPT TABLE upg_data.tgt)
 							  UNION ALL (TABLE upg_data.tgt EXCEPT TABLE upg_data.src)) d;
+-- the char(2)-keyed hash pipeline works after the update
+INSERT INTO upg_data.csrc VALUES ('ab', 'x'), ('cd', 'y');
+CALL incetl.run('upg_char');
+SELECT code, v FROM upg_data.ctgt ORDER BY code;
 SELECT upg.compare('0.1 with a pipeline') AS differences;
 SELECT incetl.drop_pipeline('upg_ts');
+SELECT incetl.drop_pipeline('upg_char');
 DROP SCHEMA upg_data CASCADE;
 
 \echo '-- every available version, updated, equals the fresh install'

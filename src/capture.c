@@ -1,27 +1,68 @@
 /*-------------------------------------------------------------------------
  *
  * capture.c
- *	  The 'trigger' strategy: a capture trigger on the source queues the
- *	  keys of changed rows; a run drains them.
+ *	  The 'trigger' strategy: capture triggers on the source queue the keys
+ *	  of changed rows; a run drains them.
  *
- * The capture function is statement-level with transition tables, so a
- * statement that changes 100,000 rows queues their keys with one
- * INSERT ... SELECT instead of 100,000 trigger calls.  It writes the queue
- * as the extension owner, so writers of the source need no privilege on
- * incetl's objects.
+ * The queue, incetl.queue_<id> (seq, k1..kn, op), belongs to the extension
+ * owner, like incetl's catalog; the pipeline's owner may only read it.
+ * Every entry has a number of its own, seq: a capture statement takes one
+ * value of the queue's sequence, incetl.queue_<id>_seq, and numbers its
+ * rows within the block of QUEUE_BLOCK values that value stands for (a row
+ * past the block takes a block of its own), so writers pay for one
+ * nextval() per statement, not per row, and the queue needs no index.  Its
+ * key columns have the base types of the source's key columns (never a
+ * domain, whose CHECK would run on insert), it has no trigger, rule,
+ * policy, constraint or default of anyone else's, so writing it runs no
+ * user code: the capture writes it as its owner in the writer's session,
+ * and writers of the source need no privilege on incetl's objects.
  *
- * The queue, incetl.queue_<id> (k1..kn, op), belongs to the pipeline's
- * owner.  A run copies the distinct queued keys into its work table and
- * applies them in keyed batches; each batch deletes the queue entries of
- * its keys in the same statement (so the same snapshot) that reads the
- * source rows for them.  An entry that batch could see was committed
- * before its snapshot, so the change it stands for is in the source rows
- * read; an entry it could not see stays for the next run.  Nothing is
- * lost, and since applying a key means loading its current source row,
- * nothing is applied twice.
+ * Triggers, on the source and on every partition or inheritance child of
+ * it (statement-level triggers fire only for the table a statement names,
+ * so a statement aimed at a partition fires that partition's):
  *
- * TRUNCATE of the source is captured too: it queues a marker, and the run
- * that sees it deletes every target row whose key the source lacks.
+ * - incetl_capture_<id>_insert, _update, _delete: AFTER ... FOR EACH
+ *	 STATEMENT with transition tables, so a statement that changes 100,000
+ *	 rows queues their keys with one INSERT ... SELECT.  Enabled in origin
+ *	 and local sessions (ENABLE, 'O').
+ * - incetl_capture_<id>_row (tables with storage): AFTER INSERT OR UPDATE
+ *	 OR DELETE FOR EACH ROW, enabled only under session_replication_role =
+ *	 replica (ENABLE REPLICA, 'R'): a logical replication apply worker fires
+ *	 row triggers but no statement triggers, and a session that sets
+ *	 replica skips 'O' triggers.  Every mode captures each change exactly
+ *	 once.
+ * - incetl_capture_<id>_truncate: AFTER TRUNCATE, ENABLE ALWAYS ('A'); it
+ *	 queues a marker, and the run that sees it deletes every target row
+ *	 whose key the source lacks.  TRUNCATE of a parent fires it too.
+ *
+ * A source that is itself a partition (or an inheritance child) is written
+ * through its parent as well, whose statements fire none of its statement
+ * triggers: it gets no statement-level insert, update and delete triggers,
+ * and its row triggers fire always ('A').
+ *
+ * Statement triggers are not cloned to partitions created or attached
+ * later, so every run checks, at its start and around each batch, that
+ * every member of the source's inheritance tree carries them
+ * (incetl_capture_cover): a new member gets them, and the keys of its rows
+ * are queued (its rows, attached or written before it had triggers, were
+ * never captured).  So does a member whose triggers were dropped, with a
+ * TRUNCATE marker for the deletes that went uncaptured.  Members that left (detached, dropped, no longer
+ * inheriting) took their rows out of the source: a TRUNCATE marker has the
+ * run delete what the target holds of them.  incetl.state.capture_relations
+ * remembers the members covered.
+ *
+ * A run copies the distinct queued keys, with the tuple id and the seq of
+ * every entry it saw, into its work table, and applies them in keyed
+ * batches; each batch deletes exactly the entries it copied, in its own
+ * transaction: by tuple id (a TID scan, no index), and only where the seq
+ * there is one it copied.  VACUUM FULL, CLUSTER or pg_repack move entries
+ * to other tuple ids: the seq check keeps the batch from deleting whatever
+ * now sits at an old one, and an entry that moved stays for the next run,
+ * which applies its key once more (harmless: it loads the current row).
+ * An entry it copied was committed before the batch's snapshot, so the
+ * change it stands for is in the source rows the batch read; an entry it
+ * did not see stays for the next run.  Nothing is lost, and since applying
+ * a key means loading its current source row, nothing is applied twice.
  *
  * src/capture.c
  *
@@ -29,24 +70,47 @@
  */
 #include "postgres.h"
 
-#include "access/stratnum.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "incetl.h"
 
 PG_FUNCTION_INFO_V1(incetl_capture);
+
+/* the capture triggers a pipeline puts on one relation */
+typedef enum CaptureKind
+{
+	CAPTURE_INSERT,
+	CAPTURE_UPDATE,
+	CAPTURE_DELETE,
+	CAPTURE_TRUNCATE,
+	CAPTURE_ROW,
+	CAPTURE_NKINDS
+} CaptureKind;
+
+static const char *const kind_names[CAPTURE_NKINDS] =
+{"insert", "update", "delete", "truncate", "row"};
 
 /*
  * The prepared INSERT of each capture trigger, by trigger OID: a writer
@@ -57,10 +121,21 @@ PG_FUNCTION_INFO_V1(incetl_capture);
 typedef struct CapturePlan
 {
 	Oid			tgoid;			/* hash key */
+	Oid			relid;			/* the trigger's table */
+	int32		pipeline_id;
+	bool		numbered;		/* the queue has seq (not a queue of 0.1) */
 	SPIPlanPtr	plan;
+	/* row triggers: the key columns and their types, as prepared */
+	int			nkeys;
+	AttrNumber *attnums;
+	Oid		   *types;
 } CapturePlan;
 
 static HTAB *capture_plans = NULL;
+
+static char *trigger_name(IncetlPipeline *p, CaptureKind kind);
+static Oid	queue_relid(int32 pipeline_id);
+static char wanted_mode(bool row_only, char relkind, CaptureKind kind);
 
 char *
 incetl_queue_table_name(IncetlPipeline *p)
@@ -68,103 +143,592 @@ incetl_queue_table_name(IncetlPipeline *p)
 	return psprintf("incetl.queue_%d", p->id);
 }
 
-char *
-incetl_sql_create_queue(IncetlPipeline *p)
+static char *
+trigger_name(IncetlPipeline *p, CaptureKind kind)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_queue_table_name(p));
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "k%d %s, ", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
-	appendStringInfoString(&buf, "op \"char\" NOT NULL)");
-	return buf.data;
+	return psprintf("incetl_capture_%d_%s", p->id, kind_names[kind]);
 }
 
-/* the four capture triggers; every name and argument quoted */
-char *
-incetl_sql_create_triggers(IncetlPipeline *p)
+static Oid
+queue_relid(int32 pipeline_id)
 {
-	StringInfoData buf;
-	StringInfoData args;
-	static const char *const events[] = {"insert", "update", "delete", "truncate"};
-
-	initStringInfo(&args);
-	appendStringInfo(&args, "'%d'", p->id);
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&args, ", %s", quote_literal_cstr(p->keys[i]->name));
-
-	initStringInfo(&buf);
-	for (int e = 0; e < 4; e++)
-	{
-		appendStringInfo(&buf, "CREATE TRIGGER %s AFTER %s ON %s ",
-						 quote_identifier(psprintf("incetl_capture_%d_%s", p->id, events[e])),
-						 events[e], p->src_qname);
-		if (e == 0)
-			appendStringInfoString(&buf, "REFERENCING NEW TABLE AS incetl_new ");
-		else if (e == 1)
-			appendStringInfoString(&buf, "REFERENCING OLD TABLE AS incetl_old NEW TABLE AS incetl_new ");
-		else if (e == 2)
-			appendStringInfoString(&buf, "REFERENCING OLD TABLE AS incetl_old ");
-		appendStringInfo(&buf, "FOR EACH STATEMENT EXECUTE FUNCTION incetl._capture(%s); ",
-						 args.data);
-	}
-	return buf.data;
+	return get_relname_relid(psprintf("queue_%d", pipeline_id),
+							 get_namespace_oid("incetl", false));
 }
 
-char *
-incetl_sql_drop_triggers(IncetlPipeline *p)
+static Oid
+relation_owner(Oid relid)
 {
-	StringInfoData buf;
-	static const char *const events[] = {"insert", "update", "delete", "truncate"};
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
 
-	initStringInfo(&buf);
-	if (!OidIsValid(get_rel_namespace(p->source)))
-		return buf.data;		/* the source is gone, and its triggers */
-	for (int e = 0; e < 4; e++)
-		appendStringInfo(&buf, "DROP TRIGGER IF EXISTS %s ON %s; ",
-						 quote_identifier(psprintf("incetl_capture_%d_%s", p->id, events[e])),
-						 incetl_quote_qualified(p->source));
-	return buf.data;
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 /*
- * incetl._capture(): statement-level AFTER trigger.  Arguments: the
- * pipeline id, then the names of the key columns.
+ * The firing mode (pg_trigger.tgenabled) a kind of capture trigger must
+ * have on a table of relkind, or '\0' where it must not be.  row_only: the
+ * source has a parent (it is a partition or an inheritance child), whose
+ * statements change its rows without firing its statement triggers, so
+ * its changes are captured row by row, in every mode.
  */
-Datum
-incetl_capture(PG_FUNCTION_ARGS)
+static char
+wanted_mode(bool row_only, char relkind, CaptureKind kind)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Trigger    *tg;
-	TupleDesc	desc;
-	StringInfoData sql;
+	switch (kind)
+	{
+		case CAPTURE_INSERT:
+		case CAPTURE_UPDATE:
+		case CAPTURE_DELETE:
+			return row_only ? '\0' : TRIGGER_FIRES_ON_ORIGIN;
+		case CAPTURE_TRUNCATE:
+			return TRIGGER_FIRES_ALWAYS;
+		case CAPTURE_ROW:
+			if (relkind != RELKIND_RELATION)
+				return '\0';
+			return row_only ? TRIGGER_FIRES_ALWAYS : TRIGGER_FIRES_ON_REPLICA;
+		default:
+			break;
+	}
+	return '\0';
+}
+
+/* ALTER TABLE ... ENABLE <this> TRIGGER for a firing mode */
+static const char *
+mode_words(char mode)
+{
+	return mode == TRIGGER_FIRES_ALWAYS ? "ALWAYS " :
+		mode == TRIGGER_FIRES_ON_REPLICA ? "REPLICA " : "";
+}
+
+/*
+ * The type a key column has in the queue: its base type, never a domain,
+ * with the column's (or the domain's) typmod: char(2) stays char(2).
+ */
+static char *
+queue_type(Oid typid, int32 typmod)
+{
+	int32		tm = typmod;
+	Oid			base = getBaseTypeAndTypmod(typid, &tm);
+
+	return incetl_type_name(base, tm);
+}
+
+/*
+ * seq = block * QUEUE_BLOCK + row number, block from the queue's sequence:
+ * the first QUEUE_BLOCK - 1 rows of a statement share one nextval(), any
+ * further row takes a block of its own.
+ */
+#define QUEUE_BLOCK "16777216"
+
+static char *
+queue_sequence(int32 pipeline_id)
+{
+	return psprintf("pg_catalog.nextval('incetl.queue_%d_seq'::pg_catalog.regclass)",
+					pipeline_id);
+}
+
+/*
+ * INSERT INTO the queue the rows of select, numbered.  select yields
+ * columns k1..k<nkeys> and op.  A queue made by incetl 0.1, and not yet
+ * rebuilt by ALTER EXTENSION UPDATE, has no seq: writes to the source must
+ * still work meanwhile.
+ */
+static char *
+numbered_insert(int32 pipeline_id, int nkeys, const char *select, bool numbered)
+{
+	char	   *next = queue_sequence(pipeline_id);
 	StringInfoData cols;
-	int			nkeys;
+	StringInfoData ycols;
+
+	initStringInfo(&cols);
+	initStringInfo(&ycols);
+	for (int i = 0; i < nkeys; i++)
+	{
+		appendStringInfo(&cols, "k%d, ", i + 1);
+		appendStringInfo(&ycols, "y.k%d, ", i + 1);
+	}
+	if (!numbered)
+		return psprintf("INSERT INTO incetl.queue_%d (%sop) %s", pipeline_id, cols.data, select);
+	return psprintf("INSERT INTO incetl.queue_%d (seq, %sop) "
+					"SELECT CASE WHEN y.incetl_n OPERATOR(pg_catalog.<) " QUEUE_BLOCK
+					" THEN y.incetl_b OPERATOR(pg_catalog.*) " QUEUE_BLOCK
+					" OPERATOR(pg_catalog.+) y.incetl_n"
+					" ELSE %s OPERATOR(pg_catalog.*) " QUEUE_BLOCK " END, %sy.op "
+					"FROM (SELECT z.*, pg_catalog.row_number() OVER () AS incetl_n, "
+					"(SELECT %s) AS incetl_b FROM (%s) AS z) AS y",
+					pipeline_id, cols.data, next, ycols.data, next, select);
+}
+
+/* the OID of incetl._capture() */
+static Oid
+capture_function(void)
+{
+	return LookupFuncName(list_make2(makeString("incetl"), makeString("_capture")),
+						  0, NULL, false);
+}
+
+/*
+ * The source and everything that inherits from it (partitions at every
+ * level, inheritance children), locked against being dropped meanwhile.
+ */
+static List *
+capture_members(IncetlPipeline *p)
+{
+	return find_all_inheritors(p->source, AccessShareLock, NULL);
+}
+
+static void
+refuse_foreign_member(IncetlPipeline *p, Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("partition \"%s\" of source \"%s\" of pipeline \"%s\" is a foreign table",
+					get_rel_name(relid), get_rel_name(p->source), p->name),
+			 errdetail("Writes to a foreign table happen on another server, where no trigger of this one sees them."),
+			 errhint("Detach it, or use the 'hash' strategy for this source.")));
+}
+
+/*
+ * What CREATE TRIGGER on the source would need of the caller: the TRIGGER
+ * privilege on the source and, as for a row trigger on a partitioned table,
+ * on each of its partitions (and inheritance children, which get triggers
+ * of their own too).  Called by create_pipeline, as the caller, before
+ * anything is written.
+ */
+void
+incetl_capture_check_privileges(IncetlPipeline *p)
+{
+	List	   *members = capture_members(p);
+	ListCell   *lc;
+
+	foreach(lc, members)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE)
+			refuse_foreign_member(p, relid);
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
+		{
+			char	   *qname = incetl_quote_qualified(relid);
+			const char *role = quote_identifier(GetUserNameFromId(GetUserId(), false));
+
+			if (relid == p->source)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for source \"%s\" of pipeline \"%s\"",
+								get_rel_name(relid), p->name),
+						 errdetail("A 'trigger' pipeline puts capture triggers on its source, which needs the TRIGGER privilege on it, as CREATE TRIGGER does."),
+						 errhint("Grant it (GRANT TRIGGER ON %s TO %s), or use the 'hash' strategy, which needs only SELECT.",
+								 qname, role)));
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for partition \"%s\" of source \"%s\" of pipeline \"%s\"",
+							get_rel_name(relid), get_rel_name(p->source), p->name),
+					 errdetail("A 'trigger' pipeline puts capture triggers on its source and on each of its partitions, which needs the TRIGGER privilege on each, as CREATE TRIGGER ... FOR EACH ROW on a partitioned table does."),
+					 errhint("Grant it (GRANT TRIGGER ON %s TO %s), or use the 'hash' strategy, which needs only SELECT.",
+							 qname, role)));
+		}
+	}
+}
+
+/*
+ * Create the queue, as the extension owner, readable by the pipeline's
+ * owner (a run reads it as that owner).
+ */
+static void
+create_queue(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (seq pg_catalog.int8 NOT NULL, ",
+					 incetl_queue_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "k%d %s, ", i + 1, queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod));
+	appendStringInfo(&buf, "op \"char\" NOT NULL); "
+					 "CREATE SEQUENCE %s_seq OWNED BY %s.seq; GRANT SELECT ON %s TO %s",
+					 incetl_queue_table_name(p), incetl_queue_table_name(p),
+					 incetl_queue_table_name(p),
+					 quote_identifier(GetUserNameFromId(p->owner, false)));
+	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
+	incetl_depend_on_extension(psprintf("queue_%d", p->id));
+}
+
+/* CREATE TRIGGER for one kind on one relation, then its firing mode */
+static void
+create_trigger(IncetlPipeline *p, Oid relid, CaptureKind kind, char mode)
+{
+	StringInfoData buf;
+	char	   *rel = incetl_quote_qualified(relid);
+	const char *name = quote_identifier(trigger_name(p, kind));
+	static const char *const events[CAPTURE_NKINDS] =
+	{"INSERT", "UPDATE", "DELETE", "TRUNCATE", "INSERT OR UPDATE OR DELETE"};
+	static const char *const referencing[CAPTURE_NKINDS] =
+	{"REFERENCING NEW TABLE AS incetl_new ",
+		"REFERENCING OLD TABLE AS incetl_old NEW TABLE AS incetl_new ",
+		"REFERENCING OLD TABLE AS incetl_old ", "", ""};
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TRIGGER %s AFTER %s ON %s %sFOR EACH %s "
+					 "EXECUTE FUNCTION incetl._capture('%d'",
+					 name, events[kind], rel, referencing[kind],
+					 kind == CAPTURE_ROW ? "ROW" : "STATEMENT", p->id);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, ", %s", quote_literal_cstr(p->keys[i]->name));
+	appendStringInfoString(&buf, ")");
+	if (mode != TRIGGER_FIRES_ON_ORIGIN)
+		appendStringInfo(&buf, "; ALTER TABLE ONLY %s ENABLE %sTRIGGER %s",
+						 rel, mode_words(mode), name);
+	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
+}
+
+/* give an existing capture trigger a firing mode, or drop it (mode '\0') */
+static void
+set_trigger_mode(IncetlPipeline *p, Oid relid, CaptureKind kind, char mode)
+{
+	const char *rel = incetl_quote_qualified(relid);
+	const char *name = quote_identifier(trigger_name(p, kind));
+
+	incetl_exec_utility_as(incetl_extension_owner(),
+						   mode == '\0' ?
+						   psprintf("DROP TRIGGER %s ON %s", name, rel) :
+						   psprintf("ALTER TABLE ONLY %s ENABLE %sTRIGGER %s",
+									rel, mode_words(mode), name));
+}
+
+/*
+ * Which of the pipeline's capture triggers relid carries (by name and
+ * function), and with which tgenabled ('\0': missing).
+ */
+static void
+inspect_triggers(IncetlPipeline *p, Oid relid, Oid capture_fn,
+				 char enabled[CAPTURE_NKINDS])
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TriggerDesc *desc = rel->trigdesc;
+
+	memset(enabled, 0, CAPTURE_NKINDS);
+	for (int i = 0; desc && i < desc->numtriggers; i++)
+	{
+		Trigger    *t = &desc->triggers[i];
+
+		if (t->tgfoid != capture_fn)
+			continue;
+		for (int k = 0; k < CAPTURE_NKINDS; k++)
+			if (strcmp(t->tgname, trigger_name(p, k)) == 0)
+				enabled[k] = t->tgenabled;
+	}
+	relation_close(rel, NoLock);
+}
+
+/* drop the capture triggers of a pipeline from one relation */
+static void
+drop_triggers_on(IncetlPipeline *p, Oid relid, Oid capture_fn)
+{
+	StringInfoData buf;
+	char	   *rel = incetl_quote_qualified(relid);
+	char		enabled[CAPTURE_NKINDS];
+
+	inspect_triggers(p, relid, capture_fn, enabled);
+	initStringInfo(&buf);
+	for (int k = 0; k < CAPTURE_NKINDS; k++)
+		if (enabled[k] != '\0')
+			appendStringInfo(&buf, "DROP TRIGGER %s ON %s; ",
+							 quote_identifier(trigger_name(p, k)), rel);
+	if (buf.len > 0)
+		incetl_exec_utility_as(incetl_extension_owner(), buf.data);
+}
+
+/* incetl.state.capture_relations; *known is false while it is NULL */
+static List *
+load_covered(IncetlPipeline *p, bool *known)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(p->id)};
+	Oid			state = get_relname_relid("state", get_namespace_oid("incetl", false));
+	List	   *covered = NIL;
+	bool		isnull;
+	Datum		d;
+
+	if (get_attnum(state, "capture_relations") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("incetl's catalog is older than its library"),
+				 errdetail("Table incetl.state has no column capture_relations, which pipelines with the 'trigger' strategy need."),
+				 errhint("Run ALTER EXTENSION incetl UPDATE.")));
+	incetl_spi_exec_owner("SELECT capture_relations FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	*known = false;
+	if (SPI_processed != 1)
+		return NIL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), REGCLASSOID, sizeof(Oid), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				covered = lappend_oid(covered, DatumGetObjectId(elems[i]));
+		*known = true;
+	}
+	return covered;
+}
+
+static void
+store_covered(IncetlPipeline *p, List *members)
+{
+	Oid			argtypes[2] = {INT4OID, REGCLASSARRAYOID};
+	Datum		values[2];
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(members), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, members)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = Int32GetDatum(p->id);
+	values[1] = PointerGetDatum(construct_array(elems, n, REGCLASSOID, sizeof(Oid),
+												true, TYPALIGN_INT));
+	incetl_spi_exec_owner("UPDATE incetl.state SET capture_relations = $2 "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+static void
+queue_marker(IncetlPipeline *p)
+{
+	incetl_spi_exec_owner(numbered_insert(p->id, 0, "SELECT 'T'::\"char\" AS op", true),
+						  0, NULL, NULL, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Queue the keys of every row of a newly covered table (as the extension
+ * owner, like the capture: the pipeline's owner may lack SELECT on the
+ * partition itself).  A partition cannot be a view, the table carries our
+ * triggers by now, and row_security is off, so reading it runs no user
+ * code: a policy the extension owner does not bypass is an error instead.
+ */
+static void
+queue_keys_of(IncetlPipeline *p, Oid relid)
+{
+	StringInfoData buf;
 	IncetlRoleSwitch save;
 	volatile int rc = 0;
-	char	   *queue;
-	int32		pipeline_id;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "CAST(m.%s AS %s) AS k%d, ", quote_identifier(p->keys[i]->name),
+						 queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod), i + 1);
+	appendStringInfo(&buf, "'u'::\"char\" AS op FROM ONLY %s AS m", incetl_quote_qualified(relid));
+
+	incetl_switch_role(&save, incetl_extension_owner(), INCETL_ROLE_PIN_PATH);
+	PG_TRY();
+	{
+		(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		rc = SPI_execute(numbered_insert(p->id, p->nkeys, buf.data, true), false, 0);
+	}
+	PG_CATCH();
+	{
+		incetl_restore_role(&save, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	incetl_restore_role(&save, true);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "incetl: could not queue the keys of \"%s\": %s",
+			 get_rel_name(relid), SPI_result_code_string(rc));
+}
+
+/*
+ * Make sure the pipeline's queue exists and every member of the source's
+ * inheritance tree carries its capture triggers; see the head of this file.
+ * flags:
+ *
+ * - CAPTURE_COVER_CREATE: create_pipeline; create the queue and the
+ *	 triggers, record nothing (the first run compares everything).
+ * - CAPTURE_COVER_PREPARE: the start of a run; a missing queue is created,
+ *	 and capture triggers found disabled or with another firing mode get
+ *	 theirs back.  Either means changes may have gone uncaptured: the
+ *	 function then returns true, and the run must compare the whole source
+ *	 with the target.
+ * - CAPTURE_COVER_FULL_RUN: this run compares the whole source with the
+ *	 target after this check anyway: queue no keys and no marker.
+ * - CAPTURE_COVER_QUEUE_KEYS: queue the keys of the rows of newly covered
+ *	 members (unless the run compares everything anyway).
+ * - CAPTURE_COVER_AFTER_READ: after a batch, which may have read rows of a
+ *	 member that joined since the last check: its rows may have changed
+ *	 uncaptured after that read, so also queue a TRUNCATE marker.
+ */
+bool
+incetl_capture_cover(IncetlPipeline *p, int flags)
+{
+	bool		full = false;
+	bool		known = false;
+	bool		lost = false;
+	bool		row_only;
+	Oid			capture_fn = capture_function();
+	List	   *members;
+	List	   *covered = NIL;
+	List	   *added = NIL;
+	List	   *gone;
+	ListCell   *lc;
+
+	Oid			queue = queue_relid(p->id);
+
+	/*
+	 * A queue of incetl 0.1 (restored from an old dump, say) belongs to the
+	 * pipeline's owner and has no seq: replace it, without reading it.
+	 */
+	if (OidIsValid(queue) && (flags & CAPTURE_COVER_PREPARE) &&
+		(get_attnum(queue, "seq") == InvalidAttrNumber ||
+		 relation_owner(queue) != incetl_extension_owner()))
+	{
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("DROP TABLE %s CASCADE", incetl_queue_table_name(p)));
+		queue = InvalidOid;
+	}
+	if (!OidIsValid(queue))
+	{
+		if ((flags & (CAPTURE_COVER_CREATE | CAPTURE_COVER_PREPARE)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("capture queue of pipeline \"%s\" was dropped during the run", p->name),
+					 errhint("Run the pipeline again: it creates the queue and compares the whole source with the target.")));
+		create_queue(p);
+		full = true;
+	}
+
+	members = capture_members(p);
+	row_only = has_superclass(p->source);
+	if ((flags & CAPTURE_COVER_CREATE) == 0)
+		covered = load_covered(p, &known);
+
+	foreach(lc, members)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		char		enabled[CAPTURE_NKINDS];
+		bool		missing = false;
+
+		if (relkind == RELKIND_FOREIGN_TABLE)
+			refuse_foreign_member(p, relid);
+		inspect_triggers(p, relid, capture_fn, enabled);
+		for (int k = 0; k < CAPTURE_NKINDS; k++)
+		{
+			char		want = wanted_mode(row_only, relkind, k);
+
+			if (want != '\0' && enabled[k] == '\0')
+			{
+				create_trigger(p, relid, k, want);
+				missing = true;
+			}
+			else if (enabled[k] != want && (flags & CAPTURE_COVER_PREPARE))
+			{
+				/*
+				 * Disabled (ALTER TABLE ... DISABLE TRIGGER ALL, pg_restore
+				 * --disable-triggers), re-enabled by ENABLE TRIGGER ALL,
+				 * which makes every trigger 'O', or made for a source that
+				 * has since become a partition (or stopped being one): what
+				 * happened meanwhile was not necessarily captured.
+				 */
+				set_trigger_mode(p, relid, k, want);
+				full = true;
+			}
+		}
+		if (missing)
+		{
+			added = lappend_oid(added, relid);
+			/* one that carried them lost some: deletes went uncaptured */
+			if (list_member_oid(covered, relid))
+				lost = true;
+		}
+	}
+	if (full && (flags & CAPTURE_COVER_PREPARE))
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" compares the whole source with the target", p->name),
+				 errdetail("Its capture queue or triggers were missing, disabled or changed, so changes may have gone uncaptured.")));
+
+	if (flags & CAPTURE_COVER_CREATE)
+		return full;
+
+	/* members that left the source took their rows with them */
+	gone = list_difference_oid(covered, members);
+	foreach(lc, gone)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			drop_triggers_on(p, relid, capture_fn);
+	}
+
+	if (!full && (flags & CAPTURE_COVER_FULL_RUN) == 0)
+	{
+		if (flags & CAPTURE_COVER_QUEUE_KEYS)
+			foreach(lc, added)
+			{
+				if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+					queue_keys_of(p, lfirst_oid(lc));
+			}
+		if (gone != NIL || !known || lost ||
+			(added != NIL && (flags & CAPTURE_COVER_AFTER_READ)))
+			queue_marker(p);
+	}
+
+	if (!known || gone != NIL || list_difference_oid(members, covered) != NIL)
+		store_covered(p, members);
+	return full;
+}
+
+/*
+ * Drop every capture trigger of the pipeline, wherever it is (the source,
+ * its partitions, tables that left it), then the queue.
+ */
+void
+incetl_capture_teardown(IncetlPipeline *p)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	List	   *rels = NIL;
+	ListCell   *lc;
+	Oid			capture_fn = capture_function();
+
+	values[0] = ObjectIdGetDatum(capture_fn);
+	values[1] = CStringGetTextDatum(psprintf("incetl\\_capture\\_%d\\_%%", p->id));
+	incetl_spi_exec_owner("SELECT DISTINCT t.tgrelid FROM pg_catalog.pg_trigger t "
+						  "WHERE t.tgfoid OPERATOR(pg_catalog.=) $1 "
+						  "AND t.tgname OPERATOR(pg_catalog.~~) $2",
+						  2, argtypes, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		rels = lappend_oid(rels, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc,
+																1, &isnull)));
+	}
+	foreach(lc, rels)
+		drop_triggers_on(p, lfirst_oid(lc), capture_fn);
+	incetl_exec_utility_as(incetl_extension_owner(),
+						   psprintf("DROP TABLE IF EXISTS %s", incetl_queue_table_name(p)));
+}
+
+/* the CapturePlan of a trigger, reset if the OID now means another one */
+static CapturePlan *
+capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
+{
 	CapturePlan *entry;
 	bool		found;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("incetl._capture() must be called as a trigger")));
-	tg = td->tg_trigger;
-	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
-		tg->tgnargs < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("incetl._capture() must be an AFTER ... FOR EACH STATEMENT trigger created by incetl")));
-
-	pipeline_id = pg_strtoint32(tg->tgargs[0]);
-	queue = psprintf("incetl.queue_%d", pipeline_id);
-	nkeys = tg->tgnargs - 1;
-	desc = RelationGetDescr(td->tg_relation);
 
 	if (capture_plans == NULL)
 	{
@@ -176,118 +740,336 @@ incetl_capture(PG_FUNCTION_ARGS)
 									HASH_ELEM | HASH_BLOBS);
 	}
 	entry = hash_search(capture_plans, &tg->tgoid, HASH_ENTER, &found);
+	if (found && (entry->relid != relid || entry->pipeline_id != pipeline_id))
+	{
+		if (entry->plan)
+			SPI_freeplan(entry->plan);
+		if (entry->attnums)
+			pfree(entry->attnums);
+		if (entry->types)
+			pfree(entry->types);
+		found = false;
+	}
 	if (!found)
+	{
+		entry->relid = relid;
+		entry->pipeline_id = pipeline_id;
+		entry->numbered = true;
 		entry->plan = NULL;
+		entry->nkeys = 0;
+		entry->attnums = NULL;
+		entry->types = NULL;
+	}
+	return entry;
+}
 
-	initStringInfo(&cols);
+/* attribute number of a key column named by the trigger, or an error */
+static AttrNumber
+key_attnum(TupleDesc desc, Relation rel, const char *name)
+{
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return a + 1;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("key column \"%s\" of an incetl pipeline no longer exists in \"%s\"",
+					name, RelationGetRelationName(rel)),
+			 errhint("Drop the pipeline, or alter its key columns.")));
+	return InvalidAttrNumber;
+}
+
+/* the statement of a statement-level capture trigger */
+static char *
+statement_sql(TriggerData *td, int32 pipeline_id, bool numbered)
+{
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			nkeys = tg->tgnargs - 1;
+	StringInfoData sql;
+	const char **keys = palloc(sizeof(char *) * nkeys);
+	char	  **types = palloc(sizeof(char *) * nkeys);
+	Oid		   *base = palloc(sizeof(Oid) * nkeys);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		return numbered_insert(pipeline_id, 0, "SELECT 'T'::\"char\" AS op", numbered);
+
 	for (int i = 0; i < nkeys; i++)
-		appendStringInfo(&cols, "k%d, ", i + 1);
+	{
+		AttrNumber	att = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
+
+		keys[i] = quote_identifier(tg->tgargs[i + 1]);
+		base[i] = getBaseType(TupleDescAttr(desc, att - 1)->atttypid);
+		types[i] = queue_type(TupleDescAttr(desc, att - 1)->atttypid,
+							  TupleDescAttr(desc, att - 1)->atttypmod);
+	}
 
 	initStringInfo(&sql);
-	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-		appendStringInfo(&sql, "INSERT INTO %s (op) VALUES ('T')", queue);
-	else
-	{
-		const char *from = TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new";
-		char		op = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
-		TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u';
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < nkeys; i++)
+		appendStringInfo(&sql, "CAST(x.%s AS %s) AS k%d, ", keys[i], types[i], i + 1);
+	appendStringInfo(&sql, "'%c'::\"char\" AS op FROM %s AS x",
+					 TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
+					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u',
+					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new");
 
-		appendStringInfo(&sql, "INSERT INTO %s (%sop) SELECT ", queue, cols.data);
+	/*
+	 * An update that changed a key also queues the old key.  Both sides are
+	 * cast to the base type, so the operator is that type's own btree
+	 * equality, matched exactly (no domain or user type to resolve it for).
+	 */
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		appendStringInfoString(&sql, " UNION ALL SELECT ");
 		for (int i = 0; i < nkeys; i++)
-			appendStringInfo(&sql, "x.%s, ", quote_identifier(tg->tgargs[i + 1]));
-		appendStringInfo(&sql, "'%c' FROM %s AS x", op, from);
-
-		/* an update that changed a key also queues the old key */
-		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		{
-			appendStringInfoString(&sql, " UNION ALL SELECT ");
-			for (int i = 0; i < nkeys; i++)
-				appendStringInfo(&sql, "o.%s, ", quote_identifier(tg->tgargs[i + 1]));
-			appendStringInfoString(&sql, "'d' FROM incetl_old AS o WHERE NOT EXISTS (SELECT 1 FROM incetl_new AS n WHERE ");
-			for (int i = 0; i < nkeys; i++)
-			{
-				const char *k = quote_identifier(tg->tgargs[i + 1]);
-				AttrNumber	att = InvalidAttrNumber;
-
-				for (int a = 0; a < desc->natts; a++)
-					if (!TupleDescAttr(desc, a)->attisdropped &&
-						strcmp(NameStr(TupleDescAttr(desc, a)->attname), tg->tgargs[i + 1]) == 0)
-						att = a + 1;
-				if (att == InvalidAttrNumber)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_COLUMN),
-							 errmsg("key column \"%s\" of an incetl pipeline no longer exists in \"%s\"",
-									tg->tgargs[i + 1], RelationGetRelationName(td->tg_relation)),
-							 errhint("Drop the pipeline, or alter its key columns.")));
-				appendStringInfo(&sql, "%sn.%s %s o.%s", i ? " AND " : "", k,
-								 incetl_type_equality(TupleDescAttr(desc, att - 1)->atttypid), k);
-			}
-			appendStringInfoChar(&sql, ')');
-		}
+			appendStringInfo(&sql, "CAST(o.%s AS %s), ", keys[i], types[i]);
+		appendStringInfoString(&sql, "'d'::\"char\" FROM incetl_old AS o "
+							   "WHERE NOT EXISTS (SELECT 1 FROM incetl_new AS n WHERE ");
+		for (int i = 0; i < nkeys; i++)
+			appendStringInfo(&sql, "%sCAST(n.%s AS %s) %s CAST(o.%s AS %s)", i ? " AND " : "",
+							 keys[i], types[i], incetl_type_equality(base[i]), keys[i], types[i]);
+		appendStringInfoChar(&sql, ')');
 	}
+	return numbered_insert(pipeline_id, nkeys, sql.data, numbered);
+}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "SPI_register_trigger_data failed");
-	if (entry->plan == NULL)
+/*
+ * The key columns of a row trigger's table, checked against what the
+ * entry's plan was prepared for; false when they moved or changed type.
+ */
+static bool
+row_keys_match(CapturePlan *entry, TupleDesc desc, Trigger *tg)
+{
+	if (entry->attnums == NULL || entry->nkeys != tg->tgnargs - 1)
+		return false;
+	for (int i = 0; i < entry->nkeys; i++)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql.data, 0, NULL);
+		Form_pg_attribute att;
 
-		if (plan == NULL)
-			elog(ERROR, "incetl: could not prepare the capture: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "incetl: SPI_keepplan failed");
-		entry->plan = plan;
+		if (entry->attnums[i] < 1 || entry->attnums[i] > desc->natts)
+			return false;
+		att = TupleDescAttr(desc, entry->attnums[i] - 1);
+		if (att->attisdropped || strcmp(NameStr(att->attname), tg->tgargs[i + 1]) != 0 ||
+			getBaseType(att->atttypid) != entry->types[i])
+			return false;
 	}
+	return true;
+}
+
+/* prepare the INSERT of a row trigger: $1..$n the keys, $n+1 the op */
+static void
+prepare_row(CapturePlan *entry, TriggerData *td, const char *queue, bool numbered)
+{
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			nkeys = tg->tgnargs - 1;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (nkeys + 1));
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (entry->plan)
+		SPI_freeplan(entry->plan);
+	entry->plan = NULL;
+	if (entry->attnums)
+		pfree(entry->attnums);
+	if (entry->types)
+		pfree(entry->types);
+	entry->attnums = MemoryContextAlloc(TopMemoryContext, sizeof(AttrNumber) * nkeys);
+	entry->types = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * nkeys);
+	entry->nkeys = nkeys;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (%s", queue, numbered ? "seq, " : "");
+	for (int i = 0; i < nkeys; i++)
+	{
+		entry->attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
+		entry->types[i] = getBaseType(TupleDescAttr(desc, entry->attnums[i] - 1)->atttypid);
+		argtypes[i] = entry->types[i];
+		appendStringInfo(&sql, "k%d, ", i + 1);
+	}
+	argtypes[nkeys] = CHAROID;
+	appendStringInfoString(&sql, "op) VALUES (");
+	if (numbered)
+		appendStringInfo(&sql, "%s OPERATOR(pg_catalog.*) " QUEUE_BLOCK ", ",
+						 queue_sequence(entry->pipeline_id));
+	for (int i = 0; i <= nkeys; i++)
+		appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+	appendStringInfoChar(&sql, ')');
+
+	plan = SPI_prepare(sql.data, nkeys + 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "incetl: could not prepare the capture: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "incetl: SPI_keepplan failed");
+	entry->plan = plan;
+}
+
+/* queue the key of one row version */
+static void
+queue_row_key(CapturePlan *entry, TupleTableSlot *slot, char op)
+{
+	int			nkeys = entry->nkeys;
+	Datum	   *values = palloc(sizeof(Datum) * (nkeys + 1));
+	char	   *nulls = palloc(nkeys + 1);
+	int			rc;
+
+	for (int i = 0; i < nkeys; i++)
+	{
+		bool		isnull;
+
+		values[i] = slot_getattr(slot, entry->attnums[i], &isnull);
+		nulls[i] = isnull ? 'n' : ' ';
+	}
+	values[nkeys] = CharGetDatum(op);
+	nulls[nkeys] = ' ';
+	rc = SPI_execute_plan(entry->plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+}
+
+/* did an update change the key (byte for byte: a false yes costs nothing) */
+static bool
+row_key_changed(CapturePlan *entry, TupleTableSlot *oldslot, TupleTableSlot *newslot)
+{
+	for (int i = 0; i < entry->nkeys; i++)
+	{
+		bool		oldnull;
+		bool		newnull;
+		Datum		o = slot_getattr(oldslot, entry->attnums[i], &oldnull);
+		Datum		n = slot_getattr(newslot, entry->attnums[i], &newnull);
+		int16		typlen;
+		bool		typbyval;
+
+		if (oldnull != newnull)
+			return true;
+		if (oldnull)
+			continue;
+		get_typlenbyval(entry->types[i], &typlen, &typbyval);
+		if (!datumIsEqual(o, n, typbyval, typlen))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * incetl._capture(): the capture trigger.  Arguments: the pipeline id,
+ * then the names of the key columns.  AFTER ... FOR EACH STATEMENT with
+ * transition tables, or AFTER ... FOR EACH ROW (the row trigger).
+ */
+Datum
+incetl_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Trigger    *tg;
+	IncetlRoleSwitch save;
+	char	   *queue;
+	int32		pipeline_id;
+	Oid			queue_rel;
+	Oid			queue_owner;
+	CapturePlan *entry;
+	bool		row;
+	bool		numbered;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("incetl._capture() must be called as a trigger")));
+	tg = td->tg_trigger;
+	row = TRIGGER_FIRED_FOR_ROW(td->tg_event);
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || tg->tgnargs < 2 ||
+		(row && TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("incetl._capture() must be an AFTER trigger created by incetl")));
+
+	pipeline_id = pg_strtoint32(tg->tgargs[0]);
+	queue = psprintf("incetl.queue_%d", pipeline_id);
 
 	/*
 	 * Writers of the source need no right on the queue: write it as its
-	 * owner, the pipeline's owner (never as a more powerful role, which the
-	 * queue's owner could subvert with a trigger of its own), with a fixed
-	 * search_path.
+	 * owner, the extension owner (or, for a queue made by incetl 0.1 and not
+	 * yet rebuilt, the pipeline's owner), security-restricted, with a fixed
+	 * search_path.  Nothing user-defined runs in that statement: base-type
+	 * columns, no trigger, rule, policy or default of anyone else's.
 	 */
+	queue_rel = queue_relid(pipeline_id);
+	if (!OidIsValid(queue_rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("capture queue of incetl pipeline %d does not exist", pipeline_id),
+				 errhint("Drop the trigger \"%s\" or the pipeline.", tg->tgname)));
+	queue_owner = relation_owner(queue_rel);
+
+	entry = capture_plan(tg, RelationGetRelid(td->tg_relation), pipeline_id);
+	numbered = get_attnum(queue_rel, "seq") != InvalidAttrNumber;
+	if (entry->plan && entry->numbered != numbered)
 	{
-		Oid			queue_relid = get_relname_relid(psprintf("queue_%d", pipeline_id),
-													get_namespace_oid("incetl", false));
-		HeapTuple	ctup;
-		Oid			queue_owner;
-
-		if (!OidIsValid(queue_relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("capture queue of incetl pipeline %d does not exist", pipeline_id),
-					 errhint("Drop the trigger \"%s\" or the pipeline.", tg->tgname)));
-		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(queue_relid));
-		if (!HeapTupleIsValid(ctup))
-			elog(ERROR, "cache lookup failed for relation %u", queue_relid);
-		queue_owner = ((Form_pg_class) GETSTRUCT(ctup))->relowner;
-		ReleaseSysCache(ctup);
-
-		incetl_switch_role(&save, queue_owner, INCETL_ROLE_PIN_PATH);
-		PG_TRY();
-		{
-			rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);
-		}
-		PG_CATCH();
-		{
-			incetl_restore_role(&save, false);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		incetl_restore_role(&save, true);
+		SPI_freeplan(entry->plan);
+		entry->plan = NULL;
 	}
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+	entry->numbered = numbered;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!row && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+
+	/* planned too as the queue's owner, with its search_path */
+	incetl_switch_role(&save, queue_owner, INCETL_ROLE_PIN_PATH);
+	PG_TRY();
+	{
+		if (row && (entry->plan == NULL ||
+					!row_keys_match(entry, RelationGetDescr(td->tg_relation), tg)))
+			prepare_row(entry, td, queue, numbered);
+		else if (!row && entry->plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered), 0, NULL);
+
+			if (plan == NULL)
+				elog(ERROR, "incetl: could not prepare the capture: %s",
+					 SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "incetl: SPI_keepplan failed");
+			entry->plan = plan;
+		}
+
+		if (!row)
+		{
+			int			rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);
+
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+		}
+		else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+			queue_row_key(entry, td->tg_trigslot, 'i');
+		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+			queue_row_key(entry, td->tg_trigslot, 'd');
+		else
+		{
+			queue_row_key(entry, td->tg_newslot, 'u');
+			if (row_key_changed(entry, td->tg_trigslot, td->tg_newslot))
+				queue_row_key(entry, td->tg_trigslot, 'd');
+		}
+	}
+	PG_CATCH();
+	{
+		incetl_restore_role(&save, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	incetl_restore_role(&save, true);
 
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
 
 /*
- * Fill the work table (numbered from offset + 1) with the distinct queued
- * keys not already in it.  Returns the highest rn.
+ * Fill the work table (numbered from offset $1 + 1) with the distinct queued
+ * keys not already in it, each with the seqs of its entries.
  */
 char *
 incetl_sql_fill_from_queue(IncetlPipeline *p)
@@ -301,9 +1083,10 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 		appendStringInfo(&keys, "%sk%d", i ? ", " : "", i + 1);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "INSERT INTO %s (rn, %s, op, qtids) "
+	appendStringInfo(&buf, "INSERT INTO %s (rn, %s, op, qtids, qseqs) "
 					 "SELECT $1 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY %s), "
-					 "%s, 'u'::\"char\", qtids FROM (SELECT %s, pg_catalog.array_agg(q.ctid) AS qtids "
+					 "%s, 'u'::\"char\", qtids, qseqs FROM (SELECT %s, "
+					 "pg_catalog.array_agg(q.ctid) AS qtids, pg_catalog.array_agg(q.seq) AS qseqs "
 					 "FROM %s AS q WHERE q.op OPERATOR(pg_catalog.<>) 'T' GROUP BY %s) AS x "
 					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
 					 incetl_work_table_name(p), keys.data, keys.data, keys.data, keys.data,
@@ -313,4 +1096,76 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 						 incetl_type_equality(p->keys[i]->src_type), i + 1);
 	appendStringInfoChar(&buf, ')');
 	return buf.data;
+}
+
+/* the tids and seqs in the first row of SPI_tuptable, copied */
+static void
+copy_entries(IncetlQueueEntries *e)
+{
+	bool		isnull;
+	Datum		tids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	Datum		seqs;
+
+	e->tids = e->seqs = (Datum) 0;
+	if (isnull)
+		return;
+	seqs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	e->tids = datumCopy(tids, false, -1);
+	e->seqs = datumCopy(seqs, false, -1);
+}
+
+/*
+ * The TRUNCATE markers in the queue (none: e->seqs == 0); read as the
+ * pipeline's owner, copied into the caller's memory context.
+ */
+void
+incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e)
+{
+	if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(seq) "
+							 "FROM %s WHERE op OPERATOR(pg_catalog.=) 'T'",
+							 incetl_queue_table_name(p)),
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the queue");
+	copy_entries(e);
+}
+
+/* the queue entries drained into rows (from, to] of the work table */
+void
+incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
+							 IncetlQueueEntries *e)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(from), Int64GetDatum(to)};
+
+	if (SPI_execute_with_args(psprintf("SELECT pg_catalog.array_agg(u.t), pg_catalog.array_agg(u.s) "
+									   "FROM %s AS w, ROWS FROM (pg_catalog.unnest(w.qtids), pg_catalog.unnest(w.qseqs)) AS u(t, s) "
+									   "WHERE w.rn OPERATOR(pg_catalog.>) $1 "
+									   "AND w.rn OPERATOR(pg_catalog.<=) $2",
+									   incetl_work_table_name(p)),
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the work table");
+	copy_entries(e);
+}
+
+/*
+ * Delete queue entries a run copied, as the queue's owner (the extension
+ * owner: the pipeline's owner may not change the queue, nor lock it against
+ * writers): by tuple id, a TID scan, where the seq is one of those copied.
+ * An entry moved since (VACUUM FULL, CLUSTER, pg_repack) is left for the
+ * next run, and whatever now sits at its old tuple id is left alone.
+ */
+void
+incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e)
+{
+	Oid			argtypes[2] = {TIDARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+
+	if (e->seqs == (Datum) 0)
+		return;
+	values[0] = e->tids;
+	values[1] = e->seqs;
+	incetl_spi_exec_owner(psprintf("DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) "
+								   "AND seq OPERATOR(pg_catalog.=) ANY ($2)",
+								   incetl_queue_table_name(p)),
+						  2, argtypes, values, NULL, SPI_OK_DELETE);
 }

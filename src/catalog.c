@@ -322,8 +322,8 @@ store_pipeline(IncetlPipeline *p, bool insert)
  * membership, so pg_dump still dumps it with its rows): DROP EXTENSION
  * then names it, and DROP EXTENSION ... CASCADE removes it.
  */
-static void
-depend_on_extension(const char *relname)
+void
+incetl_depend_on_extension(const char *relname)
 {
 	Oid			nsp = get_namespace_oid("incetl", false);
 	Oid			relid = get_relname_relid(relname, nsp);
@@ -347,16 +347,10 @@ setup_strategy(IncetlPipeline *p)
 		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_hash_state(p));
 		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
 									   incetl_hash_state_name(p), owner));
-		depend_on_extension(psprintf("hash_state_%d", p->id));
+		incetl_depend_on_extension(psprintf("hash_state_%d", p->id));
 	}
 	else if (p->strategy == STRATEGY_TRIGGER)
-	{
-		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_queue(p));
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
-									   incetl_queue_table_name(p), owner));
-		depend_on_extension(psprintf("queue_%d", p->id));
-		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_triggers(p));
-	}
+		(void) incetl_capture_cover(p, CAPTURE_COVER_CREATE);
 	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)
 	{
 		Oid			argtypes[2] = {INT4OID, TEXTOID};
@@ -377,14 +371,7 @@ teardown_strategy(IncetlPipeline *p)
 		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
 									   incetl_hash_state_name(p)));
 	else if (p->strategy == STRATEGY_TRIGGER)
-	{
-		char	   *sql = incetl_sql_drop_triggers(p);
-
-		if (sql[0])
-			incetl_exec_utility_as(incetl_extension_owner(), sql);
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
-									   incetl_queue_table_name(p)));
-	}
+		incetl_capture_teardown(p);
 }
 
 /*
@@ -446,6 +433,8 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+	if (p->strategy == STRATEGY_TRIGGER)
+		incetl_capture_check_privileges(p);
 
 	/*
 	 * Without statistics the planner guesses a foreign source is small and
@@ -485,10 +474,12 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 Datum
 incetl_alter_pipeline(PG_FUNCTION_ARGS)
 {
+	IncetlRoleSwitch role;
 	IncetlPipeline *p;
 	char	   *name;
 	bool		reset_cursor = false;
 	bool		reset_state = false;
+	bool		reset_target = false;
 	char	   *s;
 
 	if (PG_ARGISNULL(0))
@@ -509,8 +500,12 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 		p->source = PG_GETARG_OID(1);
 		reset_cursor = true;
 	}
-	if (!PG_ARGISNULL(2))
+	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != p->target)
+	{
+		/* a new target holds none of what the cursor says was loaded */
 		p->target = PG_GETARG_OID(2);
+		reset_target = true;
+	}
 	if (!PG_ARGISNULL(3))
 	{
 		s = text_arg(fcinfo, 3, NULL);
@@ -571,18 +566,37 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("cannot change the source or key of pipeline \"%s\", which has the '%s' strategy",
 						p->name, p->strategy_name),
 				 errhint("Drop the pipeline and create it again.")));
+	/*
+	 * Validate as the owner, whose rights the pipeline's runs have, and
+	 * because validation may run the owner's code (on_schema_change
+	 * 'add_columns' adds columns of its types to the target): a superuser
+	 * altering someone's pipeline must not run that code as a superuser.
+	 * An error restores the role with the (sub)transaction.
+	 */
+	incetl_switch_role(&role, p->owner, 0);
 	incetl_resolve_pipeline(p, true);
 	incetl_check_privileges(p);
+	incetl_restore_role(&role, true);
 	store_pipeline(p, false);
 	incetl_save_source_shape(p);
-	if (reset_cursor || reset_state)
+	/*
+	 * The stored hashes no longer describe the rows: start afresh.  Only the
+	 * 'hash' strategy keeps them; a 'trigger' pipeline's queue holds changes
+	 * not applied yet and stays whatever changed (reconcile is the only user
+	 * of hash_algorithm there).
+	 */
+	if (p->strategy == STRATEGY_HASH && (reset_cursor || reset_state || reset_target))
 	{
-		/* the stored hashes no longer describe the rows: start afresh */
 		teardown_strategy(p);
 		setup_strategy(p);
 	}
 
-	if (reset_cursor)
+	/*
+	 * A 'trigger' or 'logical' pipeline whose watermark is empty compares
+	 * the whole source with the target at its next run, and goes on from
+	 * its queue or slot as before.
+	 */
+	if (reset_cursor || reset_target)
 	{
 		Oid			argtypes[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(p->id)};
@@ -593,7 +607,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 							  1, argtypes, values, NULL, SPI_OK_UPDATE);
 		ereport(NOTICE,
 				(errmsg("watermark of pipeline \"%s\" was reset", p->name),
-				 errdetail("The source, key or watermark column changed, so the next run loads everything.")));
+				 errdetail("The source, key, watermark column or target changed, so the next run loads everything.")));
 	}
 
 	SPI_finish();

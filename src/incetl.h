@@ -64,9 +64,11 @@ typedef struct IncetlColumn
 {
 	char	   *name;			/* attribute name, unquoted */
 	Oid			src_type;
+	int32		src_typmod;
 	Oid			tgt_type;
 	int32		tgt_typmod;
 	bool		is_key;
+	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
 	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or
@@ -107,7 +109,6 @@ typedef struct IncetlPipeline
 	int32		wm_typmod;
 	Oid			seq_type;
 	bool		src_key_unique; /* source has a unique index on the key */
-	bool		tgt_has_wm;		/* target has the watermark column */
 	bool		tgt_has_seq;
 	bool		tgt_etl_inserted_at;
 	bool		tgt_etl_updated_at;
@@ -159,6 +160,8 @@ typedef struct IncetlRoleSwitch
 extern Oid	incetl_extension_owner(void);
 extern void incetl_switch_role(IncetlRoleSwitch *save, Oid role, int flags);
 extern void incetl_restore_role(IncetlRoleSwitch *save, bool ok);
+extern int	incetl_spi_exec_as(Oid role, const char *sql, int nargs, Oid *argtypes,
+							   Datum *values, const char *nulls, int expected);
 extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls, int expected);
 extern void incetl_exec_utility_as(Oid role, const char *sql);
@@ -167,6 +170,7 @@ extern void incetl_exec_utility_as(Oid role, const char *sql);
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
+extern void incetl_depend_on_extension(const char *relname);
 
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
@@ -186,6 +190,7 @@ extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_qualified_operator(Oid opr);
+extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
@@ -238,21 +243,38 @@ extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
-									const char *queue_table,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
 extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
 extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
+extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* capture.c */
+#define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
+#define CAPTURE_COVER_PREPARE		0x02	/* the start of a run */
+#define CAPTURE_COVER_FULL_RUN		0x04	/* the run compares everything */
+#define CAPTURE_COVER_QUEUE_KEYS	0x08	/* queue keys of new members */
+#define CAPTURE_COVER_AFTER_READ	0x10	/* after a batch read the source */
+
 extern char *incetl_queue_table_name(IncetlPipeline *p);
-extern char *incetl_sql_create_queue(IncetlPipeline *p);
-extern char *incetl_sql_create_triggers(IncetlPipeline *p);
-extern char *incetl_sql_drop_triggers(IncetlPipeline *p);
+extern void incetl_capture_check_privileges(IncetlPipeline *p);
+extern bool incetl_capture_cover(IncetlPipeline *p, int flags);
+extern void incetl_capture_teardown(IncetlPipeline *p);
 extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
+/* queue entries a run copied: tid[] and int8[] (seq), or both 0 */
+typedef struct IncetlQueueEntries
+{
+	Datum		tids;
+	Datum		seqs;
+} IncetlQueueEntries;
+
+extern void incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e);
+extern void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
+										 IncetlQueueEntries *e);
+extern void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
 
 /* logical.c */
 #include "access/xlogdefs.h"

@@ -456,7 +456,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 format_type_extended(p->keys[i]->src_type, -1, FORMAT_TYPE_FORCE_QUALIFY),
+						 p->keys[i]->src_typename,
 						 i + 1);
 	appendStringInfo(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T') AS x "
 					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ", incetl_work_table_name(p));

@@ -107,8 +107,10 @@ incetl_preview(PG_FUNCTION_ARGS)
 		}
 		if (p->strategy == STRATEGY_TRIGGER && !initial)
 		{
-			incetl_spi_exec_owner(psprintf("SELECT 1 FROM incetl.queue_%d WHERE op OPERATOR(pg_catalog.=) 'T' LIMIT 1",
-										   p->id), 0, NULL, NULL, NULL, SPI_OK_SELECT);
+			/* as the pipeline's owner, like the rest of a preview */
+			if (SPI_execute(psprintf("SELECT 1 FROM incetl.queue_%d WHERE op OPERATOR(pg_catalog.=) 'T' LIMIT 1",
+									 p->id), true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "incetl: could not read the queue");
 			truncated = SPI_processed > 0;
 		}
 		sql = incetl_sql_keyed_preview(p, keys);

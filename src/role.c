@@ -6,13 +6,15 @@
  *
  * Who runs what, as whom:
  *
- * - incetl's own catalog (incetl.pipelines, state, run_log) is read and
- *	 written as the extension owner, with search_path = pg_catalog, pg_temp.
- *	 Nothing else runs as the extension owner: no user's table, view,
- *	 trigger, domain, operator or cast is touched that way.
- * - Everything that touches a pipeline's source, target or per-pipeline
- *	 state (batches, previews, the capture trigger's queue insert, slot
- *	 functions) runs as the pipeline's owner.
+ * - incetl's own catalog (incetl.pipelines, state, run_log) and the capture
+ *	 queues (incetl.queue_<id>) are read and written as the extension owner,
+ *	 with search_path = pg_catalog, pg_temp; so is the DDL of the capture
+ *	 triggers, and the read of a newly covered partition's keys (capture.c).
+ *	 Those statements are incetl's own: no user's view, trigger, rule,
+ *	 policy, domain, operator or cast is in them.
+ * - Everything else that touches a pipeline's source, target or
+ *	 per-pipeline state (batches, previews, the hash state, slot functions)
+ *	 runs as the pipeline's owner.
  *
  * Every switch, to either role, is a security-restricted operation inside
  * a GUC nest level of its own, as VACUUM, CREATE INDEX and REFRESH
@@ -121,17 +123,17 @@ incetl_restore_role(IncetlRoleSwitch *save, bool ok)
 }
 
 /*
- * Execute a statement on incetl's own tables as the extension owner.
- * Returns SPI_processed.
+ * Execute a statement as role (security-restricted, search_path pinned) and
+ * check its SPI result.  Returns SPI_processed.
  */
 int
-incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
-					  Datum *values, const char *nulls, int expected)
+incetl_spi_exec_as(Oid role, const char *sql, int nargs, Oid *argtypes,
+				   Datum *values, const char *nulls, int expected)
 {
 	IncetlRoleSwitch save;
 	volatile int rc = 0;
 
-	incetl_switch_role(&save, incetl_extension_owner(), INCETL_ROLE_PIN_PATH);
+	incetl_switch_role(&save, role, INCETL_ROLE_PIN_PATH);
 	PG_TRY();
 	{
 		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
@@ -152,30 +154,23 @@ incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 }
 
 /*
- * Run a utility statement as role (security-restricted, search_path
- * pinned).  Used for the DDL that sets up and tears down a pipeline's
- * objects: as the extension owner for what only it may do (attaching
- * incetl._capture), as the pipeline's owner for the rest.
+ * Execute a statement on incetl's own tables as the extension owner.
+ */
+int
+incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
+					  Datum *values, const char *nulls, int expected)
+{
+	return incetl_spi_exec_as(incetl_extension_owner(), sql, nargs, argtypes,
+							  values, nulls, expected);
+}
+
+/*
+ * Run a utility statement as role.  Used for the DDL that sets up and tears
+ * down a pipeline's objects: as the extension owner for what only it may do
+ * (attaching incetl._capture), as the pipeline's owner for the rest.
  */
 void
 incetl_exec_utility_as(Oid role, const char *sql)
 {
-	IncetlRoleSwitch save;
-	volatile int rc = 0;
-
-	incetl_switch_role(&save, role, INCETL_ROLE_PIN_PATH);
-	PG_TRY();
-	{
-		rc = SPI_execute(sql, false, 0);
-	}
-	PG_CATCH();
-	{
-		incetl_restore_role(&save, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	incetl_restore_role(&save, true);
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "incetl: unexpected SPI result %s for \"%s\"",
-			 SPI_result_code_string(rc), sql);
+	(void) incetl_spi_exec_as(role, sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 }

@@ -75,6 +75,10 @@ typedef struct RunState
 	bool		bounded;		/* late-commit bound applies */
 	TimestampTz bound;
 
+	/* what the last commit made durable, for when a later one fails */
+	IncetlCounts committed_counts;
+	char	   *committed_wm;
+
 	RunPass		pass;
 	bool		fast_load;		/* first load into an empty target */
 	bool		prepared;		/* step_prepare succeeded */
@@ -92,6 +96,7 @@ typedef struct RunState
 	int64		bf_chunk_int;
 	Datum		chunk_lo;
 	Datum		chunk_hi;
+	Datum		bf_after_nobegin;	/* first row after those at -infinity */
 
 	/* keyed passes: rows (pos, total] of the work table are left */
 	bool		have_work;
@@ -100,11 +105,13 @@ typedef struct RunState
 	bool		need_compare;	/* then delete target keys the source lacks */
 	TimestampTz run_start;
 
+	MemoryContext batch_cxt;	/* reset before each batch */
+
 	/* this run's temporary work table, dropped by OID at the end */
 	Oid			work_relid;
 
-	/* trigger: TRUNCATE markers seen in the queue (tid[]), or 0 */
-	Datum		markers;
+	/* trigger: TRUNCATE markers seen in the queue (seqs == 0: none) */
+	IncetlQueueEntries markers;
 
 	bool		wrote_target;	/* in the current transaction */
 	bool		any_target_write;	/* in the whole run */
@@ -201,11 +208,38 @@ protected_step(RunState *rs, RunStep step, StepRole as)
 	IncetlRoleSwitch role;
 	volatile bool switched = false;
 
+	MemoryContext volatile stepcxt = oldcxt;
+
+	/*
+	 * A batch allocates in a context of its own, reset before the next one,
+	 * so that a run of many batches stays flat; what must outlive a batch is
+	 * copied into rs->cxt.
+	 */
+	if (step == step_batch)
+	{
+		if (rs->batch_cxt == NULL)
+			rs->batch_cxt = AllocSetContextCreate(rs->cxt, "incetl batch",
+												  ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(rs->batch_cxt);
+		stepcxt = rs->batch_cxt;
+	}
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
+		/*
+		 * A batch gets an SPI connection of its own: its SPI_finish frees the
+		 * tuple tables of the batch's statements, which the run's non-atomic
+		 * connection would otherwise keep until the run ends, and what was
+		 * allocated after an SPI call (SPI returns to its procedure context).
+		 * Other steps allocate what the run keeps, and use the run's.
+		 */
+		if (step == step_batch && SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		MemoryContextSwitchTo(stepcxt);
 		if (as != AS_CALLER)
 		{
 			incetl_switch_role(&role, rs->p->owner,
@@ -215,6 +249,8 @@ protected_step(RunState *rs, RunStep step, StepRole as)
 		step(rs);
 		if (switched)
 			incetl_restore_role(&role, true);
+		if (step == step_batch && SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -258,6 +294,42 @@ commit_if(RunState *rs)
 		/* SPI_commit leaves us in the SPI procedure context: keep ours */
 		MemoryContextSwitchTo(rs->cxt);
 	}
+	rs->committed_counts = rs->counts;
+	if (rs->committed_wm != rs->wm_after)
+	{
+		if (rs->committed_wm && rs->committed_wm != rs->wm_before)
+			pfree(rs->committed_wm);
+		rs->committed_wm = rs->wm_after;
+	}
+}
+
+/*
+ * commit_if, returning the error of a commit that failed (a deferred
+ * constraint or trigger of the target fires at commit) instead of raising
+ * it.  SPI_commit has then rolled back and started a new transaction: the
+ * batch, its watermark and its progress row are undone, and so is what
+ * the run counts.
+ */
+static ErrorData *
+commit_or_error(RunState *rs)
+{
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		commit_if(rs);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(rs->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		rs->counts = rs->committed_counts;
+		rs->wm_after = rs->committed_wm;
+		rs->wrote_target = false;
+	}
+	PG_END_TRY();
+	return edata;
 }
 
 /*
@@ -440,6 +512,51 @@ drop_work_table(IncetlPipeline *p)
 		SPI_execute(psprintf("DROP TABLE %s", incetl_work_table_name(p)), false, 0);
 }
 
+/* the first and last watermark of the rows in [lo, end); false: none */
+static bool
+backfill_rows_range(RunState *rs, Datum lo, Datum *first, Datum *last)
+{
+	Oid			argtypes[2] = {rs->bf_type, rs->bf_type};
+	Datum		values[2] = {lo, rs->bf_end};
+	bool		isnull;
+
+	if (SPI_execute_with_args(incetl_sql_backfill_range(rs->p, rs->bf_type), 2,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the backfill's range");
+	*first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	*last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	return true;
+}
+
+/*
+ * Narrow a backfill's [start, end) to the first and last watermark of the
+ * rows in it, so that an infinite bound ('-infinity', 'infinity') or one
+ * far beyond the data does not mean chunks without end.  Rows stamped
+ * -infinity are a chunk of their own, followed by the first finite one.
+ * False: no row in the range.
+ */
+static bool
+clamp_backfill_range(RunState *rs)
+{
+	Datum		first;
+	Datum		last;
+
+	if (!backfill_rows_range(rs, rs->bf_start, &first, &last))
+		return false;
+	/* both int64 (microseconds or integers); last < end: no overflow */
+	rs->bf_start = first;
+	rs->bf_end = Int64GetDatum(DatumGetInt64(last) + 1);
+	rs->bf_after_nobegin = rs->bf_end;
+	if (rs->bf_type == TIMESTAMPTZOID &&
+		TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(first)) &&
+		backfill_rows_range(rs, TimestampTzGetDatum(DT_NOBEGIN + 1), &first, &last))
+		rs->bf_after_nobegin = first;
+	return true;
+}
+
 /* validate, read the cursor */
 static void
 step_validate(RunState *rs)
@@ -483,17 +600,28 @@ step_prepare(RunState *rs)
 		int64		total = 0;
 		bool		capture = rs->kind == RUN_KIND_RUN &&
 		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL);
+		bool		compare_all = !capture || rs->wm_before == NULL ||
+		(p->strategy == STRATEGY_LOGICAL && !rs->slot_resumes);
 
 		/* the keys to apply go to the work table, numbered 1..total */
 		Assert(rs->have_work);
+
+		/*
+		 * Capture triggers on every partition, before anything is read; a
+		 * capture that may have missed changes makes this run compare all.
+		 */
+		if (p->strategy == STRATEGY_TRIGGER &&
+			incetl_capture_cover(p, CAPTURE_COVER_PREPARE |
+								 (compare_all ? CAPTURE_COVER_FULL_RUN :
+								  CAPTURE_COVER_QUEUE_KEYS)))
+			compare_all = true;
 
 		/*
 		 * Hashes against the stored state (hash), or rows against the target:
 		 * reconcile, and the first run of a capture strategy, which loads
 		 * everything the source holds once its capture is in place.
 		 */
-		if (!capture || rs->wm_before == NULL ||
-			(p->strategy == STRATEGY_LOGICAL && !rs->slot_resumes))
+		if (compare_all)
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
 
@@ -507,23 +635,12 @@ step_prepare(RunState *rs)
 		{
 			Oid			argtypes[1] = {INT8OID};
 			Datum		values[1];
-			bool		isnull;
-			Datum		d;
+			MemoryContext oldcxt = MemoryContextSwitchTo(rs->cxt);
 
-			if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(ctid) FROM %s "
-									 "WHERE op OPERATOR(pg_catalog.=) 'T'",
-									 incetl_queue_table_name(p)),
-							true, 0) != SPI_OK_SELECT)
-				elog(ERROR, "incetl: could not read the queue");
-			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (!isnull)
-			{
-				MemoryContext oldcxt = MemoryContextSwitchTo(rs->cxt);
-
-				rs->markers = datumCopy(d, false, -1);
+			incetl_capture_markers(p, &rs->markers);
+			MemoryContextSwitchTo(oldcxt);
+			if (rs->markers.seqs != (Datum) 0)
 				rs->need_compare = true;
-				MemoryContextSwitchTo(oldcxt);
-			}
 			values[0] = Int64GetDatum(total);
 			if (SPI_execute_with_args(incetl_sql_fill_from_queue(p), 1, argtypes,
 									  values, NULL, false, 0) != SPI_OK_INSERT)
@@ -566,7 +683,7 @@ step_prepare(RunState *rs)
 					 errmsg("watermark column \"%s\" of pipeline \"%s\" is a time column",
 							p->watermark_column, p->name),
 					 errhint("Use the timestamptz form: incetl.backfill(name, start_at timestamptz, end_at timestamptz, chunk interval).")));
-		rs->pass = PASS_BACKFILL;
+		rs->pass = clamp_backfill_range(rs) ? PASS_BACKFILL : PASS_DONE;
 		rs->chunk_lo = rs->bf_start;
 		rs->chunk_hi = (Datum) 0;
 	}
@@ -605,8 +722,12 @@ chunk_end(RunState *rs, Datum lo)
 
 	if (rs->bf_type == TIMESTAMPTZOID)
 	{
-		hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
-								 IntervalPGetDatum(rs->bf_chunk_iv));
+		/* rows at -infinity are a chunk of their own */
+		if (TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(lo)))
+			hi = rs->bf_after_nobegin;
+		else
+			hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
+									 IntervalPGetDatum(rs->bf_chunk_iv));
 		if (DatumGetTimestampTz(hi) > DatumGetTimestampTz(rs->bf_end))
 			hi = rs->bf_end;
 	}
@@ -853,6 +974,8 @@ step_range_batch(RunState *rs)
 		char	   *keys_text;
 
 		oldcxt = MemoryContextSwitchTo(rs->cxt);
+		if (rs->have_last && !get_typbyval(p->wm_type))
+			pfree(DatumGetPointer(rs->last_wm));
 		rs->last_wm = datumCopy(SPI_getbinval(tup, desc, 5, &isnull),
 								get_typbyval(p->wm_type), get_typlen(p->wm_type));
 		if (rs->last_keys == NULL)
@@ -865,17 +988,28 @@ step_range_batch(RunState *rs)
 			Oid			t = p->keys[i]->src_type;
 			Datum		d = SPI_getbinval(tup, desc, 6 + i, &rs->last_key_nulls[i]);
 
+			/* the previous batch's copy goes */
+			if (!rs->last_key_nulls[i] && !get_typbyval(t) && rs->have_last &&
+				DatumGetPointer(rs->last_keys[i]) != NULL)
+				pfree(DatumGetPointer(rs->last_keys[i]));
 			rs->last_keys[i] = rs->last_key_nulls[i] ? (Datum) 0 :
 				datumCopy(d, get_typbyval(t), get_typlen(t));
-			ktexts[i] = rs->last_key_nulls[i] ? NULL :
-				incetl_canonical_text(rs->last_keys[i], t);
 		}
 		rs->have_last = true;
+		MemoryContextSwitchTo(oldcxt);
+
+		/* text forms in the batch's memory; only the watermark is kept */
+		for (int i = 0; i < p->nkeys; i++)
+			ktexts[i] = rs->last_key_nulls[i] ? NULL :
+				incetl_canonical_text(rs->last_keys[i], p->keys[i]->src_type);
 		wm_text = incetl_canonical_text(rs->last_wm, p->wm_type);
 		keys_text = incetl_keys_text(p->nkeys, ktexts, rs->last_key_nulls);
 		if (rs->pass == PASS_FORWARD)
-			rs->wm_after = wm_text;
-		MemoryContextSwitchTo(oldcxt);
+		{
+			if (rs->wm_after != rs->wm_before && rs->wm_after != rs->committed_wm)
+				pfree(rs->wm_after);
+			rs->wm_after = MemoryContextStrdup(rs->cxt, wm_text);
+		}
 
 		/* the watermark moves in the same transaction as the data */
 		if (rs->pass == PASS_FORWARD)
@@ -918,11 +1052,17 @@ step_keyed_batch(RunState *rs)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	char	   *sql;
+	IncetlQueueEntries drained = {0, 0};
 
-	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH,
-								 rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_TRIGGER ?
-								 incetl_queue_table_name(p) : NULL,
-								 &nargs, argtypes);
+	/*
+	 * The queue entries drained into this batch: each was committed before
+	 * the work table was filled, so the change it stands for is in the
+	 * source rows this batch reads; they go in the batch's transaction.
+	 */
+	if (rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_TRIGGER)
+		incetl_capture_batch_entries(p, rs->work_pos, rs->work_pos + p->batch_size,
+									 &drained);
+	sql = incetl_sql_keyed_batch(p, p->strategy == STRATEGY_HASH, &nargs, argtypes);
 	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "incetl: SPI_prepare failed: %s",
@@ -946,6 +1086,7 @@ step_keyed_batch(RunState *rs)
 	desc = SPI_tuptable->tupdesc;
 	(void) account_batch(rs, tup, desc);
 	SPI_freeplan(plan);
+	incetl_capture_forget(p, &drained);
 
 	rs->work_pos += p->batch_size;
 	if (rs->work_pos >= rs->work_total)
@@ -989,17 +1130,7 @@ step_compare_batch(RunState *rs)
 	if (nd < p->batch_size)
 	{
 		/* the TRUNCATEs that asked for this pass are done */
-		if (rs->markers != (Datum) 0)
-		{
-			Oid			tidtypes[1] = {TIDARRAYOID};
-			Datum		tidvalues[1];
-
-			tidvalues[0] = rs->markers;
-			if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-											   incetl_queue_table_name(p)),
-									  1, tidtypes, tidvalues, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "incetl: could not delete TRUNCATE markers");
-		}
+		incetl_capture_forget(p, &rs->markers);
 		if (rs->slot && rs->last_lsn != InvalidXLogRecPtr && !rs->lsn_stored)
 		{
 			incetl_logical_store_applied(p, rs->last_lsn);
@@ -1041,8 +1172,32 @@ step_finish_capture(RunState *rs)
 static void
 step_batch(RunState *rs)
 {
+	bool		trigger = rs->p->strategy == STRATEGY_TRIGGER;
+
 	/* a run's and a backfill's batches never apply concurrently (lock.c) */
 	incetl_lock_wait(rs->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
+
+	/*
+	 * Deferred triggers of the target (a deferrable foreign key, say) must
+	 * fire while we are still the owner: at COMMIT they would fire as the
+	 * caller, which is why PostgreSQL refuses to queue them inside a
+	 * security-restricted operation.  A batch has its own transaction when
+	 * the run commits per batch, so checking them at the end of its
+	 * statement is what COMMIT would have done.  Inside the caller's
+	 * transaction block they stay deferred, and such a target fails with
+	 * PostgreSQL's "cannot fire deferred trigger" error.
+	 */
+	if (rs->nonatomic &&
+		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: SET CONSTRAINTS failed");
+
+	/*
+	 * A partition attached since the last check gets its capture triggers
+	 * before this batch can read it, and one attached while it read gets
+	 * them (and a compare at the next run) in the same transaction.
+	 */
+	if (trigger)
+		(void) incetl_capture_cover(rs->p, CAPTURE_COVER_QUEUE_KEYS);
 
 	switch (rs->pass)
 	{
@@ -1056,6 +1211,10 @@ step_batch(RunState *rs)
 			step_range_batch(rs);
 			break;
 	}
+
+	if (trigger)
+		(void) incetl_capture_cover(rs->p, CAPTURE_COVER_QUEUE_KEYS |
+									CAPTURE_COVER_AFTER_READ);
 }
 
 /*
@@ -1150,6 +1309,7 @@ run_locked(RunState *rs)
 
 	/* also closes out interrupted runs and prunes old rows */
 	rs->run_id = incetl_log_begin_run(rs->p, name, kind, rs->wm_before);
+	rs->wm_after = rs->wm_before;
 	commit_if(rs);
 
 	/*
@@ -1175,8 +1335,11 @@ run_locked(RunState *rs)
 		/* the last batch commits with the run's end, below */
 		if (edata == NULL && rs->pass != PASS_DONE)
 		{
+			/* in the batch's memory, reset with the next batch */
+			MemoryContextSwitchTo(rs->batch_cxt);
 			incetl_log_progress(rs->run_id, &rs->counts, rs->wm_after);
-			commit_if(rs);
+			edata = commit_or_error(rs);
+			MemoryContextSwitchTo(rs->cxt);
 		}
 	}
 
@@ -1211,7 +1374,30 @@ run_locked(RunState *rs)
 						  NULL);
 	/* the outcome of a run that moved data is worth a flush */
 	rs->wrote_target = rs->wrote_target || rs->any_target_write;
-	commit_if(rs);
+	if (edata == NULL)
+	{
+		/* the last batch commits here: its deferred checks fire now */
+		edata = commit_or_error(rs);
+		if (edata)
+		{
+			edata->context = psprintf("incetl %s of pipeline \"%s\", at the commit of batch %d",
+									  incetl_run_kind_name(kind), name,
+									  rs->counts.batches + 1);
+			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
+							  edata->message);
+			/* the rollback brought the work table back */
+			if (rs->have_work)
+			{
+				ErrorData  *cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
+
+				if (cleanup_error)
+					FreeErrorData(cleanup_error);
+			}
+			commit_if(rs);
+		}
+	}
+	else
+		commit_if(rs);
 
 	/*
 	 * Only now, with the applied LSN committed, confirm the slot.  In a

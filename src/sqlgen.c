@@ -12,7 +12,8 @@
  * One batch is one statement (PostgreSQL 15):
  *
  *	WITH src AS MATERIALIZED (the next batch_size source rows in
- *							  (watermark, key) order),
+ *							  (watermark, key) order, and every row tied
+ *							  with the last of them),
  *		 lst AS (the last of them: the new cursor),
  *		 d AS (one row per key, the newest),
  *		 cmp AS MATERIALIZED (rows whose key is new or whose values differ
@@ -81,13 +82,24 @@ type_operator(Oid typid, int strategy, Oid *nsp)
 	return res;
 }
 
-/* "OPERATOR(nsp.=)" of a type's default btree equality */
+/*
+ * "OPERATOR(nsp.=)" of a type's equality: the one of its default btree
+ * operator class, else of its default hash operator class (what the type
+ * cache calls its equality), spelled with the operator's own schema: the
+ * operators of an extension's type (citext, ltree, isn, cube) live in the
+ * extension's schema, not in pg_catalog.
+ */
 char *
 incetl_type_equality(Oid typid)
 {
-	Oid			nsp;
+	char	   *op = incetl_qualified_operator(lookup_type_cache(typid,
+																  TYPECACHE_EQ_OPR)->eq_opr);
 
-	return type_operator(typid, BTEqualStrategyNumber, &nsp);
+	if (op == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("type %s has no equality operator", format_type_be(typid))));
+	return op;
 }
 
 /* index in p->columns of a column name, or -1 */
@@ -122,6 +134,7 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 	char	  **cols = palloc(sizeof(char *) * ncols);
 	bool		same = true;
 	Oid			nsp0 = InvalidOid;
+	Oid			eq_nsp;
 
 	types[0] = p->wm_type;
 	cols[0] = psprintf("s.%s", quote_identifier(p->watermark_column));
@@ -135,7 +148,8 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 		Oid			nsp;
 
 		ops[i] = type_operator(types[i], strategy, &nsp);
-		eqs[i] = incetl_type_equality(types[i]);
+		/* the equality of the same btree family as the ordering */
+		eqs[i] = type_operator(types[i], BTEqualStrategyNumber, &eq_nsp);
 		if (i == 0)
 			nsp0 = nsp;
 		else if (nsp != nsp0)
@@ -303,29 +317,27 @@ append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
  */
 static void
 append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
-			 bool guard_wm, const char *state_table)
+			 const char *state_table)
 {
 	ListCell   *lc;
 	int			i;
 	int			seq_idx = -1;
-	int			wm_idx = -1;
 	char	   *gt_seq = NULL;
-	char	   *gt_wm = NULL;
 	bool		has_nonkey = false;
 	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
 
-	/* never overwrite a target row holding a newer version */
+	/*
+	 * Never overwrite a target row holding a higher sequence_column value.
+	 * Without a sequence column the source's current row always wins: a key
+	 * whose watermark went backwards (clock skew, a restored row) is applied
+	 * when a run reads it; the watermark orders what a run reads, not which
+	 * version is newer.
+	 */
 	if (p->sequence_column && p->tgt_has_seq)
 	{
 		seq_idx = column_index(p, p->sequence_column);
 		if (seq_idx >= 0)
 			gt_seq = ((IncetlColumn *) list_nth(p->columns, seq_idx))->gt_op;
-	}
-	if (guard_wm && p->watermark_column && p->tgt_has_wm)
-	{
-		wm_idx = column_index(p, p->watermark_column);
-		if (wm_idx >= 0)
-			gt_wm = ((IncetlColumn *) list_nth(p->columns, wm_idx))->gt_op;
 	}
 
 	/* what differs from the target */
@@ -356,9 +368,6 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 	if (gt_seq)
 		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
 						 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-	if (gt_wm)
-		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
-						 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
 	appendStringInfoString(buf, "))");
 
 	/* inserts */
@@ -429,9 +438,6 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 		if (gt_seq)
 			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
 							 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-		if (gt_wm)
-			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
-							 quote_identifier(p->watermark_column), gt_wm, wm_idx + 1);
 		appendStringInfoString(buf, " RETURNING 1)");
 	}
 	else
@@ -479,8 +485,8 @@ append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
 		appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
 		appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
 		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "%sst.k%d OPERATOR(pg_catalog.=) gone.k%d", i ? " AND " : "",
-							 i + 1, i + 1);
+			appendStringInfo(buf, "%sst.k%d %s gone.k%d", i ? " AND " : "",
+							 i + 1, incetl_type_equality(p->keys[i]->src_type), i + 1);
 		appendStringInfoChar(buf, ')');
 	}
 }
@@ -577,10 +583,25 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
 
+	/*
+	 * Without a unique index on the key, (watermark, key) may repeat (a
+	 * view, a log holding several versions of a key): a batch then takes
+	 * every row tied with its last one, or the next batch, which starts
+	 * above that (watermark, key), would never read the rest.  Locally
+	 * that is FETCH FIRST ... WITH TIES.  postgres_fdw (15) does not ship
+	 * WITH TIES to the remote server, only LIMIT, and without it the
+	 * remote server would sort everything above the cursor for every
+	 * batch; so for a foreign source the batch is its first batch_size
+	 * rows less those tied with the last, plus all of those read again
+	 * with one probe, which ships too.
+	 */
+	bool		ties = shape->limit && !p->src_key_unique;
+	bool		probe = ties && p->src_relkind == RELKIND_FOREIGN_TABLE;
+
 	initStringInfo(&buf);
 
 	/* the batch: source rows in (watermark, key) order */
-	appendStringInfoString(&buf, "WITH src AS MATERIALIZED (");
+	appendStringInfo(&buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
 	append_src_columns(&buf, p, true, flag, false);
 	appendStringInfo(&buf, " FROM %s AS s WHERE ", p->src_qname);
 
@@ -627,9 +648,43 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfo(&buf, " ORDER BY s.%s", qwm);
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, ", s.%s", quote_identifier(p->keys[i]->name));
-		appendStringInfo(&buf, " LIMIT %d", p->batch_size);
+		if (ties && !probe)
+			appendStringInfo(&buf, " FETCH FIRST %d ROWS WITH TIES", p->batch_size);
+		else
+			appendStringInfo(&buf, " LIMIT %d", p->batch_size);
 	}
 	appendStringInfoString(&buf, ")");
+	if (probe)
+	{
+		char	  **eqs = palloc(sizeof(char *) * (p->nkeys + 1));
+
+		eqs[0] = incetl_type_equality(p->wm_type);
+		for (i = 0; i < p->nkeys; i++)
+			eqs[i + 1] = incetl_type_equality(p->keys[i]->src_type);
+
+		/* the last (watermark, key) of the first batch_size rows */
+		appendStringInfoString(&buf, ", lst0 AS (SELECT w");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, ", k%d", i + 1);
+		appendStringInfoString(&buf, " FROM src0 ORDER BY w DESC");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, ", k%d DESC", i + 1);
+		appendStringInfoString(&buf, " LIMIT 1)");
+
+		/* the rows before it, then all rows tied with it */
+		appendStringInfo(&buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
+						 "(SELECT 1 FROM lst0 WHERE src0.w %s lst0.w", eqs[0]);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, " AND src0.k%d %s lst0.k%d", i + 1, eqs[i + 1], i + 1);
+		appendStringInfoString(&buf, ") UNION ALL ");
+		append_src_columns(&buf, p, true, flag, false);
+		appendStringInfo(&buf, " FROM %s AS s WHERE s.%s %s (SELECT w FROM lst0)",
+						 p->src_qname, qwm, eqs[0]);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&buf, " AND s.%s %s (SELECT k%d FROM lst0)",
+							 quote_identifier(p->keys[i]->name), eqs[i + 1], i + 1);
+		appendStringInfoChar(&buf, ')');
+	}
 
 	/* the cursor after this batch */
 	if (!shape->preview)
@@ -656,7 +711,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 
 	if (shape->preview)
 	{
-		append_apply(&buf, p, 0, false, true, NULL);
+		append_apply(&buf, p, 0, false, NULL);
 		append_preview_select(&buf, p, flag);
 		*nargs = np;
 		return buf.data;
@@ -702,7 +757,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							   "del AS (SELECT 1 WHERE false)");
 	}
 	else
-		append_apply(&buf, p, np, flag, true, NULL);
+		append_apply(&buf, p, np, flag, NULL);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM src), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
@@ -743,9 +798,8 @@ incetl_sql_create_work_table(IncetlPipeline *p)
 					 incetl_work_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, ", k%d %s", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
-	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[]); CREATE INDEX ON %s (rn)",
+						 p->keys[i]->src_typename);
+	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 	return buf.data;
 }
@@ -760,8 +814,7 @@ incetl_sql_create_hash_state(IncetlPipeline *p)
 	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d %s NOT NULL, ", i + 1,
-						 format_type_extended(p->keys[i]->src_type, -1,
-											  FORMAT_TYPE_FORCE_QUALIFY));
+						 p->keys[i]->src_typename);
 	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (",
 					 strcmp(p->hash_algorithm, "sha256") == 0 ?
 					 "pg_catalog.bytea" : "pg_catalog.int8");
@@ -817,8 +870,7 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, "CAST(t.%s AS %s) AS k%d, ",
 							 quote_identifier(p->keys[i]->name),
-							 format_type_extended(p->keys[i]->src_type, -1,
-												  FORMAT_TYPE_FORCE_QUALIFY),
+							 p->keys[i]->src_typename,
 							 i + 1);
 		append_row_hash(&buf, p, "t", false);
 		appendStringInfo(&buf, " AS h FROM %s AS t", p->tgt_qname);
@@ -843,7 +895,7 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  * id.  Returns keys read, inserted, updated, deleted.
  */
 char *
-incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_table,
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 					   int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
@@ -857,18 +909,7 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, const char *queue_tab
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
 	*nargs = 3;
-	append_apply(&buf, p, 3, true, false,
-				 with_state ? incetl_hash_state_name(p) : NULL);
-
-	/*
-	 * The queue entries drained into this batch, by their tids: each was
-	 * committed before the work table was filled, so the change it stands for
-	 * is in the source rows this statement reads.
-	 */
-	if (queue_table)
-		appendStringInfo(&buf, ", qd AS (DELETE FROM %s AS q WHERE q.ctid OPERATOR(pg_catalog.=) ANY "
-						 "(ARRAY(SELECT pg_catalog.unnest(b.qtids) FROM b WHERE b.qtids IS NOT NULL)))",
-						 queue_table);
+	append_apply(&buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 
 	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
 						   "(SELECT pg_catalog.count(*) FROM ins), "
@@ -923,7 +964,7 @@ incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
 
 		initStringInfo(&tail);
 		appendStringInfoString(&tail, "WITH src AS (SELECT 1), d AS (SELECT 1)");
-		append_apply(&tail, p, 1, true, false, NULL);
+		append_apply(&tail, p, 1, true, NULL);
 		del = strstr(tail.data, ", del AS (");
 		end = del ? del + strlen(del) : NULL;
 		Assert(del != NULL);
@@ -946,7 +987,7 @@ incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
 	append_keyed_rows(&buf, p, false);
-	append_apply(&buf, p, 1, false, false, NULL);
+	append_apply(&buf, p, 1, false, NULL);
 	append_preview_select(&buf, p, true);
 	return buf.data;
 }
@@ -990,9 +1031,45 @@ incetl_sql_change_keys(IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sCAST(((e OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 format_type_extended(p->keys[i]->src_type, -1, FORMAT_TYPE_FORCE_QUALIFY),
+						 p->keys[i]->src_typename,
 						 i + 1);
 	appendStringInfoString(&buf, " FROM pg_catalog.jsonb_array_elements($1) AS e "
 						   "WHERE (e OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	return buf.data;
+}
+
+/*
+ * The first and last watermark of the source rows in [$1, $2), in the type
+ * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
+ * backfill covers only the range its rows hold: an infinite bound, or one
+ * far beyond the data, would otherwise mean chunks without end.  The
+ * minimum is taken over the values as the batches compare them (a
+ * timestamp or date converted to timestamptz), which for a timestamptz or
+ * integer column is an index probe.
+ */
+char *
+incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
+{
+	const char *w = psprintf("s.%s", quote_identifier(p->watermark_column));
+	const char *first;
+	const char *last;
+
+	if (bound_type == TIMESTAMPTZOID)
+	{
+		first = psprintf("pg_catalog.min(CAST(%s AS pg_catalog.timestamptz))", w);
+		last = psprintf("pg_catalog.max(CAST(%s AS pg_catalog.timestamptz))", w);
+	}
+	else if (p->wm_type == NUMERICOID)
+	{
+		first = psprintf("CAST(pg_catalog.floor(pg_catalog.min(%s)) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.floor(pg_catalog.max(%s)) AS pg_catalog.int8)", w);
+	}
+	else
+	{
+		first = psprintf("CAST(pg_catalog.min(%s) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.max(%s) AS pg_catalog.int8)", w);
+	}
+	return psprintf("SELECT %s, %s FROM %s AS s WHERE %s OPERATOR(pg_catalog.>=) $1 "
+					"AND %s OPERATOR(pg_catalog.<) $2",
+					first, last, p->src_qname, w, w);
 }

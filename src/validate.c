@@ -167,6 +167,25 @@ incetl_qualified_operator(Oid opr)
 	return res;
 }
 
+/*
+ * A type as generated SQL spells it: schema-qualified and with its typmod,
+ * so that a column, cast or parameter of this type holds exactly what the
+ * source column holds (format_type_extended with typmod -1 says
+ * "character" for a char(2) column, which means char(1), and "bit" means
+ * bit(1)).  The two names format_type_extended leaves unqualified for a
+ * typmod of -1 are qualified here.
+ */
+char *
+incetl_type_name(Oid typid, int32 typmod)
+{
+	if (typmod < 0 && typid == BPCHAROID)
+		return pstrdup("pg_catalog.bpchar");
+	if (typmod < 0 && typid == BITOID)
+		return pstrdup("pg_catalog.\"bit\"");
+	return format_type_extended(typid, typmod,
+								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
 /* attribute of rel by exact name, or NULL */
 static Form_pg_attribute
 find_attr(Relation rel, const char *name)
@@ -299,8 +318,7 @@ add_target_column(IncetlPipeline *p, const char *tgtname, Form_pg_attribute sa)
 
 	sql = psprintf("ALTER TABLE %s ADD COLUMN %s %s",
 				   p->tgt_qname, quote_identifier(NameStr(sa->attname)),
-				   format_type_extended(sa->atttypid, sa->atttypmod,
-										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+				   incetl_type_name(sa->atttypid, sa->atttypmod));
 	rc = SPI_execute(sql, false, 0);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
@@ -473,11 +491,11 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		c = palloc0(sizeof(IncetlColumn));
 		c->name = pstrdup(NameStr(sa->attname));
 		c->src_type = sa->atttypid;
+		c->src_typmod = sa->atttypmod;
 		c->tgt_type = ta->atttypid;
 		c->tgt_typmod = ta->atttypmod;
-		c->tgt_typename = format_type_extended(ta->atttypid, ta->atttypmod,
-											   FORMAT_TYPE_TYPEMOD_GIVEN |
-											   FORMAT_TYPE_FORCE_QUALIFY);
+		c->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
+		c->tgt_typename = incetl_type_name(ta->atttypid, ta->atttypmod);
 		c->eq_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
 															   TYPECACHE_EQ_OPR)->eq_opr);
 		c->gt_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
@@ -563,7 +581,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 					 errhint("The watermark column must be of type timestamptz, timestamp, date, smallint, integer, bigint or numeric.")));
 		p->wm_type = a->atttypid;
 		p->wm_typmod = a->atttypmod;
-		p->tgt_has_wm = find_attr(tgt, p->watermark_column) != NULL;
 		for (k = 0; k < p->nkeys; k++)
 			if (strcmp(p->keys[k]->name, p->watermark_column) == 0)
 				ereport(ERROR,

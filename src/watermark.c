@@ -28,6 +28,8 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
@@ -227,6 +229,13 @@ incetl_save_cursor(IncetlPipeline *p, const char *wm_text, const char *keys_text
 						  4, argtypes, values, nulls, SPI_OK_UPDATE);
 }
 
+/* the local transaction id a backend advertises (renamed in 17) */
+#if PG_VERSION_NUM >= 170000
+#define PROC_LXID(proc) ((proc)->vxid.lxid)
+#else
+#define PROC_LXID(proc) ((proc)->lxid)
+#endif
+
 /*
  * The late-commit bound of a timestamp run.
  *
@@ -237,11 +246,22 @@ incetl_save_cursor(IncetlPipeline *p, const char *wm_text, const char *keys_text
  * taken after this call.  A run therefore reads only rows below the bound;
  * the rest waits for the next run.  The margin covers the instant between a
  * transaction's start and the moment it reports its start time.
+ *
+ * A backend publishes its transaction's start time only with
+ * track_activities on.  One that has it off (its state shows as
+ * 'disabled') publishes nothing, but the proc array still shows whether it
+ * has a transaction open (a valid local transaction id, from its start to
+ * its end): such a transaction started after the backend did, so the
+ * backend's start is then the bound.  That is exact, but holds the bound
+ * back for as long as a long-lived session keeps transactions open at run
+ * time; a WARNING (once per session) says so.
  */
 TimestampTz
 incetl_late_commit_bound(void)
 {
+	static bool warned_untracked = false;
 	TimestampTz bound;
+	bool		untracked = false;
 	int			n;
 
 	bound = GetCurrentTimestamp() -
@@ -265,9 +285,32 @@ incetl_late_commit_bound(void)
 			be->st_backendType == B_AUTOVAC_LAUNCHER ||
 			be->st_backendType == B_WAL_SENDER)
 			continue;
-		if (be->st_xact_start_timestamp != 0 &&
-			be->st_xact_start_timestamp < bound)
-			bound = be->st_xact_start_timestamp;
+		if (be->st_xact_start_timestamp != 0)
+		{
+			if (be->st_xact_start_timestamp < bound)
+				bound = be->st_xact_start_timestamp;
+		}
+		else if (be->st_state == STATE_DISABLED || be->st_state == STATE_UNDEFINED)
+		{
+			/* no start time published: is a transaction open? */
+			PGPROC	   *proc = BackendPidGetProc(be->st_procpid);
+
+			if (proc != NULL && PROC_LXID(proc) != InvalidLocalTransactionId &&
+				be->st_proc_start_timestamp < bound)
+			{
+				bound = be->st_proc_start_timestamp;
+				if (be->st_state == STATE_DISABLED)
+					untracked = true;
+			}
+		}
+	}
+	if (untracked && !warned_untracked)
+	{
+		warned_untracked = true;
+		ereport(WARNING,
+				(errmsg("a session with track_activities off holds back the late-commit bound of incetl's timestamp pipelines"),
+				 errdetail("Its open transaction publishes no start time, so a run reads only rows stamped before that session started."),
+				 errhint("Keep track_activities on (the default) in sessions that write to timestamp sources; pg_stat_activity shows the others with state 'disabled'.")));
 	}
 	return bound;
 }
@@ -350,6 +393,7 @@ incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound)
 Datum
 incetl_set_watermark(PG_FUNCTION_ARGS)
 {
+	IncetlRoleSwitch role;
 	IncetlPipeline *p;
 	char	   *value;
 	Datum		d;
@@ -363,6 +407,12 @@ incetl_set_watermark(PG_FUNCTION_ARGS)
 	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	incetl_check_owner(p);
 	incetl_lock_idle_pipeline(p);
+
+	/*
+	 * As the owner: the watermark type's input function may be a domain's,
+	 * whose CHECK is the owner's code (an error restores the role).
+	 */
+	incetl_switch_role(&role, p->owner, 0);
 	incetl_resolve_pipeline(p, false);
 	if (!OidIsValid(p->wm_type))
 		ereport(ERROR,
@@ -381,6 +431,7 @@ incetl_set_watermark(PG_FUNCTION_ARGS)
 		d = OidInputFunctionCall(in, value, ioparam, -1);
 		incetl_save_cursor(p, incetl_canonical_text(d, p->wm_type), NULL);
 	}
+	incetl_restore_role(&role, true);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

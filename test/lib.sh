@@ -119,5 +119,14 @@ incetl_build_install() {
 	incetl_log "building in $dir"
 	(cd "$dir" && incetl_as_user make -s PG_CONFIG="$PG_CONFIG") || return 1
 	incetl_log "installing into $("$PG_CONFIG" --pkglibdir)"
+	# Install scripts left by another checkout's build (an update script of
+	# a version this one does not have) would change which versions the
+	# server offers: remove those this checkout does not ship.
+	local ext_dir f
+	ext_dir="$("$PG_CONFIG" --sharedir)/extension"
+	for f in "$ext_dir"/incetl--*.sql; do
+		[ -e "$f" ] || continue
+		[ -e "$dir/$(basename "$f")" ] || incetl_as_root rm -f "$f" || return 1
+	done
 	(cd "$dir" && incetl_as_root make -s PG_CONFIG="$PG_CONFIG" install) || return 1
 }
