@@ -7,7 +7,8 @@
 # this builds PostgreSQL 15 from source with assertions and Valgrind support
 # (--enable-cassert, USE_VALGRIND defined in src/include/pg_config_manual.h,
 # so that pfree'd and unused memory-context space is marked inaccessible),
-# installs incetl into it, and runs "make installcheck" and "make
+# with all of contrib and the isolation tester, installs incetl into it,
+# and runs "make installcheck" and "make
 # isolationcheck" with every server process under Valgrind's memcheck.  It
 # then reads the Valgrind logs and prints each distinct error once, with its
 # stack.  Exit status: non-zero when a suite failed or Valgrind saw an
@@ -173,7 +174,9 @@ build_postgres() {
 		./configure "${CONFIGURE_FLAGS[@]}" CFLAGS="$VG_CFLAGS" >"$CACHE/configure.log" 2>&1
 		make -s -j2 >"$CACHE/make.log" 2>&1
 		make -s install >>"$CACHE/make.log" 2>&1
-		for d in contrib/pgcrypto contrib/test_decoding src/test/isolation; do
+		# all of contrib: incetl requires pgcrypto, and the tests use
+		# test_decoding, postgres_fdw, dblink, citext, ltree, isn, cube...
+		for d in contrib src/test/isolation; do
 			make -s -j2 -C "$d" >>"$CACHE/make.log" 2>&1
 			make -s -C "$d" install >>"$CACHE/make.log" 2>&1
 		done
@@ -209,11 +212,11 @@ build_postgres() {
 		--log-file="\$logdir/%p.log" "\$orig" "\$@"
 	EOF
 	chmod 755 "$INSTALL/bin/postgres" || return 1
-	printf '%s\n' "$(basename "$tarball") ${CONFIGURE_FLAGS[*]} CFLAGS=$VG_CFLAGS USE_VALGRIND" >"$STAMP"
+	printf '%s\n' "$(basename "$tarball") $want_stamp" >"$STAMP"
 	incetl_log "PostgreSQL built in $((SECONDS - t0))s"
 }
 
-want_stamp="${CONFIGURE_FLAGS[*]} CFLAGS=$VG_CFLAGS USE_VALGRIND"
+want_stamp="${CONFIGURE_FLAGS[*]} CFLAGS=$VG_CFLAGS USE_VALGRIND contrib"
 if [ -z "${INCETL_VALGRIND_REBUILD:-}" ] && [ -f "$STAMP" ] &&
    [ -x "$INSTALL/bin/postgres.orig" ] && grep -qF -- "$want_stamp" "$STAMP"; then
 	incetl_log "reusing the PostgreSQL build in $INSTALL ($(cut -d' ' -f1 "$STAMP"))"
