@@ -20,7 +20,7 @@
 # that one, or the tarball named by INCETL_PG_TARBALL.  The build is cached:
 # on 2 cores it takes 2 to 4 minutes the first time, later runs reuse it.
 #
-# Slow: the suites take about 13 minutes on 2 cores under Valgrind;
+# Slow: the suites take about 17 minutes on 2 cores under Valgrind;
 # not in CI.
 #
 # Environment:
