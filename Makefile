@@ -6,6 +6,7 @@
 # make tapcheck                        TAP tests (PostgreSQL::Test::Cluster)
 # make check-all                       everything above
 # make valgrind                        installcheck + isolationcheck under Valgrind (slow)
+# make soak [SOAK_SECONDS=600]         the randomized differential test, long (as root)
 
 MODULE_big = incetl
 OBJS = \
@@ -96,3 +97,20 @@ valgrind:
 	bash test/valgrind.sh
 
 .PHONY: valgrind
+
+# make soak [SOAK_SECONDS=s] [SOAK_SEED=n] [SOAK_ROUNDS=n] [SOAK_KNOWN=gates]:
+# the randomized differential test (test/t/080_differential.pl) for SOAK_SECONDS
+# (default 600), starting at SOAK_SEED (default: random), through
+# test/run_all.sh like CI (as root: it installs the build).  A failing round
+# prints its seed and the command that replays it; SOAK_ROUNDS=1 with that
+# seed replays one round.  SOAK_KNOWN=1 (or a list of gate names) also
+# generates the workloads that known bugs break.
+SOAK_SECONDS ?= 600
+soak:
+	INCETL_DIFF_SEED=$${SOAK_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
+	INCETL_DIFF_SECONDS=$(if $(SOAK_ROUNDS),,$(SOAK_SECONDS)) \
+	INCETL_DIFF_ROUNDS=$(SOAK_ROUNDS) INCETL_DIFF_KNOWN=$(SOAK_KNOWN) \
+	INCETL_SUITE_TIMEOUT=$$(( $(SOAK_SECONDS) + 1200 )) \
+	SUITES=tap PROVE_TESTS=t/080_differential.pl bash test/run_all.sh
+
+.PHONY: soak

@@ -49,9 +49,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $SEED = $ENV{INCETL_DIFF_SEED} // 1;
-my $SECONDS = $ENV{INCETL_DIFF_SECONDS} // 0;
-my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} // ($SECONDS ? 0 : 8);
+# (empty means unset: make soak passes every variable)
+my $SEED = ($ENV{INCETL_DIFF_SEED} // '') ne '' ? $ENV{INCETL_DIFF_SEED} : 1;
+my $SECONDS = $ENV{INCETL_DIFF_SECONDS} || 0;
+my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 8);
 my $KEEP_SQL = $ENV{INCETL_DIFF_KEEP_SQL} // 0;
 die "INCETL_DIFF_SEED must be an integer" unless $SEED =~ /^\d+$/;
 
@@ -66,12 +67,16 @@ my %GATES = (
 	trigger_partition => 'trigger strategy: statements on partitions of a partitioned source',
 	# char(n) keys lose their typmod
 	char_key => 'char(3) keys',
-	# key types outside pg_catalog fail with the hash strategy
-	domain_key_hash => 'a domain key with the hash strategy',
+	# key types outside pg_catalog fail with the hash strategy (the hash
+	# state is matched with pg_catalog.=, which ltree does not have)
+	ext_key_hash => 'an ltree key with the hash strategy',
 	# logical: float keys read back with extra_float_digits = 0
 	float_key_logical => 'float8 keys with the logical strategy and extra_float_digits = 0',
 	# backfill with an infinite bound never ends
 	backfill_infinity => 'backfill with an infinite end',
+	# timestamp: versions of one key that share a watermark (an append-only
+	# log with sequence_column) are lost at a batch edge
+	ties_nonunique => 'log source: several versions of a key with one watermark',
 	# logical: a TRUNCATE is lost when a later pass of the run fails
 	logical_truncate_fail => 'logical strategy: an injected failure in the run after a TRUNCATE',
 
@@ -236,6 +241,14 @@ my %KEYTYPES = (
 			return (int($n / 5) . '::integer', ql('b' . ($n % 5) . ($n % 2 ? ' ü' : '')) . '::text');
 		},
 	},
+	citext => {
+		cols => [ [ 'id', 'public.citext' ] ],
+		lit => sub { return ql(($_[0] % 2 ? 'Key' : 'kEY') . $_[0]) . '::public.citext' },
+	},
+	ltree => {
+		cols => [ [ 'id', 'public.ltree' ] ],
+		lit => sub { return ql('top.' . ($_[0] % 4) . ".n$_[0]") . '::public.ltree' },
+	},
 	float8 => {
 		cols => [ [ 'id', 'float8' ] ],
 		lit => sub { return "($_[0]::float8 / 3)" },
@@ -363,6 +376,8 @@ my @PAYLOAD = (
 my $node;
 my $LOGFH;				# the current round's SQL log
 my $TIMEOUT = $PostgreSQL::Test::Utils::timeout_default;
+# a run that never ends is an error, not a hang (the tables are small)
+my $STMT_TIMEOUT = 60;
 
 sub log_sql
 {
@@ -396,6 +411,8 @@ sub ssend
 	log_sql($s->{tag}, $sql);
 	$bg->{stdin} .= "$sql\n;\n\\echo 'diffsep $n'\n\\warn 'diffsep $n'\n";
 	$s->{pending} = $n;
+	# the session's timer counts from its last statement, not its start
+	$bg->{timeout}->start($TIMEOUT);
 	$bg->{run}->pump_nb;
 	return;
 }
@@ -501,15 +518,19 @@ sub configure
 	# the source kind
 	my @kinds = ('table');
 	push @kinds, 'partitioned', 'view' if $ts || $r->{strategy} eq 'hash';
+	# an append-only log: every change is a new version (sequence_column)
+	push @kinds, 'log' if $ts;
 	push @kinds, 'partitioned' if $r->{strategy} eq 'trigger';
 	$r->{kind} = chance(0.5) ? 'table' : pick(@kinds);
 
 	# the key
-	my @keys = qw(bigint text numeric uuid domain composite);
+	my @keys = qw(bigint text numeric uuid domain composite citext ltree);
 	push @keys, 'char3' if gate('char_key');
 	push @keys, 'float8' if $r->{strategy} ne 'logical' || gate('float_key_logical');
-	@keys = grep { $_ ne 'domain' } @keys
-	  if $r->{strategy} eq 'hash' && !gate('domain_key_hash');
+	@keys = grep { $_ ne 'ltree' } @keys
+	  if $r->{strategy} eq 'hash' && !gate('ext_key_hash');
+	# partitions are by hash of the key, which ltree has no opclass for
+	@keys = grep { $_ ne 'ltree' } @keys if $r->{kind} eq 'partitioned';
 	$r->{keytype} = pick(@keys);
 	my $kt = $KEYTYPES{ $r->{keytype} };
 	$r->{fancy} = chance(0.3);
@@ -550,7 +571,8 @@ sub configure
 	$r->{dropped_col} = chance(0.3);
 	$r->{hash_algorithm} = chance(0.3) ? 'sha256' : 'hash64';
 	$r->{batch_size} = between(1, 50);
-	$r->{explicit_keys} = $r->{kind} eq 'view' || chance(0.3);
+	$r->{explicit_keys} = $r->{kind} eq 'view' || $r->{kind} eq 'log' || chance(0.3);
+	$r->{seqcol} = $r->{kind} eq 'log' ? 'seq' : undef;
 	$r->{wm_nullable} = !$ts;
 
 	# what the workload may do
@@ -603,6 +625,7 @@ sub mapped_cols
 	push @c, map { $_->{cmp} ? qi($_->{name}) . "::$_->{cmp}" : qi($_->{name}) } @{ $R->{payload} };
 	push @c, qi($R->{wm});
 	push @c, qi($R->{flag}) if $R->{flag} && $R->{flag_in_target};
+	push @c, qi($R->{seqcol}) if $R->{seqcol};
 	return join(', ', @c);
 }
 
@@ -615,11 +638,13 @@ sub setup_round
 	my @scols = shuffled(@kcols, @pcols, $wmcol);
 	push @scols, qi($r->{flag}) . ' boolean NOT NULL DEFAULT false' if $r->{flag};
 	push @scols, qi($r->{src_only}) . ' integer DEFAULT 7' if $r->{src_only};
+	push @scols, qi($r->{seqcol}) . ' bigint GENERATED ALWAYS AS IDENTITY' if $r->{seqcol};
 	unshift @scols, 'junk integer' if $r->{dropped_col};
 
 	sok($main, 'CREATE SCHEMA IF NOT EXISTS ' . qi($r->{schema}));
 	my $table = $r->{kind} eq 'view' ? $r->{base} : $r->{src};
-	my $ddl = "CREATE TABLE $table (" . join(', ', @scols) . ', PRIMARY KEY (' . key_list() . '))';
+	my $ddl = "CREATE TABLE $table (" . join(', ', @scols)
+	  . ($r->{kind} eq 'log' ? ')' : ', PRIMARY KEY (' . key_list() . '))');
 	$ddl .= ' PARTITION BY HASH (' . (key_names())[0] . ')' if $r->{kind} eq 'partitioned';
 	sok($main, $ddl);
 	if ($r->{kind} eq 'partitioned')
@@ -640,6 +665,7 @@ sub setup_round
 	# the target: the same columns in another order, and incetl's own
 	my @tcols = (@kcols, @pcols, qi($r->{wm}) . " $r->{wm_type}");
 	push @tcols, qi($r->{flag}) . ' boolean' if $r->{flag} && $r->{flag_in_target};
+	push @tcols, qi($r->{seqcol}) . ' bigint' if $r->{seqcol};
 	push @tcols, 'is_deleted boolean' if $r->{soft} || chance(0.2);
 	push @tcols, 'deleted_at timestamptz' if $r->{deleted_at};
 	push @tcols, 'etl_inserted_at timestamptz', 'etl_updated_at timestamptz', 'etl_run_id bigint'
@@ -648,14 +674,15 @@ sub setup_round
 	sok($main, "CREATE TABLE $r->{tgt} (" . join(', ', shuffled(@tcols)) . ', PRIMARY KEY (' . key_list() . '))');
 
 	# the failure injector: a row trigger on the target that, when the
-	# control row says so, lets `remaining` rows pass, then raises or waits
-	sok($main, "CREATE TABLE $r->{ctl} (mode text NOT NULL, remaining integer NOT NULL)");
-	sok($main, "INSERT INTO $r->{ctl} VALUES ('off', 0)");
+	# control row says so, lets `remaining` rows (of the operations in ops)
+	# pass, then raises or waits
+	sok($main, "CREATE TABLE $r->{ctl} (mode text NOT NULL, remaining integer NOT NULL, ops text[] NOT NULL)");
+	sok($main, "INSERT INTO $r->{ctl} VALUES ('off', 0, '{INSERT,UPDATE,DELETE}')");
 	sok($main, qq{CREATE FUNCTION $r->{guardfn}() RETURNS trigger LANGUAGE plpgsql AS \$g\$
-DECLARE m text; n integer;
+DECLARE m text; n integer; o text[];
 BEGIN
-	SELECT mode INTO m FROM $r->{ctl};
-	IF m <> 'off' THEN
+	SELECT mode, ops INTO m, o FROM $r->{ctl};
+	IF m <> 'off' AND TG_OP = ANY (o) THEN
 		UPDATE $r->{ctl} SET remaining = remaining - 1 RETURNING remaining INTO n;
 		IF n < 0 THEN
 			IF m = 'error' THEN
@@ -680,6 +707,7 @@ sub create_pipeline
 	push @o, 'key_columns => ARRAY[' . join(', ', map { ql($_->[0]) } @{ $r->{keys} }) . ']'
 	  if $r->{explicit_keys};
 	push @o, 'watermark_column => ' . ql($r->{wm}) if $r->{strategy} eq 'timestamp';
+	push @o, 'sequence_column => ' . ql($r->{seqcol}) if $r->{seqcol};
 	push @o, 'lookback => ' . ql($r->{lookback}) if defined $r->{lookback};
 	push @o, 'delete_detection => ' . ql($r->{dd}) if $r->{strategy} eq 'timestamp';
 	push @o, 'delete_flag_column => ' . ql($r->{flag}) if $r->{flag};
@@ -705,6 +733,7 @@ sub model_init
 	$R->{used} = [ {}, {}, {} ];
 	$R->{next} = [ 0, 0, 0 ];
 	$R->{intx} = [ 0, 0, 0 ];
+	$R->{touched} = [ {}, {}, {} ];
 	return;
 }
 
@@ -837,11 +866,42 @@ sub update_sql
 	  . " WHERE $match";
 }
 
+# keys whose newest version this transaction of writer w may add another
+# to: one with the same watermark (its transaction's start) would be a tie
+# within a key, which the gate ties_nonunique turns on
+sub untied
+{
+	my ($w, @ns) = @_;
+	return @ns unless $R->{kind} eq 'log' && $R->{intx}[$w] && !gate('ties_nonunique');
+	return grep { !$R->{touched}[$w]{$_} } @ns;
+}
+
+# a new version of each key in a log source; $flag: the delete flag's value
+sub log_versions
+{
+	my ($w, $flag, @ns) = @_;
+	my @cols = (key_names(), (map { qi($_->{name}) } @{ $R->{payload} }), qi($R->{wm}));
+	push @cols, qi($R->{flag}) if $R->{flag};
+	# with the gate, sometimes two versions of a key in one statement
+	push @ns, grep { chance(0.3) } @ns if gate('ties_nonunique');
+	my $wmv = wm_value(0);
+	my @rows;
+	foreach my $n (@ns)
+	{
+		my @v = (keylits($n), (map { payload_value($_) } @{ $R->{payload} }), $wmv);
+		push @v, $flag ? 'true' : 'false' if $R->{flag};
+		push @rows, '(' . join(', ', @v) . ')';
+		$R->{touched}[$w]{$n} = 1;
+	}
+	return "INSERT INTO $R->{table} (" . join(', ', @cols) . ') VALUES ' . join(",\n  ", @rows);
+}
+
 sub op_update
 {
 	my ($w) = @_;
-	my @live = present_keys($w, 0);
+	my @live = untied($w, present_keys($w, 0));
 	return undef unless @live;
+	return log_versions($w, 0, some_of(chance(0.2) ? 40 : 5, @live)) if $R->{kind} eq 'log';
 	my @ns = some_of(chance(0.2) ? 40 : 5, @live);
 	my $how = pickw(
 		now => 8,
@@ -860,9 +920,14 @@ sub op_delete
 {
 	my ($w) = @_;
 	my $c = cur($w);
-	my @live = present_keys($w, 0);
+	my @live = untied($w, present_keys($w, 0));
 	return undef unless @live;
 	my @ns = some_of(chance(0.2) ? 30 : 4, @live);
+	if ($R->{flag} && $R->{kind} eq 'log')
+	{
+		$c->{$_} = 1 foreach @ns;
+		return log_versions($w, 1, @ns);
+	}
 	if ($R->{flag})
 	{
 		# deleting means setting the flag
@@ -883,10 +948,11 @@ sub op_undelete
 {
 	my ($w) = @_;
 	my $c = cur($w);
-	my @dead = present_keys($w, 1);
+	my @dead = untied($w, present_keys($w, 1));
 	return undef unless @dead;
 	my @ns = some_of(3, @dead);
 	$c->{$_} = 0 foreach @ns;
+	return log_versions($w, 0, @ns) if $R->{kind} eq 'log';
 	return 'UPDATE ' . wrel() . ' SET ' . qi($R->{flag}) . ' = false, ' . qi($R->{wm}) . ' = ' . wm_value(0)
 	  . ' WHERE ' . key_match('', @ns);
 }
@@ -894,7 +960,7 @@ sub op_undelete
 sub op_keychange
 {
 	my ($w) = @_;
-	return undef if $R->{flag};
+	return undef if $R->{flag} || $R->{kind} eq 'log';
 	my $c = cur($w);
 	my @live = present_keys($w, 0);
 	return undef unless @live;
@@ -958,6 +1024,7 @@ sub writer_step
 		}
 		$R->{intx}[$w] = 0;
 		$R->{view}[$w] = undef;
+		$R->{touched}[$w] = {};
 		return;
 	}
 	my $begin = '';
@@ -965,6 +1032,7 @@ sub writer_step
 	{
 		$R->{intx}[$w] = 1;
 		$R->{view}[$w] = copy_state($R->{state}[$w]);
+		$R->{touched}[$w] = {};
 		$begin = "BEGIN;\n";
 	}
 	my $replica = $R->{replica_writes} && chance(0.1);
@@ -986,6 +1054,7 @@ sub writer_step
 		$sql = "BEGIN;\nSET LOCAL session_replication_role = replica;\n$sql;\nCOMMIT";
 	}
 	sok($s, $begin . $sql);
+	$R->{touched}[$w] = {} unless $R->{intx}[$w];
 	return;
 }
 
@@ -1040,6 +1109,9 @@ sub run_step
 	$o{preview} = 0
 	  if $R->{truncate_pending} && !gate('preview_truncate')
 	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
+	# of a log, preview shows the net effect per key; a run inserts a new
+	# key in one batch and updates it with a newer version in the next
+	$o{preview} = 0 if $R->{kind} eq 'log';
 	if ($quiet && $o{preview})
 	{
 		foreach my $l (split /\n/, sok($main, 'SELECT op, count(*) FROM incetl.preview(' . ql($R->{name}) . ') GROUP BY op'))
@@ -1077,7 +1149,9 @@ sub run_step
 sub set_ctl
 {
 	my ($mode, $remaining) = @_;
-	sok($main, "UPDATE $R->{ctl} SET mode = '$mode', remaining = " . ($remaining // 0));
+	# sometimes only deletes count: a failure in a compare-deletes pass
+	my $ops = $mode ne 'off' && chance(0.3) ? '{DELETE}' : '{INSERT,UPDATE,DELETE}';
+	sok($main, "UPDATE $R->{ctl} SET mode = '$mode', remaining = " . ($remaining // 0) . ", ops = '$ops'");
 	return;
 }
 
@@ -1110,7 +1184,7 @@ sub failing_run_step
 
 sub new_async
 {
-	$async = session_new('async');
+	$async = session_new('async', "SET statement_timeout = '${STMT_TIMEOUT}s'");
 	return;
 }
 
@@ -1225,7 +1299,11 @@ sub backfill_step
 	$hi = "'infinity'" if gate('backfill_infinity') && chance(0.3);
 	$lo = "now() - interval '1 day'" if $lo eq "'-infinity'" && !gate('backfill_infinity');
 	my $chunk = pick('1 minute', '1 hour', '1 day');
-	sok($main, 'CALL incetl.backfill(' . ql($R->{name}) . ", ($lo)::timestamptz, ($hi)::timestamptz, interval '$chunk')");
+	my $call = 'CALL incetl.backfill(' . ql($R->{name}) . ", ($lo)::timestamptz, ($hi)::timestamptz, interval '$chunk')";
+	# an infinite bound: a backfill still going after 10s never ends
+	$call = "SET statement_timeout = '10s';\n$call;\nSET statement_timeout = '${STMT_TIMEOUT}s'"
+	  if $hi eq "'infinity'" || $lo eq "'-infinity'";
+	sok($main, $call);
 	my @f = split /\|/, last_run();
 	fail_round("the backfill did not succeed: @f") unless $f[1] eq 'backfill' && $f[2] eq 'succeeded';
 	return;
@@ -1257,12 +1335,20 @@ sub diff_rows
 	return sok($main, "SELECT count(*) FROM ($a EXCEPT $b) x");
 }
 
+# the source's current rows: of a log, the newest version of each key
+sub src_current
+{
+	return $R->{src} unless $R->{kind} eq 'log';
+	my $k = key_list();
+	return "(SELECT DISTINCT ON ($k) * FROM $R->{src} ORDER BY $k, " . qi($R->{seqcol}) . ' DESC) AS cur';
+}
+
 sub check_equal
 {
 	my ($when) = @_;
 	my $cols = mapped_cols();
 	my $live = $R->{flag} ? ' WHERE ' . qi($R->{flag}) . ' IS NOT TRUE' : '';
-	my $src = "SELECT $cols FROM $R->{src}$live";
+	my $src = "SELECT $cols FROM " . src_current() . $live;
 	my $tlive = $R->{soft} ? ' WHERE is_deleted IS NOT TRUE' : '';
 	my $tgt = "SELECT $cols FROM $R->{tgt}$tlive";
 	my $extra_q = $tgt;
@@ -1272,7 +1358,7 @@ sub check_equal
 		my $k = key_list();
 		$extra_q = "SELECT $cols FROM $R->{tgt} WHERE "
 		  . ($R->{soft} ? 'is_deleted IS NOT TRUE AND ' : '')
-		  . "($k) IN (SELECT $k FROM $R->{src}$live)";
+		  . "($k) IN (SELECT $k FROM " . src_current() . "$live)";
 	}
 	my $missing = diff_rows($src, $tgt);
 	my $extra = diff_rows($extra_q, $src);
@@ -1389,7 +1475,7 @@ sub preload
 		# stale copies of some source rows; for strategies whose first run
 		# compares with the target (not hash), also keys the source lacks
 		my $cols = join(', ', key_names(), map { qi($_->{name}) } @{ $R->{payload} });
-		sok($main, "INSERT INTO $R->{tgt} ($cols) SELECT $cols FROM $R->{src} LIMIT 5");
+		sok($main, "INSERT INTO $R->{tgt} ($cols) SELECT $cols FROM " . src_current() . ' LIMIT 5');
 		my $extra = $R->{strategy} ne 'hash'
 		  && !($R->{strategy} eq 'timestamp' && $R->{dd} ne 'compare');
 		if ($extra)
@@ -1460,7 +1546,7 @@ sub play_round
 	# settings of the previous round go; this round's come
 	sok($main, 'RESET ALL');
 	sok($main, $_) foreach ('SET client_min_messages = warning', 'SET incetl.late_commit_margin = 0',
-		@{ $R->{settings} });
+		"SET statement_timeout = '${STMT_TIMEOUT}s'", @{ $R->{settings} });
 	setup_round();
 	preload();
 	create_pipeline();
@@ -1523,7 +1609,22 @@ sub open_sessions
 
 sub close_sessions
 {
-	session_end($_) foreach ($main, @writers, $async);
+	my ($hard) = @_;
+	if ($hard)
+	{
+		# after a failure a session may be stuck in a statement: end the
+		# backends, then the psql processes, without waiting on them
+		$node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()});
+		foreach my $s (grep { defined } $main, @writers, $async)
+		{
+			eval { $s->{bg}->{run}->kill_kill; };
+		}
+	}
+	else
+	{
+		session_end($_) foreach ($main, @writers, $async);
+	}
 	($main, @writers, $async) = (undef);
 	@writers = ();
 	return;
@@ -1570,7 +1671,7 @@ for (my $r = 0;; $r++)
 		diag "  replay: " . replay_cmd($seed);
 		diag "  its SQL, session by session: $logfile";
 		# the sessions may be unusable now: start afresh
-		close_sessions();
+		close_sessions(1);
 		open_sessions();
 		cleanup_round();
 	}
