@@ -840,6 +840,7 @@ sub op_insert
 		push @v, $bulk ? $wmv : wm_value($skew);
 		push @rows, '(' . join(', ', @v) . ')';
 		$c->{$n} = 0;
+		$R->{touched}[$w]{$n} = 1;
 	}
 	return 'INSERT INTO ' . wrel() . ' (' . join(', ', @cols) . ') VALUES ' . join(",\n  ", @rows);
 }
