@@ -36,6 +36,10 @@
 #   INCETL_DIFF_SECONDS=s   keep starting rounds for s seconds (soak)
 #   INCETL_DIFF_KNOWN=...   see above
 #   INCETL_DIFF_KEEP_SQL=1  keep every round's SQL log, not only failing ones
+#   INCETL_DIFF_ONLY='kind=log strategy=timestamp'
+#                           play only seeds whose configuration has these
+#                           values (see configure(): strategy, dd, kind,
+#                           keytype, soft, roles, ...); others are skipped
 #
 # Every failure names the round's seed and the command that replays it.
 # `make soak SOAK_SECONDS=3600` runs the long version (see Makefile).
@@ -54,6 +58,7 @@ my $SEED = ($ENV{INCETL_DIFF_SEED} // '') ne '' ? $ENV{INCETL_DIFF_SEED} : 1;
 my $SECONDS = $ENV{INCETL_DIFF_SECONDS} || 0;
 my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 8);
 my $KEEP_SQL = $ENV{INCETL_DIFF_KEEP_SQL} // 0;
+my %ONLY = map { split /=/, $_, 2 } grep { /=/ } split ' ', ($ENV{INCETL_DIFF_ONLY} // '');
 die "INCETL_DIFF_SEED must be an integer" unless $SEED =~ /^\d+$/;
 
 # Workloads that a known bug breaks today, by name: off unless asked for.
@@ -90,6 +95,10 @@ my %GATES = (
 	# alter_pipeline(hash_algorithm => ...) empties the stored hashes: the
 	# target keeps every row deleted from the source before the next run
 	hash_alter_algorithm => 'alter_pipeline(hash_algorithm) of a hash pipeline',
+	# log source, delete flag and lookback: each run re-reads the key's
+	# older live version in a batch of its own, inserts it (no target row
+	# is left to stop it) and deletes it again: runs write forever
+	log_flag_lookback => "a log source with delete_detection 'flag' and lookback",
 );
 my %known;
 {
@@ -529,8 +538,10 @@ sub configure
 	push @keys, 'float8' if $r->{strategy} ne 'logical' || gate('float_key_logical');
 	@keys = grep { $_ ne 'ltree' } @keys
 	  if $r->{strategy} eq 'hash' && !gate('ext_key_hash');
+	# a target partitioned by hash of the key
+	$r->{tgt_partitioned} = chance(0.15);
 	# partitions are by hash of the key, which ltree has no opclass for
-	@keys = grep { $_ ne 'ltree' } @keys if $r->{kind} eq 'partitioned';
+	@keys = grep { $_ ne 'ltree' } @keys if $r->{kind} eq 'partitioned' || $r->{tgt_partitioned};
 	$r->{keytype} = pick(@keys);
 	my $kt = $KEYTYPES{ $r->{keytype} };
 	$r->{fancy} = chance(0.3);
@@ -573,6 +584,8 @@ sub configure
 	$r->{batch_size} = between(1, 50);
 	$r->{explicit_keys} = $r->{kind} eq 'view' || $r->{kind} eq 'log' || chance(0.3);
 	$r->{seqcol} = $r->{kind} eq 'log' ? 'seq' : undef;
+	$r->{lookback} = undef
+	  if $r->{kind} eq 'log' && $r->{dd} eq 'flag' && !gate('log_flag_lookback');
 	$r->{wm_nullable} = !$ts;
 
 	# what the workload may do
@@ -582,6 +595,10 @@ sub configure
 	$r->{replica_writes} = $r->{strategy} ne 'trigger' || gate('trigger_replica');
 	$r->{partition_writes} = $r->{kind} eq 'partitioned'
 	  && ($r->{strategy} ne 'trigger' || gate('trigger_partition'));
+	# the pipeline's owner an unprivileged role (runs are still called by a
+	# superuser), the writer sessions another role with table rights only
+	$r->{roles} = chance(0.35);
+	$r->{replica_writes} = 0 if $r->{roles};	# needs a superuser
 	$r->{settings} = [];
 	push @{ $r->{settings} }, 'SET DateStyle = ' . ql(pick('SQL, DMY', 'German', 'Postgres, MDY')) if chance(0.3);
 	push @{ $r->{settings} }, 'SET IntervalStyle = ' . ql(pick('sql_standard', 'iso_8601')) if chance(0.3);
@@ -603,12 +620,14 @@ sub describe
 		'delete_mode ' . ($r->{soft} ? 'soft' : 'hard'),
 		"key $r->{keytype}",
 		"source $r->{kind}",
+		($r->{tgt_partitioned} ? 'target partitioned' : ()),
 		"batch_size $r->{batch_size}",
 		(defined $r->{lookback} ? "lookback $r->{lookback}" : ()),
 		($r->{wm_type} ne 'timestamptz' ? "watermark $r->{wm_type}" : ()),
 		($r->{strategy} eq 'hash' ? "hash $r->{hash_algorithm}" : ()),
 		'payload ' . join(' ', map { $_->{type} } @{ $r->{payload} }),
 		($r->{osc} ne 'fail' ? "on_schema_change $r->{osc}" : ()),
+		($r->{roles} ? 'owner diff_owner, writers diff_writer' : ()),
 		(@{ $r->{settings} } ? 'runner ' . join('; ', @{ $r->{settings} }) : ()));
 }
 
@@ -671,7 +690,13 @@ sub setup_round
 	push @tcols, 'etl_inserted_at timestamptz', 'etl_updated_at timestamptz', 'etl_run_id bigint'
 	  if $r->{etl};
 	push @tcols, q{note text DEFAULT 'target only'} if chance(0.3);
-	sok($main, "CREATE TABLE $r->{tgt} (" . join(', ', shuffled(@tcols)) . ', PRIMARY KEY (' . key_list() . '))');
+	sok($main, "CREATE TABLE $r->{tgt} (" . join(', ', shuffled(@tcols)) . ', PRIMARY KEY (' . key_list() . '))'
+		  . ($r->{tgt_partitioned} ? ' PARTITION BY HASH (' . (key_names())[0] . ')' : ''));
+	if ($r->{tgt_partitioned})
+	{
+		sok($main, "CREATE TABLE " . qi($r->{schema}) . '.' . qi("tgt_$r->{seed} p$_") . " PARTITION OF $r->{tgt} "
+			  . "FOR VALUES WITH (MODULUS 2, REMAINDER $_)") foreach 0 .. 1;
+	}
 
 	# the failure injector: a row trigger on the target that, when the
 	# control row says so, lets `remaining` rows (of the operations in ops)
@@ -696,6 +721,16 @@ BEGIN
 END \$g\$});
 	sok($main, "CREATE TRIGGER diff_guard BEFORE INSERT OR UPDATE OR DELETE ON $r->{tgt} "
 		  . "FOR EACH ROW EXECUTE FUNCTION $r->{guardfn}()");
+	if ($r->{roles})
+	{
+		my @src = ($r->{src}, ($r->{base} // ()), @{ $r->{parts} // [] });
+		sok($main, 'GRANT USAGE ON SCHEMA ' . qi($r->{schema}) . ' TO diff_owner, diff_writer');
+		sok($main, "ALTER TABLE $_ OWNER TO diff_owner") foreach ($r->{table}, @{ $r->{parts} // [] }, $r->{tgt}, $r->{ctl});
+		sok($main, "ALTER VIEW $r->{src} OWNER TO diff_owner") if $r->{kind} eq 'view';
+		sok($main, "ALTER FUNCTION $r->{guardfn}() OWNER TO diff_owner");
+		sok($main, 'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ' . join(', ', @src) . ' TO diff_writer');
+		sok($_, 'SET ROLE diff_writer') foreach @writers;
+	}
 	return;
 }
 
@@ -715,7 +750,9 @@ sub create_pipeline
 	push @o, 'hash_algorithm => ' . ql($r->{hash_algorithm}) if $r->{hash_algorithm} ne 'hash64';
 	push @o, "batch_size => $r->{batch_size}";
 	push @o, q{on_schema_change => 'ignore'} if $r->{osc} eq 'ignore';
-	$r->{id} = sok($main, 'SELECT incetl.create_pipeline(' . join(', ', @o) . ')');
+	my $create = 'SELECT incetl.create_pipeline(' . join(', ', @o) . ')';
+	$create = "SET ROLE diff_owner;\n$create;\nRESET ROLE" if $r->{roles};
+	$r->{id} = sok($main, $create);
 	return;
 }
 
@@ -1121,7 +1158,8 @@ sub run_step
 			$pv{$op} = $n;
 		}
 	}
-	sok($main, run_call());
+	# run_all runs every enabled pipeline: this round's is the only one
+	sok($main, chance(0.15) ? 'CALL incetl.run_all()' : run_call());
 	my $row = last_run();
 	my @f = split /\|/, $row;
 	fail_round("the run did not succeed: $row") unless $f[2] eq 'succeeded';
@@ -1546,6 +1584,7 @@ sub play_round
 
 	# settings of the previous round go; this round's come
 	sok($main, 'RESET ALL');
+	sok($_, 'RESET ROLE') foreach @writers;
 	sok($main, $_) foreach ('SET client_min_messages = warning', 'SET incetl.late_commit_margin = 0',
 		"SET statement_timeout = '${STMT_TIMEOUT}s'", @{ $R->{settings} });
 	setup_round();
@@ -1598,6 +1637,8 @@ CREATE EXTENSION citext; CREATE EXTENSION ltree; CREATE EXTENSION cube; CREATE E
 CREATE DOMAIN public.diff_posint AS integer CHECK (VALUE > 0);
 CREATE DOMAIN public.diff_posnum AS numeric CHECK (VALUE > 0);
 CREATE TYPE public.diff_mood AS ENUM ('sad', 'ok', 'happy');
+CREATE ROLE diff_owner REPLICATION;
+CREATE ROLE diff_writer;
 });
 
 sub open_sessions
@@ -1636,13 +1677,30 @@ diag "differential test: first seed $SEED, "
   . (%known ? ', known-bug workloads on: ' . join(', ', sort keys %known) : '');
 
 open_sessions();
-my $start = time;
-my ($played, $failed) = (0, 0);
-for (my $r = 0;; $r++)
+# does the configuration of a seed match INCETL_DIFF_ONLY?
+sub wanted
 {
-	last if $ROUNDS && $r >= $ROUNDS;
+	my ($seed) = @_;
+	return 1 unless %ONLY;
+	my $c = configure($seed);
+	foreach my $k (keys %ONLY)
+	{
+		return 0 unless ($c->{$k} // '') eq $ONLY{$k};
+	}
+	return 1;
+}
+
+my $start = time;
+my ($played, $failed, $skipped) = (0, 0, 0);
+for (my $seed = $SEED;; $seed++)
+{
+	last if $ROUNDS && $played >= $ROUNDS;
 	last if $SECONDS && time - $start >= $SECONDS;
-	my $seed = $SEED + $r;
+	if (!wanted($seed))
+	{
+		die 'INCETL_DIFF_ONLY matches no seed in 100000' if ++$skipped > 100_000;
+		next;
+	}
 	my $t0 = time;
 	my $ok = eval { play_round($seed); 1 };
 	my $err = $@;
