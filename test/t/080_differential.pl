@@ -32,7 +32,8 @@
 #
 # Environment:
 #   INCETL_DIFF_SEED=n      first round's seed (default 1); round r uses n+r
-#   INCETL_DIFF_ROUNDS=n    rounds to run (default 8; unlimited with SECONDS)
+#   INCETL_DIFF_ROUNDS=n    rounds to run (default 80, about 45s on 2 cores;
+#                           unlimited with SECONDS)
 #   INCETL_DIFF_SECONDS=s   keep starting rounds for s seconds (soak)
 #   INCETL_DIFF_KNOWN=...   see above
 #   INCETL_DIFF_KEEP_SQL=1  keep every round's SQL log, not only failing ones
@@ -56,7 +57,7 @@ use Time::HiRes qw(usleep);
 # (empty means unset: make soak passes every variable)
 my $SEED = ($ENV{INCETL_DIFF_SEED} // '') ne '' ? $ENV{INCETL_DIFF_SEED} : 1;
 my $SECONDS = $ENV{INCETL_DIFF_SECONDS} || 0;
-my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 8);
+my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 80);
 my $KEEP_SQL = $ENV{INCETL_DIFF_KEEP_SQL} // 0;
 my %ONLY = map { split /=/, $_, 2 } grep { /=/ } split ' ', ($ENV{INCETL_DIFF_ONLY} // '');
 die "INCETL_DIFF_SEED must be an integer" unless $SEED =~ /^\d+$/;
@@ -1187,9 +1188,9 @@ sub run_step
 
 sub set_ctl
 {
-	my ($mode, $remaining) = @_;
+	my ($mode, $remaining, $deletes_only) = @_;
 	# sometimes only deletes count: a failure in a compare-deletes pass
-	my $ops = $mode ne 'off' && chance(0.3) ? '{DELETE}' : '{INSERT,UPDATE,DELETE}';
+	my $ops = $mode ne 'off' && ($deletes_only || chance(0.3)) ? '{DELETE}' : '{INSERT,UPDATE,DELETE}';
 	sok($main, "UPDATE $R->{ctl} SET mode = '$mode', remaining = " . ($remaining // 0) . ", ops = '$ops'");
 	return;
 }
@@ -1199,7 +1200,12 @@ sub failing_run_step
 {
 	return if $R->{strategy} eq 'logical' && $R->{truncated} && !gate('logical_truncate_fail');
 	my $k = pick(0, rnd(5), rnd($R->{batch_size} + 2), rnd(2 * $R->{batch_size} + 3));
-	set_ctl('error', $k);
+	# with its gate, aim at the known bug: the first delete of the compare
+	# pass that a pending TRUNCATE asks for fails
+	my $aim = $R->{strategy} eq 'logical' && $R->{truncate_pending} && gate('logical_truncate_fail')
+	  && chance(0.9);
+	$k = 0 if $aim;
+	set_ctl('error', $k, $aim);
 	my ($out, $err) = sq($main, run_call());
 	set_ctl('off');
 	my @f = split /\|/, last_run();
@@ -1604,7 +1610,8 @@ sub play_round
 			alter => 0.7,
 			backfill => ($R->{strategy} eq 'timestamp' ? 0.6 : 0),
 			reconcile => 0.5,
-			truncate => ($R->{can_truncate} ? 0.4 : 0),
+			truncate => (!$R->{can_truncate} ? 0
+				: $R->{strategy} eq 'logical' && gate('logical_truncate_fail') ? 2 : 0.4),
 			reset => 0.2);
 		if ($step eq 'write')
 		{
