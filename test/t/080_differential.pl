@@ -33,7 +33,7 @@
 # Environment:
 #   INCETL_DIFF_SEED=n      first round's seed (default 1); the rounds play
 #                           seeds n, n+1, ..., each the whole of its round
-#   INCETL_DIFF_ROUNDS=n    rounds to play (default 80: 20-45s on 2 cores;
+#   INCETL_DIFF_ROUNDS=n    rounds to play (default 120: 30-60s on 2 cores;
 #                           unlimited with SECONDS)
 #   INCETL_DIFF_SECONDS=s   keep starting rounds for s seconds (soak)
 #   INCETL_DIFF_KNOWN=...   see above
@@ -58,7 +58,7 @@ use Time::HiRes qw(usleep);
 # (empty means unset: make soak passes every variable)
 my $SEED = ($ENV{INCETL_DIFF_SEED} // '') ne '' ? $ENV{INCETL_DIFF_SEED} : 1;
 my $SECONDS = $ENV{INCETL_DIFF_SECONDS} || 0;
-my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 80);
+my $ROUNDS = $ENV{INCETL_DIFF_ROUNDS} || ($SECONDS ? 0 : 120);
 my $KEEP_SQL = $ENV{INCETL_DIFF_KEEP_SQL} // 0;
 my %ONLY = map { split /=/, $_, 2 } grep { /=/ } split ' ', ($ENV{INCETL_DIFF_ONLY} // '');
 die "INCETL_DIFF_SEED must be an integer" unless $SEED =~ /^\d+$/;
