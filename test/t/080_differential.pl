@@ -1706,7 +1706,6 @@ diag "differential test: first seed $SEED, "
   . ($SECONDS ? "rounds for ${SECONDS}s" : "$ROUNDS rounds")
   . (%known ? ', known-bug workloads on: ' . join(', ', sort keys %known) : '');
 
-open_sessions();
 # does the configuration of a seed match INCETL_DIFF_ONLY?
 sub wanted
 {
@@ -1720,6 +1719,7 @@ sub wanted
 	return 1;
 }
 
+open_sessions();
 my $start = time;
 my ($played, $failed, $skipped) = (0, 0, 0);
 for (my $seed = $SEED;; $seed++)
