@@ -133,7 +133,7 @@ my %known;
 # Gates whose bug main has since fixed: their workloads are always on, so
 # that CI keeps the bug fixed.
 my %FIXED = map { $_ => 1 } qw(lookback_existing char_key ext_key_hash backfill_infinity
-  ties_nonunique backfill_alongside_run);
+  ties_nonunique backfill_alongside_run trigger_replica trigger_partition);
 sub gate { return $FIXED{ $_[0] } || $known{ $_[0] } || 0; }
 
 # ---------------------------------------------------------------------------
