@@ -28,7 +28,8 @@
 #
 # The generator stays within what README promises.  Workloads that hit a
 # known bug are gated: INCETL_DIFF_KNOWN=1 turns on all of them,
-# INCETL_DIFF_KNOWN=name,name some (the names are the keys of %GATES).
+# INCETL_DIFF_KNOWN=name,name some (the names are the keys of %GATES).  Once
+# a bug is fixed its gate goes into %FIXED, which turns it on for good.
 #
 # Environment:
 #   INCETL_DIFF_SEED=n      first round's seed (default 1); the rounds play
