@@ -59,7 +59,7 @@ CALL incetl.run('versions');
 SELECT * FROM regress.last_run('versions');
 SELECT * FROM t04.latest WHERE id = 4;
 
-\echo '-- versions spread over batches, lowest first: each batch moves it up'
+\echo '-- versions spread over batches, lowest first: only the newest is applied (the source holds it), the older ones are unchanged'
 INSERT INTO t04.events VALUES
 	(5, 'five v1', 1, '2024-05-01 13:00:00+00'),
 	(5, 'five v2', 2, '2024-05-01 13:00:01+00'),

@@ -51,6 +51,8 @@ static void append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 static void append_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 							const char *dcol);
 static int	column_index(IncetlPipeline *p, const char *name);
+static void append_source_key_match(StringInfo buf, IncetlPipeline *p,
+									const char *keyed);
 
 /* operator of a btree strategy of a type, qualified, and its namespace */
 static char *
@@ -310,6 +312,37 @@ append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
 }
 
 /*
+ * With sequence_column, a version read by a batch is never applied while the
+ * source holds a newer version (by sequence) of its key: the batch sees
+ * only part of a key's versions (a lookback or backfill window, a batch
+ * edge), and the target row that would otherwise stop an older version may
+ * be gone (a flagged delete of a log source removed it).  Adds "dn", the
+ * rows of d0 that no source row of their key supersedes, and returns the
+ * name of the CTE to apply from.  A source with one version per key (a
+ * unique index on the key, as append_dedupe assumes) needs no check.
+ */
+static const char *
+append_newest_guard(StringInfo buf, IncetlPipeline *p)
+{
+	Oid			nsp;
+	char	   *gt;
+	const char *qseq;
+
+	if (p->sequence_column == NULL ||
+		(p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f'))
+		return "d0";
+	gt = type_operator(p->seq_type, BTGreaterStrategyNumber, &nsp);
+	qseq = quote_identifier(p->sequence_column);
+	appendStringInfo(buf, ", dn AS (SELECT * FROM d0 WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+					 p->src_qname);
+	append_source_key_match(buf, p, "d0");
+	/* q DESC NULLS LAST: any non-NULL sequence is newer than a NULL one */
+	appendStringInfo(buf, " AND (s.%s %s d0.q OR (d0.q IS NULL AND s.%s IS NOT NULL))))",
+					 qseq, gt, qseq);
+	return "dn";
+}
+
+/*
  * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
  * append_src_columns), "d" (the rows to upsert, one per key) and, when
  * with_gone, "gone" (target-typed keys g1..gn to delete).  Adds cmp, ins,
@@ -511,21 +544,37 @@ static void
 append_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 {
 	int			i;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
 	/* one probe per key: the source row, or none when the key is gone */
 	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
-	append_src_columns(buf, p, p->watermark_column != NULL, false, with_hash);
+	append_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
 	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
 	append_source_key_match(buf, p, "b");
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
 	append_dedupe(buf, p, p->watermark_column != NULL);
-	appendStringInfoString(buf, ", d AS (SELECT * FROM d0), gone AS (SELECT ");
+
+	/*
+	 * With delete_detection 'flag' a key whose newest source row is
+	 * flagged is as gone as one the source lacks: a reconcile (or any
+	 * keyed pass) must not put it back.
+	 */
+	appendStringInfo(buf, ", d AS (SELECT * FROM d0%s), gone AS (SELECT ",
+					 flag ? " WHERE f IS NOT TRUE" : "");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%sCAST(sb.bk%d AS %s) AS g%d, sb.bk%d AS k%d", i ? ", " : "",
 						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
-	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL)");
+	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL");
+	if (flag)
+	{
+		appendStringInfoString(buf, " UNION ALL SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sc%d, k%d", i ? ", " : "", key_col(p, i), i + 1);
+		appendStringInfoString(buf, " FROM d0 WHERE f IS TRUE");
+	}
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -582,6 +631,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
+	const char *newest;
 
 	/*
 	 * Without a unique index on the key, (watermark, key) may repeat (a
@@ -699,15 +749,17 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 
 	append_dedupe(&buf, p, true);
+	newest = append_newest_guard(&buf, p);
 	if (flag)
 	{
-		appendStringInfoString(&buf, ", d AS (SELECT * FROM d0 WHERE f IS NOT TRUE), gone AS (SELECT ");
+		appendStringInfo(&buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
+						 newest);
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(&buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
-		appendStringInfoString(&buf, " FROM d0 WHERE f IS TRUE)");
+		appendStringInfo(&buf, " FROM %s WHERE f IS TRUE)", newest);
 	}
 	else
-		appendStringInfoString(&buf, ", d AS (SELECT * FROM d0)");
+		appendStringInfo(&buf, ", d AS (SELECT * FROM %s)", newest);
 
 	if (shape->preview)
 	{
@@ -848,6 +900,7 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 	StringInfoData buf;
 	int			i;
 	const char *other = reconcile ? "t" : "st";
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
@@ -857,10 +910,12 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
-	appendStringInfo(&buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
-					 other);
+	appendStringInfo(&buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
+					 other, flag ? " OR s.f IS TRUE" : "");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
+	if (flag)
+		appendStringInfo(&buf, "s.%s AS f, ", quote_identifier(p->delete_flag_column));
 	append_row_hash(&buf, p, "s", reconcile);
 	appendStringInfo(&buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
 	if (reconcile)
@@ -885,8 +940,21 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%s%s.k%d %s s.k%d", i ? " AND " : "", other, i + 1,
 						 incetl_type_equality(p->keys[i]->src_type), i + 1);
-	appendStringInfo(&buf, " WHERE s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h) AS x",
+	appendStringInfo(&buf, " WHERE (s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h",
 					 other, other);
+
+	/*
+	 * delete_detection 'flag': a flagged source row stands for a deleted
+	 * key.  It is work when the other side still holds the key (even with
+	 * an equal hash: the flag need not be a target column), and none when
+	 * the other side lacks it.
+	 */
+	if (flag)
+		appendStringInfo(&buf, " OR s.f IS TRUE) AND NOT (%s.k1 IS NULL AND s.f IS TRUE)",
+						 other);
+	else
+		appendStringInfoChar(&buf, ')');
+	appendStringInfoString(&buf, ") AS x");
 	return buf.data;
 }
 
