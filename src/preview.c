@@ -82,7 +82,8 @@ incetl_preview(PG_FUNCTION_ARGS)
 		}
 
 		if (p->strategy == STRATEGY_HASH)
-			keys = incetl_sql_diff_keys(p, false);
+			keys = incetl_hash_state_empty(p) ? incetl_sql_hash_initial_keys(p) :
+				incetl_sql_diff_keys(p, false);
 		else if (initial)
 			keys = incetl_sql_diff_keys(p, true);
 		else if (p->strategy == STRATEGY_TRIGGER)

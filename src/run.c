@@ -582,6 +582,24 @@ step_validate(RunState *rs)
 	rs->bounded = incetl_is_time_type(p->wm_type);
 }
 
+/*
+ * Whether a hash pipeline has no stored hashes.  As the pipeline's owner,
+ * inside SPI.
+ */
+bool
+incetl_hash_state_empty(IncetlPipeline *p)
+{
+	bool		isnull;
+	bool		empty;
+
+	if (SPI_execute(incetl_sql_hash_state_empty(p), true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the hash state");
+	empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull && empty;
+}
+
 /* choose the passes; fill the work table of keyed passes */
 static void
 step_prepare(RunState *rs)
@@ -625,9 +643,19 @@ step_prepare(RunState *rs)
 		if (compare_all)
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
+			char	   *fill;
 
-			if (SPI_execute(incetl_sql_fill_work(p, against_target),
-							false, 0) != SPI_OK_INSERT)
+			/*
+			 * A hash run with no stored hashes (its first, or after
+			 * alter_pipeline(hash_algorithm)) takes every source key and
+			 * the target keys the source lacks: no stored hash names those.
+			 */
+			if (rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_HASH &&
+				incetl_hash_state_empty(p))
+				fill = incetl_sql_fill_work_hash_initial(p);
+			else
+				fill = incetl_sql_fill_work(p, against_target);
+			if (SPI_execute(fill, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "incetl: could not fill the work table");
 			total = (int64) SPI_processed;
 		}

@@ -1039,6 +1039,81 @@ incetl_sql_change_keys(IncetlPipeline *p)
 }
 
 /*
+ * The rows of the work table for a hash run with no stored hashes (its
+ * first, or the next after alter_pipeline(hash_algorithm) emptied them):
+ * every source key ('i': the batch compares it with the target and stores
+ * its hash) and every live target key the source lacks ('d'), which no
+ * stored hash would otherwise ever name.
+ */
+static char *
+hash_initial(IncetlPipeline *p)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
+	appendStringInfoString(&buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%ss.%s AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(&buf, " FROM %s AS s) AS s FULL JOIN (SELECT ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sCAST(t.%s AS %s) AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename, i + 1);
+	appendStringInfo(&buf, " FROM %s AS t", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(&buf, " WHERE t.%s IS NOT TRUE",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(&buf, ") AS t ON ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%st.k%d %s s.k%d", i ? " AND " : "", i + 1,
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
+	appendStringInfoString(&buf, ") AS x");
+	return buf.data;
+}
+
+/* fill the work table for a hash run with no stored hashes */
+char *
+incetl_sql_fill_work_hash_initial(IncetlPipeline *p)
+{
+	StringInfoData cols;
+
+	initStringInfo(&cols);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&cols, "k%d, ", i + 1);
+	return psprintf("INSERT INTO %s (rn, %sop) %s", incetl_work_table_name(p),
+					cols.data, hash_initial(p));
+}
+
+/* the keys of the same, as k1..kn (for preview) */
+char *
+incetl_sql_hash_initial_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfo(&buf, " FROM (%s) AS w", hash_initial(p));
+	return buf.data;
+}
+
+/* whether a hash pipeline has no stored hashes: one row, one boolean */
+char *
+incetl_sql_hash_state_empty(IncetlPipeline *p)
+{
+	return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", incetl_hash_state_name(p));
+}
+
+/*
  * The first and last watermark of the source rows in [$1, $2), in the type
  * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
  * backfill covers only the range its rows hold: an infinite bound, or one
