@@ -643,19 +643,20 @@ step_prepare(RunState *rs)
 		if (compare_all)
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
-			char	   *fill;
 
 			/*
-			 * A hash run with no stored hashes (its first, or after
-			 * alter_pipeline(hash_algorithm)) takes every source key and
-			 * the target keys the source lacks: no stored hash names those.
+			 * A hash run finds deletes through the stored hashes.  With none
+			 * (its first run, or after alter_pipeline(hash_algorithm)) it
+			 * first stores a placeholder for every live target key, one no
+			 * source row hashes to: then it deletes the target keys the
+			 * source lacks and re-reads the others, and if it fails
+			 * halfway, the next run still finds what it did not reach.
 			 */
 			if (rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_HASH &&
-				incetl_hash_state_empty(p))
-				fill = incetl_sql_fill_work_hash_initial(p);
-			else
-				fill = incetl_sql_fill_work(p, against_target);
-			if (SPI_execute(fill, false, 0) != SPI_OK_INSERT)
+				incetl_hash_state_empty(p) &&
+				SPI_execute(incetl_sql_seed_hash_state(p), false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "incetl: could not fill the hash state");
+			if (SPI_execute(incetl_sql_fill_work(p, against_target), false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "incetl: could not fill the work table");
 			total = (int64) SPI_processed;
 		}

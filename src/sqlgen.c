@@ -1039,11 +1039,9 @@ incetl_sql_change_keys(IncetlPipeline *p)
 }
 
 /*
- * The rows of the work table for a hash run with no stored hashes (its
- * first, or the next after alter_pipeline(hash_algorithm) emptied them):
- * every source key ('i': the batch compares it with the target and stores
- * its hash) and every live target key the source lacks ('d'), which no
- * stored hash would otherwise ever name.
+ * For the preview of a hash run with no stored hashes (its first, or the
+ * next after alter_pipeline(hash_algorithm) emptied them): every source
+ * key ('i') and every live target key the source lacks ('d').
  */
 static char *
 hash_initial(IncetlPipeline *p)
@@ -1079,20 +1077,46 @@ hash_initial(IncetlPipeline *p)
 	return buf.data;
 }
 
-/* fill the work table for a hash run with no stored hashes */
+/*
+ * A hash run with no stored hashes first stores one for every live target
+ * key, one that no source row has (sha256: an empty bytea, never a digest;
+ * hash64: 0): the run's diff then deletes the target keys the source lacks
+ * and re-reads every other, and a run that fails halfway leaves stored
+ * hashes that still name every target row it has not yet seen.
+ */
 char *
-incetl_sql_fill_work_hash_initial(IncetlPipeline *p)
+incetl_sql_seed_hash_state(IncetlPipeline *p)
 {
-	StringInfoData cols;
+	StringInfoData buf;
+	int			i;
 
-	initStringInfo(&cols);
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&cols, "k%d, ", i + 1);
-	return psprintf("INSERT INTO %s (rn, %sop) %s", incetl_work_table_name(p),
-					cols.data, hash_initial(p));
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "k%d, ", i + 1);
+	appendStringInfoString(&buf, "h) SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "CAST(t.%s AS %s), ",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename);
+	appendStringInfo(&buf, "%s FROM %s AS t WHERE ",
+					 strcmp(p->hash_algorithm, "sha256") == 0 ?
+					 "''::pg_catalog.bytea" : "0::pg_catalog.int8",
+					 p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "t.%s IS NOT NULL AND ",
+						 quote_identifier(p->keys[i]->name));
+	if (p->soft_delete)
+		appendStringInfo(&buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(&buf, "true ON CONFLICT DO NOTHING");
+	return buf.data;
 }
 
-/* the keys of the same, as k1..kn (for preview) */
+/*
+ * The keys a hash run with no stored hashes applies, as k1..kn (for
+ * preview): every source key, and every live target key the source lacks.
+ */
 char *
 incetl_sql_hash_initial_keys(IncetlPipeline *p)
 {
