@@ -12,6 +12,14 @@
  * combined in column order with hash_combine64, and a NULL contributes a
  * marker that depends on its position, so (NULL, 1) and (1, NULL) differ.
  *
+ * PostgreSQL's array hash ignores an array's shape (its dimensions and lower
+ * bounds), so '{1,2,3,4}' and '{{1,2},{3,4}}', or '{5,6}' and '[0:1]={5,6}',
+ * hash alike.  For a column whose type holds arrays (an array, or a domain,
+ * composite or range with arrays inside) the shapes of all its arrays are
+ * mixed into the column's hash whenever one of them is not the plain shape
+ * (one dimension from 1, or empty); every other value keeps the hash it had,
+ * so stored hashes of rows without such arrays stay valid.
+ *
  * src/hash.c
  *
  *-------------------------------------------------------------------------
@@ -24,8 +32,12 @@
 #include "common/hashfn.h"
 #include "common/sha2.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/multirangetypes.h"
+#include "utils/rangetypes.h"
 #include "utils/typcache.h"
 
 #include "incetl.h"
@@ -45,7 +57,139 @@ typedef struct RowHashCache
 	int16	   *typlen;
 	bool	   *typbyval;
 	Oid		   *collations;
+	bool	   *shapes;			/* the type holds arrays: mix their shapes */
+	Oid		   *typids;
 } RowHashCache;
+
+/*
+ * Whether values of a type can hold arrays: an array, or a domain,
+ * composite, range or multirange with an array somewhere inside.
+ */
+static bool
+type_holds_arrays(Oid typid)
+{
+	Oid			base;
+	char		typtype;
+
+	check_stack_depth();
+	base = getBaseType(typid);
+	if (get_typlen(base) == -1 && OidIsValid(get_element_type(base)))
+		return true;
+	typtype = get_typtype(base);
+	if (typtype == TYPTYPE_COMPOSITE)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);
+		bool		found = false;
+
+		for (int i = 0; i < desc->natts && !found; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				found = type_holds_arrays(TupleDescAttr(desc, i)->atttypid);
+		ReleaseTupleDesc(desc);
+		return found;
+	}
+	if (typtype == TYPTYPE_RANGE)
+		return type_holds_arrays(get_range_subtype(base));
+	if (typtype == TYPTYPE_MULTIRANGE)
+		return type_holds_arrays(get_range_subtype(get_multirange_range(base)));
+	return false;
+}
+
+/*
+ * Append the shape (ndim, dims, lower bounds) of every array in a value of
+ * type typid to buf, in a fixed order; *odd is set when one of them is not
+ * the plain shape.
+ */
+static void
+collect_shapes(Oid typid, Datum value, StringInfo buf, bool *odd)
+{
+	Oid			base;
+	char		typtype;
+
+	check_stack_depth();
+	base = getBaseType(typid);
+	if (get_typlen(base) == -1 && OidIsValid(get_element_type(base)))
+	{
+		ArrayType  *a = DatumGetArrayTypeP(value);
+		int			ndim = ARR_NDIM(a);
+		Oid			elemtype = ARR_ELEMTYPE(a);
+
+		appendBinaryStringInfo(buf, (char *) &ndim, sizeof(int));
+		appendBinaryStringInfo(buf, (char *) ARR_DIMS(a), sizeof(int) * ndim);
+		appendBinaryStringInfo(buf, (char *) ARR_LBOUND(a), sizeof(int) * ndim);
+		if (ndim > 1 || (ndim == 1 && ARR_LBOUND(a)[0] != 1))
+			*odd = true;
+		if (ndim > 0 && type_holds_arrays(elemtype))
+		{
+			int16		elmlen;
+			bool		elmbyval;
+			char		elmalign;
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
+
+			get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
+			deconstruct_array(a, elemtype, elmlen, elmbyval, elmalign,
+							  &elems, &enulls, &n);
+			for (int i = 0; i < n; i++)
+				if (!enulls[i])
+					collect_shapes(elemtype, elems[i], buf, odd);
+		}
+		return;
+	}
+	typtype = get_typtype(base);
+	if (typtype == TYPTYPE_COMPOSITE)
+	{
+		HeapTupleHeader rec = DatumGetHeapTupleHeader(value);
+		TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+												  HeapTupleHeaderGetTypMod(rec));
+		HeapTupleData tuple;
+		Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+		ItemPointerSetInvalid(&(tuple.t_self));
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = rec;
+		heap_deform_tuple(&tuple, desc, values, nulls);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && !nulls[i] && type_holds_arrays(att->atttypid))
+				collect_shapes(att->atttypid, values[i], buf, odd);
+		}
+		ReleaseTupleDesc(desc);
+		return;
+	}
+	if (typtype == TYPTYPE_RANGE)
+	{
+		RangeType  *r = DatumGetRangeTypeP(value);
+		TypeCacheEntry *tc = lookup_type_cache(RangeTypeGetOid(r), TYPECACHE_RANGE_INFO);
+		RangeBound	lower;
+		RangeBound	upper;
+		bool		empty;
+
+		range_deserialize(tc, r, &lower, &upper, &empty);
+		if (!empty && !lower.infinite)
+			collect_shapes(tc->rngelemtype->type_id, lower.val, buf, odd);
+		if (!empty && !upper.infinite)
+			collect_shapes(tc->rngelemtype->type_id, upper.val, buf, odd);
+		return;
+	}
+	if (typtype == TYPTYPE_MULTIRANGE)
+	{
+		MultirangeType *mr = DatumGetMultirangeTypeP(value);
+		TypeCacheEntry *tc = lookup_type_cache(MultirangeTypeGetOid(mr),
+											   TYPECACHE_MULTIRANGE_INFO);
+		int32		n;
+		RangeType **ranges;
+
+		multirange_deserialize(tc->rngtype, mr, &n, &ranges);
+		for (int i = 0; i < n; i++)
+			collect_shapes(tc->rngtype->type_id, RangeTypePGetDatum(ranges[i]), buf, odd);
+		return;
+	}
+}
 
 static RowHashCache *
 row_hash_cache(FunctionCallInfo fcinfo, TupleDesc desc, Oid tupType, int32 tupTypmod)
@@ -65,6 +209,8 @@ row_hash_cache(FunctionCallInfo fcinfo, TupleDesc desc, Oid tupType, int32 tupTy
 	cache->typlen = MemoryContextAllocZero(mcxt, sizeof(int16) * Max(desc->natts, 1));
 	cache->typbyval = MemoryContextAllocZero(mcxt, sizeof(bool) * Max(desc->natts, 1));
 	cache->collations = MemoryContextAllocZero(mcxt, sizeof(Oid) * Max(desc->natts, 1));
+	cache->shapes = MemoryContextAllocZero(mcxt, sizeof(bool) * Max(desc->natts, 1));
+	cache->typids = MemoryContextAllocZero(mcxt, sizeof(Oid) * Max(desc->natts, 1));
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -76,7 +222,12 @@ row_hash_cache(FunctionCallInfo fcinfo, TupleDesc desc, Oid tupType, int32 tupTy
 		cache->typbyval[i] = att->attbyval;
 		tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
 		if (OidIsValid(tc->hash_extended_proc_finfo.fn_oid))
+		{
 			fmgr_info_cxt(tc->hash_extended_proc_finfo.fn_oid, &cache->hashfn[i], mcxt);
+			/* stored bytes (below) hold the shapes already */
+			cache->shapes[i] = type_holds_arrays(att->atttypid);
+		}
+		cache->typids[i] = att->atttypid;
 		cache->collations[i] = OidIsValid(att->attcollation) ?
 			att->attcollation : DEFAULT_COLLATION_OID;
 	}
@@ -168,10 +319,24 @@ incetl_row_hash(PG_FUNCTION_ARGS)
 		if (nulls[i])
 			ch = ROW_HASH_NULL + (uint64) i;
 		else if (OidIsValid(cache->hashfn[i].fn_oid))
+		{
 			ch = DatumGetUInt64(FunctionCall2Coll(&cache->hashfn[i],
 												  cache->collations[i],
 												  values[i],
 												  UInt64GetDatum(ROW_HASH_SEED)));
+			if (cache->shapes[i])
+			{
+				StringInfoData shapes;
+				bool		odd = false;
+
+				initStringInfo(&shapes);
+				collect_shapes(cache->typids[i], values[i], &shapes, &odd);
+				if (odd)
+					ch = hash_combine64(ch, hash_bytes_extended((const unsigned char *) shapes.data,
+																shapes.len, ROW_HASH_SEED));
+				pfree(shapes.data);
+			}
+		}
 		else
 		{
 			const char *data;

@@ -247,6 +247,10 @@ extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
 extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
 extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
+extern char *incetl_sql_seed_hash_state(IncetlPipeline *p);
+extern char *incetl_sql_hash_initial_keys(IncetlPipeline *p);
+extern char *incetl_sql_hash_state_empty(IncetlPipeline *p);
+extern bool incetl_hash_state_empty(IncetlPipeline *p);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);

@@ -82,7 +82,8 @@ incetl_preview(PG_FUNCTION_ARGS)
 		}
 
 		if (p->strategy == STRATEGY_HASH)
-			keys = incetl_sql_diff_keys(p, false);
+			keys = incetl_hash_state_empty(p) ? incetl_sql_hash_initial_keys(p) :
+				incetl_sql_diff_keys(p, false);
 		else if (initial)
 			keys = incetl_sql_diff_keys(p, true);
 		else if (p->strategy == STRATEGY_TRIGGER)
@@ -114,8 +115,15 @@ incetl_preview(PG_FUNCTION_ARGS)
 			truncated = SPI_processed > 0;
 		}
 		sql = incetl_sql_keyed_preview(p, keys);
+
+		/*
+		 * After a TRUNCATE the run's compare pass deletes the target keys
+		 * the source lacks, except those its keyed pass deleted already:
+		 * a key both name is one delete.
+		 */
 		if (truncated)
-			sql = psprintf("%s UNION ALL (%s)", sql, incetl_sql_compare_deletes(p, true));
+			sql = psprintf("%s UNION ALL (SELECT * FROM (%s) AS c EXCEPT ALL (%s))",
+						   sql, incetl_sql_compare_deletes(p, true), sql);
 		argtypes = palloc(sizeof(Oid));
 		values = palloc(sizeof(Datum));
 		nulls = NULL;

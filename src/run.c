@@ -582,6 +582,24 @@ step_validate(RunState *rs)
 	rs->bounded = incetl_is_time_type(p->wm_type);
 }
 
+/*
+ * Whether a hash pipeline has no stored hashes.  As the pipeline's owner,
+ * inside SPI.
+ */
+bool
+incetl_hash_state_empty(IncetlPipeline *p)
+{
+	bool		isnull;
+	bool		empty;
+
+	if (SPI_execute(incetl_sql_hash_state_empty(p), true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the hash state");
+	empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull && empty;
+}
+
 /* choose the passes; fill the work table of keyed passes */
 static void
 step_prepare(RunState *rs)
@@ -626,8 +644,19 @@ step_prepare(RunState *rs)
 		{
 			bool		against_target = rs->kind == RUN_KIND_RECONCILE || capture;
 
-			if (SPI_execute(incetl_sql_fill_work(p, against_target),
-							false, 0) != SPI_OK_INSERT)
+			/*
+			 * A hash run finds deletes through the stored hashes.  With none
+			 * (its first run, or after alter_pipeline(hash_algorithm)) it
+			 * first stores a placeholder for every live target key, one no
+			 * source row hashes to: then it deletes the target keys the
+			 * source lacks and re-reads the others, and if it fails
+			 * halfway, the next run still finds what it did not reach.
+			 */
+			if (rs->kind == RUN_KIND_RUN && p->strategy == STRATEGY_HASH &&
+				incetl_hash_state_empty(p) &&
+				SPI_execute(incetl_sql_seed_hash_state(p), false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "incetl: could not fill the hash state");
+			if (SPI_execute(incetl_sql_fill_work(p, against_target), false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "incetl: could not fill the work table");
 			total = (int64) SPI_processed;
 		}

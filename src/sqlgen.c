@@ -1107,6 +1107,105 @@ incetl_sql_change_keys(IncetlPipeline *p)
 }
 
 /*
+ * For the preview of a hash run with no stored hashes (its first, or the
+ * next after alter_pipeline(hash_algorithm) emptied them): every source
+ * key ('i') and every live target key the source lacks ('d').
+ */
+static char *
+hash_initial(IncetlPipeline *p)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
+	appendStringInfoString(&buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%ss.%s AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(&buf, " FROM %s AS s) AS s FULL JOIN (SELECT ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sCAST(t.%s AS %s) AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename, i + 1);
+	appendStringInfo(&buf, " FROM %s AS t", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(&buf, " WHERE t.%s IS NOT TRUE",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(&buf, ") AS t ON ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%st.k%d %s s.k%d", i ? " AND " : "", i + 1,
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
+	appendStringInfoString(&buf, ") AS x");
+	return buf.data;
+}
+
+/*
+ * A hash run with no stored hashes first stores one for every live target
+ * key, one that no source row has (sha256: an empty bytea, never a digest;
+ * hash64: 0): the run's diff then deletes the target keys the source lacks
+ * and re-reads every other, and a run that fails halfway leaves stored
+ * hashes that still name every target row it has not yet seen.
+ */
+char *
+incetl_sql_seed_hash_state(IncetlPipeline *p)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "k%d, ", i + 1);
+	appendStringInfoString(&buf, "h) SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "CAST(t.%s AS %s), ",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename);
+	appendStringInfo(&buf, "%s FROM %s AS t WHERE ",
+					 strcmp(p->hash_algorithm, "sha256") == 0 ?
+					 "''::pg_catalog.bytea" : "0::pg_catalog.int8",
+					 p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "t.%s IS NOT NULL AND ",
+						 quote_identifier(p->keys[i]->name));
+	if (p->soft_delete)
+		appendStringInfo(&buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(&buf, "true ON CONFLICT DO NOTHING");
+	return buf.data;
+}
+
+/*
+ * The keys a hash run with no stored hashes applies, as k1..kn (for
+ * preview): every source key, and every live target key the source lacks.
+ */
+char *
+incetl_sql_hash_initial_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
+	appendStringInfo(&buf, " FROM (%s) AS w", hash_initial(p));
+	return buf.data;
+}
+
+/* whether a hash pipeline has no stored hashes: one row, one boolean */
+char *
+incetl_sql_hash_state_empty(IncetlPipeline *p)
+{
+	return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", incetl_hash_state_name(p));
+}
+
+/*
  * The first and last watermark of the source rows in [$1, $2), in the type
  * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
  * backfill covers only the range its rows hold: an infinite bound, or one

@@ -135,7 +135,8 @@ my %known;
 # that CI keeps the bug fixed.
 my %FIXED = map { $_ => 1 } qw(lookback_existing char_key ext_key_hash backfill_infinity
   ties_nonunique backfill_alongside_run trigger_replica trigger_partition float_key_logical
-  logical_truncate_fail flag_reconcile log_flag_lookback);
+  logical_truncate_fail flag_reconcile log_flag_lookback hash_empty_state preview_truncate
+  array_shape);
 sub gate { return $FIXED{ $_[0] } || $known{ $_[0] } || 0; }
 
 # ---------------------------------------------------------------------------
