@@ -1060,9 +1060,12 @@ incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 	return buf.data;
 }
 
-/* keys of the hash or target diff, as k1..kn */
-char *
-incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
+/*
+ * SELECT k1, ..., kn FROM (query) AS w: the keys of a query that yields
+ * them (and more) as k1..kn.
+ */
+static char *
+select_keys(IncetlPipeline *p, const char *query)
 {
 	StringInfoData buf;
 
@@ -1070,8 +1073,15 @@ incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
 	appendStringInfoString(&buf, "SELECT ");
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfo(&buf, " FROM (%s) AS w", incetl_sql_diff(p, reconcile));
+	appendStringInfo(&buf, " FROM (%s) AS w", query);
 	return buf.data;
+}
+
+/* keys of the hash or target diff, as k1..kn */
+char *
+incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
+{
+	return select_keys(p, incetl_sql_diff(p, reconcile));
 }
 
 /* the distinct keys in a trigger pipeline's queue */
@@ -1188,14 +1198,7 @@ incetl_sql_seed_hash_state(IncetlPipeline *p)
 char *
 incetl_sql_hash_initial_keys(IncetlPipeline *p)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfo(&buf, " FROM (%s) AS w", hash_initial(p));
-	return buf.data;
+	return select_keys(p, hash_initial(p));
 }
 
 /* whether a hash pipeline has no stored hashes: one row, one boolean */
