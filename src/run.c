@@ -161,20 +161,6 @@ static ErrorData *run_pipeline(const char *name, bool nonatomic,
 							   MemoryContext cxt);
 static void commit_if(RunState *rs);
 
-/* a copy of a list of strings, in cxt */
-static List *
-list_copy_deep_strings(List *list, MemoryContext cxt)
-{
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List	   *copy = NIL;
-	ListCell   *lc;
-
-	foreach(lc, list)
-		copy = lappend(copy, pstrdup(lfirst(lc)));
-	MemoryContextSwitchTo(old);
-	return copy;
-}
-
 static bool
 call_is_nonatomic(FunctionCallInfo fcinfo)
 {
@@ -1579,9 +1565,8 @@ incetl_run_all(PG_FUNCTION_ARGS)
 	initStringInfo(&failed);
 	MemoryContextSwitchTo(old);
 	connect_spi(nonatomic);
+	/* in SPI's procedure memory, which outlives the runs' commits */
 	names = incetl_enabled_pipeline_names();
-	/* the list and the message must outlive the commits of the runs */
-	names = list_copy_deep_strings(names, outer);
 	foreach(lc, names)
 	{
 		char	   *name = lfirst(lc);
