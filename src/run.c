@@ -1278,6 +1278,22 @@ step_cleanup(RunState *rs)
 }
 
 /*
+ * Drop the work table, if the run made one; the run's outcome is already
+ * known, so a failure to drop it changes nothing (it is a temporary table).
+ */
+static void
+drop_work(RunState *rs)
+{
+	ErrorData  *cleanup_error;
+
+	if (!rs->have_work)
+		return;
+	cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
+	if (cleanup_error)
+		FreeErrorData(cleanup_error);
+}
+
+/*
  * 'logical': find the slot, or create it (a first run, a slot that is gone
  * or lost), before the run writes anything: PostgreSQL cannot create a
  * slot in a transaction that has written.
@@ -1363,13 +1379,7 @@ run_locked(RunState *rs)
 		(rs->p->strategy == STRATEGY_TRIGGER || rs->p->strategy == STRATEGY_LOGICAL))
 		edata = protected_step(rs, step_finish_capture, AS_OWNER);
 
-	if (rs->have_work)
-	{
-		ErrorData  *cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
-
-		if (cleanup_error)
-			FreeErrorData(cleanup_error);
-	}
+	drop_work(rs);
 
 	if (edata)
 	{
@@ -1402,13 +1412,7 @@ run_locked(RunState *rs)
 			incetl_log_finish(rs->run_id, "failed", &rs->counts, rs->wm_after,
 							  edata->message);
 			/* the rollback brought the work table back */
-			if (rs->have_work)
-			{
-				ErrorData  *cleanup_error = protected_step(rs, step_cleanup, AS_CALLER);
-
-				if (cleanup_error)
-					FreeErrorData(cleanup_error);
-			}
+			drop_work(rs);
 			commit_if(rs);
 		}
 	}
