@@ -617,6 +617,24 @@ append_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
 }
 
 /*
+ * , name AS (SELECT w, k1, ..., kn FROM rows ORDER BY w DESC, k1 DESC, ...
+ *			  LIMIT 1)
+ * the last (watermark, key) of a batch's rows
+ */
+static void
+append_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
+				const char *rows)
+{
+	appendStringInfo(buf, ", %s AS (SELECT w", name);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d", i + 1);
+	appendStringInfo(buf, " FROM %s ORDER BY w DESC", rows);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d DESC", i + 1);
+	appendStringInfoString(buf, " LIMIT 1)");
+}
+
+/*
  * The statement of one batch of a timestamp pass (write) or of a preview.
  *
  * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
@@ -713,13 +731,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 			eqs[i + 1] = incetl_type_equality(p->keys[i]->src_type);
 
 		/* the last (watermark, key) of the first batch_size rows */
-		appendStringInfoString(&buf, ", lst0 AS (SELECT w");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, ", k%d", i + 1);
-		appendStringInfoString(&buf, " FROM src0 ORDER BY w DESC");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, ", k%d DESC", i + 1);
-		appendStringInfoString(&buf, " LIMIT 1)");
+		append_last_row(&buf, p, "lst0", "src0");
 
 		/* the rows before it, then all rows tied with it */
 		appendStringInfo(&buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
@@ -738,15 +750,7 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 
 	/* the cursor after this batch */
 	if (!shape->preview)
-	{
-		appendStringInfoString(&buf, ", lst AS (SELECT w");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, ", k%d", i + 1);
-		appendStringInfoString(&buf, " FROM src ORDER BY w DESC");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, ", k%d DESC", i + 1);
-		appendStringInfoString(&buf, " LIMIT 1)");
-	}
+		append_last_row(&buf, p, "lst", "src");
 
 	append_dedupe(&buf, p, true);
 	newest = append_newest_guard(&buf, p);
