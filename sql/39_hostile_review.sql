@@ -163,7 +163,7 @@ COMMIT;
 SELECT regress.last_counts('t39_view');
 SELECT * FROM t39_verdict();
 SET search_path = public;
-SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N') AS what, who FROM t39_m.log ORDER BY 1;
+SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N', 'g') AS what, who FROM t39_m.log ORDER BY 1;
 SELECT * FROM t39_m.vtgt ORDER BY id;
 -- renaming the work table (to shadow a name in the caller's pg_temp) only
 -- fails her own run, and it is dropped by OID all the same
@@ -195,7 +195,7 @@ CALL incetl.run('t39_pol');
 SELECT regress.last_counts('t39_pol');
 SELECT * FROM t39_verdict();
 SET search_path = public;
-SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N') AS what, who FROM t39_m.log ORDER BY 1;
+SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N', 'g') AS what, who FROM t39_m.log ORDER BY 1;
 SET ROLE t39_mallory;
 SELECT incetl.drop_pipeline('t39_pol');
 INSERT INTO t39_m.psrc VALUES (2, 'two');
@@ -209,7 +209,7 @@ COMMIT;
 SELECT regress.last_counts('t39_pol');
 SELECT * FROM t39_verdict();
 SET search_path = public;
-SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N') AS what, who FROM t39_m.log ORDER BY 1;
+SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N', 'g') AS what, who FROM t39_m.log ORDER BY 1;
 SET ROLE t39_mallory;
 SELECT incetl.create_pipeline('t39_view', 't39_m.vsrc', 't39_m.vtgt', strategy => 'hash',
 							  key_columns => '{id}', batch_size => 1) > 0 AS created;
@@ -277,7 +277,7 @@ SELECT count(*) >= 0 AS previewed FROM incetl.preview('t39_view');
 SELECT regress.try($$SELECT incetl.reset_watermark('t39_view')$$);
 SELECT * FROM t39_verdict();
 SET search_path = public;
-SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N') AS what, who FROM t39_m.log ORDER BY 1;
+SELECT DISTINCT regexp_replace(what, '[0-9]+', 'N', 'g') AS what, who FROM t39_m.log ORDER BY 1;
 
 \echo '-- writes to the source of bob still work and are captured'
 SET ROLE t39_writer;
