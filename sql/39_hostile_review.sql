@@ -288,6 +288,34 @@ CALL incetl.run('t39_bob');
 SELECT * FROM t39_b.tgt ORDER BY id;
 RESET ROLE;
 
+\echo '-- 7. a queue not owned by the extension owner (only a superuser can do this)'
+-- bob's queue handed to mallory: a writer's capture refuses to write it as
+-- her, and bob's next run replaces it (and compares the whole source)
+DO $$
+BEGIN
+	EXECUTE format('ALTER TABLE incetl.queue_%s OWNER TO t39_mallory',
+				   (SELECT id FROM incetl.pipelines WHERE name = 't39_bob'));
+END
+$$;
+SET ROLE t39_writer;
+SELECT regexp_replace(regress.try($$INSERT INTO t39_b.src VALUES (3, 'bob three')$$),
+					  '(queue_|pipeline )[0-9]+', '\1N', 'g') AS captured_as_mallory;
+RESET ROLE;
+SET ROLE t39_bob;
+CALL incetl.run('t39_bob');
+RESET ROLE;
+SET ROLE t39_writer;
+SELECT regress.try($$INSERT INTO t39_b.src VALUES (3, 'bob three')$$);
+RESET ROLE;
+SET ROLE t39_bob;
+CALL incetl.run('t39_bob');
+SELECT * FROM t39_b.tgt ORDER BY id;
+RESET ROLE;
+SELECT pg_get_userbyid(c.relowner) = (SELECT pg_get_userbyid(extowner) FROM pg_extension
+									   WHERE extname = 'incetl') AS queue_is_incetls_again
+  FROM incetl.pipelines p JOIN pg_class c ON c.oid = to_regclass(format('incetl.queue_%s', p.id))
+ WHERE p.name = 't39_bob';
+
 -- clean up
 SELECT incetl.drop_pipeline(name) FROM incetl.pipelines WHERE name LIKE 't39\_%' ORDER BY name;
 DROP FUNCTION t39_verdict();

@@ -588,9 +588,11 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 
 	/*
 	 * A queue of incetl 0.1 (restored from an old dump, say) belongs to the
-	 * pipeline's owner and has no seq: replace it, without reading it.
+	 * pipeline's owner and has no seq: replace it, without reading it.  So
+	 * is any table of that name not made by us that a new pipeline finds:
+	 * its capture would write it as its owner.
 	 */
-	if (OidIsValid(queue) && (flags & CAPTURE_COVER_PREPARE) &&
+	if (OidIsValid(queue) && (flags & (CAPTURE_COVER_CREATE | CAPTURE_COVER_PREPARE)) &&
 		(get_attnum(queue, "seq") == InvalidAttrNumber ||
 		 relation_owner(queue) != incetl_extension_owner()))
 	{
@@ -1012,6 +1014,17 @@ incetl_capture(PG_FUNCTION_ARGS)
 		entry->plan = NULL;
 	}
 	entry->numbered = numbered;
+
+	/*
+	 * A numbered queue is ours: it belongs to the extension owner.  One that
+	 * does not is not written as whoever owns it.
+	 */
+	if (numbered && queue_owner != incetl_extension_owner())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("capture queue \"%s\" of incetl pipeline %d is not owned by the extension owner",
+						queue, pipeline_id),
+				 errhint("Run the pipeline: it replaces the queue and compares the whole source with the target.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
