@@ -1,11 +1,12 @@
 # incetl: incremental ETL inside PostgreSQL
 #
 # make && make install                 build and install (PGXS)
-# make installcheck                    pg_regress tests on a temporary instance
-# make isolationcheck                  isolation specs on a temporary instance
+# make installcheck                    pg_regress tests, then the isolation specs,
+#                                      each on a temporary instance of its own
+# make isolationcheck                  the isolation specs alone
 # make tapcheck                        TAP tests (PostgreSQL::Test::Cluster)
 # make check-all                       everything above
-# make valgrind                        installcheck + isolationcheck under Valgrind (slow)
+# make valgrind                        installcheck under Valgrind (slow)
 # make soak [SOAK_SECONDS=600]         the randomized differential test, long (as root)
 
 MODULE_big = incetl
@@ -32,9 +33,20 @@ PGFILEDESC = "incetl - incremental ETL inside PostgreSQL"
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=tmp_regress.conf --load-extension=pgcrypto
 
-# isolation specs and TAP tests live under test/ and have targets of their own
+# The isolation specs are PGXS's own ISOLATION suite: installcheck runs
+# pg_isolation_regress after pg_regress.  They live under test/ (specs in
+# test/specs/NAME.spec, expected output in test/expected/NAME.out), hence
+# --inputdir=test; their own temporary instance and output directory
+# (tmp_check_iso, output_iso: PGXS's names, which its clean removes) keep the
+# two servers and their regression.diffs apart; they run one after the other.
+# ISO_TESTS='run_lock ...' narrows them (so does ISOLATION=... itself);
+# ISOLATION= (empty) leaves them out, which is how test/run_all.sh runs the
+# regression suite alone before "make isolationcheck" runs the specs alone:
+# each suite then has its own log and counts, and no spec runs twice.
+# (:= so that PGXS's "ifdef ISOLATION" sees an empty list as none.)
 ISO_TESTS = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISO_OPTS = --temp-instance=tmp_check_iso --temp-config=tmp_regress.conf \
+ISOLATION := $(ISO_TESTS)
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=tmp_regress.conf \
 	--inputdir=test --outputdir=output_iso --load-extension=pgcrypto
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
@@ -59,11 +71,13 @@ tmp_regress.conf: test/regress.conf
 
 installcheck: tmp_regress.conf
 
+# the isolation half of installcheck, on its own (PGXS has added --dbname
+# to ISOLATION_OPTS by now)
 isolationcheck: all tmp_regress.conf
-ifeq ($(strip $(ISO_TESTS)),)
+ifndef ISOLATION
 	@echo "isolationcheck: no specs in test/specs, nothing to run"
 else
-	$(pg_isolation_regress_installcheck) $(ISO_OPTS) $(ISO_TESTS)
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
 endif
 
 # PROVE_TESTS='t/010_x.pl' narrows the TAP run
@@ -80,7 +94,7 @@ else
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),$(TAP_SCRIPTS))
 endif
 
-check-all: installcheck isolationcheck tapcheck
+check-all: installcheck tapcheck
 
 .PHONY: isolationcheck tapcheck check-all tmp_regress.conf
 

@@ -61,17 +61,18 @@ incetl_build_install "$WORK" || setup_failed "build failed"
 # suite gets this many seconds, then it is killed and counts as failed.
 SUITE_TIMEOUT=${INCETL_SUITE_TIMEOUT:-1200}
 
-# run_suite NAME TARGET: run "make TARGET" in the scratch copy as the
-# unprivileged user, output to the terminal and to $WORK/NAME.log; sets
-# SUITE_RC and SUITE_SECS.
+# run_suite NAME TARGET [VAR=value...]: run "make TARGET" (with those
+# variables) in the scratch copy as the unprivileged user, output to the
+# terminal and to $WORK/NAME.log; sets SUITE_RC and SUITE_SECS.
 run_suite() {
 	local name=$1 target=$2 t0=$SECONDS
+	shift 2
 	echo
-	incetl_log "$name (make $target)"
+	incetl_log "$name (make $target${*:+ $*})"
 	(cd "$WORK" && incetl_as_user timeout -k 30 "$SUITE_TIMEOUT" \
 		make PG_CONFIG="$PG_CONFIG" ${REGRESS:+REGRESS="$REGRESS"} \
 		${ISO_TESTS:+ISO_TESTS="$ISO_TESTS"} ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
-		"$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
+		"$@" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
 	SUITE_RC=${PIPESTATUS[0]}
 	SUITE_SECS=$((SECONDS - t0))
 	SUITE_TIMEDOUT=
@@ -119,8 +120,11 @@ SUITE_RESULTS=()
 
 SUITES=${SUITES:-regress isolation tap}
 
+# "make installcheck" runs the regression tests and then the isolation specs
+# (PGXS's ISOLATION); ISOLATION= leaves the specs to their own suite below,
+# so that each suite has its own log and counts and no spec runs twice.
 if [[ " $SUITES " == *" regress "* ]]; then
-	run_suite regress installcheck
+	run_suite regress installcheck ISOLATION=
 	count_regress "$WORK/regress.log"
 	settle regress
 fi

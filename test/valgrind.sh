@@ -8,11 +8,11 @@
 # (--enable-cassert, USE_VALGRIND defined in src/include/pg_config_manual.h,
 # so that pfree'd and unused memory-context space is marked inaccessible),
 # with all of contrib and the isolation tester, installs incetl into it,
-# and runs "make installcheck" and "make
-# isolationcheck" with every server process under Valgrind's memcheck.  It
-# then reads the Valgrind logs and prints each distinct error once, with its
-# stack.  Exit status: non-zero when a suite failed or Valgrind saw an
-# invalid read, write or free.
+# and runs the regression tests ("make installcheck ISOLATION=") and the
+# isolation specs ("make isolationcheck") with every server process under
+# Valgrind's memcheck.  It then reads the Valgrind logs and prints each
+# distinct error once, with its stack.  Exit status: non-zero when a suite
+# failed or Valgrind saw an invalid read, write or free.
 #
 # The source is the one of the installed postgresql-15 package (apt-get
 # source; a deb-src entry mirroring the configured deb ones is added when
@@ -252,12 +252,13 @@ SUITES_FAILED=0
 SUITE_LINES=()
 run_suite() {
 	local name=$1 target=$2 t0=$SECONDS rc ok bad
+	shift 2
 	echo
-	incetl_log "$name (make $target) under valgrind"
+	incetl_log "$name (make $target${*:+ $*}) under valgrind"
 	# a directory of logs per suite: the pids of two servers may repeat
 	(cd "$WORK" && INCETL_VALGRIND_LOGDIR=$LOGDIR/$name incetl_as_user \
 		timeout -k 60 "$SUITE_TIMEOUT" \
-		make PG_CONFIG="$PG_CONFIG" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
+		make PG_CONFIG="$PG_CONFIG" "$@" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
 	rc=${PIPESTATUS[0]}
 	ok=$(grep -cE '^(test )? *[^ ]+ +\.\.\. ok( |$)' "$WORK/$name.log")
 	bad=$(grep -cE '^(test )? *[^ ]+ +\.\.\. (FAILED|failed)' "$WORK/$name.log")
@@ -267,7 +268,9 @@ run_suite() {
 }
 
 SUITES_START=$SECONDS
-run_suite regress installcheck
+# installcheck without its isolation half (ISOLATION=), which runs as a
+# suite of its own: a log directory and counts per suite, no spec twice
+run_suite regress installcheck ISOLATION=
 run_suite isolation isolationcheck
 SUITES_SECS=$((SECONDS - SUITES_START))
 
