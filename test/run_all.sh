@@ -158,11 +158,11 @@ for s in "${FAILED_SUITES[@]}"; do
 	case $s in
 	regress)
 		show_file "regression diffs" "$WORK/regression.diffs"
-		show_file "regression server log (end)" "$WORK/tmp_check/log/postmaster.log" 40
+		show_file "regression server log (end)" "$WORK/log/postmaster.log" 40
 		;;
 	isolation)
 		show_file "isolation diffs" "$WORK/output_iso/regression.diffs"
-		show_file "isolation server log (end)" "$WORK/tmp_check_iso/log/postmaster.log" 40
+		show_file "isolation server log (end)" "$WORK/output_iso/log/postmaster.log" 40
 		;;
 	tap)
 		logdir=$WORK/tmp_check_tap/tmp_check/log
