@@ -4,10 +4,18 @@
 \echo Use "ALTER EXTENSION incetl UPDATE TO '0.3'" to load this file. \quit
 
 /*
- * incetl.row_bytes returns the canonical bytes of a row, the ones 'sha256'
- * has hashed since 0.1, so that anyone can check a stored hash with
- * pgcrypto's digest().
+ * pgcrypto digests (issue 12).  hash_algorithm takes every digest that
+ * pgcrypto's digest() offers, computed by pgcrypto over the canonical bytes
+ * of a row, which incetl.row_bytes returns so that anyone can check a
+ * stored hash.  Those bytes are the ones 'sha256' has hashed since 0.1: the
+ * hashes stored by 'sha256' pipelines stay valid.
  */
+ALTER TABLE incetl.pipelines
+	DROP CONSTRAINT pipelines_hash_algorithm_check,
+	ADD CONSTRAINT pipelines_hash_algorithm_check
+		CHECK (hash_algorithm OPERATOR(pg_catalog.=) ANY
+			   (ARRAY['hash64', 'md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512']));
+
 CREATE FUNCTION incetl.row_bytes(record)
 RETURNS bytea
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
