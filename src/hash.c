@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * hash.c
- *	  incetl.row_hash(record): the 64-bit row hash of the 'hash' strategy.
+ *	  Row hashes: incetl.row_hash(record), the 64-bit hash of hash_algorithm
+ *	  'hash64', and incetl.row_bytes(record), the canonical bytes a digest
+ *	  hash_algorithm hands to pgcrypto's digest().
  *
- * Each column is hashed with its type's own extended (64-bit, seeded) hash
+ * row_hash: each column is hashed with its type's own extended (64-bit, seeded) hash
  * support function, the one hash partitioning and hash joins use, so
  * values are hashed in their binary form and values that are equal by the
  * type's equality (1.0 and 1.00 as numeric) hash equal.  Types without one
@@ -19,6 +21,11 @@
  * mixed into the column's hash whenever one of them is not the plain shape
  * (one dimension from 1, or empty); every other value keeps the hash it had,
  * so stored hashes of rows without such arrays stay valid.
+ *
+ * row_bytes: each column's stored bytes preceded by their length, or a NULL
+ * marker (row_bytes_walk).  The stored bytes are the type's internal form,
+ * so the digest of a row depends on no session setting, and it tells apart
+ * values that hash64 takes as equal (numeric 1.0 and 1.00).
  *
  * src/hash.c
  *
@@ -36,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/multirangetypes.h"
 #include "utils/rangetypes.h"
 #include "utils/typcache.h"
@@ -359,26 +367,26 @@ incetl_row_hash(PG_FUNCTION_ARGS)
 }
 
 /*
- * incetl._row_sha256(record) returns bytea: SHA-256 over each column's
- * stored bytes, each preceded by its length (or a NULL marker), so it
- * depends on no session setting.  The 'sha256' hash_algorithm.
+ * Where the canonical bytes of a row go, piece by piece.
  */
-PG_FUNCTION_INFO_V1(incetl_row_sha256);
+typedef void (*RowBytesSink) (void *arg, const void *data, Size len);
 
-Datum
-incetl_row_sha256(PG_FUNCTION_ARGS)
+/*
+ * The canonical bytes of a record, as a stream: for each column in order
+ * (dropped ones left out), a NULL is the 8-byte marker PG_UINT64_MAX, and a
+ * value is its stored bytes' length as an 8-byte unsigned integer followed
+ * by those bytes (value_bytes: the type's internal form, which depends on
+ * no session setting).  Lengths and pass-by-value Datums are in the
+ * server's byte order.  This is exactly what 'sha256' hashed since 0.1, so
+ * the hashes stored by then stay valid.
+ */
+static void
+row_bytes_walk(HeapTupleHeader rec, RowBytesSink sink, void *arg)
 {
-	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
 	Datum	   *values;
 	bool	   *nulls;
 	TupleDesc	desc = deform_record(rec, &values, &nulls);
-	pg_cryptohash_ctx *ctx;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	bytea	   *result;
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256: %s", pg_cryptohash_error(ctx));
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -392,22 +400,92 @@ incetl_row_sha256(PG_FUNCTION_ARGS)
 		if (nulls[i])
 		{
 			len64 = PG_UINT64_MAX;
-			if (pg_cryptohash_update(ctx, (uint8 *) &len64, sizeof(len64)) < 0)
-				elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+			sink(arg, &len64, sizeof(len64));
 			continue;
 		}
 		value_bytes(&values[i], att->attlen, att->attbyval, &data, &len, &tofree);
 		len64 = len;
-		if (pg_cryptohash_update(ctx, (uint8 *) &len64, sizeof(len64)) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
-			elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+		sink(arg, &len64, sizeof(len64));
+		sink(arg, data, len);
 		if (tofree != (Datum) 0)
 			pfree(DatumGetPointer(tofree));
 	}
+	ReleaseTupleDesc(desc);
+	pfree(values);
+	pfree(nulls);
+}
+
+/* a sink that appends to a bytea being built in a StringInfo */
+static void
+row_bytes_append(void *arg, const void *data, Size len)
+{
+	StringInfo	buf = (StringInfo) arg;
+
+	if (len > (Size) (MaxAllocSize - 1 - buf->len))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too large for incetl.row_bytes"),
+				 errdetail("The canonical bytes of a row, its values with their lengths, are limited to 1 GB."),
+				 errhint("Use hash_algorithm 'hash64', which has no such limit.")));
+	appendBinaryStringInfo(buf, data, (int) len);
+}
+
+/*
+ * incetl.row_bytes(record) returns bytea: the canonical bytes of a row
+ * (row_bytes_walk), the input of a digest hash_algorithm, so that
+ * digest(incetl.row_bytes(r), 'sha256') is the hash a 'sha256' pipeline
+ * stores for r.
+ */
+PG_FUNCTION_INFO_V1(incetl_row_bytes);
+
+Datum
+incetl_row_bytes(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	StringInfoData buf;
+
+	/* the bytea is built in place, its header first */
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
+	row_bytes_walk(rec, row_bytes_append, &buf);
+	SET_VARSIZE(buf.data, buf.len);
+	PG_RETURN_BYTEA_P((bytea *) buf.data);
+}
+
+/* a sink that feeds a cryptographic hash */
+static void
+row_bytes_digest(void *arg, const void *data, Size len)
+{
+	pg_cryptohash_ctx *ctx = (pg_cryptohash_ctx *) arg;
+
+	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+}
+
+/*
+ * incetl._row_sha256(record) returns bytea: SHA-256 over the canonical
+ * bytes of a row, streamed (so no row is too large for it).  It equals
+ * digest(incetl.row_bytes(r), 'sha256'); 'sha256' pipelines compute that
+ * through pgcrypto since 0.3, and this function stays for whoever called
+ * it.
+ */
+PG_FUNCTION_INFO_V1(incetl_row_sha256);
+
+Datum
+incetl_row_sha256(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	bytea	   *result;
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256: %s", pg_cryptohash_error(ctx));
+	row_bytes_walk(rec, row_bytes_digest, ctx);
 	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
-	ReleaseTupleDesc(desc);
 
 	result = palloc(VARHDRSZ + sizeof(digest));
 	SET_VARSIZE(result, VARHDRSZ + sizeof(digest));

@@ -32,13 +32,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -219,17 +223,94 @@ key_col(IncetlPipeline *p, int i)
 
 /* "<alias>.c<k1> AS g1, ..." style lists are built by callers */
 
+/*
+ * How a pipeline's row hash is written in SQL: the text before and after
+ * the ROW(...) of the hashed columns, the hash's type, and a value of that
+ * type that no row hashes to (the placeholder the seeding of an empty hash
+ * state stores).
+ */
+typedef struct RowHashSql
+{
+	char	   *open;
+	const char *close;
+	const char *type;
+	const char *placeholder;
+} RowHashSql;
+
+/*
+ * The schema pgcrypto is installed in, quoted.  incetl requires pgcrypto,
+ * but pgcrypto may live in any schema (CREATE EXTENSION ... CASCADE puts it
+ * in the first schema of the search_path, and it is relocatable), so it is
+ * looked up each time a statement is generated, never found through the
+ * search_path.
+ */
+static const char *
+pgcrypto_schema(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+	char	   *nspname;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("pgcrypto"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	if (nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"pgcrypto\" is not installed in this database"),
+				 errhint("Digest hash algorithms are computed by pgcrypto: CREATE EXTENSION pgcrypto.")));
+	return quote_identifier(nspname);
+}
+
+/*
+ * The row hash of hash_algorithm 'hash64' is incetl.row_hash (bigint); a
+ * digest (every other algorithm incetl_check_hash_algorithm accepts) is
+ * pgcrypto's digest(bytea, text) over incetl.row_bytes, called with
+ * exactly those argument types so that no other digest() can be chosen.
+ * The placeholder is 0 for hash64 and an empty bytea for a digest, which
+ * is never a digest.
+ */
+static void
+row_hash_sql(IncetlPipeline *p, RowHashSql *r)
+{
+	if (strcmp(p->hash_algorithm, "hash64") == 0)
+	{
+		r->open = "incetl.row_hash(ROW(";
+		r->close = "))";
+		r->type = "pg_catalog.int8";
+		r->placeholder = "0::pg_catalog.int8";
+	}
+	else
+	{
+		r->open = psprintf("%s.digest(incetl.row_bytes(ROW(", pgcrypto_schema());
+		r->close = psprintf(")), %s::pg_catalog.text)",
+							quote_literal_cstr(p->hash_algorithm));
+		r->type = "pg_catalog.bytea";
+		r->placeholder = "''::pg_catalog.bytea";
+	}
+}
+
 /* the hash of a row's non-key columns, over the given alias */
 static void
 append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 {
 	ListCell   *lc;
 	bool		any = false;
+	RowHashSql	rh;
 
-	if (strcmp(p->hash_algorithm, "sha256") == 0)
-		appendStringInfoString(buf, "incetl._row_sha256(ROW(");
-	else
-		appendStringInfoString(buf, "incetl.row_hash(ROW(");
+	row_hash_sql(p, &rh);
+	appendStringInfoString(buf, rh.open);
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
@@ -246,7 +327,7 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 	}
 	if (!any)
 		appendStringInfoString(buf, "NULL::pg_catalog.int4");
-	appendStringInfoString(buf, "))");
+	appendStringInfoString(buf, rh.close);
 }
 
 /*
@@ -865,15 +946,15 @@ char *
 incetl_sql_create_hash_state(IncetlPipeline *p)
 {
 	StringInfoData buf;
+	RowHashSql	rh;
 
+	row_hash_sql(p, &rh);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d %s NOT NULL, ", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (",
-					 strcmp(p->hash_algorithm, "sha256") == 0 ?
-					 "pg_catalog.bytea" : "pg_catalog.int8");
+	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (", rh.type);
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfoString(&buf, "))");
@@ -1161,8 +1242,8 @@ hash_initial(IncetlPipeline *p)
 
 /*
  * A hash run with no stored hashes first stores one for every live target
- * key, one that no source row has (sha256: an empty bytea, never a digest;
- * hash64: 0): the run's diff then deletes the target keys the source lacks
+ * key, one that no source row has (row_hash_sql's placeholder: an empty
+ * bytea for a digest, 0 for hash64): the run's diff then deletes the target keys the source lacks
  * and re-reads every other, and a run that fails halfway leaves stored
  * hashes that still name every target row it has not yet seen.
  */
@@ -1171,7 +1252,9 @@ incetl_sql_seed_hash_state(IncetlPipeline *p)
 {
 	StringInfoData buf;
 	int			i;
+	RowHashSql	rh;
 
+	row_hash_sql(p, &rh);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
 	for (i = 0; i < p->nkeys; i++)
@@ -1181,9 +1264,7 @@ incetl_sql_seed_hash_state(IncetlPipeline *p)
 		appendStringInfo(&buf, "CAST(t.%s AS %s), ",
 						 quote_identifier(p->keys[i]->name),
 						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, "%s FROM %s AS t WHERE ",
-					 strcmp(p->hash_algorithm, "sha256") == 0 ?
-					 "''::pg_catalog.bytea" : "0::pg_catalog.int8",
+	appendStringInfo(&buf, "%s FROM %s AS t WHERE ", rh.placeholder,
 					 p->tgt_qname);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "t.%s IS NOT NULL AND ",

@@ -103,14 +103,26 @@ incetl_parse_schema_change(const char *s)
 	return SCHEMA_CHANGE_FAIL;
 }
 
+/*
+ * The hash algorithms: 'hash64' (incetl.row_hash) and every digest that
+ * pgcrypto's digest() offers, computed over incetl.row_bytes (sqlgen.c's
+ * row_hash_sql).  The CHECK constraint on incetl.pipelines.hash_algorithm
+ * lists the same values.
+ */
+static const char *const hash_algorithms[] = {
+	"hash64", "md5", "sha1", "sha224", "sha256", "sha384", "sha512"
+};
+
 void
 incetl_check_hash_algorithm(const char *s)
 {
-	if (strcmp(s, "hash64") != 0 && strcmp(s, "sha256") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown hash_algorithm \"%s\"", s),
-				 errhint("Valid values are 'hash64' and 'sha256'.")));
+	for (int i = 0; i < lengthof(hash_algorithms); i++)
+		if (strcmp(s, hash_algorithms[i]) == 0)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown hash_algorithm \"%s\"", s),
+			 errhint("Valid values are 'hash64', 'md5', 'sha1', 'sha224', 'sha256', 'sha384' and 'sha512'.")));
 }
 
 bool
