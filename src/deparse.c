@@ -1,13 +1,20 @@
 /*-------------------------------------------------------------------------
  *
- * sqlgen.c
- *	  The set-based statements a batch runs, generated from a validated
- *	  pipeline.
+ * deparse.c
+ *	  The statements incetl runs, built from a validated pipeline.
+ *
+ * Shaped like postgres_fdw's deparse.c: one builder per statement,
+ * deparse_<what>(buf, p, ...), appending to the caller's buffer, with a
+ * comment showing the SQL it builds; the exported incetl_sql_* functions
+ * only wrap them.  Statements that share a part share its builder: the
+ * batch of a run and its preview build the same source-row and compare
+ * CTEs, and differ only in what follows them.
  *
  * Every name is quoted (quote_identifier, quote_qualified_identifier),
  * every value is a parameter, and every operator and function is written
  * schema-qualified, so neither a hostile name nor a hostile search_path can
- * change what the statement does.
+ * change what the statement does.  Comparisons are written from an
+ * operator's OID by incetl_deparse_operator_clause(): OPERATOR(schema.op).
  *
  * One batch is one statement (PostgreSQL 15):
  *
@@ -26,7 +33,12 @@
  * could not report exact insert and update counts in the same pass; the
  * INSERT and UPDATE steps do exactly what its two WHEN clauses would.
  *
- * src/sqlgen.c
+ * In the comments below, placeholders are written in angle brackets:
+ * <target> and <source> are the quoted, qualified relations, <key1> a key
+ * column, <col1> a moved column, cN the batch column of moved column N,
+ * and "=" or ">" a comparison written by incetl_deparse_operator_clause().
+ *
+ * src/deparse.c
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +50,8 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_oper.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -45,24 +59,174 @@
 
 #include "incetl.h"
 
-static void append_cursor_compare(StringInfo buf, IncetlPipeline *p,
-								  const char *strategy_op, int strategy,
-								  int firstparam);
-static void append_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
-							const char *dcol);
-static int	column_index(IncetlPipeline *p, const char *name);
-static void append_source_key_match(StringInfo buf, IncetlPipeline *p,
-									const char *keyed);
+/* operators */
+static void deparse_operator_name(StringInfo buf, Oid opr, Oid *nsp);
+static Oid	operator_namespace(Oid opr);
+static Oid	type_btree_operator(Oid typid, int strategy);
+static Oid	type_equality_operator(Oid typid);
+static Oid	catalog_operator(const char *name, Oid ltype, Oid rtype);
+static void deparse_catalog_clause(StringInfo buf, const char *leftop, Oid ltype,
+								   const char *name, const char *rightop,
+								   Oid rtype);
 
-/* operator of a btree strategy of a type, qualified, and its namespace */
-static char *
-type_operator(Oid typid, int strategy, Oid *nsp)
+/* parts of statements */
+static int	column_index(IncetlPipeline *p, const char *name);
+static int	key_col(IncetlPipeline *p, int i);
+static IncetlColumn *sequence_target_column(IncetlPipeline *p, int *idx,
+											Oid *gt);
+static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
+								   const char *strategy_op, int strategy,
+								   int firstparam);
+static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
+							 const char *dcol);
+static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
+									 const char *rel, bool gone);
+static void deparse_source_key_match(StringInfo buf, IncetlPipeline *p,
+									 const char *keyed);
+static void deparse_key_list(StringInfo buf, IncetlPipeline *p);
+static void deparse_key_object(StringInfo buf, IncetlPipeline *p,
+							   const char *prefix, bool gone);
+static void append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
+							bool cast);
+static void deparse_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm,
+								bool with_flag, bool with_hash);
+static void deparse_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm);
+static const char *deparse_newest_guard(StringInfo buf, IncetlPipeline *p);
+static void deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
+							 const char *rows);
+static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
+								IncetlBatchShape *shape, int *np, Oid *argtypes);
+static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
+							   IncetlBatchShape *shape, int *np, Oid *argtypes);
+static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
+static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
+static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+							   const char *from);
+static void deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
+									const char *state_table);
+static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+							   bool with_gone, const char *state_table);
+static void deparse_preview_select(StringInfo buf, IncetlPipeline *p,
+								   bool with_gone);
+static void deparse_counts(StringInfo buf, const char *read_from);
+static void deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview);
+
+/* statements */
+static void deparse_batch_sql(StringInfo buf, IncetlPipeline *p,
+							  IncetlBatchShape *shape, int *nargs,
+							  Oid *argtypes);
+static void deparse_create_work_table(StringInfo buf, IncetlPipeline *p);
+static void deparse_create_hash_state(StringInfo buf, IncetlPipeline *p);
+static void deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile);
+static void deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile);
+static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p,
+								bool with_state, int *nargs, Oid *argtypes);
+static void deparse_compare_deletes(StringInfo buf, IncetlPipeline *p,
+									bool preview);
+static void deparse_keyed_preview(StringInfo buf, IncetlPipeline *p,
+								  const char *keys_sql);
+static void deparse_select_keys(StringInfo buf, IncetlPipeline *p,
+								const char *query);
+static void deparse_queue_keys(StringInfo buf, IncetlPipeline *p);
+static void deparse_change_keys(StringInfo buf, IncetlPipeline *p);
+static void deparse_hash_initial(StringInfo buf, IncetlPipeline *p);
+static void deparse_seed_hash_state(StringInfo buf, IncetlPipeline *p);
+static void deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p);
+static void deparse_backfill_range(StringInfo buf, IncetlPipeline *p,
+								   Oid bound_type);
+
+
+/*****************************************************************************
+ *		Operators
+ *****************************************************************************/
+
+/*
+ * Append "OPERATOR(nsp.op)" for operator opr; its namespace goes to *nsp
+ * when nsp is not NULL.  The schema is the operator's own: the operators of
+ * an extension's type (citext, ltree, isn, cube) live in the extension's
+ * schema, not in pg_catalog.
+ */
+static void
+deparse_operator_name(StringInfo buf, Oid opr, Oid *nsp)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	appendStringInfo(buf, "OPERATOR(%s.%s)",
+					 quote_identifier(get_namespace_name(op->oprnamespace)),
+					 NameStr(op->oprname));
+	if (nsp)
+		*nsp = op->oprnamespace;
+	ReleaseSysCache(tup);
+}
+
+/* the namespace of an operator */
+static Oid
+operator_namespace(Oid opr)
+{
+	StringInfoData buf;
+	Oid			nsp;
+
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, opr, &nsp);
+	pfree(buf.data);
+	return nsp;
+}
+
+/*
+ * "OPERATOR(nsp.name)" for an operator, or NULL when opr is invalid or
+ * unknown.  Validation keeps these strings in IncetlColumn (eq_op, gt_op)
+ * to tell whether a column has the operator at all.
+ */
+char *
+incetl_qualified_operator(Oid opr)
+{
+	StringInfoData buf;
+
+	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
+		return NULL;
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, opr, NULL);
+	return buf.data;
+}
+
+/*
+ * leftop OPERATOR(nsp.op) rightop
+ *
+ * Append a comparison by operator OID: the operator named with its schema,
+ * so the parser resolves the name among that schema's operators only.
+ */
+void
+incetl_deparse_operator_clause(StringInfo buf, const char *leftop, Oid leftoptype,
+							   Oid opoid, const char *rightop, Oid rightoptype)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opoid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opoid);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	Assert(op->oprkind == 'b');
+
+	appendStringInfo(buf, "%s OPERATOR(%s.%s) %s", leftop,
+					 quote_identifier(get_namespace_name(op->oprnamespace)),
+					 NameStr(op->oprname), rightop);
+	ReleaseSysCache(tup);
+}
+
+/* operator of a btree strategy of a type, from its default operator class */
+static Oid
+type_btree_operator(Oid typid, int strategy)
 {
 	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
 	Oid			opr;
-	HeapTuple	tup;
-	Form_pg_operator op;
-	char	   *res;
 
 	if (!OidIsValid(tc->btree_opf))
 		elog(ERROR, "type %s has no default btree operator class",
@@ -72,37 +236,69 @@ type_operator(Oid typid, int strategy, Oid *nsp)
 	if (!OidIsValid(opr))
 		elog(ERROR, "no btree operator %d for type %s", strategy,
 			 format_type_be(typid));
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", opr);
-	op = (Form_pg_operator) GETSTRUCT(tup);
-	*nsp = op->oprnamespace;
-	res = psprintf("OPERATOR(%s.%s)",
-				   quote_identifier(get_namespace_name(op->oprnamespace)),
-				   NameStr(op->oprname));
-	ReleaseSysCache(tup);
-	return res;
+	return opr;
 }
 
 /*
- * "OPERATOR(nsp.=)" of a type's equality: the one of its default btree
- * operator class, else of its default hash operator class (what the type
- * cache calls its equality), spelled with the operator's own schema: the
- * operators of an extension's type (citext, ltree, isn, cube) live in the
- * extension's schema, not in pg_catalog.
+ * A type's equality: the one of its default btree operator class, else of
+ * its default hash operator class (what the type cache calls its
+ * equality).
  */
-char *
-incetl_type_equality(Oid typid)
+static Oid
+type_equality_operator(Oid typid)
 {
-	char	   *op = incetl_qualified_operator(lookup_type_cache(typid,
-																  TYPECACHE_EQ_OPR)->eq_opr);
+	Oid			opr = lookup_type_cache(typid, TYPECACHE_EQ_OPR)->eq_opr;
 
-	if (op == NULL)
+	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("type %s has no equality operator", format_type_be(typid))));
-	return op;
+	return opr;
 }
+
+/* "OPERATOR(nsp.=)" of a type's equality (see type_equality_operator) */
+char *
+incetl_type_equality(Oid typid)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, type_equality_operator(typid), NULL);
+	return buf.data;
+}
+
+/*
+ * The pg_catalog operator "name" that the parser picks for inputs of types
+ * ltype and rtype (UNKNOWNOID for a quoted literal): the one
+ * OPERATOR(pg_catalog.name) written between them would mean.
+ */
+static Oid
+catalog_operator(const char *name, Oid ltype, Oid rtype)
+{
+	Operator	tup;
+	Oid			opr;
+
+	tup = oper(NULL, list_make2(makeString("pg_catalog"), makeString(pstrdup(name))),
+			   ltype, rtype, false, -1);
+	opr = oprid(tup);
+	ReleaseSysCache(tup);
+	return opr;
+}
+
+/* leftop OPERATOR(pg_catalog.name) rightop, see catalog_operator */
+static void
+deparse_catalog_clause(StringInfo buf, const char *leftop, Oid ltype,
+					   const char *name, const char *rightop, Oid rtype)
+{
+	incetl_deparse_operator_clause(buf, leftop, ltype,
+								   catalog_operator(name, ltype, rtype),
+								   rightop, rtype);
+}
+
+
+/*****************************************************************************
+ *		Parts of statements
+ *****************************************************************************/
 
 /* index in p->columns of a column name, or -1 */
 static int
@@ -120,23 +316,64 @@ column_index(IncetlPipeline *p, const char *name)
 	return -1;
 }
 
+/* key i of the target, as cast source value column "cN" */
+static int
+key_col(IncetlPipeline *p, int i)
+{
+	return column_index(p, p->keys[i]->name) + 1;
+}
+
 /*
- * (s.w, s.k1, ...) <op> ($first, $first+1, ...), as a row comparison (which
- * an index on (watermark, key) serves) when every operator lives in one
- * schema, else spelled out column by column.
+ * The moved column that guards the target against older versions: never
+ * overwrite a target row holding a higher sequence_column value.  Returns
+ * NULL when there is none (no sequence column, the target lacks it, or its
+ * type has no ordering); else the column, its index in p->columns and its
+ * target type's ">".
+ *
+ * Without a sequence column the source's current row always wins: a key
+ * whose watermark went backwards (clock skew, a restored row) is applied
+ * when a run reads it; the watermark orders what a run reads, not which
+ * version is newer.
+ */
+static IncetlColumn *
+sequence_target_column(IncetlPipeline *p, int *idx, Oid *gt)
+{
+	IncetlColumn *c;
+
+	if (p->sequence_column == NULL || !p->tgt_has_seq)
+		return NULL;
+	*idx = column_index(p, p->sequence_column);
+	if (*idx < 0)
+		return NULL;
+	c = list_nth(p->columns, *idx);
+	*gt = lookup_type_cache(c->tgt_type, TYPECACHE_GT_OPR)->gt_opr;
+	if (!OidIsValid(*gt))
+		return NULL;
+	return c;
+}
+
+/*
+ * ROW(s.<wm>, s.<key1>, ...) OPERATOR(nsp.>) ROW($first, $first+1, ...)
+ *
+ * or, spelled out column by column,
+ *
+ * (s.<wm> > $first OR (s.<wm> = $first AND (s.<key1> > $first+1 OR ...)))
+ *
+ * The row comparison (which an index on (watermark, key) serves) is used
+ * when every operator lives in one schema.  For <= the last comparison is
+ * <= and the others <.
  */
 static void
-append_cursor_compare(StringInfo buf, IncetlPipeline *p,
-					  const char *strategy_op, int strategy, int firstparam)
+deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
+					   const char *strategy_op, int strategy, int firstparam)
 {
 	int			ncols = p->nkeys + 1;
 	Oid		   *types = palloc(sizeof(Oid) * ncols);
-	char	  **ops = palloc(sizeof(char *) * ncols);
-	char	  **eqs = palloc(sizeof(char *) * ncols);
+	Oid		   *ops = palloc(sizeof(Oid) * ncols);
+	Oid		   *eqs = palloc(sizeof(Oid) * ncols);
 	char	  **cols = palloc(sizeof(char *) * ncols);
 	bool		same = true;
 	Oid			nsp0 = InvalidOid;
-	Oid			eq_nsp;
 
 	types[0] = p->wm_type;
 	cols[0] = psprintf("s.%s", quote_identifier(p->watermark_column));
@@ -149,9 +386,10 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 	{
 		Oid			nsp;
 
-		ops[i] = type_operator(types[i], strategy, &nsp);
+		ops[i] = type_btree_operator(types[i], strategy);
+		nsp = operator_namespace(ops[i]);
 		/* the equality of the same btree family as the ordering */
-		eqs[i] = type_operator(types[i], BTEqualStrategyNumber, &eq_nsp);
+		eqs[i] = type_btree_operator(types[i], BTEqualStrategyNumber);
 		if (i == 0)
 			nsp0 = nsp;
 		else if (nsp != nsp0)
@@ -178,46 +416,123 @@ append_cursor_compare(StringInfo buf, IncetlPipeline *p,
 	}
 	else
 	{
-		/*
-		 * a > x OR (a = x AND (b > y OR (b = y AND ...))); for <= the last
-		 * comparison is <= and the others <.
-		 */
 		for (int i = 0; i < ncols; i++)
 		{
-			appendStringInfo(buf, "(%s %s $%d", cols[i], ops[i], firstparam + i);
+			char	   *param = psprintf("$%d", firstparam + i);
+
+			appendStringInfoChar(buf, '(');
+			incetl_deparse_operator_clause(buf, cols[i], types[i], ops[i],
+										   param, types[i]);
 			if (i < ncols - 1)
-				appendStringInfo(buf, " OR (%s %s $%d AND ", cols[i], eqs[i],
-								 firstparam + i);
+			{
+				appendStringInfoString(buf, " OR (");
+				incetl_deparse_operator_clause(buf, cols[i], types[i], eqs[i],
+											   param, types[i]);
+				appendStringInfoString(buf, " AND ");
+			}
 		}
 		for (int i = 0; i < ncols; i++)
 			appendStringInfoString(buf, i < ncols - 1 ? "))" : ")");
 	}
 }
 
-/* true when target column tcol and batch column dcol differ (NULL-aware) */
+/*
+ * ((<tcol> = <dcol>) IS NOT TRUE AND NOT (<tcol> IS NULL AND <dcol> IS NULL))
+ *
+ * True when target column tcol and batch column dcol differ (NULL-aware),
+ * by the target type's equality, else by their text.
+ */
 static void
-append_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
-				const char *dcol)
+deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
+				 const char *dcol)
 {
+	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+
+	appendStringInfoString(buf, "((");
 	if (c->eq_op)
-		appendStringInfo(buf,
-						 "((%s %s %s) IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
-						 tcol, c->eq_op, dcol, tcol, dcol);
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
 	else
-		appendStringInfo(buf,
-						 "((%s::pg_catalog.text OPERATOR(pg_catalog.=) %s::pg_catalog.text) IS NOT TRUE"
-						 " AND NOT (%s IS NULL AND %s IS NULL))",
-						 tcol, dcol, tcol, dcol);
+		incetl_deparse_operator_clause(buf, psprintf("%s::pg_catalog.text", tcol),
+									   TEXTOID, TextEqualOperator,
+									   psprintf("%s::pg_catalog.text", dcol), TEXTOID);
+	appendStringInfo(buf, ") IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
+					 tcol, dcol);
 }
 
-/* key i of the target, as cast source value column "cN" */
-static int
-key_col(IncetlPipeline *p, int i)
+/*
+ * t.<key1> = <rel>.c<N1> AND t.<key2> = <rel>.c<N2> ...
+ *
+ * or, when gone, t.<key1> = <rel>.g1 AND ...: the target's keys against
+ * target-typed keys, by the target key types' equality.
+ */
+static void
+deparse_target_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+						 bool gone)
 {
-	return column_index(p, p->keys[i]->name) + 1;
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf,
+									   psprintf("t.%s", quote_identifier(k->name)),
+									   k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("%s.%c%d", rel, gone ? 'g' : 'c',
+												gone ? i + 1 : key_col(p, i)),
+									   k->tgt_type);
+	}
 }
 
-/* "<alias>.c<k1> AS g1, ..." style lists are built by callers */
+/*
+ * s.<key1> = <keyed>.k1 AND ...
+ *
+ * The source's keys against source-typed keys k1..kn, by the source key
+ * types' equality.
+ */
+static void
+deparse_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf,
+									   psprintf("s.%s", quote_identifier(k->name)),
+									   k->src_type,
+									   type_equality_operator(k->src_type),
+									   psprintf("%s.k%d", keyed, i + 1),
+									   k->src_type);
+	}
+}
+
+/* k1, k2, ..., kn */
+static void
+deparse_key_list(StringInfo buf, IncetlPipeline *p)
+{
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sk%d", i ? ", " : "", i + 1);
+}
+
+/*
+ * pg_catalog.jsonb_build_object('<key1>'::pg_catalog.text, <prefix>c<N1>, ...)
+ *
+ * or, when gone, with <prefix>g1, ...: a preview row's key.
+ */
+static void
+deparse_key_object(StringInfo buf, IncetlPipeline *p, const char *prefix,
+				   bool gone)
+{
+	appendStringInfoString(buf, "pg_catalog.jsonb_build_object(");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%s%s::pg_catalog.text, %s%c%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), prefix,
+						 gone ? 'g' : 'c', gone ? i + 1 : key_col(p, i));
+	appendStringInfoChar(buf, ')');
+}
 
 /* the hash of a row's non-key columns, over the given alias */
 static void
@@ -250,13 +565,17 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 }
 
 /*
+ * SELECT [s.<wm> AS w, ]s.<key1> AS k1, ...[, s.<seq> AS q][, s.<flag> AS f],
+ *		  CAST(s.<col1> AS <target type>) AS c1, ...[, <row hash> AS h]
+ *
  * The select list of source rows in a batch: [w], k1..kn (source values of
  * the key), [q] (sequence), [f] (delete flag), c1..cm (values cast to the
- * target's types), [h] (row hash for the hash state).
+ * target's types), [h] (row hash for the hash state).  The caller adds
+ * FROM <source> AS s.
  */
 static void
-append_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm, bool with_flag,
-				   bool with_hash)
+deparse_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm,
+					bool with_flag, bool with_hash)
 {
 	ListCell   *lc;
 	int			i;
@@ -287,9 +606,15 @@ append_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm, bool with_fl
 	}
 }
 
-/* d0: one row per key, the newest by sequence, then by watermark */
+/*
+ * , d0 AS (SELECT DISTINCT ON (c<N1>, ...) * FROM src
+ *			ORDER BY c<N1>, ...[, q DESC NULLS LAST][, w DESC NULLS LAST])
+ *
+ * One row per key, the newest by sequence, then by watermark; a source
+ * with a unique index on the key has one already: d0 AS (SELECT * FROM src).
+ */
 static void
-append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
+deparse_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
 {
 	int			i;
 
@@ -312,6 +637,10 @@ append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
 }
 
 /*
+ * , dn AS (SELECT * FROM d0 WHERE NOT EXISTS (SELECT 1 FROM <source> AS s
+ *			WHERE s.<key1> = d0.k1 AND ...
+ *			AND (s.<seq> > d0.q OR (d0.q IS NULL AND s.<seq> IS NOT NULL))))
+ *
  * With sequence_column, a version read by a batch is never applied while the
  * source holds a newer version (by sequence) of its key: the batch sees
  * only part of a key's versions (a lookback or backfill window, a batch
@@ -319,242 +648,256 @@ append_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
  * be gone (a flagged delete of a log source removed it).  Adds "dn", the
  * rows of d0 that no source row of their key supersedes, and returns the
  * name of the CTE to apply from.  A source with one version per key (a
- * unique index on the key, as append_dedupe assumes) needs no check.
+ * unique index on the key, as deparse_dedupe assumes) needs no check.
  */
 static const char *
-append_newest_guard(StringInfo buf, IncetlPipeline *p)
+deparse_newest_guard(StringInfo buf, IncetlPipeline *p)
 {
-	Oid			nsp;
-	char	   *gt;
-	const char *qseq;
+	const char *sseq;
 
 	if (p->sequence_column == NULL ||
 		(p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f'))
 		return "d0";
-	gt = type_operator(p->seq_type, BTGreaterStrategyNumber, &nsp);
-	qseq = quote_identifier(p->sequence_column);
+	sseq = psprintf("s.%s", quote_identifier(p->sequence_column));
 	appendStringInfo(buf, ", dn AS (SELECT * FROM d0 WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
 					 p->src_qname);
-	append_source_key_match(buf, p, "d0");
+	deparse_source_key_match(buf, p, "d0");
 	/* q DESC NULLS LAST: any non-NULL sequence is newer than a NULL one */
-	appendStringInfo(buf, " AND (s.%s %s d0.q OR (d0.q IS NULL AND s.%s IS NOT NULL))))",
-					 qseq, gt, qseq);
+	appendStringInfoString(buf, " AND (");
+	incetl_deparse_operator_clause(buf, sseq, p->seq_type,
+								   type_btree_operator(p->seq_type, BTGreaterStrategyNumber),
+								   "d0.q", p->seq_type);
+	appendStringInfo(buf, " OR (d0.q IS NULL AND %s IS NOT NULL))))", sseq);
 	return "dn";
 }
 
 /*
- * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
- * append_src_columns), "d" (the rows to upsert, one per key) and, when
- * with_gone, "gone" (target-typed keys g1..gn to delete).  Adds cmp, ins,
- * upd, del and, for the hash state, st_up/st_del.
+ * , <name> AS (SELECT w, k1, ..., kn FROM <rows>
+ *				ORDER BY w DESC, k1 DESC, ... LIMIT 1)
+ *
+ * The last (watermark, key) of a batch's rows.
  */
 static void
-append_apply(StringInfo buf, IncetlPipeline *p, int run_param, bool with_gone,
-			 const char *state_table)
+deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
+				 const char *rows)
 {
-	ListCell   *lc;
-	int			i;
-	int			seq_idx = -1;
-	char	   *gt_seq = NULL;
-	bool		has_nonkey = false;
-	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
-
-	/*
-	 * Never overwrite a target row holding a higher sequence_column value.
-	 * Without a sequence column the source's current row always wins: a key
-	 * whose watermark went backwards (clock skew, a restored row) is applied
-	 * when a run reads it; the watermark orders what a run reads, not which
-	 * version is newer.
-	 */
-	if (p->sequence_column && p->tgt_has_seq)
-	{
-		seq_idx = column_index(p, p->sequence_column);
-		if (seq_idx >= 0)
-			gt_seq = ((IncetlColumn *) list_nth(p->columns, seq_idx))->gt_op;
-	}
-
-	/* what differs from the target */
-	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
-					 quote_identifier(p->keys[0]->name), p->tgt_qname);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "%st.%s %s d.c%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
-						 key_col(p, i));
-	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false",
-					 quote_identifier(p->keys[0]->name));
-	i = 0;
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-
-		i++;
-		if (c->is_key)
-			continue;
-		has_nonkey = true;
-		appendStringInfoString(buf, " OR ");
-		append_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
-						psprintf("d.c%d", i));
-	}
-	if (soft)
-		appendStringInfo(buf, " OR t.%s IS TRUE", soft);
-	appendStringInfoChar(buf, ')');
-	if (gt_seq)
-		appendStringInfo(buf, " AND (t.%s %s d.c%d) IS NOT TRUE",
-						 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-	appendStringInfoString(buf, "))");
-
-	/* inserts */
-	appendStringInfo(buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
-	i = 0;
-	foreach(lc, p->columns)
-		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
-						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
-	if (soft)
-		appendStringInfo(buf, ", %s", soft);
-	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(buf, ", etl_inserted_at");
-	if (p->tgt_etl_updated_at)
-		appendStringInfoString(buf, ", etl_updated_at");
-	if (p->tgt_etl_run_id)
-		appendStringInfoString(buf, ", etl_run_id");
-	appendStringInfoString(buf, ") SELECT ");
-	for (i = 1; i <= list_length(p->columns); i++)
-		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
-	if (soft)
-		appendStringInfoString(buf, ", false");
-	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(buf, ", pg_catalog.now()");
-	if (p->tgt_etl_updated_at)
-		appendStringInfoString(buf, ", pg_catalog.now()");
-	if (p->tgt_etl_run_id)
-		appendStringInfo(buf, ", $%d", run_param);
-	appendStringInfoString(buf, " FROM cmp WHERE ins RETURNING 1)");
-
-	/* updates */
-	if (has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id)
-	{
-		bool		first = true;
-
-		appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
-		i = 0;
-		foreach(lc, p->columns)
-		{
-			IncetlColumn *c = lfirst(lc);
-
-			i++;
-			if (c->is_key)
-				continue;
-			appendStringInfo(buf, "%s%s = cmp.c%d", first ? "" : ", ",
-							 quote_identifier(c->name), i);
-			first = false;
-		}
-		if (soft)
-		{
-			appendStringInfo(buf, "%s%s = false", first ? "" : ", ", soft);
-			if (p->tgt_deleted_at)
-				appendStringInfoString(buf, ", deleted_at = NULL");
-			first = false;
-		}
-		if (p->tgt_etl_updated_at)
-		{
-			appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
-			first = false;
-		}
-		if (p->tgt_etl_run_id)
-			appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
-		appendStringInfoString(buf, " FROM cmp WHERE NOT cmp.ins");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, " AND t.%s %s cmp.c%d",
-							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
-							 key_col(p, i));
-		/* re-checked on the newest row version if a writer got there first */
-		if (gt_seq)
-			appendStringInfo(buf, " AND (t.%s %s cmp.c%d) IS NOT TRUE",
-							 quote_identifier(p->sequence_column), gt_seq, seq_idx + 1);
-		appendStringInfoString(buf, " RETURNING 1)");
-	}
-	else
-		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
-
-	/* deletes */
-	if (with_gone && soft)
-	{
-		appendStringInfo(buf, ", del AS (UPDATE %s AS t SET %s = true", p->tgt_qname, soft);
-		if (p->tgt_deleted_at)
-			appendStringInfoString(buf, ", deleted_at = pg_catalog.now()");
-		if (p->tgt_etl_updated_at)
-			appendStringInfoString(buf, ", etl_updated_at = pg_catalog.now()");
-		if (p->tgt_etl_run_id)
-			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
-		appendStringInfoString(buf, " FROM gone WHERE ");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "t.%s %s gone.g%d AND ",
-							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
-		appendStringInfo(buf, "t.%s IS NOT TRUE RETURNING 1)", soft);
-	}
-	else if (with_gone)
-	{
-		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "%st.%s %s gone.g%d", i ? " AND " : "",
-							 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
-		appendStringInfoString(buf, " RETURNING 1)");
-	}
-	else
-		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
-
-	/* the hash state moves in the same statement as the target rows */
-	if (state_table)
-	{
-		appendStringInfo(buf, ", st_up AS (INSERT INTO %s AS st (", state_table);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "k%d, ", i + 1);
-		appendStringInfoString(buf, "h) SELECT ");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "k%d, ", i + 1);
-		appendStringInfoString(buf, "h FROM d ON CONFLICT (");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "%sk%d", i ? ", " : "", i + 1);
-		appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
-		appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(buf, "%sst.k%d %s gone.k%d", i ? " AND " : "",
-							 i + 1, incetl_type_equality(p->keys[i]->src_type), i + 1);
-		appendStringInfoChar(buf, ')');
-	}
-}
-
-/* s."key1" = b.k1 AND ... with the source key types' own equality */
-static void
-append_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
-{
+	appendStringInfo(buf, ", %s AS (SELECT w", name);
 	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "%ss.%s %s %s.k%d", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name),
-						 incetl_type_equality(p->keys[i]->src_type),
-						 keyed, i + 1);
+		appendStringInfo(buf, ", k%d", i + 1);
+	appendStringInfo(buf, " FROM %s ORDER BY w DESC", rows);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d DESC", i + 1);
+	appendStringInfoString(buf, " LIMIT 1)");
 }
 
 /*
+ * s.<wm> IS NOT NULL | s.<wm> >= $1 | s.<wm> > $1 | <cursor> > ($1, ...)
+ * [AND s.<wm> < $n | AND s.<wm> <= $n | AND <cursor> <= ($n, ...)]
+ *
+ * The range of watermarks (and keys) a batch reads, by shape; the types of
+ * the parameters it uses go to argtypes[*np], and *np moves past them.
+ */
+static void
+deparse_batch_where(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+					int *np, Oid *argtypes)
+{
+	const char *swm = psprintf("s.%s", quote_identifier(p->watermark_column));
+
+	switch (shape->lower)
+	{
+		case LOWER_NONE:
+			appendStringInfo(buf, "%s IS NOT NULL", swm);
+			break;
+		case LOWER_GE:
+		case LOWER_GT:
+			argtypes[(*np)++] = shape->lower_type;
+			deparse_catalog_clause(buf, swm, p->wm_type,
+								   shape->lower == LOWER_GE ? ">=" : ">",
+								   psprintf("$%d", *np), shape->lower_type);
+			break;
+		case LOWER_AFTER:
+			deparse_cursor_compare(buf, p, ">", BTGreaterStrategyNumber, *np + 1);
+			argtypes[(*np)++] = p->wm_type;
+			for (int i = 0; i < p->nkeys; i++)
+				argtypes[(*np)++] = p->keys[i]->src_type;
+			break;
+	}
+	switch (shape->upper)
+	{
+		case UPPER_NONE:
+			break;
+		case UPPER_LT:
+		case UPPER_LE:
+			argtypes[(*np)++] = shape->upper_type;
+			appendStringInfoString(buf, " AND ");
+			deparse_catalog_clause(buf, swm, p->wm_type,
+								   shape->upper == UPPER_LT ? "<" : "<=",
+								   psprintf("$%d", *np), shape->upper_type);
+			break;
+		case UPPER_LE_CURSOR:
+			appendStringInfoString(buf, " AND ");
+			deparse_cursor_compare(buf, p, "<=", BTLessEqualStrategyNumber, *np + 1);
+			argtypes[(*np)++] = p->wm_type;
+			for (int i = 0; i < p->nkeys; i++)
+				argtypes[(*np)++] = p->keys[i]->src_type;
+			break;
+	}
+}
+
+/*
+ * WITH src AS MATERIALIZED (<source columns> FROM <source> AS s
+ *							 WHERE <batch range>
+ *							 [ORDER BY s.<wm>, s.<key1>, ...
+ *							  FETCH FIRST <batch_size> ROWS WITH TIES
+ *							  | LIMIT <batch_size>]),
+ *		[lst AS (the last (w, k1, ...) of src),]
+ *		d0 AS (one row per key), [dn AS (d0 less superseded versions),]
+ *		d AS (SELECT * FROM dn|d0 [WHERE f IS NOT TRUE])
+ *		[, gone AS (SELECT c<N1> AS g1, k1, ... FROM dn|d0 WHERE f IS TRUE)]
+ *
+ * The rows of one batch of a timestamp pass, up to the point where the
+ * apply and a preview part ways.  For a foreign source without a unique
+ * key, src is src0 (LIMIT) and lst0 plus the probe of the rows tied with
+ * lst0 (see below).
+ */
+static void
+deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+				   int *np, Oid *argtypes)
+{
+	int			i;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+	const char *qwm = quote_identifier(p->watermark_column);
+	const char *newest;
+
+	/*
+	 * Without a unique index on the key, (watermark, key) may repeat (a
+	 * view, a log holding several versions of a key): a batch then takes
+	 * every row tied with its last one, or the next batch, which starts
+	 * above that (watermark, key), would never read the rest.  Locally
+	 * that is FETCH FIRST ... WITH TIES.  postgres_fdw (15) does not ship
+	 * WITH TIES to the remote server, only LIMIT, and without it the
+	 * remote server would sort everything above the cursor for every
+	 * batch; so for a foreign source the batch is its first batch_size
+	 * rows less those tied with the last, plus all of those read again
+	 * with one probe, which ships too.
+	 */
+	bool		ties = shape->limit && !p->src_key_unique;
+	bool		probe = ties && p->src_relkind == RELKIND_FOREIGN_TABLE;
+
+	/* the batch: source rows in (watermark, key) order */
+	appendStringInfo(buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
+	deparse_src_columns(buf, p, true, flag, false);
+	appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
+	deparse_batch_where(buf, p, shape, np, argtypes);
+	if (shape->limit)
+	{
+		appendStringInfo(buf, " ORDER BY s.%s", qwm);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", s.%s", quote_identifier(p->keys[i]->name));
+		if (ties && !probe)
+			appendStringInfo(buf, " FETCH FIRST %d ROWS WITH TIES", p->batch_size);
+		else
+			appendStringInfo(buf, " LIMIT %d", p->batch_size);
+	}
+	appendStringInfoString(buf, ")");
+	if (probe)
+	{
+		/*
+		 * , lst0 AS (the last (w, k1, ...) of src0),
+		 *	 src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS
+		 *		(SELECT 1 FROM lst0 WHERE src0.w = lst0.w AND src0.k1 = lst0.k1
+		 *		 ...)
+		 *	   UNION ALL <source columns> FROM <source> AS s
+		 *		WHERE s.<wm> = (SELECT w FROM lst0)
+		 *		AND s.<key1> = (SELECT k1 FROM lst0) ...)
+		 */
+		Oid		   *types = palloc(sizeof(Oid) * (p->nkeys + 1));
+		Oid		   *eqs = palloc(sizeof(Oid) * (p->nkeys + 1));
+
+		types[0] = p->wm_type;
+		for (i = 0; i < p->nkeys; i++)
+			types[i + 1] = p->keys[i]->src_type;
+		for (i = 0; i <= p->nkeys; i++)
+			eqs[i] = type_equality_operator(types[i]);
+
+		/* the last (watermark, key) of the first batch_size rows */
+		deparse_last_row(buf, p, "lst0", "src0");
+
+		/* the rows before it, then all rows tied with it */
+		appendStringInfoString(buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
+							   "(SELECT 1 FROM lst0 WHERE ");
+		incetl_deparse_operator_clause(buf, "src0.w", types[0], eqs[0], "lst0.w", types[0]);
+		for (i = 0; i < p->nkeys; i++)
+		{
+			appendStringInfoString(buf, " AND ");
+			incetl_deparse_operator_clause(buf, psprintf("src0.k%d", i + 1), types[i + 1],
+										   eqs[i + 1], psprintf("lst0.k%d", i + 1),
+										   types[i + 1]);
+		}
+		appendStringInfoString(buf, ") UNION ALL ");
+		deparse_src_columns(buf, p, true, flag, false);
+		appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
+		incetl_deparse_operator_clause(buf, psprintf("s.%s", qwm), types[0], eqs[0],
+									   "(SELECT w FROM lst0)", types[0]);
+		for (i = 0; i < p->nkeys; i++)
+		{
+			appendStringInfoString(buf, " AND ");
+			incetl_deparse_operator_clause(buf,
+										   psprintf("s.%s", quote_identifier(p->keys[i]->name)),
+										   types[i + 1], eqs[i + 1],
+										   psprintf("(SELECT k%d FROM lst0)", i + 1),
+										   types[i + 1]);
+		}
+		appendStringInfoChar(buf, ')');
+	}
+
+	/* the cursor after this batch */
+	if (!shape->preview)
+		deparse_last_row(buf, p, "lst", "src");
+
+	deparse_dedupe(buf, p, true);
+	newest = deparse_newest_guard(buf, p);
+	if (flag)
+	{
+		appendStringInfo(buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
+						 newest);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
+		appendStringInfo(buf, " FROM %s WHERE f IS TRUE)", newest);
+	}
+	else
+		appendStringInfo(buf, ", d AS (SELECT * FROM %s)", newest);
+}
+
+/*
+ * , sb AS MATERIALIZED (<source columns>, b.k1 AS bk1, ...
+ *						 FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 ...),
+ *	 src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL),
+ *	 d0 AS (one row per key),
+ *	 d AS (SELECT * FROM d0 [WHERE f IS NOT TRUE]),
+ *	 gone AS (SELECT CAST(sb.bk1 AS <target type>) AS g1, sb.bk1 AS k1, ...
+ *			  FROM sb WHERE sb.k1 IS NULL
+ *			  [UNION ALL SELECT c<N1>, k1, ... FROM d0 WHERE f IS TRUE])
+ *
  * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
  * (one per key) and "gone" (keys the source no longer has), from one
  * outer join of the keys to the source, in one snapshot.
  */
 static void
-append_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
+deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
 	/* one probe per key: the source row, or none when the key is gone */
 	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
-	append_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
+	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
 	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
-	append_source_key_match(buf, p, "b");
+	deparse_source_key_match(buf, p, "b");
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
-	append_dedupe(buf, p, p->watermark_column != NULL);
+	deparse_dedupe(buf, p, p->watermark_column != NULL);
 
 	/*
 	 * With delete_detection 'flag' a key whose newest source row is
@@ -578,199 +921,396 @@ append_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 }
 
 /*
- * A preview's rows: what cmp would insert or update and, with_gone, the
- * keys of "gone" that the target holds (and has not soft-deleted).
+ * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
+ *						  FROM d LEFT JOIN <target> AS t
+ *						  ON t.<key1> = d.c<N1> AND ...
+ *						  WHERE t.<key1> IS NULL
+ *						  OR ((false OR <t.<col> distinct from d.c<N>> ...
+ *							   [OR t.<soft> IS TRUE])
+ *							  [AND (t.<seq> > d.c<S>) IS NOT TRUE]))
+ *
+ * The rows of "d" that are new to the target or differ from its row: what
+ * a batch writes, and what a preview lists.
  */
 static void
-append_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
+deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
 {
-	char	   *cut = strstr(buf->data, ", ins AS (");
+	ListCell   *lc;
+	int			i;
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+	const char *tkey1 = quote_identifier(p->keys[0]->name);
+
+	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
+					 tkey1, p->tgt_qname);
+	deparse_target_key_match(buf, p, "d", false);
+	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false", tkey1);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+						 psprintf("d.c%d", i));
+	}
+	if (p->soft_delete)
+		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(buf, ')');
+	if (seq)
+	{
+		appendStringInfoString(buf, " AND (");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
+									   seq->tgt_type, gt_seq,
+									   psprintf("d.c%d", seq_idx + 1), seq->tgt_type);
+		appendStringInfoString(buf, ") IS NOT TRUE");
+	}
+	appendStringInfoString(buf, "))");
+}
+
+/*
+ * , ins AS (INSERT INTO <target> AS t (<col1>, ...[, <soft>]
+ *			 [, etl_inserted_at][, etl_updated_at][, etl_run_id])
+ *			 SELECT c1, ...[, false][, pg_catalog.now()][, pg_catalog.now()]
+ *			 [, $<run_param>] FROM <from> RETURNING 1)
+ *
+ * The insert step, from "cmp WHERE ins" (the rows new to the target) or,
+ * for the first load into an empty target, from "d".
+ */
+static void
+deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+				   const char *from)
+{
+	ListCell   *lc;
+	int			i;
+	bool		soft = p->soft_delete;
+
+	appendStringInfo(buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
+	i = 0;
+	foreach(lc, p->columns)
+		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
+						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
+	if (soft)
+		appendStringInfo(buf, ", %s", quote_identifier(p->soft_delete_column));
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", etl_inserted_at");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", etl_updated_at");
+	if (p->tgt_etl_run_id)
+		appendStringInfoString(buf, ", etl_run_id");
+	appendStringInfoString(buf, ") SELECT ");
+	for (i = 1; i <= list_length(p->columns); i++)
+		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
+	if (soft)
+		appendStringInfoString(buf, ", false");
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_run_id)
+		appendStringInfo(buf, ", $%d", run_param);
+	appendStringInfo(buf, " FROM %s RETURNING 1)", from);
+}
+
+/*
+ * , upd AS (UPDATE <target> AS t SET <col2> = cmp.c2, ...
+ *			 [, <soft> = false[, deleted_at = NULL]]
+ *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *			 FROM cmp WHERE NOT cmp.ins AND t.<key1> = cmp.c<N1> ...
+ *			 [AND (t.<seq> > cmp.c<S>) IS NOT TRUE] RETURNING 1)
+ *
+ * The update step; with nothing to set, upd AS (SELECT 1 WHERE false).
+ */
+static void
+deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	ListCell   *lc;
+	int			i;
+	bool		first = true;
+	bool		has_nonkey = false;
+	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+
+	foreach(lc, p->columns)
+		if (!((IncetlColumn *) lfirst(lc))->is_key)
+			has_nonkey = true;
+	if (!(has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id))
+	{
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
+		return;
+	}
+
+	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		appendStringInfo(buf, "%s%s = cmp.c%d", first ? "" : ", ",
+						 quote_identifier(c->name), i);
+		first = false;
+	}
+	if (soft)
+	{
+		appendStringInfo(buf, "%s%s = false", first ? "" : ", ", soft);
+		if (p->tgt_deleted_at)
+			appendStringInfoString(buf, ", deleted_at = NULL");
+		first = false;
+	}
+	if (p->tgt_etl_updated_at)
+	{
+		appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
+		first = false;
+	}
+	if (p->tgt_etl_run_id)
+		appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+	appendStringInfoString(buf, " FROM cmp WHERE NOT cmp.ins AND ");
+	deparse_target_key_match(buf, p, "cmp", false);
+	/* re-checked on the newest row version if a writer got there first */
+	if (seq)
+	{
+		appendStringInfoString(buf, " AND (");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
+									   seq->tgt_type, gt_seq,
+									   psprintf("cmp.c%d", seq_idx + 1), seq->tgt_type);
+		appendStringInfoString(buf, ") IS NOT TRUE");
+	}
+	appendStringInfoString(buf, " RETURNING 1)");
+}
+
+/*
+ * , del AS (DELETE FROM <target> AS t USING gone
+ *			 WHERE t.<key1> = gone.g1 AND ... RETURNING 1)
+ *
+ * or, with soft_delete,
+ *
+ * , del AS (UPDATE <target> AS t SET <soft> = true
+ *			 [, deleted_at = pg_catalog.now()]
+ *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *			 FROM gone WHERE t.<key1> = gone.g1 AND ...
+ *			 AND t.<soft> IS NOT TRUE RETURNING 1)
+ *
+ * The delete step, for the target-typed keys g1..gn of CTE "gone".
+ */
+static void
+deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	if (p->soft_delete)
+	{
+		const char *soft = quote_identifier(p->soft_delete_column);
+
+		appendStringInfo(buf, ", del AS (UPDATE %s AS t SET %s = true", p->tgt_qname, soft);
+		if (p->tgt_deleted_at)
+			appendStringInfoString(buf, ", deleted_at = pg_catalog.now()");
+		if (p->tgt_etl_updated_at)
+			appendStringInfoString(buf, ", etl_updated_at = pg_catalog.now()");
+		if (p->tgt_etl_run_id)
+			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
+		appendStringInfoString(buf, " FROM gone WHERE ");
+		deparse_target_key_match(buf, p, "gone", true);
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE RETURNING 1)", soft);
+	}
+	else
+	{
+		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
+		deparse_target_key_match(buf, p, "gone", true);
+		appendStringInfoString(buf, " RETURNING 1)");
+	}
+}
+
+/*
+ * , st_up AS (INSERT INTO <state> AS st (k1, ..., h) SELECT k1, ..., h FROM d
+ *			   ON CONFLICT (k1, ...) DO UPDATE SET h = EXCLUDED.h
+ *			   WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h),
+ *	 st_del AS (DELETE FROM <state> AS st USING gone
+ *				WHERE st.k1 = gone.k1 AND ...)
+ *
+ * The hash state moves in the same statement as the target rows.
+ */
+static void
+deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
+						const char *state_table)
+{
 	int			i;
 
-	/* cmp is all a preview needs of the apply tail */
-	if (cut)
+	appendStringInfo(buf, ", st_up AS (INSERT INTO %s AS st (", state_table);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h) SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h FROM d ON CONFLICT (");
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
+	appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
+	for (i = 0; i < p->nkeys; i++)
 	{
-		*cut = '\0';
-		buf->len = cut - buf->data;
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("st.k%d", i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("gone.k%d", i + 1), type);
 	}
-	appendStringInfoString(buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, "
-						   "pg_catalog.jsonb_build_object(");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "%s%s::pg_catalog.text, c%d", i ? ", " : "",
-						 quote_literal_cstr(p->keys[i]->name), key_col(p, i));
-	appendStringInfoString(buf, ") FROM cmp");
-	if (!with_gone)
-		return;
-	appendStringInfoString(buf, " UNION ALL SELECT 'delete', pg_catalog.jsonb_build_object(");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "%s%s::pg_catalog.text, gone.g%d", i ? ", " : "",
-						 quote_literal_cstr(p->keys[i]->name), i + 1);
-	appendStringInfo(buf, ") FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
-					 p->tgt_qname);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "t.%s %s gone.g%d AND ",
-						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op, i + 1);
-	if (p->soft_delete)
-		appendStringInfo(buf, "t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
-	else
-		appendStringInfoString(buf, "true)");
+	appendStringInfoChar(buf, ')');
 }
 
 /*
- * , name AS (SELECT w, k1, ..., kn FROM rows ORDER BY w DESC, k1 DESC, ...
- *			  LIMIT 1)
- * the last (watermark, key) of a batch's rows
+ * , cmp AS MATERIALIZED (...), ins AS (...), upd AS (...),
+ *	 del AS (... | SELECT 1 WHERE false)[, st_up AS (...), st_del AS (...)]
+ *
+ * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
+ * deparse_src_columns), "d" (the rows to upsert, one per key) and, when
+ * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
+ * k1..kn).  $<run_param> is the run id.
  */
 static void
-append_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
-				const char *rows)
+deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+				   bool with_gone, const char *state_table)
 {
-	appendStringInfo(buf, ", %s AS (SELECT w", name);
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, ", k%d", i + 1);
-	appendStringInfo(buf, " FROM %s ORDER BY w DESC", rows);
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, ", k%d DESC", i + 1);
-	appendStringInfoString(buf, " LIMIT 1)");
+	deparse_compare_cte(buf, p);
+	deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
+	deparse_update_cte(buf, p, run_param);
+	if (with_gone)
+		deparse_delete_cte(buf, p, run_param);
+	else
+		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
+	if (state_table)
+		deparse_hash_state_ctes(buf, p, state_table);
 }
 
 /*
- * The statement of one batch of a timestamp pass (write) or of a preview.
+ *	SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, <key object> FROM cmp
+ *	[UNION ALL SELECT 'delete', <key object of gone> FROM gone
+ *	 WHERE EXISTS (SELECT 1 FROM <target> AS t WHERE t.<key1> = gone.g1 AND ...
+ *				   AND t.<soft> IS NOT TRUE | AND true)]
  *
+ * A preview's rows, after the CTEs up to cmp: what cmp would insert or
+ * update and, with_gone, the keys of "gone" that the target holds (and has
+ * not soft-deleted).
+ */
+static void
+deparse_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
+{
+	appendStringInfoString(buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, ");
+	deparse_key_object(buf, p, "", false);
+	appendStringInfoString(buf, " FROM cmp");
+	if (!with_gone)
+		return;
+	appendStringInfoString(buf, " UNION ALL SELECT 'delete', ");
+	deparse_key_object(buf, p, "gone.", true);
+	appendStringInfo(buf, " FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
+					 p->tgt_qname);
+	deparse_target_key_match(buf, p, "gone", true);
+	if (p->soft_delete)
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
+	else
+		appendStringInfoString(buf, " AND true)");
+}
+
+/*
+ *	SELECT (SELECT pg_catalog.count(*) FROM <read_from>),
+ *		   (SELECT pg_catalog.count(*) FROM ins),
+ *		   (SELECT pg_catalog.count(*) FROM upd),
+ *		   (SELECT pg_catalog.count(*) FROM del)
+ *
+ * What a batch reports: rows (or keys) read, inserted, updated, deleted.
+ */
+static void
+deparse_counts(StringInfo buf, const char *read_from)
+{
+	appendStringInfo(buf, " SELECT (SELECT pg_catalog.count(*) FROM %s), "
+					 "(SELECT pg_catalog.count(*) FROM ins), "
+					 "(SELECT pg_catalog.count(*) FROM upd), "
+					 "(SELECT pg_catalog.count(*) FROM del)", read_from);
+}
+
+/*
+ * WITH gone AS MATERIALIZED (SELECT t.<key1> AS g1, ... FROM <target> AS t
+ *							  WHERE [t.<soft> IS NOT TRUE AND ]NOT EXISTS
+ *							  (SELECT 1 FROM <source> AS s
+ *							   WHERE t.<key1> = CAST(s.<key1> AS <type>) ...)
+ *							  [LIMIT <batch_size>])
+ *
+ * delete_detection 'compare': the target keys that the source no longer
+ * has (an anti-join reading keys only), up to batch_size of them for a
+ * batch, all of them for a preview.
+ */
+static void
+deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
+{
+	int			i;
+
+	appendStringInfoString(buf, "WITH gone AS MATERIALIZED (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%st.%s AS g%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(buf, " FROM %s AS t WHERE ", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("CAST(s.%s AS %s)", qk, k->tgt_typename),
+									   k->tgt_type);
+	}
+	appendStringInfoChar(buf, ')');
+	if (!preview)
+		appendStringInfo(buf, " LIMIT %d", p->batch_size);
+	appendStringInfoChar(buf, ')');
+}
+
+
+/*****************************************************************************
+ *		Statements
+ *****************************************************************************/
+
+/*
+ * <batch rows: WITH src ..., d, [gone]>
+ *	 , cmp ..., ins ..., upd ..., del ...
+ *	 SELECT <counts>, lst.w, lst.k1, ... FROM (SELECT) AS one LEFT JOIN lst ON true
+ *
+ * or, for a preview,
+ *
+ * <batch rows>, cmp ... <preview select>
+ *
+ * The statement of one batch of a timestamp pass (write) or of a preview.
  * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
  * then the run id.  argtypes must hold INCETL_MAX_PARAMS(p) entries.
  */
-char *
-incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
-				 int *nargs, Oid *argtypes)
+static void
+deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+				  int *nargs, Oid *argtypes)
 {
-	StringInfoData buf;
 	int			np = 0;
-	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
-	const char *qwm = quote_identifier(p->watermark_column);
-	const char *newest;
 
-	/*
-	 * Without a unique index on the key, (watermark, key) may repeat (a
-	 * view, a log holding several versions of a key): a batch then takes
-	 * every row tied with its last one, or the next batch, which starts
-	 * above that (watermark, key), would never read the rest.  Locally
-	 * that is FETCH FIRST ... WITH TIES.  postgres_fdw (15) does not ship
-	 * WITH TIES to the remote server, only LIMIT, and without it the
-	 * remote server would sort everything above the cursor for every
-	 * batch; so for a foreign source the batch is its first batch_size
-	 * rows less those tied with the last, plus all of those read again
-	 * with one probe, which ships too.
-	 */
-	bool		ties = shape->limit && !p->src_key_unique;
-	bool		probe = ties && p->src_relkind == RELKIND_FOREIGN_TABLE;
-
-	initStringInfo(&buf);
-
-	/* the batch: source rows in (watermark, key) order */
-	appendStringInfo(&buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
-	append_src_columns(&buf, p, true, flag, false);
-	appendStringInfo(&buf, " FROM %s AS s WHERE ", p->src_qname);
-
-	switch (shape->lower)
-	{
-		case LOWER_NONE:
-			appendStringInfo(&buf, "s.%s IS NOT NULL", qwm);
-			break;
-		case LOWER_GE:
-		case LOWER_GT:
-			argtypes[np++] = shape->lower_type;
-			appendStringInfo(&buf, "s.%s OPERATOR(pg_catalog.%s) $%d", qwm,
-							 shape->lower == LOWER_GE ? ">=" : ">", np);
-			break;
-		case LOWER_AFTER:
-			append_cursor_compare(&buf, p, ">", BTGreaterStrategyNumber, np + 1);
-			argtypes[np++] = p->wm_type;
-			for (i = 0; i < p->nkeys; i++)
-				argtypes[np++] = p->keys[i]->src_type;
-			break;
-	}
-	switch (shape->upper)
-	{
-		case UPPER_NONE:
-			break;
-		case UPPER_LT:
-			argtypes[np++] = shape->upper_type;
-			appendStringInfo(&buf, " AND s.%s OPERATOR(pg_catalog.<) $%d", qwm, np);
-			break;
-		case UPPER_LE:
-			argtypes[np++] = shape->upper_type;
-			appendStringInfo(&buf, " AND s.%s OPERATOR(pg_catalog.<=) $%d", qwm, np);
-			break;
-		case UPPER_LE_CURSOR:
-			appendStringInfoString(&buf, " AND ");
-			append_cursor_compare(&buf, p, "<=", BTLessEqualStrategyNumber, np + 1);
-			argtypes[np++] = p->wm_type;
-			for (i = 0; i < p->nkeys; i++)
-				argtypes[np++] = p->keys[i]->src_type;
-			break;
-	}
-	if (shape->limit)
-	{
-		appendStringInfo(&buf, " ORDER BY s.%s", qwm);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, ", s.%s", quote_identifier(p->keys[i]->name));
-		if (ties && !probe)
-			appendStringInfo(&buf, " FETCH FIRST %d ROWS WITH TIES", p->batch_size);
-		else
-			appendStringInfo(&buf, " LIMIT %d", p->batch_size);
-	}
-	appendStringInfoString(&buf, ")");
-	if (probe)
-	{
-		char	  **eqs = palloc(sizeof(char *) * (p->nkeys + 1));
-
-		eqs[0] = incetl_type_equality(p->wm_type);
-		for (i = 0; i < p->nkeys; i++)
-			eqs[i + 1] = incetl_type_equality(p->keys[i]->src_type);
-
-		/* the last (watermark, key) of the first batch_size rows */
-		append_last_row(&buf, p, "lst0", "src0");
-
-		/* the rows before it, then all rows tied with it */
-		appendStringInfo(&buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
-						 "(SELECT 1 FROM lst0 WHERE src0.w %s lst0.w", eqs[0]);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, " AND src0.k%d %s lst0.k%d", i + 1, eqs[i + 1], i + 1);
-		appendStringInfoString(&buf, ") UNION ALL ");
-		append_src_columns(&buf, p, true, flag, false);
-		appendStringInfo(&buf, " FROM %s AS s WHERE s.%s %s (SELECT w FROM lst0)",
-						 p->src_qname, qwm, eqs[0]);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, " AND s.%s %s (SELECT k%d FROM lst0)",
-							 quote_identifier(p->keys[i]->name), eqs[i + 1], i + 1);
-		appendStringInfoChar(&buf, ')');
-	}
-
-	/* the cursor after this batch */
-	if (!shape->preview)
-		append_last_row(&buf, p, "lst", "src");
-
-	append_dedupe(&buf, p, true);
-	newest = append_newest_guard(&buf, p);
-	if (flag)
-	{
-		appendStringInfo(&buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
-						 newest);
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
-		appendStringInfo(&buf, " FROM %s WHERE f IS TRUE)", newest);
-	}
-	else
-		appendStringInfo(&buf, ", d AS (SELECT * FROM %s)", newest);
+	deparse_batch_rows(buf, p, shape, &np, argtypes);
 
 	if (shape->preview)
 	{
-		append_apply(&buf, p, 0, false, NULL);
-		append_preview_select(&buf, p, flag);
+		deparse_compare_cte(buf, p);
+		deparse_preview_select(buf, p, flag);
 		*nargs = np;
-		return buf.data;
+		return;
 	}
 
 	argtypes[np++] = INT8OID;
@@ -782,48 +1322,30 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 		 * the run read) violates the key's unique index; the caller then
 		 * redoes the batch the usual way.
 		 */
-		ListCell   *lc;
-		const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
-
-		appendStringInfo(&buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
-		i = 0;
-		foreach(lc, p->columns)
-			appendStringInfo(&buf, "%s%s", i++ ? ", " : "",
-							 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
-		if (soft)
-			appendStringInfo(&buf, ", %s", soft);
-		if (p->tgt_etl_inserted_at)
-			appendStringInfoString(&buf, ", etl_inserted_at");
-		if (p->tgt_etl_updated_at)
-			appendStringInfoString(&buf, ", etl_updated_at");
-		if (p->tgt_etl_run_id)
-			appendStringInfoString(&buf, ", etl_run_id");
-		appendStringInfoString(&buf, ") SELECT ");
-		for (i = 1; i <= list_length(p->columns); i++)
-			appendStringInfo(&buf, "%sc%d", i > 1 ? ", " : "", i);
-		if (soft)
-			appendStringInfoString(&buf, ", false");
-		if (p->tgt_etl_inserted_at)
-			appendStringInfoString(&buf, ", pg_catalog.now()");
-		if (p->tgt_etl_updated_at)
-			appendStringInfoString(&buf, ", pg_catalog.now()");
-		if (p->tgt_etl_run_id)
-			appendStringInfo(&buf, ", $%d", np);
-		appendStringInfoString(&buf, " FROM d RETURNING 1), upd AS (SELECT 1 WHERE false), "
+		deparse_insert_cte(buf, p, np, "d");
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false), "
 							   "del AS (SELECT 1 WHERE false)");
 	}
 	else
-		append_apply(&buf, p, np, flag, NULL);
+		deparse_apply_ctes(buf, p, np, flag, NULL);
 
-	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM src), "
-						   "(SELECT pg_catalog.count(*) FROM ins), "
-						   "(SELECT pg_catalog.count(*) FROM upd), "
-						   "(SELECT pg_catalog.count(*) FROM del), lst.w");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, ", lst.k%d", i + 1);
-	appendStringInfoString(&buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
+	deparse_counts(buf, "src");
+	appendStringInfoString(buf, ", lst.w");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", lst.k%d", i + 1);
+	appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 
 	*nargs = np;
+}
+
+char *
+incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
+				 int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_batch_sql(&buf, p, shape, nargs, argtypes);
 	return buf.data;
 }
 
@@ -844,107 +1366,158 @@ incetl_hash_state_name(IncetlPipeline *p)
 	return psprintf("incetl.hash_state_%d", p->id);
 }
 
+/*
+ * CREATE TEMPORARY TABLE <work table> (rn pg_catalog.int8, k1 <type>, ...,
+ *		op "char", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]);
+ * CREATE INDEX ON <work table> (rn)
+ */
+static void
+deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "CREATE TEMPORARY TABLE %s (rn pg_catalog.int8",
+					 incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d %s", i + 1,
+						 p->keys[i]->src_typename);
+	appendStringInfo(buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
+					 incetl_work_table_name(p));
+}
+
 char *
 incetl_sql_create_work_table(IncetlPipeline *p)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "CREATE TEMPORARY TABLE %s (rn pg_catalog.int8",
-					 incetl_work_table_name(p));
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, ", k%d %s", i + 1,
-						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
-					 incetl_work_table_name(p));
+	deparse_create_work_table(&buf, p);
 	return buf.data;
 }
 
-/* the key columns of the hash state: k1..kn, h */
+/*
+ * CREATE TABLE <hash state> (k1 <type> NOT NULL, ..., h <hash type> NOT NULL,
+ *		PRIMARY KEY (k1, ...))
+ *
+ * The key columns of the hash state: k1..kn, h.
+ */
+static void
+deparse_create_hash_state(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d %s NOT NULL, ", i + 1,
+						 p->keys[i]->src_typename);
+	appendStringInfo(buf, "h %s NOT NULL, PRIMARY KEY (",
+					 strcmp(p->hash_algorithm, "sha256") == 0 ?
+					 "pg_catalog.bytea" : "pg_catalog.int8");
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, "))");
+}
+
 char *
 incetl_sql_create_hash_state(IncetlPipeline *p)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "k%d %s NOT NULL, ", i + 1,
-						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, "h %s NOT NULL, PRIMARY KEY (",
-					 strcmp(p->hash_algorithm, "sha256") == 0 ?
-					 "pg_catalog.bytea" : "pg_catalog.int8");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&buf, "))");
+	deparse_create_hash_state(&buf, p);
 	return buf.data;
 }
 
 /*
+ * INSERT INTO <work table> (rn, k1, ..., op) <diff>
+ *
  * Fill the work table with the keys whose hash differs from the stored
  * one (hash strategy), or whose row differs between source and target
  * (reconcile), numbered in key order.
  */
+static void
+deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile)
+{
+	appendStringInfo(buf, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "op) ");
+	deparse_diff(buf, p, reconcile);
+}
+
 char *
 incetl_sql_fill_work(IncetlPipeline *p, bool reconcile)
 {
-	StringInfoData cols;
+	StringInfoData buf;
 
-	initStringInfo(&cols);
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&cols, "k%d, ", i + 1);
-	return psprintf("INSERT INTO %s (rn, %sop) %s", incetl_work_table_name(p),
-					cols.data, incetl_sql_diff(p, reconcile));
+	initStringInfo(&buf);
+	deparse_fill_work(&buf, p, reconcile);
+	return buf.data;
 }
 
-/* the rows of the work table, as a query */
-char *
-incetl_sql_diff(IncetlPipeline *p, bool reconcile)
+/*
+ * SELECT pg_catalog.row_number() OVER (ORDER BY k1, ...) AS rn, * FROM
+ *	(SELECT COALESCE(s.k1, o.k1) AS k1, ...,
+ *	 CASE WHEN o.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL [OR s.f IS TRUE]
+ *	 THEN 'd' ELSE 'u' END::"char" AS op
+ *	 FROM (SELECT s.<key1> AS k1, ...[, s.<flag> AS f], <row hash> AS h
+ *		   FROM <source> AS s) AS s
+ *	 FULL JOIN <hash state> AS st		-- hash strategy, o = st
+ *			 | (SELECT CAST(t.<key1> AS <source type>) AS k1, ...,
+ *				<row hash> AS h FROM <target> AS t
+ *				[WHERE t.<soft> IS NOT TRUE]) AS t	-- reconcile, o = t
+ *	 ON o.k1 = s.k1 AND ...
+ *	 WHERE (s.k1 IS NULL OR o.k1 IS NULL OR o.h OPERATOR(pg_catalog.<>) s.h
+ *			[OR s.f IS TRUE]) [AND NOT (o.k1 IS NULL AND s.f IS TRUE)]) AS x
+ *
+ * The rows of the work table, as a query.
+ */
+static void
+deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 {
-	StringInfoData buf;
 	int			i;
 	const char *other = reconcile ? "t" : "st";
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	appendStringInfoString(buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
 	/* rn, k1..kn, op */
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
-	appendStringInfo(&buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
+		appendStringInfo(buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
+	appendStringInfo(buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
 					 other, flag ? " OR s.f IS TRUE" : "");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
+		appendStringInfo(buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
 	if (flag)
-		appendStringInfo(&buf, "s.%s AS f, ", quote_identifier(p->delete_flag_column));
-	append_row_hash(&buf, p, "s", reconcile);
-	appendStringInfo(&buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
+		appendStringInfo(buf, "s.%s AS f, ", quote_identifier(p->delete_flag_column));
+	append_row_hash(buf, p, "s", reconcile);
+	appendStringInfo(buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
 	if (reconcile)
 	{
 		/* the target's rows, keys in the source's types */
-		appendStringInfoString(&buf, "(SELECT ");
+		appendStringInfoString(buf, "(SELECT ");
 		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "CAST(t.%s AS %s) AS k%d, ",
+			appendStringInfo(buf, "CAST(t.%s AS %s) AS k%d, ",
 							 quote_identifier(p->keys[i]->name),
 							 p->keys[i]->src_typename,
 							 i + 1);
-		append_row_hash(&buf, p, "t", false);
-		appendStringInfo(&buf, " AS h FROM %s AS t", p->tgt_qname);
+		append_row_hash(buf, p, "t", false);
+		appendStringInfo(buf, " AS h FROM %s AS t", p->tgt_qname);
 		if (p->soft_delete)
-			appendStringInfo(&buf, " WHERE t.%s IS NOT TRUE",
+			appendStringInfo(buf, " WHERE t.%s IS NOT TRUE",
 							 quote_identifier(p->soft_delete_column));
-		appendStringInfoString(&buf, ") AS t");
+		appendStringInfoString(buf, ") AS t");
 	}
 	else
-		appendStringInfo(&buf, "%s AS st", incetl_hash_state_name(p));
-	appendStringInfoString(&buf, " ON ");
+		appendStringInfo(buf, "%s AS st", incetl_hash_state_name(p));
+	appendStringInfoString(buf, " ON ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%s%s.k%d %s s.k%d", i ? " AND " : "", other, i + 1,
-						 incetl_type_equality(p->keys[i]->src_type), i + 1);
-	appendStringInfo(&buf, " WHERE (s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h",
+	{
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("%s.k%d", other, i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("s.k%d", i + 1), type);
+	}
+	appendStringInfo(buf, " WHERE (s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h",
 					 other, other);
 
 	/*
@@ -954,18 +1527,53 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 	 * the other side lacks it.
 	 */
 	if (flag)
-		appendStringInfo(&buf, " OR s.f IS TRUE) AND NOT (%s.k1 IS NULL AND s.f IS TRUE)",
+		appendStringInfo(buf, " OR s.f IS TRUE) AND NOT (%s.k1 IS NULL AND s.f IS TRUE)",
 						 other);
 	else
-		appendStringInfoChar(&buf, ')');
-	appendStringInfoString(&buf, ") AS x");
+		appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, ") AS x");
+}
+
+char *
+incetl_sql_diff(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_diff(&buf, p, reconcile);
 	return buf.data;
 }
 
 /*
+ * WITH b AS MATERIALIZED (SELECT * FROM <work table>
+ *						   WHERE rn > $1 AND rn <= $2)
+ *	 <keyed rows: sb, src, d0, d, gone>, cmp ..., ins ..., upd ..., del ...
+ *	 [, st_up ..., st_del ...]
+ *	 SELECT <counts of b, ins, upd, del>
+ *
  * One keyed batch: rows rn in ($1, $2] of the work table.  $3 is the run
  * id.  Returns keys read, inserted, updated, deleted.
  */
+static void
+deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
+					int *nargs, Oid *argtypes)
+{
+	appendStringInfo(buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE ",
+					 incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfoChar(buf, ')');
+	deparse_keyed_rows(buf, p, with_state);
+
+	argtypes[0] = INT8OID;
+	argtypes[1] = INT8OID;
+	argtypes[2] = INT8OID;
+	*nargs = 3;
+	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
+	deparse_counts(buf, "b");
+}
+
 char *
 incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 					   int *nargs, Oid *argtypes)
@@ -973,225 +1581,262 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE rn OPERATOR(pg_catalog.>) $1 AND rn OPERATOR(pg_catalog.<=) $2)",
-					 incetl_work_table_name(p));
-	append_keyed_rows(&buf, p, with_state);
-
-	argtypes[0] = INT8OID;
-	argtypes[1] = INT8OID;
-	argtypes[2] = INT8OID;
-	*nargs = 3;
-	append_apply(&buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
-
-	appendStringInfoString(&buf, " SELECT (SELECT pg_catalog.count(*) FROM b), "
-						   "(SELECT pg_catalog.count(*) FROM ins), "
-						   "(SELECT pg_catalog.count(*) FROM upd), "
-						   "(SELECT pg_catalog.count(*) FROM del)");
+	deparse_keyed_batch(&buf, p, with_state, nargs, argtypes);
 	return buf.data;
 }
 
 /*
+ * <compare gone: WITH gone AS MATERIALIZED (... LIMIT <batch_size>)>
+ *	 , del AS (...) SELECT pg_catalog.count(*) FROM del
+ *
+ * or, for a preview,
+ *
+ * <compare gone: WITH gone AS MATERIALIZED (...)>
+ *	 SELECT 'delete', <key object of gone> FROM gone
+ *
  * delete_detection 'compare': up to batch_size target keys that the source
- * no longer has (an anti-join reading keys only), deleted or soft-deleted.
- * $1 is the run id.  Returns the number deleted.
+ * no longer has, deleted or soft-deleted by the apply's delete step.  $1
+ * is the run id.  Returns the number deleted.
  */
+static void
+deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
+{
+	deparse_compare_gone(buf, p, preview);
+	if (preview)
+	{
+		appendStringInfoString(buf, " SELECT 'delete', ");
+		deparse_key_object(buf, p, "", true);
+		appendStringInfoString(buf, " FROM gone");
+		return;
+	}
+	deparse_delete_cte(buf, p, 1);
+	appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+}
+
 char *
 incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
 {
 	StringInfoData buf;
-	int			i;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "WITH gone AS MATERIALIZED (SELECT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%st.%s AS g%d", i ? ", " : "",
-						 quote_identifier(p->keys[i]->name), i + 1);
-	appendStringInfo(&buf, " FROM %s AS t WHERE ", p->tgt_qname);
-	if (p->soft_delete)
-		appendStringInfo(&buf, "t.%s IS NOT TRUE AND ",
-						 quote_identifier(p->soft_delete_column));
-	appendStringInfo(&buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ", p->src_qname);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%st.%s %s CAST(s.%s AS %s)", i ? " AND " : "",
-						 quote_identifier(p->keys[i]->name), p->keys[i]->eq_op,
-						 quote_identifier(p->keys[i]->name), p->keys[i]->tgt_typename);
-	appendStringInfoChar(&buf, ')');
-	if (!preview)
-		appendStringInfo(&buf, " LIMIT %d", p->batch_size);
-	appendStringInfoChar(&buf, ')');
-	if (preview)
-	{
-		appendStringInfoString(&buf, " SELECT 'delete', pg_catalog.jsonb_build_object(");
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&buf, "%s%s::pg_catalog.text, g%d", i ? ", " : "",
-							 quote_literal_cstr(p->keys[i]->name), i + 1);
-		appendStringInfoString(&buf, ") FROM gone");
-		return buf.data;
-	}
-	/* reuse the delete step of the apply tail */
-	{
-		StringInfoData tail;
-		char	   *del;
-		char	   *end;
-
-		initStringInfo(&tail);
-		appendStringInfoString(&tail, "WITH src AS (SELECT 1), d AS (SELECT 1)");
-		append_apply(&tail, p, 1, true, NULL);
-		del = strstr(tail.data, ", del AS (");
-		end = del ? del + strlen(del) : NULL;
-		Assert(del != NULL);
-		appendBinaryStringInfo(&buf, del, end - del);
-	}
-	appendStringInfoString(&buf, " SELECT pg_catalog.count(*) FROM del");
+	deparse_compare_deletes(&buf, p, preview);
 	return buf.data;
 }
 
 /*
+ * WITH b AS MATERIALIZED (<keys_sql>) <keyed rows>, cmp ... <preview select>
+ *
  * Preview of a keyed pass: keys_sql yields the keys k1..kn to look at
  * (source key types); each is classified against the source and the
  * target exactly as a keyed batch would apply it.
  */
+static void
+deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
+{
+	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
+	deparse_keyed_rows(buf, p, false);
+	deparse_compare_cte(buf, p);
+	deparse_preview_select(buf, p, true);
+}
+
 char *
 incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
-	append_keyed_rows(&buf, p, false);
-	append_apply(&buf, p, 1, false, NULL);
-	append_preview_select(&buf, p, true);
+	deparse_keyed_preview(&buf, p, keys_sql);
 	return buf.data;
 }
 
 /*
- * SELECT k1, ..., kn FROM (query) AS w: the keys of a query that yields
- * them (and more) as k1..kn.
+ * SELECT k1, ..., kn FROM (<query>) AS w
+ *
+ * The keys of a query that yields them (and more) as k1..kn.
  */
-static char *
-select_keys(IncetlPipeline *p, const char *query)
+static void
+deparse_select_keys(StringInfo buf, IncetlPipeline *p, const char *query)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfo(&buf, " FROM (%s) AS w", query);
-	return buf.data;
+	appendStringInfoString(buf, "SELECT ");
+	deparse_key_list(buf, p);
+	appendStringInfo(buf, " FROM (%s) AS w", query);
 }
 
 /* keys of the hash or target diff, as k1..kn */
 char *
 incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
 {
-	return select_keys(p, incetl_sql_diff(p, reconcile));
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_select_keys(&buf, p, incetl_sql_diff(p, reconcile));
+	return buf.data;
 }
 
-/* the distinct keys in a trigger pipeline's queue */
+/*
+ * SELECT DISTINCT k1, ..., kn FROM <queue table>
+ * WHERE op OPERATOR(pg_catalog.<>) 'T'
+ *
+ * The distinct keys in a trigger pipeline's queue.
+ */
+static void
+deparse_queue_keys(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfoString(buf, "SELECT DISTINCT ");
+	deparse_key_list(buf, p);
+	appendStringInfo(buf, " FROM %s WHERE ", incetl_queue_table_name(p));
+	deparse_catalog_clause(buf, "op", CHAROID, "<>", "'T'", UNKNOWNOID);
+}
+
 char *
 incetl_sql_queue_keys(IncetlPipeline *p)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT DISTINCT ");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfo(&buf, " FROM incetl.queue_%d WHERE op OPERATOR(pg_catalog.<>) 'T'", p->id);
+	deparse_queue_keys(&buf, p);
 	return buf.data;
 }
 
-/* the distinct keys in a jsonb array of decoded changes, $1 */
+/*
+ * SELECT DISTINCT CAST(((e -> 'k') ->> '<key1>') AS <source type>) AS k1, ...
+ * FROM pg_catalog.jsonb_array_elements($1) AS e WHERE (e ->> 'op') <> 'T'
+ *
+ * The distinct keys in a jsonb array of decoded changes, $1.
+ */
+static void
+deparse_change_keys(StringInfo buf, IncetlPipeline *p)
+{
+	StringInfoData k;
+	StringInfoData op;
+
+	initStringInfo(&k);
+	appendStringInfoChar(&k, '(');
+	deparse_catalog_clause(&k, "e", JSONBOID, "->", "'k'", UNKNOWNOID);
+	appendStringInfoChar(&k, ')');
+
+	appendStringInfoString(buf, "SELECT DISTINCT ");
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		appendStringInfo(buf, "%sCAST((", i ? ", " : "");
+		deparse_catalog_clause(buf, k.data, JSONBOID, "->>",
+							   quote_literal_cstr(p->keys[i]->name), UNKNOWNOID);
+		appendStringInfo(buf, ") AS %s) AS k%d", p->keys[i]->src_typename, i + 1);
+	}
+	appendStringInfoString(buf, " FROM pg_catalog.jsonb_array_elements($1) AS e WHERE ");
+
+	initStringInfo(&op);
+	appendStringInfoChar(&op, '(');
+	deparse_catalog_clause(&op, "e", JSONBOID, "->>", "'op'", UNKNOWNOID);
+	appendStringInfoChar(&op, ')');
+	deparse_catalog_clause(buf, op.data, TEXTOID, "<>", "'T'", UNKNOWNOID);
+}
+
 char *
 incetl_sql_change_keys(IncetlPipeline *p)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT DISTINCT ");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sCAST(((e OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
-						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 p->keys[i]->src_typename,
-						 i + 1);
-	appendStringInfoString(&buf, " FROM pg_catalog.jsonb_array_elements($1) AS e "
-						   "WHERE (e OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
+	deparse_change_keys(&buf, p);
 	return buf.data;
 }
 
 /*
+ * SELECT pg_catalog.row_number() OVER (ORDER BY k1, ...) AS rn, * FROM
+ *	(SELECT COALESCE(s.k1, t.k1) AS k1, ...,
+ *	 CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::"char" AS op
+ *	 FROM (SELECT s.<key1> AS k1, ... FROM <source> AS s) AS s
+ *	 FULL JOIN (SELECT CAST(t.<key1> AS <source type>) AS k1, ...
+ *				FROM <target> AS t [WHERE t.<soft> IS NOT TRUE]) AS t
+ *	 ON t.k1 = s.k1 AND ...) AS x
+ *
  * For the preview of a hash run with no stored hashes (its first, or the
  * next after alter_pipeline(hash_algorithm) emptied them): every source
  * key ('i') and every live target key the source lacks ('d').
  */
-static char *
-hash_initial(IncetlPipeline *p)
+static void
+deparse_hash_initial(StringInfo buf, IncetlPipeline *p)
 {
-	StringInfoData buf;
 	int			i;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	appendStringInfoString(buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&buf, ") AS rn, * FROM (SELECT ");
+		appendStringInfo(buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
+	appendStringInfoString(buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
-	appendStringInfoString(&buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%ss.%s AS k%d", i ? ", " : "",
+		appendStringInfo(buf, "%ss.%s AS k%d", i ? ", " : "",
 						 quote_identifier(p->keys[i]->name), i + 1);
-	appendStringInfo(&buf, " FROM %s AS s) AS s FULL JOIN (SELECT ", p->src_qname);
+	appendStringInfo(buf, " FROM %s AS s) AS s FULL JOIN (SELECT ", p->src_qname);
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sCAST(t.%s AS %s) AS k%d", i ? ", " : "",
+		appendStringInfo(buf, "%sCAST(t.%s AS %s) AS k%d", i ? ", " : "",
 						 quote_identifier(p->keys[i]->name),
 						 p->keys[i]->src_typename, i + 1);
-	appendStringInfo(&buf, " FROM %s AS t", p->tgt_qname);
+	appendStringInfo(buf, " FROM %s AS t", p->tgt_qname);
 	if (p->soft_delete)
-		appendStringInfo(&buf, " WHERE t.%s IS NOT TRUE",
+		appendStringInfo(buf, " WHERE t.%s IS NOT TRUE",
 						 quote_identifier(p->soft_delete_column));
-	appendStringInfoString(&buf, ") AS t ON ");
+	appendStringInfoString(buf, ") AS t ON ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%st.k%d %s s.k%d", i ? " AND " : "", i + 1,
-						 incetl_type_equality(p->keys[i]->src_type), i + 1);
-	appendStringInfoString(&buf, ") AS x");
-	return buf.data;
+	{
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.k%d", i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("s.k%d", i + 1), type);
+	}
+	appendStringInfoString(buf, ") AS x");
 }
 
 /*
+ * INSERT INTO <hash state> AS st (k1, ..., h)
+ * SELECT CAST(t.<key1> AS <source type>), ..., ''::pg_catalog.bytea | 0
+ * FROM <target> AS t WHERE t.<key1> IS NOT NULL AND ...
+ * [AND t.<soft> IS NOT TRUE] AND true ON CONFLICT DO NOTHING
+ *
  * A hash run with no stored hashes first stores one for every live target
  * key, one that no source row has (sha256: an empty bytea, never a digest;
  * hash64: 0): the run's diff then deletes the target keys the source lacks
  * and re-reads every other, and a run that fails halfway leaves stored
  * hashes that still name every target row it has not yet seen.
  */
-char *
-incetl_sql_seed_hash_state(IncetlPipeline *p)
+static void
+deparse_seed_hash_state(StringInfo buf, IncetlPipeline *p)
 {
-	StringInfoData buf;
 	int			i;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
+	appendStringInfo(buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "k%d, ", i + 1);
-	appendStringInfoString(&buf, "h) SELECT ");
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h) SELECT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "CAST(t.%s AS %s), ",
+		appendStringInfo(buf, "CAST(t.%s AS %s), ",
 						 quote_identifier(p->keys[i]->name),
 						 p->keys[i]->src_typename);
-	appendStringInfo(&buf, "%s FROM %s AS t WHERE ",
+	appendStringInfo(buf, "%s FROM %s AS t WHERE ",
 					 strcmp(p->hash_algorithm, "sha256") == 0 ?
 					 "''::pg_catalog.bytea" : "0::pg_catalog.int8",
 					 p->tgt_qname);
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "t.%s IS NOT NULL AND ",
+		appendStringInfo(buf, "t.%s IS NOT NULL AND ",
 						 quote_identifier(p->keys[i]->name));
 	if (p->soft_delete)
-		appendStringInfo(&buf, "t.%s IS NOT TRUE AND ",
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ",
 						 quote_identifier(p->soft_delete_column));
-	appendStringInfoString(&buf, "true ON CONFLICT DO NOTHING");
+	appendStringInfoString(buf, "true ON CONFLICT DO NOTHING");
+}
+
+char *
+incetl_sql_seed_hash_state(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_seed_hash_state(&buf, p);
 	return buf.data;
 }
 
@@ -1202,17 +1847,42 @@ incetl_sql_seed_hash_state(IncetlPipeline *p)
 char *
 incetl_sql_hash_initial_keys(IncetlPipeline *p)
 {
-	return select_keys(p, hash_initial(p));
-}
+	StringInfoData query;
+	StringInfoData buf;
 
-/* whether a hash pipeline has no stored hashes: one row, one boolean */
-char *
-incetl_sql_hash_state_empty(IncetlPipeline *p)
-{
-	return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", incetl_hash_state_name(p));
+	initStringInfo(&query);
+	deparse_hash_initial(&query, p);
+	initStringInfo(&buf);
+	deparse_select_keys(&buf, p, query.data);
+	return buf.data;
 }
 
 /*
+ * SELECT NOT EXISTS (SELECT 1 FROM <hash state>)
+ *
+ * Whether a hash pipeline has no stored hashes: one row, one boolean.
+ */
+static void
+deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)",
+					 incetl_hash_state_name(p));
+}
+
+char *
+incetl_sql_hash_state_empty(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_hash_state_empty(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT <first>, <last> FROM <source> AS s
+ * WHERE s.<wm> >= $1 AND s.<wm> < $2
+ *
  * The first and last watermark of the source rows in [$1, $2), in the type
  * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
  * backfill covers only the range its rows hold: an infinite bound, or one
@@ -1221,8 +1891,8 @@ incetl_sql_hash_state_empty(IncetlPipeline *p)
  * timestamp or date converted to timestamptz), which for a timestamptz or
  * integer column is an index probe.
  */
-char *
-incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
+static void
+deparse_backfill_range(StringInfo buf, IncetlPipeline *p, Oid bound_type)
 {
 	const char *w = psprintf("s.%s", quote_identifier(p->watermark_column));
 	const char *first;
@@ -1243,7 +1913,18 @@ incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
 		first = psprintf("CAST(pg_catalog.min(%s) AS pg_catalog.int8)", w);
 		last = psprintf("CAST(pg_catalog.max(%s) AS pg_catalog.int8)", w);
 	}
-	return psprintf("SELECT %s, %s FROM %s AS s WHERE %s OPERATOR(pg_catalog.>=) $1 "
-					"AND %s OPERATOR(pg_catalog.<) $2",
-					first, last, p->src_qname, w, w);
+	appendStringInfo(buf, "SELECT %s, %s FROM %s AS s WHERE ", first, last, p->src_qname);
+	deparse_catalog_clause(buf, w, p->wm_type, ">=", "$1", bound_type);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, w, p->wm_type, "<", "$2", bound_type);
+}
+
+char *
+incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_backfill_range(&buf, p, bound_type);
+	return buf.data;
 }
