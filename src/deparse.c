@@ -14,7 +14,9 @@
  * every value is a parameter, and every operator and function is written
  * schema-qualified, so neither a hostile name nor a hostile search_path can
  * change what the statement does.  Comparisons are written from an
- * operator's OID by incetl_deparse_operator_clause(): OPERATOR(schema.op).
+ * operator's OID by incetl_deparse_operator_clause(), as core's
+ * generate_operator_clause() does: OPERATOR(schema.op), with casts to the
+ * operator's input types.
  *
  * One batch is one statement (PostgreSQL 15):
  *
@@ -62,6 +64,7 @@
 /* operators */
 static void deparse_operator_name(StringInfo buf, Oid opr, Oid *nsp);
 static Oid	operator_namespace(Oid opr);
+static void deparse_cast(StringInfo buf, Oid typid);
 static Oid	type_btree_operator(Oid typid, int strategy);
 static Oid	type_equality_operator(Oid typid);
 static Oid	catalog_operator(const char *name, Oid ltype, Oid rtype);
@@ -197,10 +200,37 @@ incetl_qualified_operator(Oid opr)
 }
 
 /*
+ * Append "::nsp.typname", a cast to typid with the default typmod, spelled
+ * the hard way as ruleutils.c's add_cast_to() does (format_type_be() would
+ * say "character", which means char(1), and truncate).
+ */
+static void
+deparse_cast(StringInfo buf, Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	appendStringInfo(buf, "::%s.%s",
+					 quote_identifier(get_namespace_name(typ->typnamespace)),
+					 quote_identifier(NameStr(typ->typname)));
+	ReleaseSysCache(tup);
+}
+
+/*
  * leftop OPERATOR(nsp.op) rightop
  *
- * Append a comparison by operator OID: the operator named with its schema,
- * so the parser resolves the name among that schema's operators only.
+ * Append a comparison by operator OID, as core's generate_operator_clause()
+ * (ruleutils.c, used by ri_triggers.c) writes one: the operator named with
+ * its schema, and an operand whose type is not the operator's input type
+ * cast to it, so the parser cannot resolve the name to another operator.
+ * An input of a pseudo-type (anyarray, anyenum, anyrange, record) takes
+ * the operand as it is: there is nothing to cast to.  leftop and rightop
+ * must be fit to take a cast: a column, a parameter, a literal or
+ * something in parentheses.
  */
 void
 incetl_deparse_operator_clause(StringInfo buf, const char *leftop, Oid leftoptype,
@@ -215,9 +245,14 @@ incetl_deparse_operator_clause(StringInfo buf, const char *leftop, Oid leftoptyp
 	op = (Form_pg_operator) GETSTRUCT(tup);
 	Assert(op->oprkind == 'b');
 
-	appendStringInfo(buf, "%s OPERATOR(%s.%s) %s", leftop,
+	appendStringInfoString(buf, leftop);
+	if (leftoptype != op->oprleft && get_typtype(op->oprleft) != TYPTYPE_PSEUDO)
+		deparse_cast(buf, op->oprleft);
+	appendStringInfo(buf, " OPERATOR(%s.%s) %s",
 					 quote_identifier(get_namespace_name(op->oprnamespace)),
 					 NameStr(op->oprname), rightop);
+	if (rightoptype != op->oprright && get_typtype(op->oprright) != TYPTYPE_PSEUDO)
+		deparse_cast(buf, op->oprright);
 	ReleaseSysCache(tup);
 }
 
@@ -452,9 +487,8 @@ deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 	if (c->eq_op)
 		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
 	else
-		incetl_deparse_operator_clause(buf, psprintf("%s::pg_catalog.text", tcol),
-									   TEXTOID, TextEqualOperator,
-									   psprintf("%s::pg_catalog.text", dcol), TEXTOID);
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
+									   dcol, c->tgt_type);
 	appendStringInfo(buf, ") IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
 					 tcol, dcol);
 }
