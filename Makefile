@@ -17,7 +17,7 @@ OBJS = \
 	src/catalog.o \
 	src/validate.o \
 	src/watermark.o \
-	src/sqlgen.o \
+	src/deparse.o \
 	src/run.o \
 	src/audit.o \
 	src/preview.o \

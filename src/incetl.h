@@ -189,7 +189,6 @@ extern bool incetl_parse_delete_mode(const char *s);
 extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
-extern char *incetl_qualified_operator(Oid opr);
 extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* watermark.c */
@@ -203,7 +202,7 @@ extern Datum incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound);
 extern Datum incetl_lookback_start(IncetlPipeline *p, Datum wm, Oid *type);
 extern char *incetl_keys_text(int n, char **texts, bool *nulls);
 
-/* sqlgen.c */
+/* deparse.c */
 typedef enum IncetlLower
 {
 	LOWER_NONE,					/* from the start */
@@ -236,6 +235,11 @@ typedef struct IncetlBatchShape
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
+extern char *incetl_qualified_operator(Oid opr);
+extern void incetl_deparse_operator_clause(fmStringInfo buf,
+										   const char *leftop, Oid leftoptype,
+										   Oid opoid,
+										   const char *rightop, Oid rightoptype);
 extern char *incetl_type_equality(Oid typid);
 extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);

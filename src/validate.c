@@ -158,27 +158,6 @@ incetl_quote_qualified(Oid relid)
 	return quote_qualified_identifier(nsp, get_rel_name(relid));
 }
 
-/* "OPERATOR(nsp.name)" for an operator, or NULL */
-char *
-incetl_qualified_operator(Oid opr)
-{
-	HeapTuple	tup;
-	Form_pg_operator op;
-	char	   *res;
-
-	if (!OidIsValid(opr))
-		return NULL;
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
-	if (!HeapTupleIsValid(tup))
-		return NULL;
-	op = (Form_pg_operator) GETSTRUCT(tup);
-	res = psprintf("OPERATOR(%s.%s)",
-				   quote_identifier(get_namespace_name(op->oprnamespace)),
-				   NameStr(op->oprname));
-	ReleaseSysCache(tup);
-	return res;
-}
-
 /*
  * A type as generated SQL spells it: schema-qualified and with its typmod,
  * so that a column, cast or parameter of this type holds exactly what the

@@ -1,0 +1,2046 @@
+/*-------------------------------------------------------------------------
+ *
+ * deparse.c
+ *	  The statements incetl runs, built from a validated pipeline.
+ *
+ * Shaped like postgres_fdw's deparse.c: one builder per statement,
+ * deparse_<what>(buf, p, ...), appending to the caller's buffer, with a
+ * comment showing the SQL it builds; the exported incetl_sql_* functions
+ * only wrap them.  Statements that share a part share its builder: the
+ * batch of a run and its preview build the same source-row and compare
+ * CTEs, and differ only in what follows them.
+ *
+ * Every name is quoted (quote_identifier, quote_qualified_identifier),
+ * every value is a parameter, and every operator and function is written
+ * schema-qualified, so neither a hostile name nor a hostile search_path can
+ * change what the statement does.  Comparisons are written from an
+ * operator's OID by incetl_deparse_operator_clause(), as core's
+ * generate_operator_clause() does: OPERATOR(schema.op), with casts to the
+ * operator's input types.
+ *
+ * One batch is one statement (PostgreSQL 15):
+ *
+ *	WITH src AS MATERIALIZED (the next batch_size source rows in
+ *							  (watermark, key) order, and every row tied
+ *							  with the last of them),
+ *		 lst AS (the last of them: the new cursor),
+ *		 d AS (one row per key, the newest),
+ *		 cmp AS MATERIALIZED (rows whose key is new or whose values differ
+ *							  from the target's),
+ *		 ins AS (INSERT ... RETURNING),
+ *		 upd AS (UPDATE ... RETURNING)
+ *	SELECT counts and the cursor
+ *
+ * PostgreSQL 15's MERGE has no RETURNING and cannot sit in a WITH, so it
+ * could not report exact insert and update counts in the same pass; the
+ * INSERT and UPDATE steps do exactly what its two WHEN clauses would.
+ *
+ * In the comments below, placeholders are written in angle brackets:
+ * <target> and <source> are the quoted, qualified relations, <key1> a key
+ * column, <col1> a moved column, cN the batch column of moved column N,
+ * and "=" or ">" a comparison written by incetl_deparse_operator_clause().
+ *
+ * src/deparse.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_oper.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "incetl.h"
+
+/* operators */
+static void deparse_operator_name(StringInfo buf, Oid opr, Oid *nsp);
+static Oid	operator_namespace(Oid opr);
+static void deparse_cast(StringInfo buf, Oid typid);
+static Oid	type_btree_operator(Oid typid, int strategy);
+static Oid	type_equality_operator(Oid typid);
+static Oid	catalog_operator(const char *name, Oid ltype, Oid rtype);
+static void deparse_catalog_clause(StringInfo buf, const char *leftop, Oid ltype,
+								   const char *name, const char *rightop,
+								   Oid rtype);
+
+/* parts of statements */
+static int	column_index(IncetlPipeline *p, const char *name);
+static int	key_col(IncetlPipeline *p, int i);
+static IncetlColumn *sequence_target_column(IncetlPipeline *p, int *idx,
+											Oid *gt);
+static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
+								   const char *strategy_op, int strategy,
+								   int firstparam);
+static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
+							 const char *dcol);
+static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
+									 const char *rel, bool gone);
+static void deparse_source_key_match(StringInfo buf, IncetlPipeline *p,
+									 const char *keyed);
+static void deparse_key_list(StringInfo buf, IncetlPipeline *p);
+static void deparse_key_object(StringInfo buf, IncetlPipeline *p,
+							   const char *prefix, bool gone);
+static void append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
+							bool cast);
+static void deparse_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm,
+								bool with_flag, bool with_hash);
+static void deparse_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm);
+static const char *deparse_newest_guard(StringInfo buf, IncetlPipeline *p);
+static void deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
+							 const char *rows);
+static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
+								IncetlBatchShape *shape, int *np, Oid *argtypes);
+static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
+							   IncetlBatchShape *shape, int *np, Oid *argtypes);
+static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
+static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
+static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+							   const char *from);
+static void deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
+									const char *state_table);
+static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+							   bool with_gone, const char *state_table);
+static void deparse_preview_select(StringInfo buf, IncetlPipeline *p,
+								   bool with_gone);
+static void deparse_counts(StringInfo buf, const char *read_from);
+static void deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview);
+
+/* statements */
+static void deparse_batch_sql(StringInfo buf, IncetlPipeline *p,
+							  IncetlBatchShape *shape, int *nargs,
+							  Oid *argtypes);
+static void deparse_create_work_table(StringInfo buf, IncetlPipeline *p);
+static void deparse_create_hash_state(StringInfo buf, IncetlPipeline *p);
+static void deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile);
+static void deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile);
+static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p,
+								bool with_state, int *nargs, Oid *argtypes);
+static void deparse_compare_deletes(StringInfo buf, IncetlPipeline *p,
+									bool preview);
+static void deparse_keyed_preview(StringInfo buf, IncetlPipeline *p,
+								  const char *keys_sql);
+static void deparse_select_keys(StringInfo buf, IncetlPipeline *p,
+								const char *query);
+static void deparse_queue_keys(StringInfo buf, IncetlPipeline *p);
+static void deparse_change_keys(StringInfo buf, IncetlPipeline *p);
+static void deparse_hash_initial(StringInfo buf, IncetlPipeline *p);
+static void deparse_seed_hash_state(StringInfo buf, IncetlPipeline *p);
+static void deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p);
+static void deparse_backfill_range(StringInfo buf, IncetlPipeline *p,
+								   Oid bound_type);
+
+
+/*****************************************************************************
+ *		Operators
+ *****************************************************************************/
+
+/*
+ * Append "OPERATOR(nsp.op)" for operator opr; its namespace goes to *nsp
+ * when nsp is not NULL.  The schema is the operator's own: the operators of
+ * an extension's type (citext, ltree, isn, cube) live in the extension's
+ * schema, not in pg_catalog.
+ */
+static void
+deparse_operator_name(StringInfo buf, Oid opr, Oid *nsp)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	appendStringInfo(buf, "OPERATOR(%s.%s)",
+					 quote_identifier(get_namespace_name(op->oprnamespace)),
+					 NameStr(op->oprname));
+	if (nsp)
+		*nsp = op->oprnamespace;
+	ReleaseSysCache(tup);
+}
+
+/* the namespace of an operator */
+static Oid
+operator_namespace(Oid opr)
+{
+	StringInfoData buf;
+	Oid			nsp;
+
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, opr, &nsp);
+	pfree(buf.data);
+	return nsp;
+}
+
+/*
+ * "OPERATOR(nsp.name)" for an operator, or NULL when opr is invalid or
+ * unknown.  Validation keeps these strings in IncetlColumn (eq_op, gt_op)
+ * to tell whether a column has the operator at all.
+ */
+char *
+incetl_qualified_operator(Oid opr)
+{
+	StringInfoData buf;
+
+	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
+		return NULL;
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, opr, NULL);
+	return buf.data;
+}
+
+/*
+ * Append "::nsp.typname", a cast to typid with the default typmod, spelled
+ * the hard way as ruleutils.c's add_cast_to() does (format_type_be() would
+ * say "character", which means char(1), and truncate).
+ */
+static void
+deparse_cast(StringInfo buf, Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	appendStringInfo(buf, "::%s.%s",
+					 quote_identifier(get_namespace_name(typ->typnamespace)),
+					 quote_identifier(NameStr(typ->typname)));
+	ReleaseSysCache(tup);
+}
+
+/*
+ * leftop OPERATOR(nsp.op) rightop
+ *
+ * Append a comparison by operator OID, as core's generate_operator_clause()
+ * (ruleutils.c, used by ri_triggers.c) writes one: the operator named with
+ * its schema, and an operand whose type is not the operator's input type
+ * cast to it, so the parser cannot resolve the name to another operator.
+ * An input of a pseudo-type (anyarray, anyenum, anyrange, record) takes
+ * the operand as it is: there is nothing to cast to.  leftop and rightop
+ * must be fit to take a cast: a column, a parameter, a literal or
+ * something in parentheses.
+ */
+void
+incetl_deparse_operator_clause(StringInfo buf, const char *leftop, Oid leftoptype,
+							   Oid opoid, const char *rightop, Oid rightoptype)
+{
+	HeapTuple	tup;
+	Form_pg_operator op;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opoid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opoid);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	Assert(op->oprkind == 'b');
+
+	appendStringInfoString(buf, leftop);
+	if (leftoptype != op->oprleft && get_typtype(op->oprleft) != TYPTYPE_PSEUDO)
+		deparse_cast(buf, op->oprleft);
+	appendStringInfo(buf, " OPERATOR(%s.%s) %s",
+					 quote_identifier(get_namespace_name(op->oprnamespace)),
+					 NameStr(op->oprname), rightop);
+	if (rightoptype != op->oprright && get_typtype(op->oprright) != TYPTYPE_PSEUDO)
+		deparse_cast(buf, op->oprright);
+	ReleaseSysCache(tup);
+}
+
+/* operator of a btree strategy of a type, from its default operator class */
+static Oid
+type_btree_operator(Oid typid, int strategy)
+{
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
+	Oid			opr;
+
+	if (!OidIsValid(tc->btree_opf))
+		elog(ERROR, "type %s has no default btree operator class",
+			 format_type_be(typid));
+	opr = get_opfamily_member(tc->btree_opf, tc->btree_opintype,
+							  tc->btree_opintype, strategy);
+	if (!OidIsValid(opr))
+		elog(ERROR, "no btree operator %d for type %s", strategy,
+			 format_type_be(typid));
+	return opr;
+}
+
+/*
+ * A type's equality: the one of its default btree operator class, else of
+ * its default hash operator class (what the type cache calls its
+ * equality).
+ */
+static Oid
+type_equality_operator(Oid typid)
+{
+	Oid			opr = lookup_type_cache(typid, TYPECACHE_EQ_OPR)->eq_opr;
+
+	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("type %s has no equality operator", format_type_be(typid))));
+	return opr;
+}
+
+/* "OPERATOR(nsp.=)" of a type's equality (see type_equality_operator) */
+char *
+incetl_type_equality(Oid typid)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_operator_name(&buf, type_equality_operator(typid), NULL);
+	return buf.data;
+}
+
+/*
+ * The pg_catalog operator "name" that the parser picks for inputs of types
+ * ltype and rtype (UNKNOWNOID for a quoted literal): the one
+ * OPERATOR(pg_catalog.name) written between them would mean.
+ */
+static Oid
+catalog_operator(const char *name, Oid ltype, Oid rtype)
+{
+	Operator	tup;
+	Oid			opr;
+
+	tup = oper(NULL, list_make2(makeString("pg_catalog"), makeString(pstrdup(name))),
+			   ltype, rtype, false, -1);
+	opr = oprid(tup);
+	ReleaseSysCache(tup);
+	return opr;
+}
+
+/* leftop OPERATOR(pg_catalog.name) rightop, see catalog_operator */
+static void
+deparse_catalog_clause(StringInfo buf, const char *leftop, Oid ltype,
+					   const char *name, const char *rightop, Oid rtype)
+{
+	incetl_deparse_operator_clause(buf, leftop, ltype,
+								   catalog_operator(name, ltype, rtype),
+								   rightop, rtype);
+}
+
+
+/*****************************************************************************
+ *		Parts of statements
+ *****************************************************************************/
+
+/* index in p->columns of a column name, or -1 */
+static int
+column_index(IncetlPipeline *p, const char *name)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, p->columns)
+	{
+		if (strcmp(((IncetlColumn *) lfirst(lc))->name, name) == 0)
+			return i;
+		i++;
+	}
+	return -1;
+}
+
+/* key i of the target, as cast source value column "cN" */
+static int
+key_col(IncetlPipeline *p, int i)
+{
+	return column_index(p, p->keys[i]->name) + 1;
+}
+
+/*
+ * The moved column that guards the target against older versions: never
+ * overwrite a target row holding a higher sequence_column value.  Returns
+ * NULL when there is none (no sequence column, the target lacks it, or its
+ * type has no ordering); else the column, its index in p->columns and its
+ * target type's ">".
+ *
+ * Without a sequence column the source's current row always wins: a key
+ * whose watermark went backwards (clock skew, a restored row) is applied
+ * when a run reads it; the watermark orders what a run reads, not which
+ * version is newer.
+ */
+static IncetlColumn *
+sequence_target_column(IncetlPipeline *p, int *idx, Oid *gt)
+{
+	IncetlColumn *c;
+
+	if (p->sequence_column == NULL || !p->tgt_has_seq)
+		return NULL;
+	*idx = column_index(p, p->sequence_column);
+	if (*idx < 0)
+		return NULL;
+	c = list_nth(p->columns, *idx);
+	*gt = lookup_type_cache(c->tgt_type, TYPECACHE_GT_OPR)->gt_opr;
+	if (!OidIsValid(*gt))
+		return NULL;
+	return c;
+}
+
+/*
+ * ROW(s.<wm>, s.<key1>, ...) OPERATOR(nsp.>) ROW($first, $first+1, ...)
+ *
+ * or, spelled out column by column,
+ *
+ * (s.<wm> > $first OR (s.<wm> = $first AND (s.<key1> > $first+1 OR ...)))
+ *
+ * The row comparison (which an index on (watermark, key) serves) is used
+ * when every operator lives in one schema.  For <= the last comparison is
+ * <= and the others <.
+ */
+static void
+deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
+					   const char *strategy_op, int strategy, int firstparam)
+{
+	int			ncols = p->nkeys + 1;
+	Oid		   *types = palloc(sizeof(Oid) * ncols);
+	Oid		   *ops = palloc(sizeof(Oid) * ncols);
+	Oid		   *eqs = palloc(sizeof(Oid) * ncols);
+	char	  **cols = palloc(sizeof(char *) * ncols);
+	bool		same = true;
+	Oid			nsp0 = InvalidOid;
+
+	types[0] = p->wm_type;
+	cols[0] = psprintf("s.%s", quote_identifier(p->watermark_column));
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		types[i + 1] = p->keys[i]->src_type;
+		cols[i + 1] = psprintf("s.%s", quote_identifier(p->keys[i]->name));
+	}
+	for (int i = 0; i < ncols; i++)
+	{
+		Oid			nsp;
+
+		ops[i] = type_btree_operator(types[i], strategy);
+		nsp = operator_namespace(ops[i]);
+		/* the equality of the same btree family as the ordering */
+		eqs[i] = type_btree_operator(types[i], BTEqualStrategyNumber);
+		if (i == 0)
+			nsp0 = nsp;
+		else if (nsp != nsp0)
+			same = false;
+	}
+
+	/*
+	 * postgres_fdw does not ship row comparisons to the remote server; the
+	 * spelled-out form it does, so the cursor is evaluated remotely.
+	 */
+	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+		same = false;
+
+	if (same)
+	{
+		appendStringInfoString(buf, "ROW(");
+		for (int i = 0; i < ncols; i++)
+			appendStringInfo(buf, "%s%s", i ? ", " : "", cols[i]);
+		appendStringInfo(buf, ") OPERATOR(%s.%s) ROW(",
+						 quote_identifier(get_namespace_name(nsp0)), strategy_op);
+		for (int i = 0; i < ncols; i++)
+			appendStringInfo(buf, "%s$%d", i ? ", " : "", firstparam + i);
+		appendStringInfoChar(buf, ')');
+	}
+	else
+	{
+		for (int i = 0; i < ncols; i++)
+		{
+			char	   *param = psprintf("$%d", firstparam + i);
+
+			appendStringInfoChar(buf, '(');
+			incetl_deparse_operator_clause(buf, cols[i], types[i], ops[i],
+										   param, types[i]);
+			if (i < ncols - 1)
+			{
+				appendStringInfoString(buf, " OR (");
+				incetl_deparse_operator_clause(buf, cols[i], types[i], eqs[i],
+											   param, types[i]);
+				appendStringInfoString(buf, " AND ");
+			}
+		}
+		for (int i = 0; i < ncols; i++)
+			appendStringInfoString(buf, i < ncols - 1 ? "))" : ")");
+	}
+}
+
+/*
+ * ((<tcol> = <dcol>) IS NOT TRUE AND NOT (<tcol> IS NULL AND <dcol> IS NULL))
+ *
+ * True when target column tcol and batch column dcol differ (NULL-aware),
+ * by the target type's equality, else by their text.
+ */
+static void
+deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
+				 const char *dcol)
+{
+	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+
+	appendStringInfoString(buf, "((");
+	if (c->eq_op)
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
+	else
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
+									   dcol, c->tgt_type);
+	appendStringInfo(buf, ") IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
+					 tcol, dcol);
+}
+
+/*
+ * t.<key1> = <rel>.c<N1> AND t.<key2> = <rel>.c<N2> ...
+ *
+ * or, when gone, t.<key1> = <rel>.g1 AND ...: the target's keys against
+ * target-typed keys, by the target key types' equality.
+ */
+static void
+deparse_target_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+						 bool gone)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf,
+									   psprintf("t.%s", quote_identifier(k->name)),
+									   k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("%s.%c%d", rel, gone ? 'g' : 'c',
+												gone ? i + 1 : key_col(p, i)),
+									   k->tgt_type);
+	}
+}
+
+/*
+ * s.<key1> = <keyed>.k1 AND ...
+ *
+ * The source's keys against source-typed keys k1..kn, by the source key
+ * types' equality.
+ */
+static void
+deparse_source_key_match(StringInfo buf, IncetlPipeline *p, const char *keyed)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf,
+									   psprintf("s.%s", quote_identifier(k->name)),
+									   k->src_type,
+									   type_equality_operator(k->src_type),
+									   psprintf("%s.k%d", keyed, i + 1),
+									   k->src_type);
+	}
+}
+
+/* k1, k2, ..., kn */
+static void
+deparse_key_list(StringInfo buf, IncetlPipeline *p)
+{
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sk%d", i ? ", " : "", i + 1);
+}
+
+/*
+ * pg_catalog.jsonb_build_object('<key1>'::pg_catalog.text, <prefix>c<N1>, ...)
+ *
+ * or, when gone, with <prefix>g1, ...: a preview row's key.
+ */
+static void
+deparse_key_object(StringInfo buf, IncetlPipeline *p, const char *prefix,
+				   bool gone)
+{
+	appendStringInfoString(buf, "pg_catalog.jsonb_build_object(");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%s%s::pg_catalog.text, %s%c%d", i ? ", " : "",
+						 quote_literal_cstr(p->keys[i]->name), prefix,
+						 gone ? 'g' : 'c', gone ? i + 1 : key_col(p, i));
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * How a pipeline's row hash is written in SQL: the text before and after
+ * the ROW(...) of the hashed columns, the hash's type, and a value of that
+ * type that no row hashes to (the placeholder the seeding of an empty hash
+ * state stores).
+ */
+typedef struct RowHashSql
+{
+	char	   *open;
+	const char *close;
+	const char *type;
+	const char *placeholder;
+} RowHashSql;
+
+/*
+ * The schema pgcrypto is installed in, quoted.  incetl requires pgcrypto,
+ * but pgcrypto may live in any schema (CREATE EXTENSION ... CASCADE puts it
+ * in the first schema of the search_path, and it is relocatable), so it is
+ * looked up each time a statement is generated, never found through the
+ * search_path.
+ */
+static const char *
+pgcrypto_schema(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+	char	   *nspname;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("pgcrypto"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	if (nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"pgcrypto\" is not installed in this database"),
+				 errhint("Digest hash algorithms are computed by pgcrypto: CREATE EXTENSION pgcrypto.")));
+	return quote_identifier(nspname);
+}
+
+/*
+ * The row hash of hash_algorithm 'hash64' is incetl.row_hash (bigint); a
+ * digest (every other algorithm incetl_check_hash_algorithm accepts) is
+ * pgcrypto's digest(bytea, text) over incetl.row_bytes, called with
+ * exactly those argument types so that no other digest() can be chosen.
+ * The placeholder is 0 for hash64 and an empty bytea for a digest, which
+ * is never a digest.
+ */
+static void
+row_hash_sql(IncetlPipeline *p, RowHashSql *r)
+{
+	if (strcmp(p->hash_algorithm, "hash64") == 0)
+	{
+		r->open = "incetl.row_hash(ROW(";
+		r->close = "))";
+		r->type = "pg_catalog.int8";
+		r->placeholder = "0::pg_catalog.int8";
+	}
+	else
+	{
+		r->open = psprintf("%s.digest(incetl.row_bytes(ROW(", pgcrypto_schema());
+		r->close = psprintf(")), %s::pg_catalog.text)",
+							quote_literal_cstr(p->hash_algorithm));
+		r->type = "pg_catalog.bytea";
+		r->placeholder = "''::pg_catalog.bytea";
+	}
+}
+
+/* the hash of a row's non-key columns, over the given alias */
+static void
+append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
+{
+	ListCell   *lc;
+	bool		any = false;
+	RowHashSql	rh;
+
+	row_hash_sql(p, &rh);
+	appendStringInfoString(buf, rh.open);
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->is_key)
+			continue;
+		if (cast)
+			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
+							 quote_identifier(c->name), c->tgt_typename);
+		else
+			appendStringInfo(buf, "%s%s.%s", any ? ", " : "", alias,
+							 quote_identifier(c->name));
+		any = true;
+	}
+	if (!any)
+		appendStringInfoString(buf, "NULL::pg_catalog.int4");
+	appendStringInfoString(buf, rh.close);
+}
+
+/*
+ * SELECT [s.<wm> AS w, ]s.<key1> AS k1, ...[, s.<seq> AS q][, s.<flag> AS f],
+ *		  CAST(s.<col1> AS <target type>) AS c1, ...[, <row hash> AS h]
+ *
+ * The select list of source rows in a batch: [w], k1..kn (source values of
+ * the key), [q] (sequence), [f] (delete flag), c1..cm (values cast to the
+ * target's types), [h] (row hash for the hash state).  The caller adds
+ * FROM <source> AS s.
+ */
+static void
+deparse_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm,
+					bool with_flag, bool with_hash)
+{
+	ListCell   *lc;
+	int			i;
+
+	appendStringInfoString(buf, "SELECT ");
+	if (with_wm)
+		appendStringInfo(buf, "s.%s AS w, ", quote_identifier(p->watermark_column));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%ss.%s AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	if (p->sequence_column)
+		appendStringInfo(buf, ", s.%s AS q", quote_identifier(p->sequence_column));
+	if (with_flag)
+		appendStringInfo(buf, ", s.%s AS f", quote_identifier(p->delete_flag_column));
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		appendStringInfo(buf, ", CAST(s.%s AS %s) AS c%d",
+						 quote_identifier(c->name), c->tgt_typename, ++i);
+	}
+	if (with_hash)
+	{
+		appendStringInfoString(buf, ", ");
+		append_row_hash(buf, p, "s", false);
+		appendStringInfoString(buf, " AS h");
+	}
+}
+
+/*
+ * , d0 AS (SELECT DISTINCT ON (c<N1>, ...) * FROM src
+ *			ORDER BY c<N1>, ...[, q DESC NULLS LAST][, w DESC NULLS LAST])
+ *
+ * One row per key, the newest by sequence, then by watermark; a source
+ * with a unique index on the key has one already: d0 AS (SELECT * FROM src).
+ */
+static void
+deparse_dedupe(StringInfo buf, IncetlPipeline *p, bool with_wm)
+{
+	int			i;
+
+	if (p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f')
+	{
+		appendStringInfoString(buf, ", d0 AS (SELECT * FROM src)");
+		return;
+	}
+	appendStringInfoString(buf, ", d0 AS (SELECT DISTINCT ON (");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sc%d", i ? ", " : "", key_col(p, i));
+	appendStringInfoString(buf, ") * FROM src ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sc%d", i ? ", " : "", key_col(p, i));
+	if (p->sequence_column)
+		appendStringInfoString(buf, ", q DESC NULLS LAST");
+	if (with_wm)
+		appendStringInfoString(buf, ", w DESC NULLS LAST");
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * , dn AS (SELECT * FROM d0 WHERE NOT EXISTS (SELECT 1 FROM <source> AS s
+ *			WHERE s.<key1> = d0.k1 AND ...
+ *			AND (s.<seq> > d0.q OR (d0.q IS NULL AND s.<seq> IS NOT NULL))))
+ *
+ * With sequence_column, a version read by a batch is never applied while the
+ * source holds a newer version (by sequence) of its key: the batch sees
+ * only part of a key's versions (a lookback or backfill window, a batch
+ * edge), and the target row that would otherwise stop an older version may
+ * be gone (a flagged delete of a log source removed it).  Adds "dn", the
+ * rows of d0 that no source row of their key supersedes, and returns the
+ * name of the CTE to apply from.  A source with one version per key (a
+ * unique index on the key, as deparse_dedupe assumes) needs no check.
+ */
+static const char *
+deparse_newest_guard(StringInfo buf, IncetlPipeline *p)
+{
+	const char *sseq;
+
+	if (p->sequence_column == NULL ||
+		(p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f'))
+		return "d0";
+	sseq = psprintf("s.%s", quote_identifier(p->sequence_column));
+	appendStringInfo(buf, ", dn AS (SELECT * FROM d0 WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+					 p->src_qname);
+	deparse_source_key_match(buf, p, "d0");
+	/* q DESC NULLS LAST: any non-NULL sequence is newer than a NULL one */
+	appendStringInfoString(buf, " AND (");
+	incetl_deparse_operator_clause(buf, sseq, p->seq_type,
+								   type_btree_operator(p->seq_type, BTGreaterStrategyNumber),
+								   "d0.q", p->seq_type);
+	appendStringInfo(buf, " OR (d0.q IS NULL AND %s IS NOT NULL))))", sseq);
+	return "dn";
+}
+
+/*
+ * , <name> AS (SELECT w, k1, ..., kn FROM <rows>
+ *				ORDER BY w DESC, k1 DESC, ... LIMIT 1)
+ *
+ * The last (watermark, key) of a batch's rows.
+ */
+static void
+deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
+				 const char *rows)
+{
+	appendStringInfo(buf, ", %s AS (SELECT w", name);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d", i + 1);
+	appendStringInfo(buf, " FROM %s ORDER BY w DESC", rows);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d DESC", i + 1);
+	appendStringInfoString(buf, " LIMIT 1)");
+}
+
+/*
+ * s.<wm> IS NOT NULL | s.<wm> >= $1 | s.<wm> > $1 | <cursor> > ($1, ...)
+ * [AND s.<wm> < $n | AND s.<wm> <= $n | AND <cursor> <= ($n, ...)]
+ *
+ * The range of watermarks (and keys) a batch reads, by shape; the types of
+ * the parameters it uses go to argtypes[*np], and *np moves past them.
+ */
+static void
+deparse_batch_where(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+					int *np, Oid *argtypes)
+{
+	const char *swm = psprintf("s.%s", quote_identifier(p->watermark_column));
+
+	switch (shape->lower)
+	{
+		case LOWER_NONE:
+			appendStringInfo(buf, "%s IS NOT NULL", swm);
+			break;
+		case LOWER_GE:
+		case LOWER_GT:
+			argtypes[(*np)++] = shape->lower_type;
+			deparse_catalog_clause(buf, swm, p->wm_type,
+								   shape->lower == LOWER_GE ? ">=" : ">",
+								   psprintf("$%d", *np), shape->lower_type);
+			break;
+		case LOWER_AFTER:
+			deparse_cursor_compare(buf, p, ">", BTGreaterStrategyNumber, *np + 1);
+			argtypes[(*np)++] = p->wm_type;
+			for (int i = 0; i < p->nkeys; i++)
+				argtypes[(*np)++] = p->keys[i]->src_type;
+			break;
+	}
+	switch (shape->upper)
+	{
+		case UPPER_NONE:
+			break;
+		case UPPER_LT:
+		case UPPER_LE:
+			argtypes[(*np)++] = shape->upper_type;
+			appendStringInfoString(buf, " AND ");
+			deparse_catalog_clause(buf, swm, p->wm_type,
+								   shape->upper == UPPER_LT ? "<" : "<=",
+								   psprintf("$%d", *np), shape->upper_type);
+			break;
+		case UPPER_LE_CURSOR:
+			appendStringInfoString(buf, " AND ");
+			deparse_cursor_compare(buf, p, "<=", BTLessEqualStrategyNumber, *np + 1);
+			argtypes[(*np)++] = p->wm_type;
+			for (int i = 0; i < p->nkeys; i++)
+				argtypes[(*np)++] = p->keys[i]->src_type;
+			break;
+	}
+}
+
+/*
+ * WITH src AS MATERIALIZED (<source columns> FROM <source> AS s
+ *							 WHERE <batch range>
+ *							 [ORDER BY s.<wm>, s.<key1>, ...
+ *							  FETCH FIRST <batch_size> ROWS WITH TIES
+ *							  | LIMIT <batch_size>]),
+ *		[lst AS (the last (w, k1, ...) of src),]
+ *		d0 AS (one row per key), [dn AS (d0 less superseded versions),]
+ *		d AS (SELECT * FROM dn|d0 [WHERE f IS NOT TRUE])
+ *		[, gone AS (SELECT c<N1> AS g1, k1, ... FROM dn|d0 WHERE f IS TRUE)]
+ *
+ * The rows of one batch of a timestamp pass, up to the point where the
+ * apply and a preview part ways.  For a foreign source without a unique
+ * key, src is src0 (LIMIT) and lst0 plus the probe of the rows tied with
+ * lst0 (see below).
+ */
+static void
+deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+				   int *np, Oid *argtypes)
+{
+	int			i;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+	const char *qwm = quote_identifier(p->watermark_column);
+	const char *newest;
+
+	/*
+	 * Without a unique index on the key, (watermark, key) may repeat (a
+	 * view, a log holding several versions of a key): a batch then takes
+	 * every row tied with its last one, or the next batch, which starts
+	 * above that (watermark, key), would never read the rest.  Locally
+	 * that is FETCH FIRST ... WITH TIES.  postgres_fdw (15) does not ship
+	 * WITH TIES to the remote server, only LIMIT, and without it the
+	 * remote server would sort everything above the cursor for every
+	 * batch; so for a foreign source the batch is its first batch_size
+	 * rows less those tied with the last, plus all of those read again
+	 * with one probe, which ships too.
+	 */
+	bool		ties = shape->limit && !p->src_key_unique;
+	bool		probe = ties && p->src_relkind == RELKIND_FOREIGN_TABLE;
+
+	/* the batch: source rows in (watermark, key) order */
+	appendStringInfo(buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
+	deparse_src_columns(buf, p, true, flag, false);
+	appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
+	deparse_batch_where(buf, p, shape, np, argtypes);
+	if (shape->limit)
+	{
+		appendStringInfo(buf, " ORDER BY s.%s", qwm);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", s.%s", quote_identifier(p->keys[i]->name));
+		if (ties && !probe)
+			appendStringInfo(buf, " FETCH FIRST %d ROWS WITH TIES", p->batch_size);
+		else
+			appendStringInfo(buf, " LIMIT %d", p->batch_size);
+	}
+	appendStringInfoString(buf, ")");
+	if (probe)
+	{
+		/*
+		 * , lst0 AS (the last (w, k1, ...) of src0),
+		 *	 src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS
+		 *		(SELECT 1 FROM lst0 WHERE src0.w = lst0.w AND src0.k1 = lst0.k1
+		 *		 ...)
+		 *	   UNION ALL <source columns> FROM <source> AS s
+		 *		WHERE s.<wm> = (SELECT w FROM lst0)
+		 *		AND s.<key1> = (SELECT k1 FROM lst0) ...)
+		 */
+		Oid		   *types = palloc(sizeof(Oid) * (p->nkeys + 1));
+		Oid		   *eqs = palloc(sizeof(Oid) * (p->nkeys + 1));
+
+		types[0] = p->wm_type;
+		for (i = 0; i < p->nkeys; i++)
+			types[i + 1] = p->keys[i]->src_type;
+		for (i = 0; i <= p->nkeys; i++)
+			eqs[i] = type_equality_operator(types[i]);
+
+		/* the last (watermark, key) of the first batch_size rows */
+		deparse_last_row(buf, p, "lst0", "src0");
+
+		/* the rows before it, then all rows tied with it */
+		appendStringInfoString(buf, ", src AS MATERIALIZED (SELECT src0.* FROM src0 WHERE NOT EXISTS "
+							   "(SELECT 1 FROM lst0 WHERE ");
+		incetl_deparse_operator_clause(buf, "src0.w", types[0], eqs[0], "lst0.w", types[0]);
+		for (i = 0; i < p->nkeys; i++)
+		{
+			appendStringInfoString(buf, " AND ");
+			incetl_deparse_operator_clause(buf, psprintf("src0.k%d", i + 1), types[i + 1],
+										   eqs[i + 1], psprintf("lst0.k%d", i + 1),
+										   types[i + 1]);
+		}
+		appendStringInfoString(buf, ") UNION ALL ");
+		deparse_src_columns(buf, p, true, flag, false);
+		appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
+		incetl_deparse_operator_clause(buf, psprintf("s.%s", qwm), types[0], eqs[0],
+									   "(SELECT w FROM lst0)", types[0]);
+		for (i = 0; i < p->nkeys; i++)
+		{
+			appendStringInfoString(buf, " AND ");
+			incetl_deparse_operator_clause(buf,
+										   psprintf("s.%s", quote_identifier(p->keys[i]->name)),
+										   types[i + 1], eqs[i + 1],
+										   psprintf("(SELECT k%d FROM lst0)", i + 1),
+										   types[i + 1]);
+		}
+		appendStringInfoChar(buf, ')');
+	}
+
+	/* the cursor after this batch */
+	if (!shape->preview)
+		deparse_last_row(buf, p, "lst", "src");
+
+	deparse_dedupe(buf, p, true);
+	newest = deparse_newest_guard(buf, p);
+	if (flag)
+	{
+		appendStringInfo(buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
+						 newest);
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
+		appendStringInfo(buf, " FROM %s WHERE f IS TRUE)", newest);
+	}
+	else
+		appendStringInfo(buf, ", d AS (SELECT * FROM %s)", newest);
+}
+
+/*
+ * , sb AS MATERIALIZED (<source columns>, b.k1 AS bk1, ...
+ *						 FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 ...),
+ *	 src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL),
+ *	 d0 AS (one row per key),
+ *	 d AS (SELECT * FROM d0 [WHERE f IS NOT TRUE]),
+ *	 gone AS (SELECT CAST(sb.bk1 AS <target type>) AS g1, sb.bk1 AS k1, ...
+ *			  FROM sb WHERE sb.k1 IS NULL
+ *			  [UNION ALL SELECT c<N1>, k1, ... FROM d0 WHERE f IS TRUE])
+ *
+ * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
+ * (one per key) and "gone" (keys the source no longer has), from one
+ * outer join of the keys to the source, in one snapshot.
+ */
+static void
+deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
+{
+	int			i;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+
+	/* one probe per key: the source row, or none when the key is gone */
+	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
+	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
+	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
+	deparse_source_key_match(buf, p, "b");
+	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
+	deparse_dedupe(buf, p, p->watermark_column != NULL);
+
+	/*
+	 * With delete_detection 'flag' a key whose newest source row is
+	 * flagged is as gone as one the source lacks: a reconcile (or any
+	 * keyed pass) must not put it back.
+	 */
+	appendStringInfo(buf, ", d AS (SELECT * FROM d0%s), gone AS (SELECT ",
+					 flag ? " WHERE f IS NOT TRUE" : "");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sCAST(sb.bk%d AS %s) AS g%d, sb.bk%d AS k%d", i ? ", " : "",
+						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
+	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL");
+	if (flag)
+	{
+		appendStringInfoString(buf, " UNION ALL SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sc%d, k%d", i ? ", " : "", key_col(p, i), i + 1);
+		appendStringInfoString(buf, " FROM d0 WHERE f IS TRUE");
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
+ *						  FROM d LEFT JOIN <target> AS t
+ *						  ON t.<key1> = d.c<N1> AND ...
+ *						  WHERE t.<key1> IS NULL
+ *						  OR ((false OR <t.<col> distinct from d.c<N>> ...
+ *							   [OR t.<soft> IS TRUE])
+ *							  [AND (t.<seq> > d.c<S>) IS NOT TRUE]))
+ *
+ * The rows of "d" that are new to the target or differ from its row: what
+ * a batch writes, and what a preview lists.
+ */
+static void
+deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+	const char *tkey1 = quote_identifier(p->keys[0]->name);
+
+	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
+					 tkey1, p->tgt_qname);
+	deparse_target_key_match(buf, p, "d", false);
+	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false", tkey1);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+						 psprintf("d.c%d", i));
+	}
+	if (p->soft_delete)
+		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(buf, ')');
+	if (seq)
+	{
+		appendStringInfoString(buf, " AND (");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
+									   seq->tgt_type, gt_seq,
+									   psprintf("d.c%d", seq_idx + 1), seq->tgt_type);
+		appendStringInfoString(buf, ") IS NOT TRUE");
+	}
+	appendStringInfoString(buf, "))");
+}
+
+/*
+ * , ins AS (INSERT INTO <target> AS t (<col1>, ...[, <soft>]
+ *			 [, etl_inserted_at][, etl_updated_at][, etl_run_id])
+ *			 SELECT c1, ...[, false][, pg_catalog.now()][, pg_catalog.now()]
+ *			 [, $<run_param>] FROM <from> RETURNING 1)
+ *
+ * The insert step, from "cmp WHERE ins" (the rows new to the target) or,
+ * for the first load into an empty target, from "d".
+ */
+static void
+deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+				   const char *from)
+{
+	ListCell   *lc;
+	int			i;
+	bool		soft = p->soft_delete;
+
+	appendStringInfo(buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
+	i = 0;
+	foreach(lc, p->columns)
+		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
+						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
+	if (soft)
+		appendStringInfo(buf, ", %s", quote_identifier(p->soft_delete_column));
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", etl_inserted_at");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", etl_updated_at");
+	if (p->tgt_etl_run_id)
+		appendStringInfoString(buf, ", etl_run_id");
+	appendStringInfoString(buf, ") SELECT ");
+	for (i = 1; i <= list_length(p->columns); i++)
+		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
+	if (soft)
+		appendStringInfoString(buf, ", false");
+	if (p->tgt_etl_inserted_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_updated_at)
+		appendStringInfoString(buf, ", pg_catalog.now()");
+	if (p->tgt_etl_run_id)
+		appendStringInfo(buf, ", $%d", run_param);
+	appendStringInfo(buf, " FROM %s RETURNING 1)", from);
+}
+
+/*
+ * , upd AS (UPDATE <target> AS t SET <col2> = cmp.c2, ...
+ *			 [, <soft> = false[, deleted_at = NULL]]
+ *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *			 FROM cmp WHERE NOT cmp.ins AND t.<key1> = cmp.c<N1> ...
+ *			 [AND (t.<seq> > cmp.c<S>) IS NOT TRUE] RETURNING 1)
+ *
+ * The update step; with nothing to set, upd AS (SELECT 1 WHERE false).
+ */
+static void
+deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	ListCell   *lc;
+	int			i;
+	bool		first = true;
+	bool		has_nonkey = false;
+	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+
+	foreach(lc, p->columns)
+		if (!((IncetlColumn *) lfirst(lc))->is_key)
+			has_nonkey = true;
+	if (!(has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id))
+	{
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
+		return;
+	}
+
+	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		appendStringInfo(buf, "%s%s = cmp.c%d", first ? "" : ", ",
+						 quote_identifier(c->name), i);
+		first = false;
+	}
+	if (soft)
+	{
+		appendStringInfo(buf, "%s%s = false", first ? "" : ", ", soft);
+		if (p->tgt_deleted_at)
+			appendStringInfoString(buf, ", deleted_at = NULL");
+		first = false;
+	}
+	if (p->tgt_etl_updated_at)
+	{
+		appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
+		first = false;
+	}
+	if (p->tgt_etl_run_id)
+		appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+	appendStringInfoString(buf, " FROM cmp WHERE NOT cmp.ins AND ");
+	deparse_target_key_match(buf, p, "cmp", false);
+	/* re-checked on the newest row version if a writer got there first */
+	if (seq)
+	{
+		appendStringInfoString(buf, " AND (");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
+									   seq->tgt_type, gt_seq,
+									   psprintf("cmp.c%d", seq_idx + 1), seq->tgt_type);
+		appendStringInfoString(buf, ") IS NOT TRUE");
+	}
+	appendStringInfoString(buf, " RETURNING 1)");
+}
+
+/*
+ * , del AS (DELETE FROM <target> AS t USING gone
+ *			 WHERE t.<key1> = gone.g1 AND ... RETURNING 1)
+ *
+ * or, with soft_delete,
+ *
+ * , del AS (UPDATE <target> AS t SET <soft> = true
+ *			 [, deleted_at = pg_catalog.now()]
+ *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *			 FROM gone WHERE t.<key1> = gone.g1 AND ...
+ *			 AND t.<soft> IS NOT TRUE RETURNING 1)
+ *
+ * The delete step, for the target-typed keys g1..gn of CTE "gone".
+ */
+static void
+deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	if (p->soft_delete)
+	{
+		const char *soft = quote_identifier(p->soft_delete_column);
+
+		appendStringInfo(buf, ", del AS (UPDATE %s AS t SET %s = true", p->tgt_qname, soft);
+		if (p->tgt_deleted_at)
+			appendStringInfoString(buf, ", deleted_at = pg_catalog.now()");
+		if (p->tgt_etl_updated_at)
+			appendStringInfoString(buf, ", etl_updated_at = pg_catalog.now()");
+		if (p->tgt_etl_run_id)
+			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
+		appendStringInfoString(buf, " FROM gone WHERE ");
+		deparse_target_key_match(buf, p, "gone", true);
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE RETURNING 1)", soft);
+	}
+	else
+	{
+		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
+		deparse_target_key_match(buf, p, "gone", true);
+		appendStringInfoString(buf, " RETURNING 1)");
+	}
+}
+
+/*
+ * , st_up AS (INSERT INTO <state> AS st (k1, ..., h) SELECT k1, ..., h FROM d
+ *			   ON CONFLICT (k1, ...) DO UPDATE SET h = EXCLUDED.h
+ *			   WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h),
+ *	 st_del AS (DELETE FROM <state> AS st USING gone
+ *				WHERE st.k1 = gone.k1 AND ...)
+ *
+ * The hash state moves in the same statement as the target rows.
+ */
+static void
+deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
+						const char *state_table)
+{
+	int			i;
+
+	appendStringInfo(buf, ", st_up AS (INSERT INTO %s AS st (", state_table);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h) SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h FROM d ON CONFLICT (");
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
+	appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("st.k%d", i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("gone.k%d", i + 1), type);
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * , cmp AS MATERIALIZED (...), ins AS (...), upd AS (...),
+ *	 del AS (... | SELECT 1 WHERE false)[, st_up AS (...), st_del AS (...)]
+ *
+ * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
+ * deparse_src_columns), "d" (the rows to upsert, one per key) and, when
+ * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
+ * k1..kn).  $<run_param> is the run id.
+ */
+static void
+deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+				   bool with_gone, const char *state_table)
+{
+	deparse_compare_cte(buf, p);
+	deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
+	deparse_update_cte(buf, p, run_param);
+	if (with_gone)
+		deparse_delete_cte(buf, p, run_param);
+	else
+		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
+	if (state_table)
+		deparse_hash_state_ctes(buf, p, state_table);
+}
+
+/*
+ *	SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, <key object> FROM cmp
+ *	[UNION ALL SELECT 'delete', <key object of gone> FROM gone
+ *	 WHERE EXISTS (SELECT 1 FROM <target> AS t WHERE t.<key1> = gone.g1 AND ...
+ *				   AND t.<soft> IS NOT TRUE | AND true)]
+ *
+ * A preview's rows, after the CTEs up to cmp: what cmp would insert or
+ * update and, with_gone, the keys of "gone" that the target holds (and has
+ * not soft-deleted).
+ */
+static void
+deparse_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
+{
+	appendStringInfoString(buf, " SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, ");
+	deparse_key_object(buf, p, "", false);
+	appendStringInfoString(buf, " FROM cmp");
+	if (!with_gone)
+		return;
+	appendStringInfoString(buf, " UNION ALL SELECT 'delete', ");
+	deparse_key_object(buf, p, "gone.", true);
+	appendStringInfo(buf, " FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
+					 p->tgt_qname);
+	deparse_target_key_match(buf, p, "gone", true);
+	if (p->soft_delete)
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE)", quote_identifier(p->soft_delete_column));
+	else
+		appendStringInfoString(buf, " AND true)");
+}
+
+/*
+ *	SELECT (SELECT pg_catalog.count(*) FROM <read_from>),
+ *		   (SELECT pg_catalog.count(*) FROM ins),
+ *		   (SELECT pg_catalog.count(*) FROM upd),
+ *		   (SELECT pg_catalog.count(*) FROM del)
+ *
+ * What a batch reports: rows (or keys) read, inserted, updated, deleted.
+ */
+static void
+deparse_counts(StringInfo buf, const char *read_from)
+{
+	appendStringInfo(buf, " SELECT (SELECT pg_catalog.count(*) FROM %s), "
+					 "(SELECT pg_catalog.count(*) FROM ins), "
+					 "(SELECT pg_catalog.count(*) FROM upd), "
+					 "(SELECT pg_catalog.count(*) FROM del)", read_from);
+}
+
+/*
+ * WITH gone AS MATERIALIZED (SELECT t.<key1> AS g1, ... FROM <target> AS t
+ *							  WHERE [t.<soft> IS NOT TRUE AND ]NOT EXISTS
+ *							  (SELECT 1 FROM <source> AS s
+ *							   WHERE t.<key1> = CAST(s.<key1> AS <type>) ...)
+ *							  [LIMIT <batch_size>])
+ *
+ * delete_detection 'compare': the target keys that the source no longer
+ * has (an anti-join reading keys only), up to batch_size of them for a
+ * batch, all of them for a preview.
+ */
+static void
+deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
+{
+	int			i;
+
+	appendStringInfoString(buf, "WITH gone AS MATERIALIZED (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%st.%s AS g%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(buf, " FROM %s AS t WHERE ", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("CAST(s.%s AS %s)", qk, k->tgt_typename),
+									   k->tgt_type);
+	}
+	appendStringInfoChar(buf, ')');
+	if (!preview)
+		appendStringInfo(buf, " LIMIT %d", p->batch_size);
+	appendStringInfoChar(buf, ')');
+}
+
+
+/*****************************************************************************
+ *		Statements
+ *****************************************************************************/
+
+/*
+ * <batch rows: WITH src ..., d, [gone]>
+ *	 , cmp ..., ins ..., upd ..., del ...
+ *	 SELECT <counts>, lst.w, lst.k1, ... FROM (SELECT) AS one LEFT JOIN lst ON true
+ *
+ * or, for a preview,
+ *
+ * <batch rows>, cmp ... <preview select>
+ *
+ * The statement of one batch of a timestamp pass (write) or of a preview.
+ * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
+ * then the run id.  argtypes must hold INCETL_MAX_PARAMS(p) entries.
+ */
+static void
+deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+				  int *nargs, Oid *argtypes)
+{
+	int			np = 0;
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+
+	deparse_batch_rows(buf, p, shape, &np, argtypes);
+
+	if (shape->preview)
+	{
+		deparse_compare_cte(buf, p);
+		deparse_preview_select(buf, p, flag);
+		*nargs = np;
+		return;
+	}
+
+	argtypes[np++] = INT8OID;
+	if (shape->fast_load)
+	{
+		/*
+		 * The first load into an empty target: nothing to compare with, so a
+		 * plain INSERT.  A key met twice in one run (its row moved up while
+		 * the run read) violates the key's unique index; the caller then
+		 * redoes the batch the usual way.
+		 */
+		deparse_insert_cte(buf, p, np, "d");
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false), "
+							   "del AS (SELECT 1 WHERE false)");
+	}
+	else
+		deparse_apply_ctes(buf, p, np, flag, NULL);
+
+	deparse_counts(buf, "src");
+	appendStringInfoString(buf, ", lst.w");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", lst.k%d", i + 1);
+	appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
+
+	*nargs = np;
+}
+
+char *
+incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
+				 int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_batch_sql(&buf, p, shape, nargs, argtypes);
+	return buf.data;
+}
+
+/*
+ * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
+ * work table in the session's temporary schema: rn, k1..kn (source key
+ * types), op ('i', 'u' or 'd').
+ */
+char *
+incetl_work_table_name(IncetlPipeline *p)
+{
+	return psprintf("pg_temp.incetl_work_%d", p->id);
+}
+
+char *
+incetl_hash_state_name(IncetlPipeline *p)
+{
+	return psprintf("incetl.hash_state_%d", p->id);
+}
+
+/*
+ * CREATE TEMPORARY TABLE <work table> (rn pg_catalog.int8, k1 <type>, ...,
+ *		op "char", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]);
+ * CREATE INDEX ON <work table> (rn)
+ */
+static void
+deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "CREATE TEMPORARY TABLE %s (rn pg_catalog.int8",
+					 incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", k%d %s", i + 1,
+						 p->keys[i]->src_typename);
+	appendStringInfo(buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
+					 incetl_work_table_name(p));
+}
+
+char *
+incetl_sql_create_work_table(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_create_work_table(&buf, p);
+	return buf.data;
+}
+
+/*
+ * CREATE TABLE <hash state> (k1 <type> NOT NULL, ..., h <hash type> NOT NULL,
+ *		PRIMARY KEY (k1, ...))
+ *
+ * The key columns of the hash state: k1..kn, h.
+ */
+static void
+deparse_create_hash_state(StringInfo buf, IncetlPipeline *p)
+{
+	RowHashSql	rh;
+
+	row_hash_sql(p, &rh);
+	appendStringInfo(buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d %s NOT NULL, ", i + 1,
+						 p->keys[i]->src_typename);
+	appendStringInfo(buf, "h %s NOT NULL, PRIMARY KEY (", rh.type);
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, "))");
+}
+
+char *
+incetl_sql_create_hash_state(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_create_hash_state(&buf, p);
+	return buf.data;
+}
+
+/*
+ * INSERT INTO <work table> (rn, k1, ..., op) <diff>
+ *
+ * Fill the work table with the keys whose hash differs from the stored
+ * one (hash strategy), or whose row differs between source and target
+ * (reconcile), numbered in key order.
+ */
+static void
+deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile)
+{
+	appendStringInfo(buf, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "op) ");
+	deparse_diff(buf, p, reconcile);
+}
+
+char *
+incetl_sql_fill_work(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_fill_work(&buf, p, reconcile);
+	return buf.data;
+}
+
+/*
+ * SELECT pg_catalog.row_number() OVER (ORDER BY k1, ...) AS rn, * FROM
+ *	(SELECT COALESCE(s.k1, o.k1) AS k1, ...,
+ *	 CASE WHEN o.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL [OR s.f IS TRUE]
+ *	 THEN 'd' ELSE 'u' END::"char" AS op
+ *	 FROM (SELECT s.<key1> AS k1, ...[, s.<flag> AS f], <row hash> AS h
+ *		   FROM <source> AS s) AS s
+ *	 FULL JOIN <hash state> AS st		-- hash strategy, o = st
+ *			 | (SELECT CAST(t.<key1> AS <source type>) AS k1, ...,
+ *				<row hash> AS h FROM <target> AS t
+ *				[WHERE t.<soft> IS NOT TRUE]) AS t	-- reconcile, o = t
+ *	 ON o.k1 = s.k1 AND ...
+ *	 WHERE (s.k1 IS NULL OR o.k1 IS NULL OR o.h OPERATOR(pg_catalog.<>) s.h
+ *			[OR s.f IS TRUE]) [AND NOT (o.k1 IS NULL AND s.f IS TRUE)]) AS x
+ *
+ * The rows of the work table, as a query.
+ */
+static void
+deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
+{
+	int			i;
+	const char *other = reconcile ? "t" : "st";
+	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+
+	appendStringInfoString(buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	/* rn, k1..kn, op */
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
+	appendStringInfo(buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
+					 other, flag ? " OR s.f IS TRUE" : "");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
+	if (flag)
+		appendStringInfo(buf, "s.%s AS f, ", quote_identifier(p->delete_flag_column));
+	append_row_hash(buf, p, "s", reconcile);
+	appendStringInfo(buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
+	if (reconcile)
+	{
+		/* the target's rows, keys in the source's types */
+		appendStringInfoString(buf, "(SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "CAST(t.%s AS %s) AS k%d, ",
+							 quote_identifier(p->keys[i]->name),
+							 p->keys[i]->src_typename,
+							 i + 1);
+		append_row_hash(buf, p, "t", false);
+		appendStringInfo(buf, " AS h FROM %s AS t", p->tgt_qname);
+		if (p->soft_delete)
+			appendStringInfo(buf, " WHERE t.%s IS NOT TRUE",
+							 quote_identifier(p->soft_delete_column));
+		appendStringInfoString(buf, ") AS t");
+	}
+	else
+		appendStringInfo(buf, "%s AS st", incetl_hash_state_name(p));
+	appendStringInfoString(buf, " ON ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("%s.k%d", other, i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("s.k%d", i + 1), type);
+	}
+	appendStringInfo(buf, " WHERE (s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h",
+					 other, other);
+
+	/*
+	 * delete_detection 'flag': a flagged source row stands for a deleted
+	 * key.  It is work when the other side still holds the key (even with
+	 * an equal hash: the flag need not be a target column), and none when
+	 * the other side lacks it.
+	 */
+	if (flag)
+		appendStringInfo(buf, " OR s.f IS TRUE) AND NOT (%s.k1 IS NULL AND s.f IS TRUE)",
+						 other);
+	else
+		appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, ") AS x");
+}
+
+char *
+incetl_sql_diff(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_diff(&buf, p, reconcile);
+	return buf.data;
+}
+
+/*
+ * WITH b AS MATERIALIZED (SELECT * FROM <work table>
+ *						   WHERE rn > $1 AND rn <= $2)
+ *	 <keyed rows: sb, src, d0, d, gone>, cmp ..., ins ..., upd ..., del ...
+ *	 [, st_up ..., st_del ...]
+ *	 SELECT <counts of b, ins, upd, del>
+ *
+ * One keyed batch: rows rn in ($1, $2] of the work table.  $3 is the run
+ * id.  Returns keys read, inserted, updated, deleted.
+ */
+static void
+deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
+					int *nargs, Oid *argtypes)
+{
+	appendStringInfo(buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE ",
+					 incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfoChar(buf, ')');
+	deparse_keyed_rows(buf, p, with_state);
+
+	argtypes[0] = INT8OID;
+	argtypes[1] = INT8OID;
+	argtypes[2] = INT8OID;
+	*nargs = 3;
+	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
+	deparse_counts(buf, "b");
+}
+
+char *
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
+					   int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_keyed_batch(&buf, p, with_state, nargs, argtypes);
+	return buf.data;
+}
+
+/*
+ * <compare gone: WITH gone AS MATERIALIZED (... LIMIT <batch_size>)>
+ *	 , del AS (...) SELECT pg_catalog.count(*) FROM del
+ *
+ * or, for a preview,
+ *
+ * <compare gone: WITH gone AS MATERIALIZED (...)>
+ *	 SELECT 'delete', <key object of gone> FROM gone
+ *
+ * delete_detection 'compare': up to batch_size target keys that the source
+ * no longer has, deleted or soft-deleted by the apply's delete step.  $1
+ * is the run id.  Returns the number deleted.
+ */
+static void
+deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
+{
+	deparse_compare_gone(buf, p, preview);
+	if (preview)
+	{
+		appendStringInfoString(buf, " SELECT 'delete', ");
+		deparse_key_object(buf, p, "", true);
+		appendStringInfoString(buf, " FROM gone");
+		return;
+	}
+	deparse_delete_cte(buf, p, 1);
+	appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+}
+
+char *
+incetl_sql_compare_deletes(IncetlPipeline *p, bool preview)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_compare_deletes(&buf, p, preview);
+	return buf.data;
+}
+
+/*
+ * WITH b AS MATERIALIZED (<keys_sql>) <keyed rows>, cmp ... <preview select>
+ *
+ * Preview of a keyed pass: keys_sql yields the keys k1..kn to look at
+ * (source key types); each is classified against the source and the
+ * target exactly as a keyed batch would apply it.
+ */
+static void
+deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
+{
+	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
+	deparse_keyed_rows(buf, p, false);
+	deparse_compare_cte(buf, p);
+	deparse_preview_select(buf, p, true);
+}
+
+char *
+incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_keyed_preview(&buf, p, keys_sql);
+	return buf.data;
+}
+
+/*
+ * SELECT k1, ..., kn FROM (<query>) AS w
+ *
+ * The keys of a query that yields them (and more) as k1..kn.
+ */
+static void
+deparse_select_keys(StringInfo buf, IncetlPipeline *p, const char *query)
+{
+	appendStringInfoString(buf, "SELECT ");
+	deparse_key_list(buf, p);
+	appendStringInfo(buf, " FROM (%s) AS w", query);
+}
+
+/* keys of the hash or target diff, as k1..kn */
+char *
+incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_select_keys(&buf, p, incetl_sql_diff(p, reconcile));
+	return buf.data;
+}
+
+/*
+ * SELECT DISTINCT k1, ..., kn FROM <queue table>
+ * WHERE op OPERATOR(pg_catalog.<>) 'T'
+ *
+ * The distinct keys in a trigger pipeline's queue.
+ */
+static void
+deparse_queue_keys(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfoString(buf, "SELECT DISTINCT ");
+	deparse_key_list(buf, p);
+	appendStringInfo(buf, " FROM %s WHERE ", incetl_queue_table_name(p));
+	deparse_catalog_clause(buf, "op", CHAROID, "<>", "'T'", UNKNOWNOID);
+}
+
+char *
+incetl_sql_queue_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_queue_keys(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT DISTINCT CAST(((e -> 'k') ->> '<key1>') AS <source type>) AS k1, ...
+ * FROM pg_catalog.jsonb_array_elements($1) AS e WHERE (e ->> 'op') <> 'T'
+ *
+ * The distinct keys in a jsonb array of decoded changes, $1.
+ */
+static void
+deparse_change_keys(StringInfo buf, IncetlPipeline *p)
+{
+	StringInfoData k;
+	StringInfoData op;
+
+	initStringInfo(&k);
+	appendStringInfoChar(&k, '(');
+	deparse_catalog_clause(&k, "e", JSONBOID, "->", "'k'", UNKNOWNOID);
+	appendStringInfoChar(&k, ')');
+
+	appendStringInfoString(buf, "SELECT DISTINCT ");
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		appendStringInfo(buf, "%sCAST((", i ? ", " : "");
+		deparse_catalog_clause(buf, k.data, JSONBOID, "->>",
+							   quote_literal_cstr(p->keys[i]->name), UNKNOWNOID);
+		appendStringInfo(buf, ") AS %s) AS k%d", p->keys[i]->src_typename, i + 1);
+	}
+	appendStringInfoString(buf, " FROM pg_catalog.jsonb_array_elements($1) AS e WHERE ");
+
+	initStringInfo(&op);
+	appendStringInfoChar(&op, '(');
+	deparse_catalog_clause(&op, "e", JSONBOID, "->>", "'op'", UNKNOWNOID);
+	appendStringInfoChar(&op, ')');
+	deparse_catalog_clause(buf, op.data, TEXTOID, "<>", "'T'", UNKNOWNOID);
+}
+
+char *
+incetl_sql_change_keys(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_change_keys(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT pg_catalog.row_number() OVER (ORDER BY k1, ...) AS rn, * FROM
+ *	(SELECT COALESCE(s.k1, t.k1) AS k1, ...,
+ *	 CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::"char" AS op
+ *	 FROM (SELECT s.<key1> AS k1, ... FROM <source> AS s) AS s
+ *	 FULL JOIN (SELECT CAST(t.<key1> AS <source type>) AS k1, ...
+ *				FROM <target> AS t [WHERE t.<soft> IS NOT TRUE]) AS t
+ *	 ON t.k1 = s.k1 AND ...) AS x
+ *
+ * For the preview of a hash run with no stored hashes (its first, or the
+ * next after alter_pipeline(hash_algorithm) emptied them): every source
+ * key ('i') and every live target key the source lacks ('d').
+ */
+static void
+deparse_hash_initial(StringInfo buf, IncetlPipeline *p)
+{
+	int			i;
+
+	appendStringInfoString(buf, "SELECT pg_catalog.row_number() OVER (ORDER BY ");
+	deparse_key_list(buf, p);
+	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
+	appendStringInfoString(buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%ss.%s AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name), i + 1);
+	appendStringInfo(buf, " FROM %s AS s) AS s FULL JOIN (SELECT ", p->src_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sCAST(t.%s AS %s) AS k%d", i ? ", " : "",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename, i + 1);
+	appendStringInfo(buf, " FROM %s AS t", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(buf, " WHERE t.%s IS NOT TRUE",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(buf, ") AS t ON ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		Oid			type = p->keys[i]->src_type;
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.k%d", i + 1), type,
+									   type_equality_operator(type),
+									   psprintf("s.k%d", i + 1), type);
+	}
+	appendStringInfoString(buf, ") AS x");
+}
+
+/*
+ * INSERT INTO <hash state> AS st (k1, ..., h)
+ * SELECT CAST(t.<key1> AS <source type>), ..., ''::pg_catalog.bytea | 0
+ * FROM <target> AS t WHERE t.<key1> IS NOT NULL AND ...
+ * [AND t.<soft> IS NOT TRUE] AND true ON CONFLICT DO NOTHING
+ *
+ * A hash run with no stored hashes first stores one for every live target
+ * key, one that no source row has (row_hash_sql's placeholder: an empty
+ * bytea for a digest, 0 for hash64): the run's diff then deletes the target keys the source lacks
+ * and re-reads every other, and a run that fails halfway leaves stored
+ * hashes that still name every target row it has not yet seen.
+ */
+static void
+deparse_seed_hash_state(StringInfo buf, IncetlPipeline *p)
+{
+	int			i;
+	RowHashSql	rh;
+
+	row_hash_sql(p, &rh);
+	appendStringInfo(buf, "INSERT INTO %s AS st (", incetl_hash_state_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "k%d, ", i + 1);
+	appendStringInfoString(buf, "h) SELECT ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "CAST(t.%s AS %s), ",
+						 quote_identifier(p->keys[i]->name),
+						 p->keys[i]->src_typename);
+	appendStringInfo(buf, "%s FROM %s AS t WHERE ", rh.placeholder,
+					 p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "t.%s IS NOT NULL AND ",
+						 quote_identifier(p->keys[i]->name));
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ",
+						 quote_identifier(p->soft_delete_column));
+	appendStringInfoString(buf, "true ON CONFLICT DO NOTHING");
+}
+
+char *
+incetl_sql_seed_hash_state(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_seed_hash_state(&buf, p);
+	return buf.data;
+}
+
+/*
+ * The keys a hash run with no stored hashes applies, as k1..kn (for
+ * preview): every source key, and every live target key the source lacks.
+ */
+char *
+incetl_sql_hash_initial_keys(IncetlPipeline *p)
+{
+	StringInfoData query;
+	StringInfoData buf;
+
+	initStringInfo(&query);
+	deparse_hash_initial(&query, p);
+	initStringInfo(&buf);
+	deparse_select_keys(&buf, p, query.data);
+	return buf.data;
+}
+
+/*
+ * SELECT NOT EXISTS (SELECT 1 FROM <hash state>)
+ *
+ * Whether a hash pipeline has no stored hashes: one row, one boolean.
+ */
+static void
+deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)",
+					 incetl_hash_state_name(p));
+}
+
+char *
+incetl_sql_hash_state_empty(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_hash_state_empty(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT <first>, <last> FROM <source> AS s
+ * WHERE s.<wm> >= $1 AND s.<wm> < $2
+ *
+ * The first and last watermark of the source rows in [$1, $2), in the type
+ * of the backfill's bounds (timestamptz, or bigint rounded down), so that a
+ * backfill covers only the range its rows hold: an infinite bound, or one
+ * far beyond the data, would otherwise mean chunks without end.  The
+ * minimum is taken over the values as the batches compare them (a
+ * timestamp or date converted to timestamptz), which for a timestamptz or
+ * integer column is an index probe.
+ */
+static void
+deparse_backfill_range(StringInfo buf, IncetlPipeline *p, Oid bound_type)
+{
+	const char *w = psprintf("s.%s", quote_identifier(p->watermark_column));
+	const char *first;
+	const char *last;
+
+	if (bound_type == TIMESTAMPTZOID)
+	{
+		first = psprintf("pg_catalog.min(CAST(%s AS pg_catalog.timestamptz))", w);
+		last = psprintf("pg_catalog.max(CAST(%s AS pg_catalog.timestamptz))", w);
+	}
+	else if (p->wm_type == NUMERICOID)
+	{
+		first = psprintf("CAST(pg_catalog.floor(pg_catalog.min(%s)) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.floor(pg_catalog.max(%s)) AS pg_catalog.int8)", w);
+	}
+	else
+	{
+		first = psprintf("CAST(pg_catalog.min(%s) AS pg_catalog.int8)", w);
+		last = psprintf("CAST(pg_catalog.max(%s) AS pg_catalog.int8)", w);
+	}
+	appendStringInfo(buf, "SELECT %s, %s FROM %s AS s WHERE ", first, last, p->src_qname);
+	deparse_catalog_clause(buf, w, p->wm_type, ">=", "$1", bound_type);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, w, p->wm_type, "<", "$2", bound_type);
+}
+
+char *
+incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_backfill_range(&buf, p, bound_type);
+	return buf.data;
+}
