@@ -13,16 +13,24 @@ OBJS = \
 	src/incetl.o \
 	src/role.o \
 	src/lock.o \
+	src/state.o \
 	src/catalog.o \
 	src/validate.o \
 	src/watermark.o \
 	src/sqlgen.o \
+	src/plancache.o \
+	src/changeset.o \
+	src/strategy_timestamp.o \
+	src/strategy_hash.o \
+	src/strategy_trigger.o \
+	src/strategy_logical.o \
+	src/strategy.o \
+	src/engine.o \
 	src/run.o \
+	src/pipeline.o \
 	src/audit.o \
 	src/preview.o \
 	src/hash.o \
-	src/capture.o \
-	src/logical.o \
 	src/decode.o
 
 EXTENSION = incetl

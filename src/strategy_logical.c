@@ -75,7 +75,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
-#include "incetl.h"
+#include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
 
@@ -248,34 +248,20 @@ bool
 incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *applied)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			types[2] = {INT4OID, NAMEOID};
-	Datum		values[2];
-	bool		isnull;
-	Datum		d;
-	char	   *stored = NULL;
-	XLogRecPtr	stored_lsn = InvalidXLogRecPtr;
-	bool		loaded = false;
+	IncetlSlotState state;
+	char	   *stored;
+	XLogRecPtr	stored_lsn;
+	bool		loaded;
 	char	   *name = NULL;
 	const char *why = NULL;
 	SlotInfo	info;
 
 	incetl_logical_check_owner(p);
 
-	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("SELECT slot_name, applied_lsn, watermark IS NOT NULL FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			stored = MemoryContextStrdup(callercxt, NameStr(*DatumGetName(d)));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			stored_lsn = DatumGetLSN(d);
-		loaded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 3, &isnull));
-	}
+	incetl_state_read_slot(p, &state);
+	stored = state.slot_name;
+	stored_lsn = state.applied;
+	loaded = state.loaded;
 
 	/*
 	 * The stored name, when it is a slot of ours in this database (pipelines
@@ -336,10 +322,7 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 			why = "is gone";
 		slot_function("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
 					  name);
-		values[1] = DirectFunctionCall1(namein, CStringGetDatum(name));
-		incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
-							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  2, types, values, NULL, SPI_OK_UPDATE);
+		incetl_state_set_slot_name(p, name);
 	}
 	else if (loaded && (stored_lsn == InvalidXLogRecPtr || info.confirmed > stored_lsn))
 		why = "was not made for the position the pipeline has applied";
@@ -376,19 +359,6 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 							  "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
-}
-
-void
-incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
-{
-	Oid			types[2] = {INT4OID, LSNOID};
-	Datum		values[2];
-
-	values[0] = Int32GetDatum(p->id);
-	values[1] = LSNGetDatum(lsn);
-	incetl_spi_exec_owner("UPDATE incetl.state SET applied_lsn = $2 "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  2, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -656,21 +626,11 @@ drop_at_commit(const char *name)
 void
 incetl_logical_drop_slot_at_commit(IncetlPipeline *p)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-	Datum		d;
+	IncetlSlotState state;
 
-	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("SELECT slot_name FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			drop_at_commit(NameStr(*DatumGetName(d)));
-	}
+	incetl_state_read_slot(p, &state);
+	if (state.slot_name != NULL)
+		drop_at_commit(state.slot_name);
 	drop_at_commit(incetl_logical_slot_name(p));
 }
 
@@ -758,3 +718,155 @@ incetl_drop_extension_slots(PG_FUNCTION_ARGS)
 		drop_at_commit(lfirst(lc));
 	PG_RETURN_VOID();
 }
+
+/*
+ * The strategy's callbacks.
+ *
+ * A run finds (or makes) its slot before it writes anything, peeks the
+ * slot's changes above the applied LSN into the work table, applies them,
+ * stores the LSN it applied with the last batch (or, after a TRUNCATE, with
+ * the compare pass's last deletes: a run that fails before those must see
+ * the TRUNCATE again), and confirms the slot only after that commit.
+ */
+typedef struct LogicalRun
+{
+	char	   *slot;
+	bool		resumes;		/* else compare everything, like a first run */
+	XLogRecPtr	applied;		/* stored LSN at the start */
+	XLogRecPtr	last_lsn;		/* of the last change peeked */
+	bool		lsn_stored;
+} LogicalRun;
+
+static void
+logical_check(IncetlPipeline *p, bool at_create)
+{
+	incetl_logical_check(p);
+}
+
+/* the slot is created by the first run; its name is known now */
+static void
+logical_setup(IncetlPipeline *p)
+{
+	incetl_state_set_slot_name(p, incetl_logical_slot_name(p));
+}
+
+static void
+logical_teardown(IncetlPipeline *p)
+{
+	incetl_logical_drop_slot_at_commit(p);
+}
+
+static void
+logical_begin_run(IncetlRun *run)
+{
+	LogicalRun *lr = MemoryContextAllocZero(run->cxt, sizeof(LogicalRun));
+	char	   *slot;
+
+	lr->resumes = incetl_logical_slot(run->p, true, &slot, &lr->applied);
+	lr->slot = MemoryContextStrdup(run->cxt, slot);
+	lr->last_lsn = InvalidXLogRecPtr;
+	run->private = lr;
+}
+
+static void
+logical_fill_changes(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+	bool		truncated;
+
+	if (!lr->resumes)
+		run->compare_all = true;
+	if (run->compare_all)
+		incetl_work_fill_compare(run, true);
+
+	/* confirm what an earlier run applied but could not confirm */
+	incetl_logical_advance(lr->slot, lr->applied);
+	incetl_logical_fill(run->p, lr->slot, lr->applied, run->work_total,
+						&run->work_total, &lr->last_lsn, &truncated);
+	if (truncated)
+		run->need_compare = true;
+}
+
+static void
+store_applied(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+
+	if (lr->last_lsn != InvalidXLogRecPtr && !lr->lsn_stored)
+	{
+		incetl_state_store_applied(run->p, lr->last_lsn);
+		lr->lsn_stored = true;
+	}
+}
+
+static void
+logical_pass_done(IncetlRun *run, IncetlPass pass)
+{
+	if (run->kind == RUN_KIND_RUN && (pass == PASS_COMPARE || !run->need_compare))
+		store_applied(run);
+}
+
+static void
+logical_finish_run(IncetlRun *run)
+{
+	store_applied(run);
+	incetl_state_save_run_start(run->p,
+								incetl_canonical_text(TimestampTzGetDatum(run->run_start),
+													  TIMESTAMPTZOID));
+}
+
+/* confirm the slot up to the applied LSN just committed */
+static void
+logical_after_commit(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+
+	if (lr->lsn_stored)
+		incetl_logical_advance(lr->slot, lr->last_lsn);
+}
+
+static void
+logical_preview(IncetlPreview *pv)
+{
+	IncetlPipeline *p = pv->p;
+	char	   *slot;
+	XLogRecPtr	applied;
+	bool		truncated = false;
+
+	if (incetl_state_watermark(p->id) == NULL)
+	{
+		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);
+		return;
+	}
+
+	/*
+	 * A run uses the slot while it holds the pipeline's lock: wait for it (a
+	 * slot serves one session at a time).
+	 */
+	incetl_lock_wait(p->id, INCETL_LOCK_RUN, ShareLock);
+	if (!incetl_logical_slot(p, false, &slot, &applied))
+	{
+		/* no slot for it: the run compares everything */
+		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);
+		return;
+	}
+	pv->values[0] = incetl_logical_peek_json(p, slot, applied, &truncated);
+	pv->argtypes[0] = JSONBOID;
+	pv->nargs = 1;
+	incetl_preview_keyed(pv, incetl_sql_change_keys(p), truncated);
+}
+
+const IncetlStrategyRoutine incetl_logical_strategy = {
+	.name = "logical",
+	.keyed = true,
+	.captures = true,
+	.check = logical_check,
+	.setup = logical_setup,
+	.teardown = logical_teardown,
+	.begin_run = logical_begin_run,
+	.fill_changes = logical_fill_changes,
+	.pass_done = logical_pass_done,
+	.finish_run = logical_finish_run,
+	.after_commit = logical_after_commit,
+	.preview = logical_preview,
+};
