@@ -16,6 +16,7 @@ OBJS = \
 	src/state.o \
 	src/catalog.o \
 	src/validate.o \
+	src/schema.o \
 	src/watermark.o \
 	src/sqlgen.o \
 	src/plancache.o \

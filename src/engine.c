@@ -355,7 +355,7 @@ step_validate(EngineRun *er)
 				 errdetail("A snapshot taken before the run could hide rows that the run's watermark then passes."),
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 
-	incetl_resolve_pipeline(p, false);
+	incetl_resolve_and_follow(p, false);
 	incetl_check_privileges(p);
 	if (run->strategy->check)
 		run->strategy->check(p, false);

@@ -17,13 +17,7 @@
 
 #include "storage/lockdefs.h"
 
-/*
- * A pipeline's locks (lock.c): advisory locktags (database, pipeline id,
- * kind, INCETL_LOCKTAG_SPACE), out of reach of pg_advisory_lock(), which
- * only uses 1 and 2 in that last field.
- */
-#define INCETL_LOCKTAG_SPACE	0x1ec7
-
+/* a pipeline's locks (lock.c) */
 typedef enum IncetlLockKind
 {
 	INCETL_LOCK_RUN = 1,		/* a run or reconcile */
@@ -97,6 +91,9 @@ typedef struct IncetlPipeline
 	char	   *tgt_qname;
 	char		src_relkind;
 	List	   *columns;		/* IncetlColumn *, in source order */
+	List	   *missing_columns;	/* 'add_columns': source columns the
+									 * target lacks (IncetlColumn *, only the
+									 * src_ fields set) */
 	int			nkeys;
 	IncetlColumn **keys;		/* key columns, in key_columns order */
 	Oid			wm_type;		/* InvalidOid when there is none */
@@ -210,6 +207,9 @@ extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_qualified_operator(Oid opr);
 extern char *incetl_type_name(Oid typid, int32 typmod);
+
+/* schema.c */
+extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);

@@ -292,28 +292,12 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 	return rel;
 }
 
-static void
-add_target_column(IncetlPipeline *p, const char *tgtname, Form_pg_attribute sa)
-{
-	char	   *sql;
-	int			rc;
-
-	sql = psprintf("ALTER TABLE %s ADD COLUMN %s %s",
-				   p->tgt_qname, quote_identifier(NameStr(sa->attname)),
-				   incetl_type_name(sa->atttypid, sa->atttypmod));
-	rc = SPI_execute(sql, false, 0);
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
-	ereport(NOTICE,
-			(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
-					NameStr(sa->attname), tgtname, p->name)));
-}
-
 /*
  * Validate a pipeline and fill in its derived fields.  Raises a clear error
- * for anything that would make a run fail or misbehave.  Must be called
- * inside an SPI connection (on_schema_change 'add_columns' alters the
- * target through SPI).
+ * for anything that would make a run fail or misbehave.  Writes nothing:
+ * with on_schema_change 'add_columns', the source columns the target lacks
+ * are left out of p->columns and listed in p->missing_columns, for the
+ * caller to add (incetl_add_target_columns) and resolve again.
  */
 void
 incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
@@ -384,6 +368,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	/* the columns moved: every source column, matched by name */
 	p->columns = NIL;
+	p->missing_columns = NIL;
 	sdesc = RelationGetDescr(src);
 	{
 		StringInfoData shape;
@@ -431,16 +416,14 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				continue;
 			if (p->on_schema_change == SCHEMA_CHANGE_ADD_COLUMNS)
 			{
-				Oid			tgtid = RelationGetRelid(tgt);
-				char	   *tgtname = pstrdup(RelationGetRelationName(tgt));
+				IncetlColumn *m = palloc0(sizeof(IncetlColumn));
 
-				/* ALTER TABLE refuses a relation this session has open */
-				relation_close(tgt, AccessShareLock);
-				add_target_column(p, tgtname, sa);
-				CommandCounterIncrement();
-				tgt = relation_open(tgtid, AccessShareLock);
-				ta = find_attr(tgt, NameStr(sa->attname));
-				Assert(ta != NULL);
+				m->name = pstrdup(NameStr(sa->attname));
+				m->src_type = sa->atttypid;
+				m->src_typmod = sa->atttypmod;
+				m->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
+				p->missing_columns = lappend(p->missing_columns, m);
+				continue;
 			}
 			else
 				ereport(ERROR,
