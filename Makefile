@@ -31,6 +31,7 @@ OBJS = \
 	src/pipeline.o \
 	src/audit.o \
 	src/preview.o \
+	src/explain.o \
 	src/hash.o \
 	src/decode.o
 
@@ -56,6 +57,10 @@ EXTRA_CLEAN = output_iso tmp_check_iso tmp_check_tap tmp_regress.conf
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: a changed struct must rebuild every
+# object, or objects disagree on its layout
+$(OBJS): $(wildcard src/*.h)
 
 # with no specs (or no t/*.pl) these targets say so and succeed
 # test/regress.conf, plus incetl in output_plugin_libraries on a server that

@@ -230,17 +230,28 @@ commit_or_error(EngineRun *er)
 }
 
 /*
- * Settings for a batch statement, undone by end_batch_settings().  A batch
- * is at most batch_size rows and its joins go to the target (or source)
- * through a unique index: index lookups beat hashing or sorting the whole
- * table, which is what the planner picks when it overestimates the batch
- * (its rows are newer than the statistics).  JIT compiling such a statement
- * costs more than it saves.  Materialised batches should stay in memory.
+ * Settings for a batch statement, undone by incetl_end_batch_settings().
+ * A batch is at most batch_size rows and its joins go to the target (or
+ * source) through a unique index: index lookups beat hashing or sorting the
+ * whole table, which is what the planner picks when it overestimates the
+ * batch (its rows are newer than the statistics).  A keyed batch reads the
+ * source by key, which only a unique index on it makes a lookup.
+ * postgres_fdw ships ORDER BY ... LIMIT with the cursor only on a plan that
+ * sorts remotely; the planner prefers a local sort when it thinks few rows
+ * lie above the cursor, and then every batch would fetch everything above
+ * it.  JIT compiling such a statement costs more than it saves.
+ * Materialised batches should stay in memory.  explain.c plans with the
+ * same settings.
  */
-static int
-begin_batch_settings(bool lookups_only)
+int
+incetl_begin_batch_settings(IncetlPipeline *p, bool keyed)
 {
 	int			nest = NewGUCNestLevel();
+	bool		lookups_only = !keyed ||
+		(p->src_key_unique &&
+		 (p->src_relkind == RELKIND_RELATION ||
+		  p->src_relkind == RELKIND_PARTITIONED_TABLE ||
+		  p->src_relkind == RELKIND_MATVIEW));
 
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -251,14 +262,17 @@ begin_batch_settings(bool lookups_only)
 		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	}
+	if (!keyed && p->src_relkind == RELKIND_FOREIGN_TABLE)
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	if (work_mem < 32 * 1024)
 		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	return nest;
 }
 
-static void
-end_batch_settings(int nest)
+void
+incetl_end_batch_settings(int nest)
 {
 	AtEOXact_GUC(true, nest);
 }
@@ -461,9 +475,9 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		nest = begin_batch_settings(true);
+		nest = incetl_begin_batch_settings(er->run.p, false);
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
-		end_batch_settings(nest);
+		incetl_end_batch_settings(nest);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -495,9 +509,9 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 		er->run.fast_load = false;
 		shape->fast_load = false;
 		slow = range_plan(er->run.p, shape, &nargs, argtypes);
-		nest = begin_batch_settings(true);
+		nest = incetl_begin_batch_settings(er->run.p, false);
 		rc = SPI_execute_plan(slow, values, nulls, false, 0);
-		end_batch_settings(nest);
+		incetl_end_batch_settings(nest);
 	}
 	return rc;
 }
@@ -589,23 +603,14 @@ range_batch(EngineRun *er)
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
-	/*
-	 * postgres_fdw ships ORDER BY ... LIMIT with the cursor only on a plan
-	 * that sorts remotely; the planner prefers a local sort when it thinks
-	 * few rows lie above the cursor (they are newer than the statistics), and
-	 * then every batch would fetch everything above the cursor.
-	 */
 	if (shape.fast_load)
 		rc = execute_fast_load(er, &shape, plan, values, nulls);
 	else
 	{
-		int			nest = begin_batch_settings(true);
+		int			nest = incetl_begin_batch_settings(p, false);
 
-		if (p->src_relkind == RELKIND_FOREIGN_TABLE)
-			(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
-		end_batch_settings(nest);
+		incetl_end_batch_settings(nest);
 	}
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: batch statement returned %s",
@@ -650,14 +655,10 @@ keyed_batch(EngineRun *er)
 	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(run->run_id);
 	{
-		/* index lookups into the source need a unique index on the key */
-		int			nest = begin_batch_settings(p->src_key_unique &&
-												(p->src_relkind == RELKIND_RELATION ||
-												 p->src_relkind == RELKIND_PARTITIONED_TABLE ||
-												 p->src_relkind == RELKIND_MATVIEW));
+		int			nest = incetl_begin_batch_settings(p, true);
 
 		rc = SPI_execute_plan(plan, values, NULL, false, 0);
-		end_batch_settings(nest);
+		incetl_end_batch_settings(nest);
 	}
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));

@@ -17,4 +17,7 @@ extern ErrorData *incetl_run_pipeline(const char *name, bool nonatomic,
 									  IncetlRunKind kind, const IncetlRun *args,
 									  MemoryContext cxt);
 
+extern int	incetl_begin_batch_settings(IncetlPipeline *p, bool keyed);
+extern void incetl_end_batch_settings(int nest);
+
 #endif							/* INCETL_ENGINE_H */

@@ -106,6 +106,32 @@ typedef struct IncetlPreview
 	char	   *nulls;
 } IncetlPreview;
 
+/* what explain shows: the next run's statements, with their parameters */
+typedef struct IncetlExplain
+{
+	IncetlPipeline *p;
+	IncetlCursor cursor;
+	List	   *statements;		/* IncetlExplainStatement * */
+} IncetlExplain;
+
+typedef enum IncetlExplainKind
+{
+	EXPLAIN_PLAIN,			/* planned with the session's settings */
+	EXPLAIN_RANGE_BATCH,		/* a batch of a range pass */
+	EXPLAIN_KEYED_BATCH			/* a batch of the work table's keys */
+} IncetlExplainKind;
+
+typedef struct IncetlExplainStatement
+{
+	const char *step;
+	IncetlExplainKind kind;		/* the settings the run plans it with */
+	char	   *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	char	   *nulls;
+} IncetlExplainStatement;
+
 typedef struct IncetlStrategyRoutine
 {
 	const char *name;
@@ -185,6 +211,13 @@ typedef struct IncetlStrategyRoutine
 	 * apply, with its parameters.  As the pipeline's owner.
 	 */
 	void		(*preview) (IncetlPreview *pv);
+
+	/*
+	 * Explain: add (incetl_explain_add) the statements that fill the next
+	 * run's change set, or, for a range strategy, every statement of its
+	 * first batches.  Writes nothing.  As the pipeline's owner.
+	 */
+	void		(*explain) (IncetlExplain *ex);
 } IncetlStrategyRoutine;
 
 /* strategy.c */
@@ -204,6 +237,11 @@ extern const IncetlStrategyRoutine incetl_timestamp_strategy;
 extern const IncetlStrategyRoutine incetl_hash_strategy;
 extern const IncetlStrategyRoutine incetl_trigger_strategy;
 extern const IncetlStrategyRoutine incetl_logical_strategy;
+
+/* explain.c */
+extern void incetl_explain_add(IncetlExplain *ex, const char *step,
+							   IncetlExplainKind kind, char *sql, int nargs,
+							   Oid *argtypes, Datum *values, char *nulls);
 
 /* strategy_timestamp.c: batch bounds, for runs, backfills and previews */
 extern int	incetl_range_bounds(IncetlRun *run, IncetlBatchShape *shape,

@@ -90,6 +90,16 @@ hash_preview(IncetlPreview *pv)
 						 incetl_sql_diff_keys(pv->p, false), false);
 }
 
+static void
+hash_explain(IncetlExplain *ex)
+{
+	if (hash_state_empty(ex->p))
+		incetl_explain_add(ex, "seed hashes", EXPLAIN_PLAIN, incetl_sql_seed_hash_state(ex->p),
+						   0, NULL, NULL, NULL);
+	incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(ex->p, false),
+					   0, NULL, NULL, NULL);
+}
+
 const IncetlStrategyRoutine incetl_hash_strategy = {
 	.name = "hash",
 	.keyed = true,
@@ -99,4 +109,5 @@ const IncetlStrategyRoutine incetl_hash_strategy = {
 	.reset = hash_reset,
 	.fill_changes = hash_fill_changes,
 	.preview = hash_preview,
+	.explain = hash_explain,
 };

@@ -390,27 +390,16 @@ flush_wal(void)
 }
 
 /*
- * Peek the slot's changes above applied into the work table, numbered
- * from offset + 1.  Sets *max_rn (offset when nothing was added),
- * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
- * Runs as the current user (the pipeline's owner): the casts of the keys
- * run the key types' code, a domain's CHECK included.
+ * The statement that peeks a slot's changes to the source ($1 slot, $2 the
+ * source's OID as text, $3 the applied LSN or NULL) into the work table,
+ * numbered from $4 + 1, and returns the highest number added, the last
+ * LSN peeked, and whether a TRUNCATE was among the changes.
  */
-void
-incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
-					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-					bool *truncated)
+static char *
+logical_fill_sql(IncetlPipeline *p)
 {
 	StringInfoData sql;
-	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
 	int			i;
-	XLogRecPtr	flushed;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
@@ -437,6 +426,33 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 						   "SELECT (SELECT pg_catalog.max(rn) FROM ins), (SELECT pg_catalog.max(lsn) FROM ch), "
 						   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
 
+	return sql.data;
+}
+
+/*
+ * Peek the slot's changes above applied into the work table, numbered
+ * from offset + 1.  Sets *max_rn (offset when nothing was added),
+ * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
+ * Runs as the current user (the pipeline's owner): the casts of the keys
+ * run the key types' code, a domain's CHECK included.
+ */
+void
+incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
+					bool *truncated)
+{
+	char	   *sql;
+	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	XLogRecPtr	flushed;
+
+	sql = logical_fill_sql(p);
+
 	/*
 	 * Everything committed up to the flush position read now is decoded by
 	 * the peek below, so once its changes are applied the slot may move there
@@ -452,7 +468,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	else
 		values[2] = LSNGetDatum(applied);
 	values[3] = Int64GetDatum(offset);
-	if (SPI_execute_with_args(sql.data, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
 	tup = SPI_tuptable->vals[0];
@@ -856,6 +872,36 @@ logical_preview(IncetlPreview *pv)
 	incetl_preview_keyed(pv, incetl_sql_change_keys(p), truncated);
 }
 
+static void
+logical_explain(IncetlExplain *ex)
+{
+	IncetlPipeline *p = ex->p;
+	IncetlSlotState state;
+	Oid		   *argtypes = palloc(sizeof(Oid) * 4);
+	Datum	   *values = palloc(sizeof(Datum) * 4);
+	char	   *nulls = palloc(4);
+
+	incetl_state_read_slot(p, &state);
+	if (!state.loaded)
+		incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(p, true),
+						   0, NULL, NULL, NULL);
+	argtypes[0] = NAMEOID;
+	argtypes[1] = TEXTOID;
+	argtypes[2] = LSNOID;
+	argtypes[3] = INT8OID;
+	memset(nulls, ' ', 4);
+	values[0] = DirectFunctionCall1(namein,
+									CStringGetDatum(state.slot_name ? state.slot_name :
+													incetl_logical_slot_name(p)));
+	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
+	if (state.applied == InvalidXLogRecPtr)
+		nulls[2] = 'n';
+	else
+		values[2] = LSNGetDatum(state.applied);
+	values[3] = Int64GetDatum(0);
+	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p), 4, argtypes, values, nulls);
+}
+
 const IncetlStrategyRoutine incetl_logical_strategy = {
 	.name = "logical",
 	.keyed = true,
@@ -869,4 +915,5 @@ const IncetlStrategyRoutine incetl_logical_strategy = {
 	.finish_run = logical_finish_run,
 	.after_commit = logical_after_commit,
 	.preview = logical_preview,
+	.explain = logical_explain,
 };

@@ -332,6 +332,61 @@ timestamp_preview(IncetlPreview *pv)
 						   incetl_sql_compare_deletes(p, true));
 }
 
+/*
+ * Explain: the first batch of each pass the next run makes, with the
+ * bounds it would use, and with delete_detection 'compare' the compare
+ * pass's statement.
+ */
+static void
+timestamp_explain(IncetlExplain *ex)
+{
+	IncetlPipeline *p = ex->p;
+	IncetlRun	run;
+
+	memset(&run, 0, sizeof(run));
+	run.p = p;
+	run.kind = RUN_KIND_RUN;
+	run.cursor = ex->cursor;
+	run.bounded = incetl_is_time_type(p->wm_type);
+	if (run.bounded)
+		run.bound = incetl_late_commit_bound();
+	timestamp_fill_changes(&run);
+
+	while (run.pass == PASS_LOOKBACK || run.pass == PASS_FORWARD)
+	{
+		IncetlBatchShape shape;
+		Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+		Datum	   *values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+		char	   *nulls = palloc(INCETL_MAX_PARAMS(p));
+		int			nargs;
+		int			np;
+		char	   *sql;
+
+		memset(&shape, 0, sizeof(shape));
+		memset(nulls, ' ', INCETL_MAX_PARAMS(p));
+		shape.limit = true;
+		run.first_in_pass = true;
+		np = incetl_range_bounds(&run, &shape, values, nulls, false);
+		values[np++] = Int64GetDatum(0);	/* the run id */
+		shape.fast_load = run.fast_load && run.pass == PASS_FORWARD;
+		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
+		Assert(nargs == np);
+		incetl_explain_add(ex, run.pass == PASS_LOOKBACK ? "lookback" : "forward",
+						   EXPLAIN_RANGE_BATCH, sql, nargs, argtypes, values, nulls);
+		run.pass = run.pass == PASS_LOOKBACK ? PASS_FORWARD : PASS_DONE;
+	}
+	if (p->delete_detection == DELETE_DETECT_COMPARE)
+	{
+		Oid		   *argtypes = palloc(sizeof(Oid));
+		Datum	   *values = palloc(sizeof(Datum));
+
+		argtypes[0] = INT8OID;
+		values[0] = Int64GetDatum(0);
+		incetl_explain_add(ex, "compare", EXPLAIN_PLAIN, incetl_sql_compare_deletes(p, false),
+						   1, argtypes, values, NULL);
+	}
+}
+
 const IncetlStrategyRoutine incetl_timestamp_strategy = {
 	.name = "timestamp",
 	.keyed = false,
@@ -340,4 +395,5 @@ const IncetlStrategyRoutine incetl_timestamp_strategy = {
 	.range_bounds = timestamp_range_bounds,
 	.range_advance = timestamp_range_advance,
 	.preview = timestamp_preview,
+	.explain = timestamp_explain,
 };

@@ -1282,6 +1282,21 @@ trigger_preview(IncetlPreview *pv)
 	incetl_preview_keyed(pv, incetl_sql_queue_keys(p), SPI_processed > 0);
 }
 
+static void
+trigger_explain(IncetlExplain *ex)
+{
+	Oid		   *argtypes = palloc(sizeof(Oid));
+	Datum	   *values = palloc(sizeof(Datum));
+
+	if (incetl_state_watermark(ex->p->id) == NULL)
+		incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(ex->p, true),
+						   0, NULL, NULL, NULL);
+	argtypes[0] = INT8OID;
+	values[0] = Int64GetDatum(0);
+	incetl_explain_add(ex, "drain queue", EXPLAIN_PLAIN, incetl_sql_fill_from_queue(ex->p),
+					   1, argtypes, values, NULL);
+}
+
 const IncetlStrategyRoutine incetl_trigger_strategy = {
 	.name = "trigger",
 	.keyed = true,
@@ -1296,4 +1311,5 @@ const IncetlStrategyRoutine incetl_trigger_strategy = {
 	.pass_done = trigger_pass_done,
 	.finish_run = trigger_finish_run,
 	.preview = trigger_preview,
+	.explain = trigger_explain,
 };
