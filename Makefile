@@ -14,16 +14,26 @@ OBJS = \
 	src/incetl.o \
 	src/role.o \
 	src/lock.o \
+	src/state.o \
 	src/catalog.o \
 	src/validate.o \
+	src/schema.o \
 	src/watermark.o \
 	src/deparse.o \
+	src/plancache.o \
+	src/changeset.o \
+	src/strategy_timestamp.o \
+	src/strategy_hash.o \
+	src/strategy_trigger.o \
+	src/strategy_logical.o \
+	src/strategy.o \
+	src/engine.o \
 	src/run.o \
+	src/pipeline.o \
 	src/audit.o \
 	src/preview.o \
+	src/explain.o \
 	src/hash.o \
-	src/capture.o \
-	src/logical.o \
 	src/decode.o
 
 EXTENSION = incetl
@@ -59,6 +69,10 @@ EXTRA_CLEAN = output_iso tmp_check_iso tmp_check_tap tmp_regress.conf
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: a changed struct must rebuild every
+# object, or objects disagree on its layout
+$(OBJS): $(wildcard src/*.h)
 
 # with no specs (or no t/*.pl) these targets say so and succeed
 # test/regress.conf, plus incetl in output_plugin_libraries on a server that

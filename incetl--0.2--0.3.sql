@@ -23,3 +23,13 @@ AS 'MODULE_PATHNAME', 'incetl_row_bytes';
 COMMENT ON FUNCTION incetl.row_bytes IS 'the canonical bytes of a row that digest hash algorithms hash: digest(incetl.row_bytes(r), alg) is the stored hash';
 
 COMMENT ON FUNCTION incetl._row_sha256 IS 'SHA-256 over incetl.row_bytes, as digest(incetl.row_bytes(r), ''sha256'') (kept for compatibility)';
+
+/*
+ * incetl.explain(name): the statements the next run would execute and
+ * their plans (EXPLAIN, not ANALYZE), writing nothing (SPEC section 1).
+ */
+CREATE FUNCTION incetl.explain(name text)
+RETURNS TABLE (step text, statement text, plan text)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'incetl_explain';
+COMMENT ON FUNCTION incetl.explain IS 'the statements the next run would execute and their plans, writing nothing';

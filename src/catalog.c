@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  incetl's own catalog: reading and writing incetl.pipelines and
- *	  incetl.state, and the SQL functions that define pipelines.
+ *	  incetl's own catalog: reading and writing incetl.pipelines, and the
+ *	  per-pipeline tables that belong to the extension.
  *
  * The catalog tables are owned by the extension owner and not writable by
  * anyone else; the functions here check what the caller may do, then write
@@ -42,14 +42,7 @@
 
 #include "incetl.h"
 
-PG_FUNCTION_INFO_V1(incetl_create_pipeline);
-PG_FUNCTION_INFO_V1(incetl_alter_pipeline);
-PG_FUNCTION_INFO_V1(incetl_drop_pipeline);
-
-static char *text_arg(FunctionCallInfo fcinfo, int n, const char *dflt);
-static List *key_list_from_array(ArrayType *arr, const char *argname);
 static Datum key_array_from_list(List *keys);
-static void store_pipeline(IncetlPipeline *p, bool insert);
 
 static char *
 copy_text_col(HeapTuple tup, TupleDesc desc, int col)
@@ -105,9 +98,8 @@ incetl_load_pipeline(const char *name, bool missing_ok)
 	p->source = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 	p->target = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	p->strategy_name = copy_text_col(tup, desc, 5);
-	p->strategy = incetl_parse_strategy(p->strategy_name);
 	d = SPI_getbinval(tup, desc, 6, &isnull);
-	p->key_columns = key_list_from_array(DatumGetArrayTypeP(d), "key_columns");
+	p->key_columns = incetl_key_list_from_array(DatumGetArrayTypeP(d), "key_columns");
 	p->watermark_column = copy_text_col(tup, desc, 7);
 	d = SPI_getbinval(tup, desc, 8, &isnull);
 	p->lookback = palloc(sizeof(Interval));
@@ -178,16 +170,9 @@ incetl_check_owner(IncetlPipeline *p)
 						   p->name, p->owner)));
 }
 
-static char *
-text_arg(FunctionCallInfo fcinfo, int n, const char *dflt)
-{
-	if (PG_NARGS() <= n || PG_ARGISNULL(n))
-		return dflt ? pstrdup(dflt) : NULL;
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-static List *
-key_list_from_array(ArrayType *arr, const char *argname)
+/* key_columns => ARRAY[...], as a List of char * */
+List *
+incetl_key_list_from_array(ArrayType *arr, const char *argname)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -228,8 +213,8 @@ key_array_from_list(List *keys)
 /*
  * Insert or update the catalog row of a pipeline, as the extension owner.
  */
-static void
-store_pipeline(IncetlPipeline *p, bool insert)
+void
+incetl_store_pipeline(IncetlPipeline *p, bool insert)
 {
 	Oid			argtypes[17] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID,
 		TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID,
@@ -269,8 +254,6 @@ store_pipeline(IncetlPipeline *p, bool insert)
 
 	if (insert)
 	{
-		Oid			owner_type[1] = {OIDOID};
-		Datum		owner_val[1];
 
 		/* $17 is the owner when inserting, the id when updating */
 		argtypes[16] = OIDOID;
@@ -292,10 +275,7 @@ store_pipeline(IncetlPipeline *p, bool insert)
 												SPI_tuptable->tupdesc, 1,
 												&isnull));
 		}
-		owner_val[0] = Int32GetDatum(p->id);
-		owner_type[0] = INT4OID;
-		incetl_spi_exec_owner("INSERT INTO incetl.state (pipeline_id) VALUES ($1)",
-							  1, owner_type, owner_val, NULL, SPI_OK_INSERT);
+		incetl_state_create(p->id);
 	}
 	else
 	{
@@ -311,12 +291,6 @@ store_pipeline(IncetlPipeline *p, bool insert)
 	}
 }
 
-/*
- * The per-pipeline state a strategy keeps outside incetl.state: the 'hash'
- * strategy's table of row hashes.  It lives in schema incetl and belongs to
- * the pipeline's owner, whose runs write it in the same statement as the
- * target rows it describes.
- */
 /*
  * A per-pipeline table depends on the extension (a normal dependency, not
  * membership, so pg_dump still dumps it with its rows): DROP EXTENSION
@@ -335,311 +309,4 @@ incetl_depend_on_extension(const char *relname)
 	ObjectAddressSet(rel, RelationRelationId, relid);
 	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("incetl", false));
 	recordDependencyOn(&rel, &ext, DEPENDENCY_NORMAL);
-}
-
-static void
-setup_strategy(IncetlPipeline *p)
-{
-	const char *owner = quote_identifier(GetUserNameFromId(p->owner, false));
-
-	if (p->strategy == STRATEGY_HASH)
-	{
-		incetl_exec_utility_as(incetl_extension_owner(), incetl_sql_create_hash_state(p));
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("ALTER TABLE %s OWNER TO %s",
-									   incetl_hash_state_name(p), owner));
-		incetl_depend_on_extension(psprintf("hash_state_%d", p->id));
-	}
-	else if (p->strategy == STRATEGY_TRIGGER)
-		(void) incetl_capture_cover(p, CAPTURE_COVER_CREATE);
-	else if (p->strategy == STRATEGY_LOGICAL && p->slot_name)
-	{
-		Oid			argtypes[2] = {INT4OID, TEXTOID};
-		Datum		values[2];
-
-		values[0] = Int32GetDatum(p->id);
-		values[1] = CStringGetTextDatum(p->slot_name);
-		incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
-							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  2, argtypes, values, NULL, SPI_OK_UPDATE);
-	}
-}
-
-static void
-teardown_strategy(IncetlPipeline *p)
-{
-	if (p->strategy == STRATEGY_HASH)
-		incetl_exec_utility_as(incetl_extension_owner(), psprintf("DROP TABLE IF EXISTS %s",
-									   incetl_hash_state_name(p)));
-	else if (p->strategy == STRATEGY_TRIGGER)
-		incetl_capture_teardown(p);
-}
-
-/*
- * incetl.create_pipeline(name, source, target, ...) returns integer
- */
-Datum
-incetl_create_pipeline(PG_FUNCTION_ARGS)
-{
-	IncetlPipeline *p = palloc0(sizeof(IncetlPipeline));
-	char	   *s;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null")));
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source and target of pipeline \"%s\" must not be null",
-						text_arg(fcinfo, 0, NULL))));
-
-	p->name = text_arg(fcinfo, 0, NULL);
-	if (p->name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline name must not be empty")));
-	p->source = PG_GETARG_OID(1);
-	p->target = PG_GETARG_OID(2);
-	p->strategy_name = text_arg(fcinfo, 3, "timestamp");
-	p->strategy = incetl_parse_strategy(p->strategy_name);
-	if (!PG_ARGISNULL(4))
-		p->key_columns = key_list_from_array(PG_GETARG_ARRAYTYPE_P(4), "key_columns");
-	p->watermark_column = text_arg(fcinfo, 5, NULL);
-	if (PG_ARGISNULL(6))
-		p->lookback = palloc0(sizeof(Interval));
-	else
-		p->lookback = PG_GETARG_INTERVAL_P(6);
-	p->sequence_column = text_arg(fcinfo, 7, NULL);
-	p->delete_detection = incetl_parse_delete_detection(text_arg(fcinfo, 8, "none"));
-	p->delete_flag_column = text_arg(fcinfo, 9, NULL);
-	p->soft_delete = incetl_parse_delete_mode(text_arg(fcinfo, 10, "hard"));
-	p->soft_delete_column = text_arg(fcinfo, 11, "is_deleted");
-	s = text_arg(fcinfo, 12, "hash64");
-	incetl_check_hash_algorithm(s);
-	p->hash_algorithm = s;
-	p->batch_size = PG_ARGISNULL(13) ? 50000 : PG_GETARG_INT32(13);
-	p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, "fail"));
-	p->enabled = PG_ARGISNULL(15) ? true : PG_GETARG_BOOL(15);
-	p->owner = GetUserId();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	if (incetl_load_pipeline(p->name, true) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("pipeline \"%s\" already exists", p->name),
-				 errhint("Choose another name, or change the pipeline with incetl.alter_pipeline.")));
-
-	incetl_resolve_pipeline(p, true);
-	incetl_check_privileges(p);
-	if (p->strategy == STRATEGY_TRIGGER)
-		incetl_capture_check_privileges(p);
-
-	/*
-	 * Without statistics the planner guesses a foreign source is small and
-	 * sorts locally; with them it sends ORDER BY ... LIMIT to the remote
-	 * server with the cursor.  (ANALYZE only warns if we may not.)
-	 */
-	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
-	{
-		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->source));
-
-		if (HeapTupleIsValid(tup))
-		{
-			bool		never = ((Form_pg_class) GETSTRUCT(tup))->reltuples < 0;
-
-			ReleaseSysCache(tup);
-			if (never && SPI_execute(psprintf("ANALYZE %s", p->src_qname), false, 0) != SPI_OK_UTILITY)
-				elog(ERROR, "incetl: could not analyze the source");
-		}
-	}
-
-	store_pipeline(p, true);
-	/* the slot's name only: the first run creates the slot (logical.c) */
-	if (p->strategy == STRATEGY_LOGICAL)
-		p->slot_name = incetl_logical_slot_name(p);
-	incetl_save_source_shape(p);
-	setup_strategy(p);
-
-	SPI_finish();
-
-	PG_RETURN_INT32(p->id);
-}
-
-/*
- * incetl.alter_pipeline(name, <option> => value, ...): NULL leaves an option
- * unchanged; an empty string clears an optional column name.
- */
-Datum
-incetl_alter_pipeline(PG_FUNCTION_ARGS)
-{
-	IncetlRoleSwitch role;
-	IncetlPipeline *p;
-	char	   *name;
-	bool		reset_cursor = false;
-	bool		reset_state = false;
-	bool		reset_target = false;
-	char	   *s;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null")));
-	name = text_arg(fcinfo, 0, NULL);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	p = incetl_load_pipeline(name, false);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
-
-	if (!PG_ARGISNULL(1) && PG_GETARG_OID(1) != p->source)
-	{
-		p->source = PG_GETARG_OID(1);
-		reset_cursor = true;
-	}
-	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != p->target)
-	{
-		/* a new target holds none of what the cursor says was loaded */
-		p->target = PG_GETARG_OID(2);
-		reset_target = true;
-	}
-	if (!PG_ARGISNULL(3))
-	{
-		s = text_arg(fcinfo, 3, NULL);
-		if (incetl_parse_strategy(s) != p->strategy)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot change the strategy of pipeline \"%s\"", p->name),
-					 errhint("Drop the pipeline and create it again with the new strategy.")));
-	}
-	if (!PG_ARGISNULL(4))
-	{
-		p->key_columns = key_list_from_array(PG_GETARG_ARRAYTYPE_P(4), "key_columns");
-		reset_cursor = true;
-	}
-	if (!PG_ARGISNULL(5))
-	{
-		s = text_arg(fcinfo, 5, NULL);
-		p->watermark_column = s[0] ? s : NULL;
-		reset_cursor = true;
-	}
-	if (!PG_ARGISNULL(6))
-		p->lookback = PG_GETARG_INTERVAL_P(6);
-	if (!PG_ARGISNULL(7))
-	{
-		s = text_arg(fcinfo, 7, NULL);
-		p->sequence_column = s[0] ? s : NULL;
-	}
-	if (!PG_ARGISNULL(8))
-		p->delete_detection = incetl_parse_delete_detection(text_arg(fcinfo, 8, NULL));
-	if (!PG_ARGISNULL(9))
-	{
-		s = text_arg(fcinfo, 9, NULL);
-		p->delete_flag_column = s[0] ? s : NULL;
-	}
-	if (!PG_ARGISNULL(10))
-		p->soft_delete = incetl_parse_delete_mode(text_arg(fcinfo, 10, NULL));
-	if (!PG_ARGISNULL(11))
-		p->soft_delete_column = text_arg(fcinfo, 11, NULL);
-	if (!PG_ARGISNULL(12))
-	{
-		s = text_arg(fcinfo, 12, NULL);
-		incetl_check_hash_algorithm(s);
-		if (strcmp(s, p->hash_algorithm) != 0)
-			reset_state = true;
-		p->hash_algorithm = s;
-	}
-	if (!PG_ARGISNULL(13))
-		p->batch_size = PG_GETARG_INT32(13);
-	if (!PG_ARGISNULL(14))
-		p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, NULL));
-	if (!PG_ARGISNULL(15))
-		p->enabled = PG_GETARG_BOOL(15);
-
-	if (reset_cursor &&
-		(p->strategy == STRATEGY_TRIGGER || p->strategy == STRATEGY_LOGICAL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot change the source or key of pipeline \"%s\", which has the '%s' strategy",
-						p->name, p->strategy_name),
-				 errhint("Drop the pipeline and create it again.")));
-	/*
-	 * Validate as the owner, whose rights the pipeline's runs have, and
-	 * because validation may run the owner's code (on_schema_change
-	 * 'add_columns' adds columns of its types to the target): a superuser
-	 * altering someone's pipeline must not run that code as a superuser.
-	 * An error restores the role with the (sub)transaction.
-	 */
-	incetl_switch_role(&role, p->owner, 0);
-	incetl_resolve_pipeline(p, true);
-	incetl_check_privileges(p);
-	incetl_restore_role(&role, true);
-	store_pipeline(p, false);
-	incetl_save_source_shape(p);
-	/*
-	 * The stored hashes no longer describe the rows: start afresh.  Only the
-	 * 'hash' strategy keeps them; a 'trigger' pipeline's queue holds changes
-	 * not applied yet and stays whatever changed (reconcile is the only user
-	 * of hash_algorithm there).
-	 */
-	if (p->strategy == STRATEGY_HASH && (reset_cursor || reset_state || reset_target))
-	{
-		teardown_strategy(p);
-		setup_strategy(p);
-	}
-
-	/*
-	 * A 'trigger' or 'logical' pipeline whose watermark is empty compares
-	 * the whole source with the target at its next run, and goes on from
-	 * its queue or slot as before.
-	 */
-	if (reset_cursor || reset_target)
-	{
-		Oid			argtypes[1] = {INT4OID};
-		Datum		values[1] = {Int32GetDatum(p->id)};
-
-		incetl_spi_exec_owner("UPDATE incetl.state SET watermark = NULL, watermark_key = NULL, "
-							  "watermark_type = NULL, updated_at = pg_catalog.now() "
-							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, SPI_OK_UPDATE);
-		ereport(NOTICE,
-				(errmsg("watermark of pipeline \"%s\" was reset", p->name),
-				 errdetail("The source, key, watermark column or target changed, so the next run loads everything.")));
-	}
-
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * incetl.drop_pipeline(name)
- */
-Datum
-incetl_drop_pipeline(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	IncetlPipeline *p;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1];
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	p = incetl_load_pipeline(name, false);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
-	/* a slot cannot be dropped transactionally: it goes when we commit */
-	if (p->strategy == STRATEGY_LOGICAL)
-		incetl_logical_drop_slot_at_commit(p);
-
-	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_DELETE);
-	teardown_strategy(p);
-
-	SPI_finish();
-	PG_RETURN_VOID();
 }

@@ -12,31 +12,18 @@
 
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 #include "storage/lockdefs.h"
 
-/*
- * A pipeline's locks (lock.c): advisory locktags (database, pipeline id,
- * kind, INCETL_LOCKTAG_SPACE), out of reach of pg_advisory_lock(), which
- * only uses 1 and 2 in that last field.
- */
-#define INCETL_LOCKTAG_SPACE	0x1ec7
-
+/* a pipeline's locks (lock.c) */
 typedef enum IncetlLockKind
 {
 	INCETL_LOCK_RUN = 1,		/* a run or reconcile */
 	INCETL_LOCK_BACKFILL = 2,	/* a backfill */
 	INCETL_LOCK_APPLY = 3		/* a batch that writes the target */
 } IncetlLockKind;
-
-typedef enum IncetlStrategy
-{
-	STRATEGY_TIMESTAMP,
-	STRATEGY_HASH,
-	STRATEGY_TRIGGER,
-	STRATEGY_LOGICAL
-} IncetlStrategy;
 
 typedef enum IncetlDeleteDetection
 {
@@ -82,8 +69,9 @@ typedef struct IncetlPipeline
 	char	   *name;
 	Oid			source;
 	Oid			target;
-	IncetlStrategy strategy;
 	char	   *strategy_name;
+	/* strategy.h; set by incetl_strategy() */
+	const struct IncetlStrategyRoutine *strategy;
 	List	   *key_columns;	/* list of char * */
 	char	   *watermark_column;
 	Interval   *lookback;
@@ -103,6 +91,9 @@ typedef struct IncetlPipeline
 	char	   *tgt_qname;
 	char		src_relkind;
 	List	   *columns;		/* IncetlColumn *, in source order */
+	List	   *missing_columns;	/* 'add_columns': source columns the
+									 * target lacks (IncetlColumn *, only the
+									 * src_ fields set) */
 	int			nkeys;
 	IncetlColumn **keys;		/* key columns, in key_columns order */
 	Oid			wm_type;		/* InvalidOid when there is none */
@@ -168,9 +159,37 @@ extern void incetl_exec_utility_as(Oid role, const char *sql);
 
 /* catalog.c */
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
+extern void incetl_store_pipeline(IncetlPipeline *p, bool insert);
+extern List *incetl_key_list_from_array(ArrayType *arr, const char *argname);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
 extern void incetl_depend_on_extension(const char *relname);
+
+/* state.c */
+#include "access/xlogdefs.h"
+
+/* what incetl.state says of a 'logical' pipeline's slot */
+typedef struct IncetlSlotState
+{
+	char	   *slot_name;		/* NULL: none stored */
+	XLogRecPtr	applied;		/* InvalidXLogRecPtr: none */
+	bool		loaded;			/* the pipeline has a watermark */
+} IncetlSlotState;
+
+extern void incetl_state_create(int32 pipeline_id);
+extern char *incetl_state_watermark(int32 pipeline_id);
+extern void incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
+extern void incetl_state_save_cursor(IncetlPipeline *p, const char *wm_text,
+									 const char *keys_text);
+extern void incetl_state_save_run_start(IncetlPipeline *p, const char *wm_text);
+extern void incetl_state_reset_watermark(IncetlPipeline *p);
+extern void incetl_state_read_slot(IncetlPipeline *p, IncetlSlotState *s);
+extern void incetl_state_set_slot_name(IncetlPipeline *p, const char *name);
+extern void incetl_state_store_applied(IncetlPipeline *p, XLogRecPtr lsn);
+extern List *incetl_state_capture_relations(IncetlPipeline *p, bool *known);
+extern void incetl_state_set_capture_relations(IncetlPipeline *p, List *relids);
+extern bool incetl_state_check_source_shape(IncetlPipeline *p);
+extern void incetl_state_save_source_shape(IncetlPipeline *p);
 
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
@@ -181,9 +200,6 @@ extern void incetl_lock_idle_pipeline(IncetlPipeline *p);
 /* validate.c */
 extern void incetl_resolve_pipeline(IncetlPipeline *p, bool at_create);
 extern void incetl_check_privileges(IncetlPipeline *p);
-extern bool incetl_check_source_shape(IncetlPipeline *p);
-extern void incetl_save_source_shape(IncetlPipeline *p);
-extern IncetlStrategy incetl_parse_strategy(const char *s);
 extern IncetlDeleteDetection incetl_parse_delete_detection(const char *s);
 extern bool incetl_parse_delete_mode(const char *s);
 extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
@@ -191,12 +207,12 @@ extern void incetl_check_hash_algorithm(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_type_name(Oid typid, int32 typmod);
 
+/* schema.c */
+extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create);
+
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
 extern Datum incetl_parse_canonical(const char *text, Oid typid);
-extern void incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
-extern void incetl_save_cursor(IncetlPipeline *p, const char *wm_text,
-							   const char *keys_text);
 extern TimestampTz incetl_late_commit_bound(void);
 extern Datum incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound);
 extern Datum incetl_lookback_start(IncetlPipeline *p, Datum wm, Oid *type);
@@ -254,13 +270,33 @@ extern char *incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile);
 extern char *incetl_sql_seed_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_hash_initial_keys(IncetlPipeline *p);
 extern char *incetl_sql_hash_state_empty(IncetlPipeline *p);
-extern bool incetl_hash_state_empty(IncetlPipeline *p);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
-/* capture.c */
+/* plancache.c: prepared statements keyed by (pipeline, kind, variant) */
+typedef enum IncetlPlanKind
+{
+	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
+	PLAN_KEYED_BATCH,			/* variant: with the hash state */
+	PLAN_COMPARE_DELETES
+} IncetlPlanKind;
+
+typedef struct IncetlPlanKey
+{
+	int32		pipeline_id;
+	int32		kind;			/* IncetlPlanKind */
+	int32		variant;
+	Oid			type1;			/* parameter types the variant depends on */
+	Oid			type2;
+} IncetlPlanKey;
+
+#include "executor/spi.h"
+extern SPIPlanPtr incetl_plan_get(const IncetlPlanKey *key, const char *sql,
+								  int nargs, Oid *argtypes, int cursor_options);
+
+/* strategy_trigger.c: the capture machinery */
 #define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
 #define CAPTURE_COVER_PREPARE		0x02	/* the start of a run */
 #define CAPTURE_COVER_FULL_RUN		0x04	/* the run compares everything */
@@ -284,8 +320,7 @@ extern void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to
 										 IncetlQueueEntries *e);
 extern void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
 
-/* logical.c */
-#include "access/xlogdefs.h"
+/* strategy_logical.c: slots */
 extern void incetl_logical_check(IncetlPipeline *p);
 extern void incetl_logical_check_owner(IncetlPipeline *p);
 extern char *incetl_logical_slot_name(IncetlPipeline *p);
@@ -293,7 +328,6 @@ extern bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
 								XLogRecPtr *applied);
 extern void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
 extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
-extern void incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn);
 extern Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
 									  XLogRecPtr applied, bool *truncated);
 extern void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,

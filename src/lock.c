@@ -36,6 +36,13 @@
 
 #include "incetl.h"
 
+/*
+ * The last field of every incetl locktag (the one place it is spelled in
+ * C; the status view, incetl--0.1--0.2.sql, looks for it in pg_locks).
+ * pg_advisory_lock() only uses 1 and 2 there.
+ */
+#define INCETL_LOCKTAG_SPACE	0x1ec7	/* 7879 */
+
 static void
 set_tag(LOCKTAG *tag, int32 pipeline_id, IncetlLockKind kind)
 {

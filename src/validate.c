@@ -34,27 +34,9 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "incetl.h"
+#include "strategy.h"
 
 static const char *special_columns[] = {"etl_inserted_at", "etl_updated_at", "etl_run_id"};
-
-IncetlStrategy
-incetl_parse_strategy(const char *s)
-{
-	if (strcmp(s, "timestamp") == 0)
-		return STRATEGY_TIMESTAMP;
-	if (strcmp(s, "hash") == 0)
-		return STRATEGY_HASH;
-	if (strcmp(s, "trigger") == 0)
-		return STRATEGY_TRIGGER;
-	if (strcmp(s, "logical") == 0)
-		return STRATEGY_LOGICAL;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown strategy \"%s\"", s),
-			 errhint("Valid strategies are 'timestamp', 'hash', 'trigger' and 'logical'.")));
-	return STRATEGY_TIMESTAMP;	/* keep compiler quiet */
-}
 
 IncetlDeleteDetection
 incetl_parse_delete_detection(const char *s)
@@ -105,7 +87,7 @@ incetl_parse_schema_change(const char *s)
 
 /*
  * The hash algorithms: 'hash64' (incetl.row_hash) and every digest that
- * pgcrypto's digest() offers, computed over incetl.row_bytes (sqlgen.c's
+ * pgcrypto's digest() offers, computed over incetl.row_bytes (deparse.c's
  * row_hash_sql).  The CHECK constraint on incetl.pipelines.hash_algorithm
  * lists the same values.
  */
@@ -301,28 +283,12 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 	return rel;
 }
 
-static void
-add_target_column(IncetlPipeline *p, const char *tgtname, Form_pg_attribute sa)
-{
-	char	   *sql;
-	int			rc;
-
-	sql = psprintf("ALTER TABLE %s ADD COLUMN %s %s",
-				   p->tgt_qname, quote_identifier(NameStr(sa->attname)),
-				   incetl_type_name(sa->atttypid, sa->atttypmod));
-	rc = SPI_execute(sql, false, 0);
-	if (rc != SPI_OK_UTILITY)
-		elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
-	ereport(NOTICE,
-			(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
-					NameStr(sa->attname), tgtname, p->name)));
-}
-
 /*
  * Validate a pipeline and fill in its derived fields.  Raises a clear error
- * for anything that would make a run fail or misbehave.  Must be called
- * inside an SPI connection (on_schema_change 'add_columns' alters the
- * target through SPI).
+ * for anything that would make a run fail or misbehave.  Writes nothing:
+ * with on_schema_change 'add_columns', the source columns the target lacks
+ * are left out of p->columns and listed in p->missing_columns, for the
+ * caller to add (incetl_add_target_columns) and resolve again.
  */
 void
 incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
@@ -367,14 +333,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source and target of pipeline \"%s\" are the same relation", p->name)));
 
-	if (p->strategy == STRATEGY_TRIGGER &&
-		skind != RELKIND_RELATION && skind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("source of pipeline \"%s\" must be a local table for the 'trigger' strategy",
-						p->name),
-				 errhint("Capture triggers can only be put on tables; for a view or a foreign table use the 'timestamp' or 'hash' strategy.")));
-
 	/* key columns: given, else the source's primary key, else the target's */
 	if (p->key_columns == NIL)
 		p->key_columns = primary_key_columns(src);
@@ -401,6 +359,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	/* the columns moved: every source column, matched by name */
 	p->columns = NIL;
+	p->missing_columns = NIL;
 	sdesc = RelationGetDescr(src);
 	{
 		StringInfoData shape;
@@ -448,16 +407,14 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				continue;
 			if (p->on_schema_change == SCHEMA_CHANGE_ADD_COLUMNS)
 			{
-				Oid			tgtid = RelationGetRelid(tgt);
-				char	   *tgtname = pstrdup(RelationGetRelationName(tgt));
+				IncetlColumn *m = palloc0(sizeof(IncetlColumn));
 
-				/* ALTER TABLE refuses a relation this session has open */
-				relation_close(tgt, AccessShareLock);
-				add_target_column(p, tgtname, sa);
-				CommandCounterIncrement();
-				tgt = relation_open(tgtid, AccessShareLock);
-				ta = find_attr(tgt, NameStr(sa->attname));
-				Assert(ta != NULL);
+				m->name = pstrdup(NameStr(sa->attname));
+				m->src_type = sa->atttypid;
+				m->src_typmod = sa->atttypmod;
+				m->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
+				p->missing_columns = lappend(p->missing_columns, m);
+				continue;
 			}
 			else
 				ereport(ERROR,
@@ -554,11 +511,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	/* the watermark column */
 	p->wm_type = InvalidOid;
-	if (p->strategy == STRATEGY_TIMESTAMP && p->watermark_column == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline \"%s\" needs a watermark_column", p->name),
-				 errhint("The 'timestamp' strategy reads rows by a timestamp, date or integer column of the source; name it with watermark_column, or choose the 'hash' strategy.")));
 	if (p->watermark_column)
 	{
 		Form_pg_attribute a = require_source_column(p, src, p->watermark_column,
@@ -590,7 +542,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lookback of pipeline \"%s\" must not be negative", p->name)));
 	if ((p->lookback->month != 0 || p->lookback->day != 0 || p->lookback->time != 0) &&
-		(p->strategy != STRATEGY_TIMESTAMP || !incetl_is_time_type(p->wm_type)))
+		(p->strategy->keyed || !incetl_is_time_type(p->wm_type)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lookback of pipeline \"%s\" needs the 'timestamp' strategy with a timestamptz, timestamp or date watermark column",
@@ -682,84 +634,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
-
-	if (p->strategy == STRATEGY_LOGICAL)
-		incetl_logical_check(p);
-}
-
-/*
- * A source column the pipeline was created with that is gone or has
- * another type now fails every run, whatever on_schema_change says: the
- * target's column would silently stop being maintained, or change
- * meaning.  incetl.alter_pipeline(name) accepts the source's new shape.
- */
-bool
-incetl_check_source_shape(IncetlPipeline *p)
-{
-	Oid			argtypes[2] = {INT4OID, TEXTOID};
-	Datum		values[2];
-	bool		isnull;
-	int			rc;
-
-	values[0] = Int32GetDatum(p->id);
-	values[1] = CStringGetTextDatum(p->source_shape);
-	/* one row: nothing changed; else the first column gone or retyped */
-	rc = SPI_execute_with_args("SELECT NULL, NULL, NULL FROM incetl.state s "
-							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
-							   "AND s.source_columns OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb "
-							   "UNION ALL (SELECT o.key, o.value, n.value FROM incetl.state s, "
-							   "pg_catalog.jsonb_each_text(s.source_columns) AS o "
-							   "LEFT JOIN pg_catalog.jsonb_each_text($2::pg_catalog.jsonb) AS n "
-							   "ON n.key OPERATOR(pg_catalog.=) o.key "
-							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
-							   "AND (n.value IS NULL OR n.value OPERATOR(pg_catalog.<>) o.value) "
-							   "ORDER BY o.key LIMIT 1) LIMIT 1",
-							   2, argtypes, values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "incetl: could not read the source shape");
-	if (SPI_processed == 1 &&
-		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) == (Datum) 0 &&
-		isnull)
-		return true;			/* the same shape as remembered */
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *col = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *was = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		Datum		now = SPI_getbinval(tup, desc, 3, &isnull);
-
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" was dropped",
-							col, get_rel_name(p->source), p->name),
-					 errdetail("Nothing was written."),
-					 errhint("Restore the column, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
-							 quote_literal_cstr(p->name))));
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" changed type from %s to %s",
-						col, get_rel_name(p->source), p->name, was, TextDatumGetCString(now)),
-				 errdetail("Nothing was written."),
-				 errhint("Restore the column's type, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
-						 quote_literal_cstr(p->name))));
-	}
-	return false;
-}
-
-void
-incetl_save_source_shape(IncetlPipeline *p)
-{
-	Oid			argtypes[2] = {INT4OID, TEXTOID};
-	Datum		values[2];
-
-	values[0] = Int32GetDatum(p->id);
-	values[1] = CStringGetTextDatum(p->source_shape);
-	incetl_spi_exec_owner("UPDATE incetl.state SET source_columns = $2::pg_catalog.jsonb "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
-						  "AND source_columns IS DISTINCT FROM $2::pg_catalog.jsonb",
-						  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

@@ -43,9 +43,6 @@
 
 #include "incetl.h"
 
-PG_FUNCTION_INFO_V1(incetl_set_watermark);
-PG_FUNCTION_INFO_V1(incetl_reset_watermark);
-
 /*
  * The canonical text of a value; see the file header.
  */
@@ -133,100 +130,6 @@ incetl_parse_canonical(const char *text, Oid typid)
 
 	getTypeInputInfo(typid, &in, &ioparam);
 	return OidInputFunctionCall(in, (char *) text, ioparam, -1);
-}
-
-/*
- * Load the saved cursor of a pipeline (inside SPI; allocations in the
- * caller's context).
- */
-void
-incetl_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
-{
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(p->id)};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-	MemoryContext oldcxt;
-
-	memset(cur, 0, sizeof(IncetlCursor));
-	incetl_spi_exec_owner("SELECT watermark, watermark_key FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("state of pipeline \"%s\" is missing", p->name),
-				 errhint("Drop and create the pipeline again.")));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-
-	oldcxt = MemoryContextSwitchTo(callercxt);
-	d = SPI_getbinval(tup, desc, 1, &isnull);
-	if (!isnull && OidIsValid(p->wm_type))
-	{
-		cur->valid = true;
-		cur->wm_text = TextDatumGetCString(d);
-		cur->wm = incetl_parse_canonical(cur->wm_text, p->wm_type);
-		d = SPI_getbinval(tup, desc, 2, &isnull);
-		if (!isnull)
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(d);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
-
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &n);
-			if (n == p->nkeys)
-			{
-				cur->nkeys = n;
-				cur->keys = palloc(sizeof(Datum) * n);
-				cur->key_nulls = palloc(sizeof(bool) * n);
-				for (int i = 0; i < n; i++)
-				{
-					cur->key_nulls[i] = nulls[i];
-					cur->keys[i] = nulls[i] ? (Datum) 0 :
-						incetl_parse_canonical(TextDatumGetCString(elems[i]),
-											   p->keys[i]->src_type);
-				}
-			}
-		}
-	}
-	MemoryContextSwitchTo(oldcxt);
-}
-
-/*
- * Save a cursor; keys_text is a text[] literal made by this file's callers
- * from canonical texts, or NULL.
- */
-void
-incetl_save_cursor(IncetlPipeline *p, const char *wm_text, const char *keys_text)
-{
-	Oid			argtypes[4] = {INT4OID, TEXTOID, TEXTARRAYOID, OIDOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-
-	values[0] = Int32GetDatum(p->id);
-	if (wm_text)
-		values[1] = CStringGetTextDatum(wm_text);
-	else
-		nulls[1] = 'n';
-	if (keys_text)
-		values[2] = OidInputFunctionCall(F_ARRAY_IN, (char *) keys_text, TEXTOID, -1);
-	else
-		nulls[2] = 'n';
-	if (wm_text && OidIsValid(p->wm_type))
-		values[3] = ObjectIdGetDatum(p->wm_type);
-	else
-		nulls[3] = 'n';
-	incetl_spi_exec_owner("UPDATE incetl.state SET watermark = $2, watermark_key = $3, "
-						  "watermark_type = $4::pg_catalog.oid::pg_catalog.regtype, "
-						  "updated_at = pg_catalog.now() "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  4, argtypes, values, nulls, SPI_OK_UPDATE);
 }
 
 /* the local transaction id a backend advertises (renamed in 17) */
@@ -383,73 +286,4 @@ incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound)
 			return DirectFunctionCall1(timestamp_date, TimestampGetDatum(local));
 		return TimestampGetDatum(local - ((local % unit) + unit) % unit);
 	}
-}
-
-/*
- * incetl.set_watermark(name, value): value is read in the caller's session
- * settings (it is what the caller typed) and stored canonically.  The next
- * run reads rows whose watermark is above value.
- */
-Datum
-incetl_set_watermark(PG_FUNCTION_ARGS)
-{
-	IncetlRoleSwitch role;
-	IncetlPipeline *p;
-	char	   *value;
-	Datum		d;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
-
-	/*
-	 * As the owner: the watermark type's input function may be a domain's,
-	 * whose CHECK is the owner's code (an error restores the role).
-	 */
-	incetl_switch_role(&role, p->owner, 0);
-	incetl_resolve_pipeline(p, false);
-	if (!OidIsValid(p->wm_type))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline \"%s\" has no watermark column", p->name)));
-
-	if (PG_ARGISNULL(1))
-		incetl_save_cursor(p, NULL, NULL);
-	else
-	{
-		Oid			in;
-		Oid			ioparam;
-
-		value = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		getTypeInputInfo(p->wm_type, &in, &ioparam);
-		d = OidInputFunctionCall(in, value, ioparam, -1);
-		incetl_save_cursor(p, incetl_canonical_text(d, p->wm_type), NULL);
-	}
-	incetl_restore_role(&role, true);
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * incetl.reset_watermark(name): the next run loads everything.
- */
-Datum
-incetl_reset_watermark(PG_FUNCTION_ARGS)
-{
-	IncetlPipeline *p;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
-	incetl_save_cursor(p, NULL, NULL);
-	SPI_finish();
-	PG_RETURN_VOID();
 }

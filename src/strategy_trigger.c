@@ -94,7 +94,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "incetl.h"
+#include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_capture);
 
@@ -137,10 +137,24 @@ static char *trigger_name(IncetlPipeline *p, CaptureKind kind);
 static Oid	queue_relid(int32 pipeline_id);
 static char wanted_mode(bool row_only, char relkind, CaptureKind kind);
 
+/* the queue's name in schema incetl (the one place it is spelled) */
+static char *
+queue_relname(int32 pipeline_id)
+{
+	return psprintf("queue_%d", pipeline_id);
+}
+
+/* the queue's name, qualified and quoted; its sequence is <name>_seq */
+static char *
+queue_qname(int32 pipeline_id)
+{
+	return quote_qualified_identifier("incetl", queue_relname(pipeline_id));
+}
+
 char *
 incetl_queue_table_name(IncetlPipeline *p)
 {
-	return psprintf("incetl.queue_%d", p->id);
+	return queue_qname(p->id);
 }
 
 static char *
@@ -152,7 +166,7 @@ trigger_name(IncetlPipeline *p, CaptureKind kind)
 static Oid
 queue_relid(int32 pipeline_id)
 {
-	return get_relname_relid(psprintf("queue_%d", pipeline_id),
+	return get_relname_relid(queue_relname(pipeline_id),
 							 get_namespace_oid("incetl", false));
 }
 
@@ -228,8 +242,9 @@ queue_type(Oid typid, int32 typmod)
 static char *
 queue_sequence(int32 pipeline_id)
 {
-	return psprintf("pg_catalog.nextval('incetl.queue_%d_seq'::pg_catalog.regclass)",
-					pipeline_id);
+	return psprintf("pg_catalog.nextval(%s::pg_catalog.regclass)",
+					quote_literal_cstr(quote_qualified_identifier("incetl",
+																  psprintf("%s_seq", queue_relname(pipeline_id)))));
 }
 
 /*
@@ -253,15 +268,15 @@ numbered_insert(int32 pipeline_id, int nkeys, const char *select, bool numbered)
 		appendStringInfo(&ycols, "y.k%d, ", i + 1);
 	}
 	if (!numbered)
-		return psprintf("INSERT INTO incetl.queue_%d (%sop) %s", pipeline_id, cols.data, select);
-	return psprintf("INSERT INTO incetl.queue_%d (seq, %sop) "
+		return psprintf("INSERT INTO %s (%sop) %s", queue_qname(pipeline_id), cols.data, select);
+	return psprintf("INSERT INTO %s (seq, %sop) "
 					"SELECT CASE WHEN y.incetl_n OPERATOR(pg_catalog.<) " QUEUE_BLOCK
 					" THEN y.incetl_b OPERATOR(pg_catalog.*) " QUEUE_BLOCK
 					" OPERATOR(pg_catalog.+) y.incetl_n"
 					" ELSE %s OPERATOR(pg_catalog.*) " QUEUE_BLOCK " END, %sy.op "
 					"FROM (SELECT z.*, pg_catalog.row_number() OVER () AS incetl_n, "
 					"(SELECT %s) AS incetl_b FROM (%s) AS z) AS y",
-					pipeline_id, cols.data, next, ycols.data, next, select);
+					queue_qname(pipeline_id), cols.data, next, ycols.data, next, select);
 }
 
 /* the OID of incetl._capture() */
@@ -356,7 +371,7 @@ create_queue(IncetlPipeline *p)
 					 incetl_queue_table_name(p),
 					 quote_identifier(GetUserNameFromId(p->owner, false)));
 	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
-	incetl_depend_on_extension(psprintf("queue_%d", p->id));
+	incetl_depend_on_extension(queue_relname(p->id));
 }
 
 /* CREATE TRIGGER for one kind on one relation, then its firing mode */
@@ -442,65 +457,6 @@ drop_triggers_on(IncetlPipeline *p, Oid relid, Oid capture_fn)
 							 quote_identifier(trigger_name(p, k)), rel);
 	if (buf.len > 0)
 		incetl_exec_utility_as(incetl_extension_owner(), buf.data);
-}
-
-/* incetl.state.capture_relations; *known is false while it is NULL */
-static List *
-load_covered(IncetlPipeline *p, bool *known)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(p->id)};
-	Oid			state = get_relname_relid("state", get_namespace_oid("incetl", false));
-	List	   *covered = NIL;
-	bool		isnull;
-	Datum		d;
-
-	if (get_attnum(state, "capture_relations") == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("incetl's catalog is older than its library"),
-				 errdetail("Table incetl.state has no column capture_relations, which pipelines with the 'trigger' strategy need."),
-				 errhint("Run ALTER EXTENSION incetl UPDATE.")));
-	incetl_spi_exec_owner("SELECT capture_relations FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_SELECT);
-	*known = false;
-	if (SPI_processed != 1)
-		return NIL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(d), REGCLASSOID, sizeof(Oid), true,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			if (!nulls[i])
-				covered = lappend_oid(covered, DatumGetObjectId(elems[i]));
-		*known = true;
-	}
-	return covered;
-}
-
-static void
-store_covered(IncetlPipeline *p, List *members)
-{
-	Oid			argtypes[2] = {INT4OID, REGCLASSARRAYOID};
-	Datum		values[2];
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(members), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, members)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] = Int32GetDatum(p->id);
-	values[1] = PointerGetDatum(construct_array(elems, n, REGCLASSOID, sizeof(Oid),
-												true, TYPALIGN_INT));
-	incetl_spi_exec_owner("UPDATE incetl.state SET capture_relations = $2 "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 static void
@@ -614,7 +570,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 	members = capture_members(p);
 	row_only = has_superclass(p->source);
 	if ((flags & CAPTURE_COVER_CREATE) == 0)
-		covered = load_covered(p, &known);
+		covered = incetl_state_capture_relations(p, &known);
 
 	foreach(lc, members)
 	{
@@ -688,7 +644,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
 	}
 
 	if (!known || gone != NIL || list_difference_oid(members, covered) != NIL)
-		store_covered(p, members);
+		incetl_state_set_capture_relations(p, members);
 	return full;
 }
 
@@ -989,7 +945,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 				 errmsg("incetl._capture() must be an AFTER trigger created by incetl")));
 
 	pipeline_id = pg_strtoint32(tg->tgargs[0]);
-	queue = psprintf("incetl.queue_%d", pipeline_id);
+	queue = queue_qname(pipeline_id);
 
 	/*
 	 * Writers of the source need no right on the queue: write it as its
@@ -1182,3 +1138,178 @@ incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e)
 								   incetl_queue_table_name(p)),
 						  2, argtypes, values, NULL, SPI_OK_DELETE);
 }
+
+/*
+ * The strategy's callbacks.
+ *
+ * A run makes sure capture covers the source (every partition), drains
+ * the queue into the work table, and deletes the entries each batch applied
+ * in that batch's transaction: each was committed before the work table was
+ * filled, so the change it stands for is in the source rows the batch
+ * reads.  TRUNCATE markers ask for a compare pass, and go with its last
+ * batch.
+ */
+typedef struct TriggerRun
+{
+	IncetlQueueEntries markers; /* TRUNCATE markers (seqs == 0: none) */
+	IncetlQueueEntries drained; /* entries of the batch in flight */
+} TriggerRun;
+
+static TriggerRun *
+trigger_run(IncetlRun *run)
+{
+	if (run->private == NULL)
+		run->private = MemoryContextAllocZero(run->cxt, sizeof(TriggerRun));
+	return run->private;
+}
+
+static void
+trigger_check(IncetlPipeline *p, bool at_create)
+{
+	if (p->src_relkind != RELKIND_RELATION && p->src_relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("source of pipeline \"%s\" must be a local table for the 'trigger' strategy",
+						p->name),
+				 errhint("Capture triggers can only be put on tables; for a view or a foreign table use the 'timestamp' or 'hash' strategy.")));
+	if (at_create)
+		incetl_capture_check_privileges(p);
+}
+
+static void
+trigger_setup(IncetlPipeline *p)
+{
+	(void) incetl_capture_cover(p, CAPTURE_COVER_CREATE);
+}
+
+/*
+ * Capture triggers on every partition, before anything is read; a capture
+ * that may have missed changes makes this run compare everything.
+ */
+static void
+trigger_prepare(IncetlRun *run)
+{
+	if (incetl_capture_cover(run->p, CAPTURE_COVER_PREPARE |
+							 (run->compare_all ? CAPTURE_COVER_FULL_RUN :
+							  CAPTURE_COVER_QUEUE_KEYS)))
+		run->compare_all = true;
+}
+
+static void
+trigger_fill_changes(IncetlRun *run)
+{
+	TriggerRun *tr = trigger_run(run);
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	MemoryContext oldcxt;
+
+	if (run->compare_all)
+		incetl_work_fill_compare(run, true);
+
+	oldcxt = MemoryContextSwitchTo(run->cxt);
+	incetl_capture_markers(run->p, &tr->markers);
+	MemoryContextSwitchTo(oldcxt);
+	if (tr->markers.seqs != (Datum) 0)
+		run->need_compare = true;
+
+	values[0] = Int64GetDatum(run->work_total);
+	if (SPI_execute_with_args(incetl_sql_fill_from_queue(run->p), 1, argtypes,
+							  values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "incetl: could not drain the queue");
+	run->work_total += (int64) SPI_processed;
+}
+
+/*
+ * A partition attached since the last check gets its capture triggers
+ * before this batch can read it; the queue entries the batch applies go
+ * with it.
+ */
+static void
+trigger_before_batch(IncetlRun *run)
+{
+	TriggerRun *tr = trigger_run(run);
+
+	(void) incetl_capture_cover(run->p, CAPTURE_COVER_QUEUE_KEYS);
+	tr->drained.tids = tr->drained.seqs = (Datum) 0;
+	if (run->kind == RUN_KIND_RUN && run->pass == PASS_KEYED)
+		incetl_capture_batch_entries(run->p, run->work_pos,
+									 run->work_pos + run->p->batch_size,
+									 &tr->drained);
+}
+
+/* one attached while the batch read gets them, and a compare next run */
+static void
+trigger_after_batch(IncetlRun *run)
+{
+	TriggerRun *tr = trigger_run(run);
+
+	incetl_capture_forget(run->p, &tr->drained);
+	tr->drained.tids = tr->drained.seqs = (Datum) 0;
+	(void) incetl_capture_cover(run->p, CAPTURE_COVER_QUEUE_KEYS |
+								CAPTURE_COVER_AFTER_READ);
+}
+
+/* the TRUNCATEs that asked for the compare pass are done */
+static void
+trigger_pass_done(IncetlRun *run, IncetlPass pass)
+{
+	if (pass == PASS_COMPARE)
+		incetl_capture_forget(run->p, &trigger_run(run)->markers);
+}
+
+static void
+trigger_finish_run(IncetlRun *run)
+{
+	incetl_state_save_run_start(run->p,
+								incetl_canonical_text(TimestampTzGetDatum(run->run_start),
+													  TIMESTAMPTZOID));
+}
+
+static void
+trigger_preview(IncetlPreview *pv)
+{
+	IncetlPipeline *p = pv->p;
+
+	if (incetl_state_watermark(p->id) == NULL)
+	{
+		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);
+		return;
+	}
+	/* as the pipeline's owner, like the rest of a preview */
+	if (SPI_execute(psprintf("SELECT 1 FROM %s WHERE op OPERATOR(pg_catalog.=) 'T' LIMIT 1",
+							 incetl_queue_table_name(p)), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the queue");
+	incetl_preview_keyed(pv, incetl_sql_queue_keys(p), SPI_processed > 0);
+}
+
+static void
+trigger_explain(IncetlExplain *ex)
+{
+	Oid		   *argtypes = palloc(sizeof(Oid));
+	Datum	   *values = palloc(sizeof(Datum));
+
+	if (incetl_state_watermark(ex->p->id) == NULL)
+		incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(ex->p, true),
+						   0, NULL, NULL, NULL);
+	argtypes[0] = INT8OID;
+	values[0] = Int64GetDatum(0);
+	incetl_explain_add(ex, "drain queue", EXPLAIN_PLAIN, incetl_sql_fill_from_queue(ex->p),
+					   1, argtypes, values, NULL);
+}
+
+const IncetlStrategyRoutine incetl_trigger_strategy = {
+	.name = "trigger",
+	.keyed = true,
+	.captures = true,
+	.check = trigger_check,
+	.setup = trigger_setup,
+	.teardown = incetl_capture_teardown,
+	.prepare = trigger_prepare,
+	.fill_changes = trigger_fill_changes,
+	.before_batch = trigger_before_batch,
+	.after_batch = trigger_after_batch,
+	.pass_done = trigger_pass_done,
+	.finish_run = trigger_finish_run,
+	.preview = trigger_preview,
+	.explain = trigger_explain,
+};

@@ -75,7 +75,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
-#include "incetl.h"
+#include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
 
@@ -248,34 +248,20 @@ bool
 incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *applied)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			types[2] = {INT4OID, NAMEOID};
-	Datum		values[2];
-	bool		isnull;
-	Datum		d;
-	char	   *stored = NULL;
-	XLogRecPtr	stored_lsn = InvalidXLogRecPtr;
-	bool		loaded = false;
+	IncetlSlotState state;
+	char	   *stored;
+	XLogRecPtr	stored_lsn;
+	bool		loaded;
 	char	   *name = NULL;
 	const char *why = NULL;
 	SlotInfo	info;
 
 	incetl_logical_check_owner(p);
 
-	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("SELECT slot_name, applied_lsn, watermark IS NOT NULL FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			stored = MemoryContextStrdup(callercxt, NameStr(*DatumGetName(d)));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			stored_lsn = DatumGetLSN(d);
-		loaded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 3, &isnull));
-	}
+	incetl_state_read_slot(p, &state);
+	stored = state.slot_name;
+	stored_lsn = state.applied;
+	loaded = state.loaded;
 
 	/*
 	 * The stored name, when it is a slot of ours in this database (pipelines
@@ -336,10 +322,7 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 			why = "is gone";
 		slot_function("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'incetl')",
 					  name);
-		values[1] = DirectFunctionCall1(namein, CStringGetDatum(name));
-		incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
-							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  2, types, values, NULL, SPI_OK_UPDATE);
+		incetl_state_set_slot_name(p, name);
 	}
 	else if (loaded && (stored_lsn == InvalidXLogRecPtr || info.confirmed > stored_lsn))
 		why = "was not made for the position the pipeline has applied";
@@ -378,19 +361,6 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
 }
 
-void
-incetl_logical_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
-{
-	Oid			types[2] = {INT4OID, LSNOID};
-	Datum		values[2];
-
-	values[0] = Int32GetDatum(p->id);
-	values[1] = LSNGetDatum(lsn);
-	incetl_spi_exec_owner("UPDATE incetl.state SET applied_lsn = $2 "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  2, types, values, NULL, SPI_OK_UPDATE);
-}
-
 /*
  * Flush the WAL written so far and return the flush position.  Logical
  * decoding through SQL reads only up to the flush position, and a commit
@@ -420,27 +390,16 @@ flush_wal(void)
 }
 
 /*
- * Peek the slot's changes above applied into the work table, numbered
- * from offset + 1.  Sets *max_rn (offset when nothing was added),
- * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
- * Runs as the current user (the pipeline's owner): the casts of the keys
- * run the key types' code, a domain's CHECK included.
+ * The statement that peeks a slot's changes to the source ($1 slot, $2 the
+ * source's OID as text, $3 the applied LSN or NULL) into the work table,
+ * numbered from $4 + 1, and returns the highest number added, the last
+ * LSN peeked, and whether a TRUNCATE was among the changes.
  */
-void
-incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
-					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-					bool *truncated)
+static char *
+logical_fill_sql(IncetlPipeline *p)
 {
 	StringInfoData sql;
-	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
 	int			i;
-	XLogRecPtr	flushed;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
@@ -467,6 +426,33 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 						   "SELECT (SELECT pg_catalog.max(rn) FROM ins), (SELECT pg_catalog.max(lsn) FROM ch), "
 						   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
 
+	return sql.data;
+}
+
+/*
+ * Peek the slot's changes above applied into the work table, numbered
+ * from offset + 1.  Sets *max_rn (offset when nothing was added),
+ * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
+ * Runs as the current user (the pipeline's owner): the casts of the keys
+ * run the key types' code, a domain's CHECK included.
+ */
+void
+incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
+					bool *truncated)
+{
+	char	   *sql;
+	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	XLogRecPtr	flushed;
+
+	sql = logical_fill_sql(p);
+
 	/*
 	 * Everything committed up to the flush position read now is decoded by
 	 * the peek below, so once its changes are applied the slot may move there
@@ -482,7 +468,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	else
 		values[2] = LSNGetDatum(applied);
 	values[3] = Int64GetDatum(offset);
-	if (SPI_execute_with_args(sql.data, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
 	tup = SPI_tuptable->vals[0];
@@ -656,21 +642,11 @@ drop_at_commit(const char *name)
 void
 incetl_logical_drop_slot_at_commit(IncetlPipeline *p)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-	Datum		d;
+	IncetlSlotState state;
 
-	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("SELECT slot_name FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			drop_at_commit(NameStr(*DatumGetName(d)));
-	}
+	incetl_state_read_slot(p, &state);
+	if (state.slot_name != NULL)
+		drop_at_commit(state.slot_name);
 	drop_at_commit(incetl_logical_slot_name(p));
 }
 
@@ -758,3 +734,186 @@ incetl_drop_extension_slots(PG_FUNCTION_ARGS)
 		drop_at_commit(lfirst(lc));
 	PG_RETURN_VOID();
 }
+
+/*
+ * The strategy's callbacks.
+ *
+ * A run finds (or makes) its slot before it writes anything, peeks the
+ * slot's changes above the applied LSN into the work table, applies them,
+ * stores the LSN it applied with the last batch (or, after a TRUNCATE, with
+ * the compare pass's last deletes: a run that fails before those must see
+ * the TRUNCATE again), and confirms the slot only after that commit.
+ */
+typedef struct LogicalRun
+{
+	char	   *slot;
+	bool		resumes;		/* else compare everything, like a first run */
+	XLogRecPtr	applied;		/* stored LSN at the start */
+	XLogRecPtr	last_lsn;		/* of the last change peeked */
+	bool		lsn_stored;
+} LogicalRun;
+
+static void
+logical_check(IncetlPipeline *p, bool at_create)
+{
+	incetl_logical_check(p);
+}
+
+/* the slot is created by the first run; its name is known now */
+static void
+logical_setup(IncetlPipeline *p)
+{
+	incetl_state_set_slot_name(p, incetl_logical_slot_name(p));
+}
+
+static void
+logical_teardown(IncetlPipeline *p)
+{
+	incetl_logical_drop_slot_at_commit(p);
+}
+
+static void
+logical_begin_run(IncetlRun *run)
+{
+	LogicalRun *lr = MemoryContextAllocZero(run->cxt, sizeof(LogicalRun));
+	char	   *slot;
+
+	lr->resumes = incetl_logical_slot(run->p, true, &slot, &lr->applied);
+	lr->slot = MemoryContextStrdup(run->cxt, slot);
+	lr->last_lsn = InvalidXLogRecPtr;
+	run->private = lr;
+}
+
+static void
+logical_fill_changes(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+	bool		truncated;
+
+	if (!lr->resumes)
+		run->compare_all = true;
+	if (run->compare_all)
+		incetl_work_fill_compare(run, true);
+
+	/* confirm what an earlier run applied but could not confirm */
+	incetl_logical_advance(lr->slot, lr->applied);
+	incetl_logical_fill(run->p, lr->slot, lr->applied, run->work_total,
+						&run->work_total, &lr->last_lsn, &truncated);
+	if (truncated)
+		run->need_compare = true;
+}
+
+static void
+store_applied(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+
+	if (lr->last_lsn != InvalidXLogRecPtr && !lr->lsn_stored)
+	{
+		incetl_state_store_applied(run->p, lr->last_lsn);
+		lr->lsn_stored = true;
+	}
+}
+
+static void
+logical_pass_done(IncetlRun *run, IncetlPass pass)
+{
+	if (run->kind == RUN_KIND_RUN && (pass == PASS_COMPARE || !run->need_compare))
+		store_applied(run);
+}
+
+static void
+logical_finish_run(IncetlRun *run)
+{
+	store_applied(run);
+	incetl_state_save_run_start(run->p,
+								incetl_canonical_text(TimestampTzGetDatum(run->run_start),
+													  TIMESTAMPTZOID));
+}
+
+/* confirm the slot up to the applied LSN just committed */
+static void
+logical_after_commit(IncetlRun *run)
+{
+	LogicalRun *lr = run->private;
+
+	if (lr->lsn_stored)
+		incetl_logical_advance(lr->slot, lr->last_lsn);
+}
+
+static void
+logical_preview(IncetlPreview *pv)
+{
+	IncetlPipeline *p = pv->p;
+	char	   *slot;
+	XLogRecPtr	applied;
+	bool		truncated = false;
+
+	if (incetl_state_watermark(p->id) == NULL)
+	{
+		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);
+		return;
+	}
+
+	/*
+	 * A run uses the slot while it holds the pipeline's lock: wait for it (a
+	 * slot serves one session at a time).
+	 */
+	incetl_lock_wait(p->id, INCETL_LOCK_RUN, ShareLock);
+	if (!incetl_logical_slot(p, false, &slot, &applied))
+	{
+		/* no slot for it: the run compares everything */
+		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);
+		return;
+	}
+	pv->values[0] = incetl_logical_peek_json(p, slot, applied, &truncated);
+	pv->argtypes[0] = JSONBOID;
+	pv->nargs = 1;
+	incetl_preview_keyed(pv, incetl_sql_change_keys(p), truncated);
+}
+
+static void
+logical_explain(IncetlExplain *ex)
+{
+	IncetlPipeline *p = ex->p;
+	IncetlSlotState state;
+	Oid		   *argtypes = palloc(sizeof(Oid) * 4);
+	Datum	   *values = palloc(sizeof(Datum) * 4);
+	char	   *nulls = palloc(4);
+
+	incetl_state_read_slot(p, &state);
+	if (!state.loaded)
+		incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(p, true),
+						   0, NULL, NULL, NULL);
+	argtypes[0] = NAMEOID;
+	argtypes[1] = TEXTOID;
+	argtypes[2] = LSNOID;
+	argtypes[3] = INT8OID;
+	memset(nulls, ' ', 4);
+	values[0] = DirectFunctionCall1(namein,
+									CStringGetDatum(state.slot_name ? state.slot_name :
+													incetl_logical_slot_name(p)));
+	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
+	if (state.applied == InvalidXLogRecPtr)
+		nulls[2] = 'n';
+	else
+		values[2] = LSNGetDatum(state.applied);
+	values[3] = Int64GetDatum(0);
+	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p), 4, argtypes, values, nulls);
+}
+
+const IncetlStrategyRoutine incetl_logical_strategy = {
+	.name = "logical",
+	.keyed = true,
+	.captures = true,
+	.check = logical_check,
+	.setup = logical_setup,
+	.teardown = logical_teardown,
+	.begin_run = logical_begin_run,
+	.fill_changes = logical_fill_changes,
+	.pass_done = logical_pass_done,
+	.finish_run = logical_finish_run,
+	.after_commit = logical_after_commit,
+	.preview = logical_preview,
+	.explain = logical_explain,
+};

@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * changeset.c
+ *	  The work table of a keyed change set.
+ *
+ * A keyed run (every strategy but 'timestamp', and every reconcile) first
+ * collects the keys it will apply in a temporary work table of this
+ * session, numbered 1..n, then applies them a batch of numbers at a time.
+ * Strategies fill it (strategy_*.c); this file creates, fills by
+ * comparison, analyzes and drops it, and builds the preview of such a
+ * change set.
+ *
+ * The table cannot be created in a security-restricted operation
+ * (matview.c has the same problem with its diff table): the engine creates
+ * it in the one unrestricted role switch (INCETL_ROLE_ALLOW_TEMP).  Its
+ * definition is ours alone: key columns, a row number, an op; no user code
+ * runs there.
+ *
+ * src/changeset.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/dependency.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "strategy.h"
+
+/* the OID of this session's work table of a pipeline, or InvalidOid */
+static Oid
+work_relid(IncetlPipeline *p)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = CStringGetTextDatum(incetl_work_table_name(p));
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", 1,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not look up the work table");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
+ * Create the run's work table (dropping one an earlier run of this session
+ * left behind) and return its OID.
+ */
+Oid
+incetl_work_create(IncetlPipeline *p)
+{
+	Oid			old = work_relid(p);
+
+	if (OidIsValid(old))
+		incetl_work_drop(old);
+	if (SPI_execute(incetl_sql_create_work_table(p), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: could not create the work table");
+	return work_relid(p);
+}
+
+/*
+ * Drop the work table, by OID: the owner's code may have renamed it (to
+ * shadow a name in the caller's pg_temp), and we must not leave it behind
+ * under any name.
+ */
+void
+incetl_work_drop(Oid relid)
+{
+	ObjectAddress obj;
+
+	if (!OidIsValid(relid) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return;
+	ObjectAddressSet(obj, RelationRelationId, relid);
+	performDeletion(&obj, DROP_CASCADE, PERFORM_DELETION_INTERNAL |
+					PERFORM_DELETION_QUIETLY);
+}
+
+/*
+ * Fill the (empty) work table with the keys whose row differs: against
+ * the target (reconcile, the first run of a capture strategy), or against
+ * the stored row hashes (a hash run).
+ */
+void
+incetl_work_fill_compare(IncetlRun *run, bool against_target)
+{
+	Assert(run->work_total == 0);
+	if (SPI_execute(incetl_sql_fill_work(run->p, against_target), false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "incetl: could not fill the work table");
+	run->work_total = (int64) SPI_processed;
+}
+
+/* statistics for the batches' joins; the keyed pass starts */
+void
+incetl_work_analyze(IncetlRun *run)
+{
+	if (SPI_execute(psprintf("ANALYZE %s", incetl_work_table_name(run->p)),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: could not analyze the work table");
+}
+
+/*
+ * The preview of a keyed change set: keys_sql yields the keys k1..kn, each
+ * classified against the source and the target exactly as a keyed batch
+ * would apply it.  After a TRUNCATE (truncated) the run's compare pass
+ * deletes the target keys the source lacks, except those its keyed pass
+ * deleted already: a key both name is one delete.
+ */
+void
+incetl_preview_keyed(IncetlPreview *pv, const char *keys_sql, bool truncated)
+{
+	pv->sql = incetl_sql_keyed_preview(pv->p, keys_sql);
+	if (truncated)
+		pv->sql = psprintf("%s UNION ALL (SELECT * FROM (%s) AS c EXCEPT ALL (%s))",
+						   pv->sql, incetl_sql_compare_deletes(pv->p, true), pv->sql);
+}

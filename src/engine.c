@@ -1,0 +1,992 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.c
+ *	  The apply engine: one run, backfill or reconcile of one pipeline, in
+ *	  batches.
+ *
+ * A run takes the pipeline's lock without waiting, logs itself, lets the
+ * strategy (strategy.h) find what changed, then applies it in batches.
+ * Each batch is one set-based statement plus the watermark and run_log
+ * updates, all in one subtransaction; when the procedure was called by
+ * CALL outside a transaction block (it is non-atomic) every batch then
+ * commits, so a failure loses at most the batch in flight.  Inside a
+ * transaction block everything stays in the caller's transaction.
+ *
+ * The engine knows two forms of change set: a range of the source (the
+ * strategy names the bounds of each batch; the statement reads, compares
+ * and applies the rows between them and returns the last row's watermark
+ * and key, which becomes the cursor) and a set of keys in the run's work
+ * table (each batch applies rows (pos, pos + batch_size] of it).  A
+ * compare pass (delete the target keys the source lacks) can follow
+ * either.  The statements come from deparse.c; their plans are kept in
+ * plancache.c.
+ *
+ * Every step runs in a subtransaction of its own (protected_step) and, but
+ * for the steps that only read incetl's catalog, as the pipeline's owner in
+ * a security-restricted operation (role.c).  Errors are caught so that the
+ * run can be recorded as 'failed' before the error is raised again (or,
+ * for run_all, reported as a WARNING while the other pipelines go on).
+ *
+ * src/engine.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "replication/slot.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "engine.h"
+
+/* what the engine keeps of a run besides what strategies see */
+typedef struct EngineRun
+{
+	IncetlRun	run;			/* must be first */
+
+	/* what the last commit made durable, for when a later one fails */
+	IncetlCounts committed_counts;
+	char	   *committed_wm;
+
+	bool		prepared;		/* step_prepare succeeded */
+	MemoryContext batch_cxt;	/* reset before each batch */
+	Oid			work_relid;		/* this run's work table, dropped by OID */
+	bool		wrote_target;	/* in the current transaction */
+	bool		any_target_write;	/* in the whole run */
+} EngineRun;
+
+typedef void (*RunStep) (EngineRun *er);
+
+/* as whom a step runs */
+typedef enum StepRole
+{
+	AS_CALLER,					/* no switch: reads incetl's catalog, checks
+								 * the caller's rights */
+	AS_OWNER,					/* the pipeline's owner, security-restricted */
+	AS_OWNER_TEMP				/* the owner, to create the work table */
+} StepRole;
+
+static ErrorData *protected_step(EngineRun *er, RunStep step, StepRole as);
+static void step_batch(EngineRun *er);
+
+/*
+ * Run step in a subtransaction; on error roll it back and return the error.
+ *
+ * Steps that touch the source, the target or the per-pipeline state run as
+ * the pipeline's owner, whoever called: the caller is the owner, a member
+ * of the owning role or a superuser, and a superuser must not run the
+ * owner's triggers or functions with a superuser's rights.  The switch is
+ * security-restricted (role.c), so nothing the owner's code does outlives
+ * the step in the caller's session.
+ */
+static ErrorData *
+protected_step(EngineRun *er, RunStep step, StepRole as)
+{
+	IncetlRun  *run = &er->run;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	IncetlRoleSwitch role;
+	volatile bool switched = false;
+
+	MemoryContext volatile stepcxt = oldcxt;
+
+	/*
+	 * A batch allocates in a context of its own, reset before the next one,
+	 * so that a run of many batches stays flat; what must outlive a batch is
+	 * copied into run->cxt.
+	 */
+	if (step == step_batch)
+	{
+		if (er->batch_cxt == NULL)
+			er->batch_cxt = AllocSetContextCreate(run->cxt, "incetl batch",
+												  ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(er->batch_cxt);
+		stepcxt = er->batch_cxt;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		/*
+		 * A batch gets an SPI connection of its own: its SPI_finish frees the
+		 * tuple tables of the batch's statements, which the run's non-atomic
+		 * connection would otherwise keep until the run ends, and what was
+		 * allocated after an SPI call (SPI returns to its procedure context).
+		 * Other steps allocate what the run keeps, and use the run's.
+		 */
+		if (step == step_batch && SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		MemoryContextSwitchTo(stepcxt);
+		if (as != AS_CALLER)
+		{
+			incetl_switch_role(&role, run->p->owner,
+							   as == AS_OWNER_TEMP ? INCETL_ROLE_ALLOW_TEMP : 0);
+			switched = true;
+		}
+		step(er);
+		if (switched)
+			incetl_restore_role(&role, true);
+		if (step == step_batch && SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		if (switched)
+			incetl_restore_role(&role, false);
+		MemoryContextSwitchTo(run->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+
+	return edata;
+}
+
+/*
+ * Commit (when the run may).  A transaction that wrote no target row only
+ * holds bookkeeping (run_log, and a cursor, hashes or queue entries that a
+ * rerun would rebuild harmlessly): it commits without waiting for its WAL
+ * flush; the next transaction that writes data flushes it anyway.  This is
+ * what keeps a run with nothing to do in the low milliseconds.
+ */
+static void
+commit_if(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+
+	if (run->nonatomic)
+	{
+		if (!er->wrote_target)
+			(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+		er->wrote_target = false;
+		SPI_commit();
+		/* SPI_commit leaves us in the SPI procedure context: keep ours */
+		MemoryContextSwitchTo(run->cxt);
+	}
+	er->committed_counts = run->counts;
+	if (er->committed_wm != run->wm_after)
+	{
+		if (er->committed_wm && er->committed_wm != run->wm_before)
+			pfree(er->committed_wm);
+		er->committed_wm = run->wm_after;
+	}
+}
+
+/*
+ * commit_if, returning the error of a commit that failed (a deferred
+ * constraint or trigger of the target fires at commit) instead of raising
+ * it.  SPI_commit has then rolled back and started a new transaction: the
+ * batch, its watermark and its progress row are undone, and so is what
+ * the run counts.
+ */
+static ErrorData *
+commit_or_error(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		commit_if(er);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(run->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		run->counts = er->committed_counts;
+		run->wm_after = er->committed_wm;
+		er->wrote_target = false;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * Settings for a batch statement, undone by incetl_end_batch_settings().
+ * A batch is at most batch_size rows and its joins go to the target (or
+ * source) through a unique index: index lookups beat hashing or sorting the
+ * whole table, which is what the planner picks when it overestimates the
+ * batch (its rows are newer than the statistics).  A keyed batch reads the
+ * source by key, which only a unique index on it makes a lookup.
+ * postgres_fdw ships ORDER BY ... LIMIT with the cursor only on a plan that
+ * sorts remotely; the planner prefers a local sort when it thinks few rows
+ * lie above the cursor, and then every batch would fetch everything above
+ * it.  JIT compiling such a statement costs more than it saves.
+ * Materialised batches should stay in memory.  explain.c plans with the
+ * same settings.
+ */
+int
+incetl_begin_batch_settings(IncetlPipeline *p, bool keyed)
+{
+	int			nest = NewGUCNestLevel();
+	bool		lookups_only = !keyed ||
+		(p->src_key_unique &&
+		 (p->src_relkind == RELKIND_RELATION ||
+		  p->src_relkind == RELKIND_PARTITIONED_TABLE ||
+		  p->src_relkind == RELKIND_MATVIEW));
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (lookups_only)
+	{
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	if (!keyed && p->src_relkind == RELKIND_FOREIGN_TABLE)
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (work_mem < 32 * 1024)
+		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+void
+incetl_end_batch_settings(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
+/* the plan of a range batch of this shape */
+static SPIPlanPtr
+range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
+{
+	char	   *sql = incetl_sql_batch(p, shape, nargs, argtypes);
+	IncetlPlanKey key;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_RANGE_BATCH;
+	key.variant = shape->lower | shape->upper << 4 | (shape->fast_load ? 1 << 8 : 0);
+	key.type1 = shape->lower_type;
+	key.type2 = shape->upper_type;
+	return incetl_plan_get(&key, sql, *nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+}
+
+/* the canonical text[] literal of key values */
+char *
+incetl_keys_text(int n, char **texts, bool *nulls)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < n; i++)
+	{
+		if (i)
+			appendStringInfoChar(&buf, ',');
+		if (nulls[i])
+			appendStringInfoString(&buf, "NULL");
+		else
+		{
+			appendStringInfoChar(&buf, '"');
+			for (const char *c = texts[i]; *c; c++)
+			{
+				if (*c == '"' || *c == '\\')
+					appendStringInfoChar(&buf, '\\');
+				appendStringInfoChar(&buf, *c);
+			}
+			appendStringInfoChar(&buf, '"');
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* load the pipeline and check the caller may run it */
+static void
+step_load(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *was = run->p;
+
+	run->p = incetl_load_pipeline(run->name, false);
+	if (was && was->id != run->p->id)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" was dropped and created again while the %s started",
+						run->name, incetl_run_kind_name(run->kind)),
+				 errhint("Run it again.")));
+	run->strategy = incetl_strategy(run->p);
+	if (GetUserNameFromId(run->p->owner, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that owns pipeline \"%s\" no longer exists", run->name),
+				 errhint("A superuser can drop the pipeline and create it again as its new owner.")));
+	incetl_check_owner(run->p);
+	if (run->kind == RUN_KIND_RUN && !run->p->enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" is disabled", run->name),
+				 errhint("Enable it with SELECT incetl.alter_pipeline(%s, enabled => true);",
+						 quote_literal_cstr(run->name))));
+	run->wm_before = incetl_state_watermark(run->p->id);
+	run->wm_after = run->wm_before;
+}
+
+/* validate, read the cursor */
+static void
+step_validate(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+
+	if (!run->nonatomic && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline \"%s\" cannot run in a %s transaction", p->name,
+						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errdetail("A snapshot taken before the run could hide rows that the run's watermark then passes."),
+				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
+
+	incetl_resolve_and_follow(p, false);
+	incetl_check_privileges(p);
+	if (run->strategy->check)
+		run->strategy->check(p, false);
+	/* columns the source gained since are fine: remember them too */
+	if (!incetl_state_check_source_shape(p))
+		incetl_state_save_source_shape(p);
+
+	incetl_state_load_cursor(p, &run->cursor);
+	run->bounded = incetl_is_time_type(p->wm_type);
+}
+
+/* a run's keys go to the work table; is this run keyed? */
+static bool
+run_is_keyed(IncetlRun *run)
+{
+	return run->kind == RUN_KIND_RECONCILE || run->strategy->keyed;
+}
+
+/* the strategy finds what changed: the work table's keys, or the first pass */
+static void
+step_prepare(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	const IncetlStrategyRoutine *strategy = run->strategy;
+
+	run->run_start = GetCurrentTimestamp();
+	if (run->kind == RUN_KIND_BACKFILL && strategy->keyed)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("backfill needs a pipeline with the 'timestamp' strategy"),
+				 errhint("Use incetl.reconcile to repair the target of pipeline \"%s\".",
+						 p->name)));
+
+	if (run_is_keyed(run))
+	{
+		/*
+		 * A strategy that captures changes compares everything at its first
+		 * run, which loads what the source holds once capture is in place;
+		 * reconcile always does.
+		 */
+		run->compare_all = run->kind == RUN_KIND_RECONCILE || !strategy->captures ||
+			run->wm_before == NULL;
+		if (strategy->prepare)
+			strategy->prepare(run);
+		if (run->kind == RUN_KIND_RECONCILE)
+			incetl_work_fill_compare(run, true);
+		else
+			strategy->fill_changes(run);
+		incetl_work_analyze(run);
+		run->work_pos = 0;
+		run->pass = run->work_total > 0 ? PASS_KEYED :
+			run->need_compare ? PASS_COMPARE : PASS_DONE;
+	}
+	else
+		strategy->fill_changes(run);
+	run->first_in_pass = true;
+	run->have_last = false;
+	er->prepared = true;
+}
+
+/*
+ * Add a batch's counts (the first four columns of its statement's one row:
+ * read, inserted, updated, deleted) to the run's; returns the rows read.
+ */
+static int64
+account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
+{
+	IncetlCounts *c = &er->run.counts;
+	bool		isnull;
+	int64		n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	int64		ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	int64		nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	int64		nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+
+	c->batches++;
+	c->extracted += n;
+	c->inserted += ni;
+	c->updated += nu;
+	c->deleted += nd;
+	c->unchanged += n - ni - nu - nd;
+	if (ni + nu + nd > 0)
+		er->wrote_target = er->any_target_write = true;
+	return n;
+}
+
+/*
+ * Run the plain-INSERT statement of a first load; if a key turns up twice
+ * (a row that moved while the run read: the unique index says so), undo it
+ * and run the batch the usual way, and the rest of the run too.
+ */
+static int
+execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
+				  Datum *values, char *nulls)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int rc = 0;
+	volatile bool retry = false;
+	int			nest;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		nest = incetl_begin_batch_settings(er->run.p, false);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		incetl_end_batch_settings(nest);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* our subtransaction goes first, whatever happens next */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		retry = true;
+	}
+	PG_END_TRY();
+
+	if (retry)
+	{
+		int			nargs;
+		Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(er->run.p));
+		SPIPlanPtr	slow;
+
+		er->run.fast_load = false;
+		shape->fast_load = false;
+		slow = range_plan(er->run.p, shape, &nargs, argtypes);
+		nest = incetl_begin_batch_settings(er->run.p, false);
+		rc = SPI_execute_plan(slow, values, nulls, false, 0);
+		incetl_end_batch_settings(nest);
+	}
+	return rc;
+}
+
+/*
+ * Keep the last row a range batch read (columns 5.. of its result: the
+ * watermark and the key) in the run's memory; it is the next batch's lower
+ * bound, and, in the forward pass, the cursor saved with this batch.
+ */
+static void
+remember_last_row(EngineRun *er, HeapTuple tup, TupleDesc desc)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	MemoryContext oldcxt = MemoryContextSwitchTo(run->cxt);
+	bool		isnull;
+	char	  **ktexts;
+	char	   *wm_text;
+	char	   *keys_text;
+
+	if (run->have_last && !get_typbyval(p->wm_type))
+		pfree(DatumGetPointer(run->last_wm));
+	run->last_wm = datumCopy(SPI_getbinval(tup, desc, 5, &isnull),
+							 get_typbyval(p->wm_type), get_typlen(p->wm_type));
+	if (run->last_keys == NULL)
+	{
+		run->last_keys = palloc(sizeof(Datum) * p->nkeys);
+		run->last_key_nulls = palloc(sizeof(bool) * p->nkeys);
+	}
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		Oid			t = p->keys[i]->src_type;
+		Datum		d = SPI_getbinval(tup, desc, 6 + i, &run->last_key_nulls[i]);
+
+		/* the previous batch's copy goes */
+		if (!run->last_key_nulls[i] && !get_typbyval(t) && run->have_last &&
+			DatumGetPointer(run->last_keys[i]) != NULL)
+			pfree(DatumGetPointer(run->last_keys[i]));
+		run->last_keys[i] = run->last_key_nulls[i] ? (Datum) 0 :
+			datumCopy(d, get_typbyval(t), get_typlen(t));
+	}
+	run->have_last = true;
+	MemoryContextSwitchTo(oldcxt);
+
+	if (run->pass != PASS_FORWARD)
+		return;
+
+	/* text forms in the batch's memory; only the watermark is kept */
+	ktexts = palloc(sizeof(char *) * p->nkeys);
+	for (int i = 0; i < p->nkeys; i++)
+		ktexts[i] = run->last_key_nulls[i] ? NULL :
+			incetl_canonical_text(run->last_keys[i], p->keys[i]->src_type);
+	wm_text = incetl_canonical_text(run->last_wm, p->wm_type);
+	keys_text = incetl_keys_text(p->nkeys, ktexts, run->last_key_nulls);
+	if (run->wm_after != run->wm_before && run->wm_after != er->committed_wm)
+		pfree(run->wm_after);
+	run->wm_after = MemoryContextStrdup(run->cxt, wm_text);
+
+	/* the watermark moves in the same transaction as the data */
+	incetl_state_save_cursor(p, wm_text, keys_text);
+}
+
+/*
+ * One batch of a range pass: the strategy names its bounds; run it,
+ * account for it, move the cursor.
+ */
+static void
+range_batch(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	IncetlBatchShape shape;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	Datum	   *values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+	char	   *nulls = palloc(INCETL_MAX_PARAMS(p));
+	int			nargs;
+	int			np;
+	SPIPlanPtr	plan;
+	int			rc;
+	int64		n;
+
+	memset(&shape, 0, sizeof(shape));
+	memset(nulls, ' ', INCETL_MAX_PARAMS(p));
+	shape.limit = true;
+	np = run->strategy->range_bounds(run, &shape, values, nulls);
+	values[np++] = Int64GetDatum(run->run_id);
+
+	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
+	plan = range_plan(p, &shape, &nargs, argtypes);
+	Assert(nargs == np);
+
+	if (shape.fast_load)
+		rc = execute_fast_load(er, &shape, plan, values, nulls);
+	else
+	{
+		int			nest = incetl_begin_batch_settings(p, false);
+
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		incetl_end_batch_settings(nest);
+	}
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: batch statement returned %s",
+			 SPI_result_code_string(rc));
+
+	n = account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	if (n > 0)
+		remember_last_row(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	run->strategy->range_advance(run, n);
+}
+
+/* the last batch of a keyed or compare pass was applied */
+static void
+pass_done(IncetlRun *run, IncetlPass pass)
+{
+	if (run->strategy->pass_done)
+		run->strategy->pass_done(run, pass);
+	run->pass = pass == PASS_KEYED && run->need_compare ? PASS_COMPARE : PASS_DONE;
+}
+
+/* one batch of keys from the work table */
+static void
+keyed_batch(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[3];
+	Datum		values[3];
+	int			nargs;
+	SPIPlanPtr	plan;
+	int			rc;
+	IncetlPlanKey key;
+	char	   *sql;
+
+	sql = incetl_sql_keyed_batch(p, run->strategy->stores_hashes, &nargs, argtypes);
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_KEYED_BATCH;
+	key.variant = run->strategy->stores_hashes;
+	plan = incetl_plan_get(&key, sql, nargs, argtypes, 0);
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	{
+		int			nest = incetl_begin_batch_settings(p, true);
+
+		rc = SPI_execute_plan(plan, values, NULL, false, 0);
+		incetl_end_batch_settings(nest);
+	}
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
+	(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+
+	run->work_pos += p->batch_size;
+	if (run->work_pos >= run->work_total)
+		pass_done(run, PASS_KEYED);
+}
+
+/* one batch of target keys gone from the source */
+static void
+compare_batch(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int			rc;
+	bool		isnull;
+	int64		nd;
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_COMPARE_DELETES;
+	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false), 1, argtypes, 0);
+	values[0] = Int64GetDatum(run->run_id);
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: compare deletes returned %s", SPI_result_code_string(rc));
+	nd = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									 1, &isnull));
+	run->counts.batches++;
+	run->counts.deleted += nd;
+	if (nd > 0)
+		er->wrote_target = er->any_target_write = true;
+	if (nd < p->batch_size)
+		pass_done(run, PASS_COMPARE);
+}
+
+static void
+step_batch(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+
+	/* a run's and a backfill's batches never apply concurrently (lock.c) */
+	incetl_lock_wait(run->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
+
+	/*
+	 * Deferred triggers of the target (a deferrable foreign key, say) must
+	 * fire while we are still the owner: at COMMIT they would fire as the
+	 * caller, which is why PostgreSQL refuses to queue them inside a
+	 * security-restricted operation.  A batch has its own transaction when
+	 * the run commits per batch, so checking them at the end of its
+	 * statement is what COMMIT would have done.  Inside the caller's
+	 * transaction block they stay deferred, and such a target fails with
+	 * PostgreSQL's "cannot fire deferred trigger" error.
+	 */
+	if (run->nonatomic &&
+		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: SET CONSTRAINTS failed");
+
+	if (run->strategy->before_batch)
+		run->strategy->before_batch(run);
+	switch (run->pass)
+	{
+		case PASS_KEYED:
+			keyed_batch(er);
+			break;
+		case PASS_COMPARE:
+			compare_batch(er);
+			break;
+		default:
+			range_batch(er);
+			break;
+	}
+	if (run->strategy->after_batch)
+		run->strategy->after_batch(run);
+}
+
+/* a run's strategy steps, as protected steps */
+static void
+step_begin_run(EngineRun *er)
+{
+	er->run.strategy->begin_run(&er->run);
+}
+
+static void
+step_finish_run(EngineRun *er)
+{
+	er->run.strategy->finish_run(&er->run);
+}
+
+static void
+step_after_commit(EngineRun *er)
+{
+	er->run.strategy->after_commit(&er->run);
+}
+
+/* the run's temporary work table */
+static void
+step_work_table(EngineRun *er)
+{
+	er->work_relid = incetl_work_create(er->run.p);
+}
+
+static void
+step_drop_work_table(EngineRun *er)
+{
+	incetl_work_drop(er->work_relid);
+	er->work_relid = InvalidOid;
+}
+
+/*
+ * Drop the work table, if the run made one; the run's outcome is already
+ * known, so a failure to drop it changes nothing (it is a temporary table).
+ */
+static void
+drop_work(EngineRun *er)
+{
+	ErrorData  *cleanup_error;
+
+	if (!OidIsValid(er->work_relid))
+		return;
+	cleanup_error = protected_step(er, step_drop_work_table, AS_CALLER);
+	if (cleanup_error)
+		FreeErrorData(cleanup_error);
+}
+
+/*
+ * The part of a run that holds the pipeline's lock.
+ */
+static ErrorData *
+run_locked(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	ErrorData  *edata;
+	const char *name = run->name;
+	IncetlRunKind kind = run->kind;
+	bool		begin;
+	bool		is_run = kind == RUN_KIND_RUN;
+
+	/* what we read before the lock may have changed since: read again */
+	edata = protected_step(er, step_load, AS_CALLER);
+	if (edata)
+		return edata;
+
+	/*
+	 * What a strategy does before the run writes (create a slot) happens
+	 * inside a transaction block before the run_log row; else in the
+	 * transaction that follows its commit, so that the run shows as running
+	 * meanwhile.
+	 */
+	begin = is_run && run->strategy->begin_run != NULL;
+	if (begin && !run->nonatomic)
+		edata = protected_step(er, step_begin_run, AS_OWNER);
+
+	/* also closes out interrupted runs and prunes old rows */
+	run->run_id = incetl_log_begin_run(run->p, name, kind, run->wm_before);
+	run->wm_after = run->wm_before;
+	commit_if(er);
+
+	/*
+	 * In a fresh transaction with no snapshot yet: every transaction that
+	 * started below the bound has ended before any snapshot of this run
+	 * is taken.
+	 */
+	run->bound = incetl_late_commit_bound();
+
+	if (begin && run->nonatomic)
+		edata = protected_step(er, step_begin_run, AS_OWNER);
+	if (edata == NULL)
+		edata = protected_step(er, step_validate, AS_OWNER);
+	if (edata == NULL && run_is_keyed(run))
+		edata = protected_step(er, step_work_table, AS_OWNER_TEMP);
+	if (edata == NULL)
+		edata = protected_step(er, step_prepare, AS_OWNER);
+	while (edata == NULL && run->pass != PASS_DONE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		edata = protected_step(er, step_batch, AS_OWNER);
+		/* the last batch commits with the run's end, below */
+		if (edata == NULL && run->pass != PASS_DONE)
+		{
+			/* in the batch's memory, reset with the next batch */
+			MemoryContextSwitchTo(er->batch_cxt);
+			incetl_log_progress(run->run_id, &run->counts, run->wm_after);
+			edata = commit_or_error(er);
+			MemoryContextSwitchTo(run->cxt);
+		}
+	}
+
+	if (edata == NULL && is_run && run->strategy->finish_run)
+	{
+		edata = protected_step(er, step_finish_run, AS_OWNER);
+		if (edata == NULL && run->strategy->captures)
+			run->wm_after = incetl_canonical_text(TimestampTzGetDatum(run->run_start),
+												  TIMESTAMPTZOID);
+	}
+
+	drop_work(er);
+
+	if (edata)
+	{
+		/* the generated statement is no help to the reader: say where */
+		MemoryContextSwitchTo(run->cxt);
+		edata->context = er->prepared ?
+			psprintf("incetl %s of pipeline \"%s\", batch %d",
+					 incetl_run_kind_name(kind), name, run->counts.batches + 1) :
+			psprintf("incetl %s of pipeline \"%s\", before the first batch",
+					 incetl_run_kind_name(kind), name);
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		incetl_log_finish(run->run_id, "failed", &run->counts, run->wm_after,
+						  edata->message);
+	}
+	else
+		incetl_log_finish(run->run_id, "succeeded", &run->counts, run->wm_after,
+						  NULL);
+	/* the outcome of a run that moved data is worth a flush */
+	er->wrote_target = er->wrote_target || er->any_target_write;
+	if (edata == NULL)
+	{
+		/* the last batch commits here: its deferred checks fire now */
+		edata = commit_or_error(er);
+		if (edata)
+		{
+			edata->context = psprintf("incetl %s of pipeline \"%s\", at the commit of batch %d",
+									  incetl_run_kind_name(kind), name,
+									  run->counts.batches + 1);
+			incetl_log_finish(run->run_id, "failed", &run->counts, run->wm_after,
+							  edata->message);
+			/* the rollback brought the work table back */
+			drop_work(er);
+			commit_if(er);
+		}
+	}
+	else
+		commit_if(er);
+
+	/*
+	 * Only now, with the run committed, what must follow its commit (confirm
+	 * a slot).  In a transaction block the caller may still roll back, so
+	 * that waits for the next run.
+	 */
+	if (edata == NULL && run->nonatomic && is_run && run->strategy->after_commit)
+	{
+		ErrorData  *after_error = protected_step(er, step_after_commit, AS_OWNER);
+
+		/* the next run does it: nothing is lost, the run succeeded */
+		if (after_error)
+		{
+			ereport(WARNING,
+					(errcode(after_error->sqlerrcode),
+					 errmsg("pipeline \"%s\": %s", name, after_error->message),
+					 errdetail("The run succeeded; the next run finishes this step.")));
+			FreeErrorData(after_error);
+		}
+		commit_if(er);
+	}
+	return edata;
+}
+
+/*
+ * Run a pipeline.  Returns NULL on success (or when skipped), else the
+ * error, after recording it in run_log; the error and all the run's memory
+ * live in cxt.  Must be called inside an SPI connection (non-atomic when
+ * nonatomic).  args, when given, holds the backfill's bounds.
+ */
+ErrorData *
+incetl_run_pipeline(const char *name, bool nonatomic, IncetlRunKind kind,
+					const IncetlRun *args, MemoryContext cxt)
+{
+	EngineRun  *er;
+	IncetlRun  *run;
+	ErrorData  *volatile edata = NULL;
+	IncetlLockKind lock = kind == RUN_KIND_BACKFILL ? INCETL_LOCK_BACKFILL : INCETL_LOCK_RUN;
+	int32		id;
+	MemoryContext oldcxt;
+
+	oldcxt = MemoryContextSwitchTo(cxt);
+	er = palloc0(sizeof(EngineRun));
+	run = &er->run;
+	if (args)
+		memcpy(run, args, sizeof(IncetlRun));
+	run->cxt = cxt;
+	run->name = pstrdup(name);
+	run->kind = kind;
+	run->nonatomic = nonatomic;
+
+	edata = protected_step(er, step_load, AS_CALLER);
+	if (edata)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return edata;
+	}
+
+	/*
+	 * Outside a transaction block the run commits per batch and holds its
+	 * lock across those commits; inside one, until that transaction ends.
+	 */
+	id = run->p->id;
+	if (!incetl_lock_try(id, lock, nonatomic))
+	{
+		incetl_log_skipped(run->p, name, kind, run->wm_before);
+		commit_if(er);
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" is already running, %s skipped", name,
+						incetl_run_kind_name(kind)),
+				 errdetail("Another session holds the pipeline's lock.")));
+		MemoryContextSwitchTo(oldcxt);
+		return NULL;
+	}
+
+	PG_TRY();
+	{
+		edata = run_locked(er);
+	}
+	PG_FINALLY();
+	{
+		/* a transaction-level lock goes with the caller's transaction */
+		if (nonatomic)
+			incetl_unlock(id, lock);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(oldcxt);
+	return edata;
+}

@@ -1,0 +1,375 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.c
+ *	  The SQL functions that define pipelines: create_pipeline,
+ *	  alter_pipeline, drop_pipeline, set_watermark and reset_watermark.
+ *
+ * Each checks what the caller may do, validates as the pipeline's owner
+ * (validation may run the owner's code: a domain's input function, say),
+ * writes incetl's catalog as the extension owner (catalog.c, state.c), and
+ * lets the strategy make or remove its own objects (strategy.h).
+ *
+ * src/pipeline.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "strategy.h"
+
+PG_FUNCTION_INFO_V1(incetl_create_pipeline);
+PG_FUNCTION_INFO_V1(incetl_alter_pipeline);
+PG_FUNCTION_INFO_V1(incetl_drop_pipeline);
+PG_FUNCTION_INFO_V1(incetl_set_watermark);
+PG_FUNCTION_INFO_V1(incetl_reset_watermark);
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int n, const char *dflt)
+{
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return dflt ? pstrdup(dflt) : NULL;
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+
+/*
+ * incetl.create_pipeline(name, source, target, ...) returns integer
+ */
+Datum
+incetl_create_pipeline(PG_FUNCTION_ARGS)
+{
+	IncetlPipeline *p = palloc0(sizeof(IncetlPipeline));
+	char	   *s;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source and target of pipeline \"%s\" must not be null",
+						text_arg(fcinfo, 0, NULL))));
+
+	p->name = text_arg(fcinfo, 0, NULL);
+	if (p->name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline name must not be empty")));
+	p->source = PG_GETARG_OID(1);
+	p->target = PG_GETARG_OID(2);
+	p->strategy_name = text_arg(fcinfo, 3, "timestamp");
+	p->strategy = incetl_strategy_by_name(p->strategy_name);
+	if (!PG_ARGISNULL(4))
+		p->key_columns = incetl_key_list_from_array(PG_GETARG_ARRAYTYPE_P(4), "key_columns");
+	p->watermark_column = text_arg(fcinfo, 5, NULL);
+	if (PG_ARGISNULL(6))
+		p->lookback = palloc0(sizeof(Interval));
+	else
+		p->lookback = PG_GETARG_INTERVAL_P(6);
+	p->sequence_column = text_arg(fcinfo, 7, NULL);
+	p->delete_detection = incetl_parse_delete_detection(text_arg(fcinfo, 8, "none"));
+	p->delete_flag_column = text_arg(fcinfo, 9, NULL);
+	p->soft_delete = incetl_parse_delete_mode(text_arg(fcinfo, 10, "hard"));
+	p->soft_delete_column = text_arg(fcinfo, 11, "is_deleted");
+	s = text_arg(fcinfo, 12, "hash64");
+	incetl_check_hash_algorithm(s);
+	p->hash_algorithm = s;
+	p->batch_size = PG_ARGISNULL(13) ? 50000 : PG_GETARG_INT32(13);
+	p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, "fail"));
+	p->enabled = PG_ARGISNULL(15) ? true : PG_GETARG_BOOL(15);
+	p->owner = GetUserId();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (incetl_load_pipeline(p->name, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("pipeline \"%s\" already exists", p->name),
+				 errhint("Choose another name, or change the pipeline with incetl.alter_pipeline.")));
+
+	incetl_resolve_and_follow(p, true);
+	incetl_check_privileges(p);
+	if (p->strategy->check)
+		p->strategy->check(p, true);
+
+	/*
+	 * Without statistics the planner guesses a foreign source is small and
+	 * sorts locally; with them it sends ORDER BY ... LIMIT to the remote
+	 * server with the cursor.  (ANALYZE only warns if we may not.)
+	 */
+	if (p->src_relkind == RELKIND_FOREIGN_TABLE)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->source));
+
+		if (HeapTupleIsValid(tup))
+		{
+			bool		never = ((Form_pg_class) GETSTRUCT(tup))->reltuples < 0;
+
+			ReleaseSysCache(tup);
+			if (never && SPI_execute(psprintf("ANALYZE %s", p->src_qname), false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "incetl: could not analyze the source");
+		}
+	}
+
+	incetl_store_pipeline(p, true);
+	incetl_state_save_source_shape(p);
+	if (p->strategy->setup)
+		p->strategy->setup(p);
+
+	SPI_finish();
+
+	PG_RETURN_INT32(p->id);
+}
+
+/*
+ * incetl.alter_pipeline(name, <option> => value, ...): NULL leaves an option
+ * unchanged; an empty string clears an optional column name.
+ */
+Datum
+incetl_alter_pipeline(PG_FUNCTION_ARGS)
+{
+	IncetlRoleSwitch role;
+	IncetlPipeline *p;
+	char	   *name;
+	bool		reset_cursor = false;
+	bool		reset_state = false;
+	bool		reset_target = false;
+	char	   *s;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	name = text_arg(fcinfo, 0, NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	p = incetl_load_pipeline(name, false);
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+
+	if (!PG_ARGISNULL(1) && PG_GETARG_OID(1) != p->source)
+	{
+		p->source = PG_GETARG_OID(1);
+		reset_cursor = true;
+	}
+	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != p->target)
+	{
+		/* a new target holds none of what the cursor says was loaded */
+		p->target = PG_GETARG_OID(2);
+		reset_target = true;
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		s = text_arg(fcinfo, 3, NULL);
+		if (incetl_strategy_by_name(s) != incetl_strategy(p))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the strategy of pipeline \"%s\"", p->name),
+					 errhint("Drop the pipeline and create it again with the new strategy.")));
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		p->key_columns = incetl_key_list_from_array(PG_GETARG_ARRAYTYPE_P(4), "key_columns");
+		reset_cursor = true;
+	}
+	if (!PG_ARGISNULL(5))
+	{
+		s = text_arg(fcinfo, 5, NULL);
+		p->watermark_column = s[0] ? s : NULL;
+		reset_cursor = true;
+	}
+	if (!PG_ARGISNULL(6))
+		p->lookback = PG_GETARG_INTERVAL_P(6);
+	if (!PG_ARGISNULL(7))
+	{
+		s = text_arg(fcinfo, 7, NULL);
+		p->sequence_column = s[0] ? s : NULL;
+	}
+	if (!PG_ARGISNULL(8))
+		p->delete_detection = incetl_parse_delete_detection(text_arg(fcinfo, 8, NULL));
+	if (!PG_ARGISNULL(9))
+	{
+		s = text_arg(fcinfo, 9, NULL);
+		p->delete_flag_column = s[0] ? s : NULL;
+	}
+	if (!PG_ARGISNULL(10))
+		p->soft_delete = incetl_parse_delete_mode(text_arg(fcinfo, 10, NULL));
+	if (!PG_ARGISNULL(11))
+		p->soft_delete_column = text_arg(fcinfo, 11, NULL);
+	if (!PG_ARGISNULL(12))
+	{
+		s = text_arg(fcinfo, 12, NULL);
+		incetl_check_hash_algorithm(s);
+		if (strcmp(s, p->hash_algorithm) != 0)
+			reset_state = true;
+		p->hash_algorithm = s;
+	}
+	if (!PG_ARGISNULL(13))
+		p->batch_size = PG_GETARG_INT32(13);
+	if (!PG_ARGISNULL(14))
+		p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, NULL));
+	if (!PG_ARGISNULL(15))
+		p->enabled = PG_GETARG_BOOL(15);
+
+	if (reset_cursor && incetl_strategy(p)->captures)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the source or key of pipeline \"%s\", which has the '%s' strategy",
+						p->name, p->strategy_name),
+				 errhint("Drop the pipeline and create it again.")));
+	/*
+	 * Validate as the owner, whose rights the pipeline's runs have, and
+	 * because validation may run the owner's code (on_schema_change
+	 * 'add_columns' adds columns of its types to the target): a superuser
+	 * altering someone's pipeline must not run that code as a superuser.
+	 * An error restores the role with the (sub)transaction.
+	 */
+	incetl_switch_role(&role, p->owner, 0);
+	incetl_resolve_and_follow(p, true);
+	incetl_check_privileges(p);
+	if (p->strategy->check)
+		p->strategy->check(p, false);
+	incetl_restore_role(&role, true);
+	incetl_store_pipeline(p, false);
+	incetl_state_save_source_shape(p);
+	/*
+	 * The stored hashes no longer describe the rows: start afresh.  Only the
+	 * 'hash' strategy keeps them; a 'trigger' pipeline's queue holds changes
+	 * not applied yet and stays whatever changed (reconcile is the only user
+	 * of hash_algorithm there).
+	 */
+	if (p->strategy->reset && (reset_cursor || reset_state || reset_target))
+		p->strategy->reset(p);
+
+	/*
+	 * A 'trigger' or 'logical' pipeline whose watermark is empty compares
+	 * the whole source with the target at its next run, and goes on from
+	 * its queue or slot as before.
+	 */
+	if (reset_cursor || reset_target)
+	{
+		incetl_state_reset_watermark(p);
+		ereport(NOTICE,
+				(errmsg("watermark of pipeline \"%s\" was reset", p->name),
+				 errdetail("The source, key, watermark column or target changed, so the next run loads everything.")));
+	}
+
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * incetl.drop_pipeline(name)
+ */
+Datum
+incetl_drop_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	IncetlPipeline *p;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	p = incetl_load_pipeline(name, false);
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+
+	values[0] = Int32GetDatum(p->id);
+	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_DELETE);
+	/* a slot cannot be dropped transactionally: it goes when we commit */
+	if (incetl_strategy(p)->teardown)
+		p->strategy->teardown(p);
+
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * incetl.set_watermark(name, value): value is read in the caller's session
+ * settings (it is what the caller typed) and stored canonically.  The next
+ * run reads rows whose watermark is above value.
+ */
+Datum
+incetl_set_watermark(PG_FUNCTION_ARGS)
+{
+	IncetlRoleSwitch role;
+	IncetlPipeline *p;
+	char	   *value;
+	Datum		d;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+
+	/*
+	 * As the owner: the watermark type's input function may be a domain's,
+	 * whose CHECK is the owner's code (an error restores the role).
+	 */
+	incetl_switch_role(&role, p->owner, 0);
+	incetl_resolve_pipeline(p, false);
+	if (!OidIsValid(p->wm_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\" has no watermark column", p->name)));
+
+	if (PG_ARGISNULL(1))
+		incetl_state_save_cursor(p, NULL, NULL);
+	else
+	{
+		Oid			in;
+		Oid			ioparam;
+
+		value = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		getTypeInputInfo(p->wm_type, &in, &ioparam);
+		d = OidInputFunctionCall(in, value, ioparam, -1);
+		incetl_state_save_cursor(p, incetl_canonical_text(d, p->wm_type), NULL);
+	}
+	incetl_restore_role(&role, true);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * incetl.reset_watermark(name): the next run loads everything.
+ */
+Datum
+incetl_reset_watermark(PG_FUNCTION_ARGS)
+{
+	IncetlPipeline *p;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+	incetl_state_save_cursor(p, NULL, NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

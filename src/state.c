@@ -1,0 +1,373 @@
+/*-------------------------------------------------------------------------
+ *
+ * state.c
+ *	  incetl.state: what a pipeline has done so far, in one place.
+ *
+ * Every read and write of incetl.state goes through this file: the cursor
+ * (watermark and key of the last row a timestamp run applied, or the start
+ * of the last capture run), the logical slot's name and the LSN the target
+ * has applied, the relations a trigger pipeline's capture covers, and the
+ * source's shape when the pipeline was defined.  The table belongs to the
+ * extension owner, so every statement runs as that owner (role.c); what it
+ * reads is copied into the caller's memory context.
+ *
+ * src/state.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
+
+#include "incetl.h"
+
+/* the row of a new pipeline */
+void
+incetl_state_create(int32 pipeline_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(pipeline_id)};
+
+	incetl_spi_exec_owner("INSERT INTO incetl.state (pipeline_id) VALUES ($1)",
+						  1, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/* the stored watermark, as text (NULL: none, the next run loads everything) */
+char *
+incetl_state_watermark(int32 pipeline_id)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(pipeline_id)};
+	bool		isnull;
+	Datum		d;
+
+	incetl_spi_exec_owner("SELECT watermark FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	return MemoryContextStrdup(callercxt, TextDatumGetCString(d));
+}
+
+/*
+ * Load the saved cursor of a pipeline (inside SPI; allocations in the
+ * caller's context).
+ */
+void
+incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(p->id)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	MemoryContext oldcxt;
+
+	memset(cur, 0, sizeof(IncetlCursor));
+	incetl_spi_exec_owner("SELECT watermark, watermark_key FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("state of pipeline \"%s\" is missing", p->name),
+				 errhint("Drop and create the pipeline again.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	oldcxt = MemoryContextSwitchTo(callercxt);
+	d = SPI_getbinval(tup, desc, 1, &isnull);
+	if (!isnull && OidIsValid(p->wm_type))
+	{
+		cur->valid = true;
+		cur->wm_text = TextDatumGetCString(d);
+		cur->wm = incetl_parse_canonical(cur->wm_text, p->wm_type);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			if (n == p->nkeys)
+			{
+				cur->nkeys = n;
+				cur->keys = palloc(sizeof(Datum) * n);
+				cur->key_nulls = palloc(sizeof(bool) * n);
+				for (int i = 0; i < n; i++)
+				{
+					cur->key_nulls[i] = nulls[i];
+					cur->keys[i] = nulls[i] ? (Datum) 0 :
+						incetl_parse_canonical(TextDatumGetCString(elems[i]),
+											   p->keys[i]->src_type);
+				}
+			}
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Save a cursor; keys_text is a text[] literal made by this file's callers
+ * from canonical texts, or NULL.
+ */
+void
+incetl_state_save_cursor(IncetlPipeline *p, const char *wm_text, const char *keys_text)
+{
+	Oid			argtypes[4] = {INT4OID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int32GetDatum(p->id);
+	if (wm_text)
+		values[1] = CStringGetTextDatum(wm_text);
+	else
+		nulls[1] = 'n';
+	if (keys_text)
+		values[2] = OidInputFunctionCall(F_ARRAY_IN, (char *) keys_text, TEXTOID, -1);
+	else
+		nulls[2] = 'n';
+	if (wm_text && OidIsValid(p->wm_type))
+		values[3] = ObjectIdGetDatum(p->wm_type);
+	else
+		nulls[3] = 'n';
+	incetl_spi_exec_owner("UPDATE incetl.state SET watermark = $2, watermark_key = $3, "
+						  "watermark_type = $4::pg_catalog.oid::pg_catalog.regtype, "
+						  "updated_at = pg_catalog.now() "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  4, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * A capture run's watermark: when the changes it applied were read (the
+ * run's start), a timestamptz with no key.
+ */
+void
+incetl_state_save_run_start(IncetlPipeline *p, const char *wm_text)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(wm_text);
+	incetl_spi_exec_owner("UPDATE incetl.state SET watermark = $2, watermark_key = NULL, "
+						  "watermark_type = 'pg_catalog.timestamptz'::pg_catalog.regtype, "
+						  "updated_at = pg_catalog.now() "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* forget the watermark: the next run loads (or compares) everything */
+void
+incetl_state_reset_watermark(IncetlPipeline *p)
+{
+	incetl_state_save_cursor(p, NULL, NULL);
+}
+
+/*
+ * The slot a 'logical' pipeline last used, the LSN its target has applied,
+ * and whether the pipeline has loaded anything yet (a watermark).
+ */
+void
+incetl_state_read_slot(IncetlPipeline *p, IncetlSlotState *s)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	memset(s, 0, sizeof(IncetlSlotState));
+	s->applied = InvalidXLogRecPtr;
+	values[0] = Int32GetDatum(p->id);
+	incetl_spi_exec_owner("SELECT slot_name, applied_lsn, watermark IS NOT NULL FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		s->slot_name = MemoryContextStrdup(callercxt, NameStr(*DatumGetName(d)));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+		s->applied = DatumGetLSN(d);
+	s->loaded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 3, &isnull));
+}
+
+void
+incetl_state_set_slot_name(IncetlPipeline *p, const char *name)
+{
+	Oid			types[2] = {INT4OID, NAMEOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	incetl_spi_exec_owner("UPDATE incetl.state SET slot_name = $2 "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* the LSN up to which the target holds the slot's changes */
+void
+incetl_state_store_applied(IncetlPipeline *p, XLogRecPtr lsn)
+{
+	Oid			types[2] = {INT4OID, LSNOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = LSNGetDatum(lsn);
+	incetl_spi_exec_owner("UPDATE incetl.state SET applied_lsn = $2 "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* incetl.state.capture_relations; *known is false while it is NULL */
+List *
+incetl_state_capture_relations(IncetlPipeline *p, bool *known)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(p->id)};
+	Oid			state = get_relname_relid("state", get_namespace_oid("incetl", false));
+	List	   *covered = NIL;
+	bool		isnull;
+	Datum		d;
+
+	if (get_attnum(state, "capture_relations") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("incetl's catalog is older than its library"),
+				 errdetail("Table incetl.state has no column capture_relations, which pipelines with the 'trigger' strategy need."),
+				 errhint("Run ALTER EXTENSION incetl UPDATE.")));
+	incetl_spi_exec_owner("SELECT capture_relations FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes, values, NULL, SPI_OK_SELECT);
+	*known = false;
+	if (SPI_processed != 1)
+		return NIL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), REGCLASSOID, sizeof(Oid), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				covered = lappend_oid(covered, DatumGetObjectId(elems[i]));
+		*known = true;
+	}
+	return covered;
+}
+
+void
+incetl_state_set_capture_relations(IncetlPipeline *p, List *members)
+{
+	Oid			argtypes[2] = {INT4OID, REGCLASSARRAYOID};
+	Datum		values[2];
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(members), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, members)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = Int32GetDatum(p->id);
+	values[1] = PointerGetDatum(construct_array(elems, n, REGCLASSOID, sizeof(Oid),
+												true, TYPALIGN_INT));
+	incetl_spi_exec_owner("UPDATE incetl.state SET capture_relations = $2 "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * A source column the pipeline was created with that is gone or has
+ * another type now fails every run, whatever on_schema_change says: the
+ * target's column would silently stop being maintained, or change
+ * meaning.  incetl.alter_pipeline(name) accepts the source's new shape.
+ */
+bool
+incetl_state_check_source_shape(IncetlPipeline *p)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	int			rc;
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(p->source_shape);
+	/* one row: nothing changed; else the first column gone or retyped */
+	rc = SPI_execute_with_args("SELECT NULL, NULL, NULL FROM incetl.state s "
+							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
+							   "AND s.source_columns OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb "
+							   "UNION ALL (SELECT o.key, o.value, n.value FROM incetl.state s, "
+							   "pg_catalog.jsonb_each_text(s.source_columns) AS o "
+							   "LEFT JOIN pg_catalog.jsonb_each_text($2::pg_catalog.jsonb) AS n "
+							   "ON n.key OPERATOR(pg_catalog.=) o.key "
+							   "WHERE s.pipeline_id OPERATOR(pg_catalog.=) $1 "
+							   "AND (n.value IS NULL OR n.value OPERATOR(pg_catalog.<>) o.value) "
+							   "ORDER BY o.key LIMIT 1) LIMIT 1",
+							   2, argtypes, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read the source shape");
+	if (SPI_processed == 1 &&
+		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) == (Datum) 0 &&
+		isnull)
+		return true;			/* the same shape as remembered */
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *col = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *was = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		now = SPI_getbinval(tup, desc, 3, &isnull);
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" was dropped",
+							col, get_rel_name(p->source), p->name),
+					 errdetail("Nothing was written."),
+					 errhint("Restore the column, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
+							 quote_literal_cstr(p->name))));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of source \"%s\" of pipeline \"%s\" changed type from %s to %s",
+						col, get_rel_name(p->source), p->name, was, TextDatumGetCString(now)),
+				 errdetail("Nothing was written."),
+				 errhint("Restore the column's type, or accept the source's new shape with SELECT incetl.alter_pipeline(%s);",
+						 quote_literal_cstr(p->name))));
+	}
+	return false;
+}
+
+void
+incetl_state_save_source_shape(IncetlPipeline *p)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(p->id);
+	values[1] = CStringGetTextDatum(p->source_shape);
+	incetl_spi_exec_owner("UPDATE incetl.state SET source_columns = $2::pg_catalog.jsonb "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
+						  "AND source_columns IS DISTINCT FROM $2::pg_catalog.jsonb",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}

@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * strategy_hash.c
+ *	  The 'hash' strategy: changes are the rows whose hash differs from the
+ *	  one stored at the last run.
+ *
+ * The hashes live in incetl.hash_state_<id>, a table of (key, hash) in
+ * schema incetl that belongs to the pipeline's owner, whose runs write it
+ * in the same statement as the target rows it describes (the engine's
+ * keyed batch, since stores_hashes is set).  A run fills the work table
+ * with every key whose source row hashes differently, every new key and
+ * every key gone from the source.  hash_algorithm picks the hash:
+ * incetl.row_hash (hash64) or a digest (hash.c).
+ *
+ * A run that finds no stored hashes (its first, or after
+ * alter_pipeline(hash_algorithm)) first stores a placeholder for every live
+ * target key, one that no source row hashes to: it then deletes the target
+ * keys the source lacks and re-reads the others, and if it fails halfway,
+ * the next run still finds what it did not reach.
+ *
+ * src/strategy_hash.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "strategy.h"
+
+/* whether no hash is stored yet (as the pipeline's owner, inside SPI) */
+static bool
+hash_state_empty(IncetlPipeline *p)
+{
+	bool		isnull;
+	bool		empty;
+
+	if (SPI_execute(incetl_sql_hash_state_empty(p), true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the hash state");
+	empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull && empty;
+}
+
+/* the table of stored hashes, made by the extension owner, given to the owner */
+static void
+hash_setup(IncetlPipeline *p)
+{
+	const char *owner = quote_identifier(GetUserNameFromId(p->owner, false));
+	Oid			extowner = incetl_extension_owner();
+
+	incetl_exec_utility_as(extowner, incetl_sql_create_hash_state(p));
+	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
+											  incetl_hash_state_name(p), owner));
+	incetl_depend_on_extension(psprintf("hash_state_%d", p->id));
+}
+
+static void
+hash_teardown(IncetlPipeline *p)
+{
+	incetl_exec_utility_as(incetl_extension_owner(),
+						   psprintf("DROP TABLE IF EXISTS %s", incetl_hash_state_name(p)));
+}
+
+/* the stored hashes no longer describe the rows: start afresh */
+static void
+hash_reset(IncetlPipeline *p)
+{
+	hash_teardown(p);
+	hash_setup(p);
+}
+
+static void
+hash_fill_changes(IncetlRun *run)
+{
+	if (hash_state_empty(run->p) &&
+		SPI_execute(incetl_sql_seed_hash_state(run->p), false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "incetl: could not fill the hash state");
+	incetl_work_fill_compare(run, false);
+}
+
+static void
+hash_preview(IncetlPreview *pv)
+{
+	incetl_preview_keyed(pv, hash_state_empty(pv->p) ?
+						 incetl_sql_hash_initial_keys(pv->p) :
+						 incetl_sql_diff_keys(pv->p, false), false);
+}
+
+static void
+hash_explain(IncetlExplain *ex)
+{
+	if (hash_state_empty(ex->p))
+		incetl_explain_add(ex, "seed hashes", EXPLAIN_PLAIN, incetl_sql_seed_hash_state(ex->p),
+						   0, NULL, NULL, NULL);
+	incetl_explain_add(ex, "fill", EXPLAIN_PLAIN, incetl_sql_fill_work(ex->p, false),
+					   0, NULL, NULL, NULL);
+}
+
+const IncetlStrategyRoutine incetl_hash_strategy = {
+	.name = "hash",
+	.keyed = true,
+	.stores_hashes = true,
+	.setup = hash_setup,
+	.teardown = hash_teardown,
+	.reset = hash_reset,
+	.fill_changes = hash_fill_changes,
+	.preview = hash_preview,
+	.explain = hash_explain,
+};

@@ -1,0 +1,399 @@
+/*-------------------------------------------------------------------------
+ *
+ * strategy_timestamp.c
+ *	  The 'timestamp' strategy: changes are the source rows whose
+ *	  (watermark, key) lies above the saved cursor.
+ *
+ * Its change set is a range, not a set of keys: the engine reads and
+ * applies the rows between the bounds this file names, a batch at a time in
+ * (watermark, key) order, and saves the cursor (the last row's watermark
+ * and key) with each batch.  A run makes up to three passes: the lookback
+ * (re-read [cursor - lookback, cursor], for rows that arrived late), the
+ * forward pass (above the cursor, below the late-commit bound), and, with
+ * delete_detection 'compare', the compare pass (target keys the source
+ * lacks).  A backfill makes one pass over [start, end), chunk by chunk.
+ *
+ * The bounds of a batch are built by incetl_range_bounds() for runs,
+ * backfills and previews alike.
+ *
+ * src/strategy_timestamp.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "strategy.h"
+
+static bool
+has_lookback(IncetlPipeline *p)
+{
+	return p->lookback->month != 0 || p->lookback->day != 0 || p->lookback->time != 0;
+}
+
+static void
+timestamp_check(IncetlPipeline *p, bool at_create)
+{
+	if (p->watermark_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\" needs a watermark_column", p->name),
+				 errhint("The 'timestamp' strategy reads rows by a timestamp, date or integer column of the source; name it with watermark_column, or choose the 'hash' strategy.")));
+}
+
+/* the first and last watermark of the rows in [lo, end); false: none */
+static bool
+backfill_rows_range(IncetlRun *run, Datum lo, Datum *first, Datum *last)
+{
+	Oid			argtypes[2] = {run->bf_type, run->bf_type};
+	Datum		values[2] = {lo, run->bf_end};
+	bool		isnull;
+
+	if (SPI_execute_with_args(incetl_sql_backfill_range(run->p, run->bf_type), 2,
+							  argtypes, values, NULL, true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the backfill's range");
+	*first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	*last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	return true;
+}
+
+/*
+ * Narrow a backfill's [start, end) to the first and last watermark of the
+ * rows in it, so that an infinite bound ('-infinity', 'infinity') or one
+ * far beyond the data does not mean chunks without end.  Rows stamped
+ * -infinity are a chunk of their own, followed by the first finite one.
+ * False: no row in the range.
+ */
+static bool
+clamp_backfill_range(IncetlRun *run)
+{
+	Datum		first;
+	Datum		last;
+
+	if (!backfill_rows_range(run, run->bf_start, &first, &last))
+		return false;
+	/* both int64 (microseconds or integers); last < end: no overflow */
+	run->bf_start = first;
+	run->bf_end = Int64GetDatum(DatumGetInt64(last) + 1);
+	run->bf_after_nobegin = run->bf_end;
+	if (run->bf_type == TIMESTAMPTZOID &&
+		TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(first)) &&
+		backfill_rows_range(run, TimestampTzGetDatum(DT_NOBEGIN + 1), &first, &last))
+		run->bf_after_nobegin = first;
+	return true;
+}
+
+/* choose the first pass; a first load into an empty target needs no compare */
+static void
+timestamp_fill_changes(IncetlRun *run)
+{
+	IncetlPipeline *p = run->p;
+
+	if (run->kind == RUN_KIND_BACKFILL)
+	{
+		if (run->bf_type == TIMESTAMPTZOID && !incetl_is_time_type(p->wm_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("watermark column \"%s\" of pipeline \"%s\" is not a time column",
+							p->watermark_column, p->name),
+					 errhint("Use the bigint form: incetl.backfill(name, start_at bigint, end_at bigint, chunk bigint).")));
+		if (run->bf_type == INT8OID && incetl_is_time_type(p->wm_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("watermark column \"%s\" of pipeline \"%s\" is a time column",
+							p->watermark_column, p->name),
+					 errhint("Use the timestamptz form: incetl.backfill(name, start_at timestamptz, end_at timestamptz, chunk interval).")));
+		run->pass = clamp_backfill_range(run) ? PASS_BACKFILL : PASS_DONE;
+		run->chunk_lo = run->bf_start;
+		run->chunk_hi = (Datum) 0;
+		return;
+	}
+
+	run->pass = run->cursor.valid && has_lookback(p) ? PASS_LOOKBACK : PASS_FORWARD;
+
+	if (run->pass == PASS_FORWARD && !run->cursor.valid &&
+		p->delete_detection != DELETE_DETECT_FLAG && p->src_key_unique &&
+		(p->src_relkind == RELKIND_RELATION || p->src_relkind == RELKIND_MATVIEW ||
+		 p->src_relkind == RELKIND_PARTITIONED_TABLE))
+	{
+		bool		isnull;
+
+		if (SPI_execute(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", p->tgt_qname),
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "incetl: could not look at the target");
+		run->fast_load = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+	}
+}
+
+/* end of the current backfill chunk, clamped to the end */
+static Datum
+chunk_end(IncetlRun *run, Datum lo)
+{
+	Datum		hi;
+
+	if (run->bf_type == TIMESTAMPTZOID)
+	{
+		/* rows at -infinity are a chunk of their own */
+		if (TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(lo)))
+			hi = run->bf_after_nobegin;
+		else
+			hi = DirectFunctionCall2(timestamptz_pl_interval, lo,
+									 IntervalPGetDatum(run->bf_chunk_iv));
+		if (DatumGetTimestampTz(hi) > DatumGetTimestampTz(run->bf_end))
+			hi = run->bf_end;
+	}
+	else
+	{
+		int64		l = DatumGetInt64(lo);
+		int64		h;
+
+		if (pg_add_s64_overflow(l, run->bf_chunk_int, &h) ||
+			h > DatumGetInt64(run->bf_end))
+			h = DatumGetInt64(run->bf_end);
+		hi = Int64GetDatum(h);
+	}
+	return hi;
+}
+
+static bool
+datum_lt(IncetlRun *run, Datum a, Datum b)
+{
+	if (run->bf_type == TIMESTAMPTZOID)
+		return DatumGetTimestampTz(a) < DatumGetTimestampTz(b);
+	return DatumGetInt64(a) < DatumGetInt64(b);
+}
+
+/* $n... = (watermark, key...) of a cursor or of the last row read */
+static int
+push_row(IncetlPipeline *p, Datum wm, Datum *keys, bool *key_nulls,
+		 Datum *values, char *nulls, int np)
+{
+	values[np++] = wm;
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		nulls[np] = key_nulls[i] ? 'n' : ' ';
+		values[np++] = keys[i];
+	}
+	return np;
+}
+
+/*
+ * The bounds of the next batch of a range pass: fills shape->lower/upper
+ * and their parameters, returns how many it set.  The caller adds the run
+ * id.  whole (preview): the lookback and forward passes as one range, from
+ * the lookback's start to the late-commit bound.
+ */
+int
+incetl_range_bounds(IncetlRun *run, IncetlBatchShape *shape, Datum *values,
+					char *nulls, bool whole)
+{
+	IncetlPipeline *p = run->p;
+	IncetlCursor *cur = &run->cursor;
+	int			np = 0;
+
+	/* lower bound */
+	if (run->have_last && !run->first_in_pass)
+	{
+		shape->lower = LOWER_AFTER;
+		np = push_row(p, run->last_wm, run->last_keys, run->last_key_nulls,
+					  values, nulls, np);
+	}
+	else if (run->pass == PASS_LOOKBACK)
+	{
+		shape->lower = LOWER_GE;
+		values[np++] = incetl_lookback_start(p, cur->wm, &shape->lower_type);
+	}
+	else if (run->pass == PASS_BACKFILL)
+	{
+		shape->lower = LOWER_GE;
+		shape->lower_type = run->bf_type;
+		values[np++] = run->chunk_lo;
+	}
+	else if (!cur->valid)
+		shape->lower = LOWER_NONE;
+	else if (cur->keys == NULL)
+	{
+		shape->lower = LOWER_GT;
+		shape->lower_type = p->wm_type;
+		values[np++] = cur->wm;
+	}
+	else
+	{
+		shape->lower = LOWER_AFTER;
+		np = push_row(p, cur->wm, cur->keys, cur->key_nulls, values, nulls, np);
+	}
+
+	/* upper bound */
+	if (run->pass == PASS_LOOKBACK && !whole && cur->keys == NULL)
+	{
+		/* a watermark set by hand: rows up to and including it are done */
+		shape->upper = UPPER_LE;
+		shape->upper_type = p->wm_type;
+		values[np++] = cur->wm;
+	}
+	else if (run->pass == PASS_LOOKBACK && !whole)
+	{
+		shape->upper = UPPER_LE_CURSOR;
+		np = push_row(p, cur->wm, cur->keys, cur->key_nulls, values, nulls, np);
+	}
+	else if (run->pass == PASS_BACKFILL)
+	{
+		if (run->first_in_pass || run->chunk_hi == (Datum) 0)
+			run->chunk_hi = chunk_end(run, run->chunk_lo);
+		shape->upper = UPPER_LT;
+		shape->upper_type = run->bf_type;
+		values[np++] = run->chunk_hi;
+	}
+	else if (run->bounded)
+	{
+		shape->upper = UPPER_LT;
+		shape->upper_type = p->wm_type;
+		values[np++] = incetl_bound_for_column(p, run->bound);
+	}
+	return np;
+}
+
+static int
+timestamp_range_bounds(IncetlRun *run, IncetlBatchShape *shape, Datum *values,
+					   char *nulls)
+{
+	return incetl_range_bounds(run, shape, values, nulls, false);
+}
+
+/* a batch read nread rows: what comes next */
+static void
+timestamp_range_advance(IncetlRun *run, int64 nread)
+{
+	IncetlPipeline *p = run->p;
+
+	run->first_in_pass = false;
+	if (nread >= p->batch_size)
+		return;
+	run->have_last = false;
+	run->first_in_pass = true;
+	if (run->pass == PASS_LOOKBACK)
+		run->pass = PASS_FORWARD;
+	else if (run->pass == PASS_BACKFILL)
+	{
+		run->chunk_lo = run->chunk_hi;
+		run->chunk_hi = (Datum) 0;
+		if (!datum_lt(run, run->chunk_lo, run->bf_end))
+			run->pass = PASS_DONE;
+	}
+	else if (p->delete_detection == DELETE_DETECT_COMPARE)
+		run->pass = PASS_COMPARE;
+	else
+		run->pass = PASS_DONE;
+}
+
+/*
+ * Preview: the rows of the next run's lookback and forward passes, in one
+ * statement built like a batch's, and with delete_detection 'compare' the
+ * target keys the source lacks.
+ */
+static void
+timestamp_preview(IncetlPreview *pv)
+{
+	IncetlPipeline *p = pv->p;
+	IncetlRun	run;
+	IncetlBatchShape shape;
+	int			np PG_USED_FOR_ASSERTS_ONLY;
+
+	memset(&run, 0, sizeof(run));
+	run.p = p;
+	run.cursor = pv->cursor;
+	run.pass = run.cursor.valid && has_lookback(p) ? PASS_LOOKBACK : PASS_FORWARD;
+	run.first_in_pass = true;
+	run.bounded = incetl_is_time_type(p->wm_type);
+	if (run.bounded)
+		run.bound = incetl_late_commit_bound();
+
+	pv->argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	pv->values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+	pv->nulls = palloc(INCETL_MAX_PARAMS(p));
+	memset(pv->nulls, ' ', INCETL_MAX_PARAMS(p));
+	memset(&shape, 0, sizeof(shape));
+	shape.preview = true;
+	np = incetl_range_bounds(&run, &shape, pv->values, pv->nulls, true);
+	pv->sql = incetl_sql_batch(p, &shape, &pv->nargs, pv->argtypes);
+	Assert(pv->nargs == np);
+	if (p->delete_detection == DELETE_DETECT_COMPARE)
+		pv->sql = psprintf("%s UNION ALL (%s)", pv->sql,
+						   incetl_sql_compare_deletes(p, true));
+}
+
+/*
+ * Explain: the first batch of each pass the next run makes, with the
+ * bounds it would use, and with delete_detection 'compare' the compare
+ * pass's statement.
+ */
+static void
+timestamp_explain(IncetlExplain *ex)
+{
+	IncetlPipeline *p = ex->p;
+	IncetlRun	run;
+
+	memset(&run, 0, sizeof(run));
+	run.p = p;
+	run.kind = RUN_KIND_RUN;
+	run.cursor = ex->cursor;
+	run.bounded = incetl_is_time_type(p->wm_type);
+	if (run.bounded)
+		run.bound = incetl_late_commit_bound();
+	timestamp_fill_changes(&run);
+
+	while (run.pass == PASS_LOOKBACK || run.pass == PASS_FORWARD)
+	{
+		IncetlBatchShape shape;
+		Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+		Datum	   *values = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+		char	   *nulls = palloc(INCETL_MAX_PARAMS(p));
+		int			nargs;
+		int			np;
+		char	   *sql;
+
+		memset(&shape, 0, sizeof(shape));
+		memset(nulls, ' ', INCETL_MAX_PARAMS(p));
+		shape.limit = true;
+		run.first_in_pass = true;
+		np = incetl_range_bounds(&run, &shape, values, nulls, false);
+		values[np++] = Int64GetDatum(0);	/* the run id */
+		shape.fast_load = run.fast_load && run.pass == PASS_FORWARD;
+		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
+		Assert(nargs == np);
+		incetl_explain_add(ex, run.pass == PASS_LOOKBACK ? "lookback" : "forward",
+						   EXPLAIN_RANGE_BATCH, sql, nargs, argtypes, values, nulls);
+		run.pass = run.pass == PASS_LOOKBACK ? PASS_FORWARD : PASS_DONE;
+	}
+	if (p->delete_detection == DELETE_DETECT_COMPARE)
+	{
+		Oid		   *argtypes = palloc(sizeof(Oid));
+		Datum	   *values = palloc(sizeof(Datum));
+
+		argtypes[0] = INT8OID;
+		values[0] = Int64GetDatum(0);
+		incetl_explain_add(ex, "compare", EXPLAIN_PLAIN, incetl_sql_compare_deletes(p, false),
+						   1, argtypes, values, NULL);
+	}
+}
+
+const IncetlStrategyRoutine incetl_timestamp_strategy = {
+	.name = "timestamp",
+	.keyed = false,
+	.check = timestamp_check,
+	.fill_changes = timestamp_fill_changes,
+	.range_bounds = timestamp_range_bounds,
+	.range_advance = timestamp_range_advance,
+	.preview = timestamp_preview,
+	.explain = timestamp_explain,
+};
