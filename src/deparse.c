@@ -188,8 +188,7 @@ operator_namespace(Oid opr)
 
 /*
  * "OPERATOR(nsp.name)" for an operator, or NULL when opr is invalid or
- * unknown.  Validation keeps these strings in IncetlColumn (eq_op, gt_op)
- * to tell whether a column has the operator at all.
+ * unknown.
  */
 char *
 incetl_qualified_operator(Oid opr)
@@ -485,11 +484,9 @@ static void
 deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
-	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
-
 	appendStringInfoString(buf, "((");
-	if (c->eq_op)
-		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
+	if (OidIsValid(c->eq_opr))
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, c->eq_opr, dcol, c->tgt_type);
 	else
 		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
 									   dcol, c->tgt_type);
@@ -1475,10 +1472,35 @@ incetl_work_table_name(IncetlPipeline *p)
 	return psprintf("pg_temp.incetl_work_%d", p->id);
 }
 
+/*
+ * The per-pipeline tables in schema incetl: a 'hash' pipeline's stored
+ * hashes, hash_state_<id>, and a 'trigger' pipeline's queue, queue_<id>
+ * (with its sequence queue_<id>_seq).  The *_relname forms are the bare
+ * names; the others are qualified and quoted.  The one place they are
+ * spelled.
+ */
+char *
+incetl_hash_state_relname(int32 pipeline_id)
+{
+	return psprintf("hash_state_%d", pipeline_id);
+}
+
 char *
 incetl_hash_state_name(IncetlPipeline *p)
 {
-	return psprintf("incetl.hash_state_%d", p->id);
+	return quote_qualified_identifier("incetl", incetl_hash_state_relname(p->id));
+}
+
+char *
+incetl_queue_relname(int32 pipeline_id)
+{
+	return psprintf("queue_%d", pipeline_id);
+}
+
+char *
+incetl_queue_table_name(IncetlPipeline *p)
+{
+	return quote_qualified_identifier("incetl", incetl_queue_relname(p->id));
 }
 
 /*

@@ -37,22 +37,6 @@
 
 PG_FUNCTION_INFO_V1(incetl_explain);
 
-void
-incetl_explain_add(IncetlExplain *ex, const char *step, IncetlExplainKind kind,
-				   char *sql, int nargs, Oid *argtypes, Datum *values, char *nulls)
-{
-	IncetlExplainStatement *st = palloc0(sizeof(IncetlExplainStatement));
-
-	st->step = step;
-	st->kind = kind;
-	st->sql = sql;
-	st->nargs = nargs;
-	st->argtypes = argtypes;
-	st->values = values;
-	st->nulls = nulls;
-	ex->statements = lappend(ex->statements, st);
-}
-
 /*
  * EXPLAIN one statement, with the settings a run gives it; its plan as
  * text, one line per plan line

@@ -57,9 +57,8 @@ typedef struct IncetlColumn
 	bool		is_key;
 	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
-	char	   *eq_op;			/* "OPERATOR(nsp.=)" for distinctness, or NULL */
-	char	   *gt_op;			/* "OPERATOR(nsp.>)" of the target type, or
-								 * NULL */
+	Oid			eq_opr;			/* = of the target type, or InvalidOid */
+	Oid			gt_opr;			/* > of the target type, or InvalidOid */
 } IncetlColumn;
 
 /* a pipeline as stored in incetl.pipelines, plus what validation derived */
@@ -259,6 +258,9 @@ extern void incetl_deparse_operator_clause(fmStringInfo buf,
 extern char *incetl_type_equality(Oid typid);
 extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);
+extern char *incetl_hash_state_relname(int32 pipeline_id);
+extern char *incetl_queue_table_name(IncetlPipeline *p);
+extern char *incetl_queue_relname(int32 pipeline_id);
 extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
@@ -303,7 +305,6 @@ extern SPIPlanPtr incetl_plan_get(const IncetlPlanKey *key, const char *sql,
 #define CAPTURE_COVER_QUEUE_KEYS	0x08	/* queue keys of new members */
 #define CAPTURE_COVER_AFTER_READ	0x10	/* after a batch read the source */
 
-extern char *incetl_queue_table_name(IncetlPipeline *p);
 extern void incetl_capture_check_privileges(IncetlPipeline *p);
 extern bool incetl_capture_cover(IncetlPipeline *p, int flags);
 extern void incetl_capture_teardown(IncetlPipeline *p);

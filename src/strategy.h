@@ -238,10 +238,22 @@ extern const IncetlStrategyRoutine incetl_hash_strategy;
 extern const IncetlStrategyRoutine incetl_trigger_strategy;
 extern const IncetlStrategyRoutine incetl_logical_strategy;
 
-/* explain.c */
-extern void incetl_explain_add(IncetlExplain *ex, const char *step,
-							   IncetlExplainKind kind, char *sql, int nargs,
-							   Oid *argtypes, Datum *values, char *nulls);
+/* add a statement to what explain shows */
+static inline void
+incetl_explain_add(IncetlExplain *ex, const char *step, IncetlExplainKind kind,
+				   char *sql, int nargs, Oid *argtypes, Datum *values, char *nulls)
+{
+	IncetlExplainStatement *st = palloc0(sizeof(IncetlExplainStatement));
+
+	st->step = step;
+	st->kind = kind;
+	st->sql = sql;
+	st->nargs = nargs;
+	st->argtypes = argtypes;
+	st->values = values;
+	st->nulls = nulls;
+	ex->statements = lappend(ex->statements, st);
+}
 
 /* strategy_timestamp.c: batch bounds, for runs, backfills and previews */
 extern int	incetl_range_bounds(IncetlRun *run, IncetlBatchShape *shape,

@@ -55,7 +55,7 @@ hash_setup(IncetlPipeline *p)
 	incetl_exec_utility_as(extowner, incetl_sql_create_hash_state(p));
 	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
 											  incetl_hash_state_name(p), owner));
-	incetl_depend_on_extension(psprintf("hash_state_%d", p->id));
+	incetl_depend_on_extension(incetl_hash_state_relname(p->id));
 }
 
 static void

@@ -137,24 +137,11 @@ static char *trigger_name(IncetlPipeline *p, CaptureKind kind);
 static Oid	queue_relid(int32 pipeline_id);
 static char wanted_mode(bool row_only, char relkind, CaptureKind kind);
 
-/* the queue's name in schema incetl (the one place it is spelled) */
-static char *
-queue_relname(int32 pipeline_id)
-{
-	return psprintf("queue_%d", pipeline_id);
-}
-
 /* the queue's name, qualified and quoted; its sequence is <name>_seq */
 static char *
 queue_qname(int32 pipeline_id)
 {
-	return quote_qualified_identifier("incetl", queue_relname(pipeline_id));
-}
-
-char *
-incetl_queue_table_name(IncetlPipeline *p)
-{
-	return queue_qname(p->id);
+	return quote_qualified_identifier("incetl", incetl_queue_relname(pipeline_id));
 }
 
 static char *
@@ -166,7 +153,7 @@ trigger_name(IncetlPipeline *p, CaptureKind kind)
 static Oid
 queue_relid(int32 pipeline_id)
 {
-	return get_relname_relid(queue_relname(pipeline_id),
+	return get_relname_relid(incetl_queue_relname(pipeline_id),
 							 get_namespace_oid("incetl", false));
 }
 
@@ -244,7 +231,7 @@ queue_sequence(int32 pipeline_id)
 {
 	return psprintf("pg_catalog.nextval(%s::pg_catalog.regclass)",
 					quote_literal_cstr(quote_qualified_identifier("incetl",
-																  psprintf("%s_seq", queue_relname(pipeline_id)))));
+																  psprintf("%s_seq", incetl_queue_relname(pipeline_id)))));
 }
 
 /*
@@ -371,7 +358,7 @@ create_queue(IncetlPipeline *p)
 					 incetl_queue_table_name(p),
 					 quote_identifier(GetUserNameFromId(p->owner, false)));
 	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
-	incetl_depend_on_extension(queue_relname(p->id));
+	incetl_depend_on_extension(incetl_queue_relname(p->id));
 }
 
 /* CREATE TRIGGER for one kind on one relation, then its firing mode */

@@ -283,6 +283,15 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 	return rel;
 }
 
+/* opr, if there is such an operator; else InvalidOid */
+static Oid
+existing_operator(Oid opr)
+{
+	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
+		return InvalidOid;
+	return opr;
+}
+
 /*
  * Validate a pipeline and fill in its derived fields.  Raises a clear error
  * for anything that would make a run fail or misbehave.  Writes nothing:
@@ -444,10 +453,10 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		c->tgt_typmod = ta->atttypmod;
 		c->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
 		c->tgt_typename = incetl_type_name(ta->atttypid, ta->atttypmod);
-		c->eq_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
-															   TYPECACHE_EQ_OPR)->eq_opr);
-		c->gt_op = incetl_qualified_operator(lookup_type_cache(ta->atttypid,
-															   TYPECACHE_GT_OPR)->gt_opr);
+		c->eq_opr = existing_operator(lookup_type_cache(ta->atttypid,
+														TYPECACHE_EQ_OPR)->eq_opr);
+		c->gt_opr = existing_operator(lookup_type_cache(ta->atttypid,
+														TYPECACHE_GT_OPR)->gt_opr);
 		p->columns = lappend(p->columns, c);
 	}
 
@@ -476,7 +485,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 			if (strcmp(c->name, kname) == 0)
 			{
-				if (c->eq_op == NULL)
+				if (!OidIsValid(c->eq_opr))
 					ereport(ERROR,
 							(errcode(ERRCODE_UNDEFINED_FUNCTION),
 							 errmsg("key column \"%s\" of pipeline \"%s\" has type %s, which has no equality operator",
