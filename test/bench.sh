@@ -87,6 +87,13 @@ say() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- build
 
+# One at a time with the test suites (test/run_all.sh): both install their
+# build into the server's directories, and a suite running beside a
+# benchmark on 2 cores would be measured too.
+exec 9>/tmp/incetl-run.lock
+say "waiting for other test or benchmark runs on this machine" 
+flock 9
+
 mkdir -p "$BENCH"
 say "building and installing incetl (log: .bench/build.log)"
 if ! make -C "$ROOT" install >"$BENCH/build.log" 2>&1; then
