@@ -1462,6 +1462,28 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 }
 
 /*
+ * SELECT 1 FROM <source> AS s WHERE <the batch's range> LIMIT 1
+ *
+ * Whether a range batch would read anything, with the batch's parameters
+ * but the run id: a run with nothing above its cursor plans this instead of
+ * the batch statement, which costs more to plan than the probe to run.
+ */
+char *
+incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
+					   int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+	int			np = 0;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	deparse_batch_where(&buf, p, shape, &np, argtypes);
+	appendStringInfoString(&buf, " LIMIT 1");
+	*nargs = np;
+	return buf.data;
+}
+
+/*
  * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
  * work table in the session's temporary schema: rn, k1..kn (source key
  * types), op ('i', 'u' or 'd').

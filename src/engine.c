@@ -369,7 +369,7 @@ step_validate(EngineRun *er)
 				 errdetail("A snapshot taken before the run could hide rows that the run's watermark then passes."),
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 
-	incetl_resolve_and_follow(p, false);
+	incetl_resolve_and_follow(p, false, true);
 	incetl_check_privileges(p);
 	if (run->strategy->check)
 		run->strategy->check(p, false);
@@ -575,6 +575,42 @@ remember_last_row(EngineRun *er, HeapTuple tup, TupleDesc desc)
 }
 
 /*
+ * Whether the first batch of the forward pass would read nothing: a run
+ * with nothing to do (the common case of a frequent schedule) then runs a
+ * one-row index probe instead of planning the batch statement, which in a
+ * fresh session costs more than everything else the run does.  Not for
+ * foreign sources (one more remote round trip) nor a first load.
+ */
+static bool
+range_is_empty(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *nulls)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	char	   *sql;
+	int			nargs;
+	int			rc;
+
+	if (run->pass != PASS_FORWARD || !run->first_in_pass || shape->fast_load ||
+		p->src_relkind == RELKIND_FOREIGN_TABLE)
+		return false;
+	sql = incetl_sql_range_probe(p, shape, &nargs, argtypes);
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_RANGE_PROBE;
+	key.variant = shape->lower | shape->upper << 4;
+	key.type1 = shape->lower_type;
+	key.type2 = shape->upper_type;
+	plan = incetl_plan_get(&key, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	rc = SPI_execute_plan(plan, values, nulls, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: range probe returned %s", SPI_result_code_string(rc));
+	return SPI_processed == 0;
+}
+
+/*
  * One batch of a range pass: the strategy names its bounds; run it,
  * account for it, move the cursor.
  */
@@ -597,9 +633,15 @@ range_batch(EngineRun *er)
 	memset(nulls, ' ', INCETL_MAX_PARAMS(p));
 	shape.limit = true;
 	np = run->strategy->range_bounds(run, &shape, values, nulls);
+	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
+	if (range_is_empty(er, &shape, values, nulls))
+	{
+		run->counts.batches++;
+		run->strategy->range_advance(run, 0);
+		return;
+	}
 	values[np++] = Int64GetDatum(run->run_id);
 
-	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
@@ -767,11 +809,14 @@ step_work_table(EngineRun *er)
 	er->work_relid = incetl_work_create(er->run.p);
 }
 
+/*
+ * The OID stays known: a failed final commit rolls the drop back, and the
+ * work table must then be dropped again.
+ */
 static void
 step_drop_work_table(EngineRun *er)
 {
 	incetl_work_drop(er->work_relid);
-	er->work_relid = InvalidOid;
 }
 
 /*

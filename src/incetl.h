@@ -207,7 +207,8 @@ extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* schema.c */
-extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create);
+extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create,
+									  bool notice);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
@@ -249,6 +250,8 @@ typedef struct IncetlBatchShape
 
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
+extern char *incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
+									int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
 extern char *incetl_qualified_operator(Oid opr);
 extern void incetl_deparse_operator_clause(fmStringInfo buf,
@@ -282,7 +285,8 @@ typedef enum IncetlPlanKind
 {
 	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
 	PLAN_KEYED_BATCH,			/* variant: with the hash state */
-	PLAN_COMPARE_DELETES
+	PLAN_COMPARE_DELETES,
+	PLAN_RANGE_PROBE			/* variant: the batch shape */
 } IncetlPlanKind;
 
 typedef struct IncetlPlanKey
