@@ -60,6 +60,7 @@ typedef struct EngineRun
 	IncetlCounts committed_counts;
 	char	   *committed_wm;
 
+	IncetlStateRow state;		/* read by step_load, under the lock */
 	bool		prepared;		/* step_prepare succeeded */
 	MemoryContext batch_cxt;	/* reset before each batch */
 	Oid			work_relid;		/* this run's work table, dropped by OID */
@@ -350,7 +351,8 @@ step_load(EngineRun *er)
 				 errmsg("pipeline \"%s\" is disabled", run->name),
 				 errhint("Enable it with SELECT incetl.alter_pipeline(%s, enabled => true);",
 						 quote_literal_cstr(run->name))));
-	run->wm_before = incetl_state_watermark(run->p->id);
+	incetl_state_read(run->p, &er->state);
+	run->wm_before = er->state.watermark;
 	run->wm_after = run->wm_before;
 }
 
@@ -374,10 +376,11 @@ step_validate(EngineRun *er)
 	if (run->strategy->check)
 		run->strategy->check(p, false);
 	/* columns the source gained since are fine: remember them too */
-	if (!incetl_state_check_source_shape(p))
+	if (!incetl_state_shape_unchanged(p, &er->state) &&
+		!incetl_state_check_source_shape(p))
 		incetl_state_save_source_shape(p);
 
-	incetl_state_load_cursor(p, &run->cursor);
+	incetl_state_cursor(p, &er->state, &run->cursor);
 	run->bounded = incetl_is_time_type(p->wm_type);
 }
 

@@ -157,6 +157,12 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 extern void incetl_exec_utility_as(Oid role, const char *sql);
 
 /* catalog.c */
+#include "access/htup.h"
+#include "access/tupdesc.h"
+extern HeapTuple incetl_catalog_row(const char *relname, const char *keycol,
+									RegProcedure eqproc, Datum key, TupleDesc *descp);
+extern Datum incetl_catalog_col(HeapTuple tup, TupleDesc desc, const char *name,
+								bool *isnull);
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern void incetl_store_pipeline(IncetlPipeline *p, bool insert);
 extern List *incetl_key_list_from_array(ArrayType *arr, const char *argname);
@@ -175,7 +181,20 @@ typedef struct IncetlSlotState
 	bool		loaded;			/* the pipeline has a watermark */
 } IncetlSlotState;
 
+/* a pipeline's row of incetl.state, as a run reads it once */
+typedef struct IncetlStateRow
+{
+	bool		found;
+	char	   *watermark;		/* NULL: none */
+	Datum		watermark_key;	/* text[], or 0 */
+	char	   *source_columns; /* jsonb's canonical text, or NULL */
+} IncetlStateRow;
+
 extern void incetl_state_create(int32 pipeline_id);
+extern void incetl_state_read(IncetlPipeline *p, IncetlStateRow *row);
+extern void incetl_state_cursor(IncetlPipeline *p, IncetlStateRow *row,
+								IncetlCursor *cur);
+extern bool incetl_state_shape_unchanged(IncetlPipeline *p, IncetlStateRow *row);
 extern char *incetl_state_watermark(int32 pipeline_id);
 extern void incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
 extern void incetl_state_save_cursor(IncetlPipeline *p, const char *wm_text,
