@@ -337,7 +337,6 @@ incetl_store_pipeline(IncetlPipeline *p, bool insert)
 												SPI_tuptable->tupdesc, 1,
 												&isnull));
 		}
-		incetl_state_create(p->id);
 	}
 	else
 	{

@@ -124,6 +124,7 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 	}
 
 	incetl_store_pipeline(p, true);
+	incetl_state_create(p->id);
 	incetl_state_save_source_shape(p);
 	if (p->strategy->setup)
 		p->strategy->setup(p);
