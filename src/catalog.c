@@ -76,7 +76,30 @@ incetl_catalog_row(const char *relname, const char *keycol, RegProcedure eqproc,
 		elog(ERROR, "incetl: table incetl.%s is missing", relname);
 	rel = table_open(relid, AccessShareLock);
 	attnum = get_attnum(relid, keycol);
-	indexes = RelationGetIndexList(rel);
+
+	/*
+	 * The index the install script made (its name is known: opening every
+	 * index of the table to find it costs more than the read), else any
+	 * unique index on the column.
+	 */
+	indexoid = get_relname_relid(strcmp(keycol, "name") == 0 ?
+								 psprintf("%s_name_key", relname) :
+								 psprintf("%s_pkey", relname),
+								 RelationGetNamespace(rel));
+	if (OidIsValid(indexoid))
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index form;
+
+		if (!HeapTupleIsValid(itup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		form = (Form_pg_index) GETSTRUCT(itup);
+		if (form->indrelid != relid || !form->indisunique || !form->indisvalid ||
+			form->indnkeyatts != 1 || form->indkey.values[0] != attnum)
+			indexoid = InvalidOid;
+		ReleaseSysCache(itup);
+	}
+	indexes = OidIsValid(indexoid) ? NIL : RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);

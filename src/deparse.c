@@ -484,9 +484,11 @@ static void
 deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
+	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+
 	appendStringInfoString(buf, "((");
-	if (OidIsValid(c->eq_opr))
-		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, c->eq_opr, dcol, c->tgt_type);
+	if (OidIsValid(eq) && SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(eq)))
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
 	else
 		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
 									   dcol, c->tgt_type);

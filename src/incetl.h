@@ -57,8 +57,7 @@ typedef struct IncetlColumn
 	bool		is_key;
 	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
-	Oid			eq_opr;			/* = of the target type, or InvalidOid */
-	Oid			gt_opr;			/* > of the target type, or InvalidOid */
+	Oid			eq_opr;			/* key columns: = of the target type */
 } IncetlColumn;
 
 /* a pipeline as stored in incetl.pipelines, plus what validation derived */
