@@ -150,8 +150,11 @@ typedef struct CapturePlan
 	bool		numbered;		/* the queue has seq (not a queue of 0.1) */
 	/* the INSERT of one key ($1..$n, op $n+1): row triggers, small statements */
 	SPIPlanPtr	plan;
-	/* statement triggers: the set-based INSERT, by size class */
-	SPIPlanPtr	stmt_plans[CAPTURE_SIZE_CLASSES];
+	/*
+	 * statement triggers: the set-based INSERT, by size class, and for an
+	 * update, whether it queues old keys too ([1]) or new ones only ([0])
+	 */
+	SPIPlanPtr	stmt_plans[CAPTURE_SIZE_CLASSES][2];
 	/* the key columns and their types, as plan was prepared for */
 	int			nkeys;
 	AttrNumber *attnums;
@@ -703,11 +706,12 @@ free_capture_plans(CapturePlan *entry)
 		SPI_freeplan(entry->plan);
 	entry->plan = NULL;
 	for (int i = 0; i < CAPTURE_SIZE_CLASSES; i++)
-	{
-		if (entry->stmt_plans[i])
-			SPI_freeplan(entry->stmt_plans[i]);
-		entry->stmt_plans[i] = NULL;
-	}
+		for (int j = 0; j < 2; j++)
+		{
+			if (entry->stmt_plans[i][j])
+				SPI_freeplan(entry->stmt_plans[i][j]);
+			entry->stmt_plans[i][j] = NULL;
+		}
 }
 
 /* the CapturePlan of a trigger, reset if the OID now means another one */
@@ -769,9 +773,12 @@ key_attnum(TupleDesc desc, Relation rel, const char *name)
 	return InvalidAttrNumber;
 }
 
-/* the statement of a statement-level capture trigger */
+/*
+ * The statement of a statement-level capture trigger.  old_keys: an update
+ * also queues the old keys its new rows lack.
+ */
 static char *
-statement_sql(TriggerData *td, int32 pipeline_id, bool numbered)
+statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 {
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
@@ -808,7 +815,7 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered)
 	 * cast to the base type, so the operator is that type's own btree
 	 * equality, matched exactly (no domain or user type to resolve it for).
 	 */
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && old_keys)
 	{
 		appendStringInfoString(&sql, " UNION ALL SELECT ");
 		for (int i = 0; i < nkeys; i++)
@@ -967,7 +974,10 @@ read_small_table(CapturePlan *entry, Tuplestorestate *ts, TupleDesc desc,
 	return n;
 }
 
-/* are two keys the same, byte for byte (a false no costs one entry more) */
+/*
+ * Are two keys the same, byte for byte (a false no costs one entry more)?
+ * A null is never the same, as for the set-based statement's equality.
+ */
 static bool
 same_key(CapturePlan *entry, Datum *a, bool *anull, Datum *b, bool *bnull)
 {
@@ -976,10 +986,8 @@ same_key(CapturePlan *entry, Datum *a, bool *anull, Datum *b, bool *bnull)
 		int16		typlen;
 		bool		typbyval;
 
-		if (anull[i] != bnull[i])
+		if (anull[i] || bnull[i])
 			return false;
-		if (anull[i])
-			continue;
 		get_typlenbyval(entry->types[i], &typlen, &typbyval);
 		if (!datumIsEqual(a[i], b[i], typbyval, typlen))
 			return false;
@@ -1027,6 +1035,75 @@ capture_small(CapturePlan *entry, TriggerData *td)
 		if (!kept)
 			queue_key(entry, &oldkeys[r * nkeys], &oldnull[r * nkeys], 'd');
 	}
+}
+
+/*
+ * Whether an UPDATE statement kept every row's key: its old and new
+ * transition tables, read side by side, hold the same non-null keys, byte
+ * for byte, row by row.  PostgreSQL adds an updated row's old and new
+ * versions to them together, so they pair up; but whatever the order, a
+ * pair that matches proves that its old key is among the new keys, so when
+ * all do, the anti-join of the set-based statement would find no old key
+ * to queue.  A no (a key changed, a null, equal values in other bytes)
+ * only costs that anti-join.  Cheaper than it: no hash table of the new
+ * keys, and most updates keep their keys.
+ */
+static bool
+update_kept_keys(TriggerData *td)
+{
+	Tuplestorestate *olds = td->tg_oldtable;
+	Tuplestorestate *news = td->tg_newtable;
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			nkeys = tg->tgnargs - 1;
+	AttrNumber *attnums = palloc(sizeof(AttrNumber) * nkeys);
+	TupleTableSlot *oslot;
+	TupleTableSlot *nslot;
+	int			optr;
+	int			nptr;
+	bool		kept = true;
+
+	if (olds == NULL || news == NULL ||
+		tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
+		return false;
+	for (int i = 0; i < nkeys; i++)
+		attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
+
+	oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+	nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(olds, optr);
+	tuplestore_rescan(olds);
+	tuplestore_select_read_pointer(news, nptr);
+	tuplestore_rescan(news);
+	while (kept)
+	{
+		bool		got_old = tuplestore_gettupleslot(olds, true, false, oslot);
+		bool		got_new = tuplestore_gettupleslot(news, true, false, nslot);
+
+		if (got_old != got_new)
+			kept = false;
+		if (!got_old || !got_new)
+			break;
+		for (int i = 0; kept && i < nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, attnums[i] - 1);
+			bool		onull;
+			bool		nnull;
+			Datum		o = slot_getattr(oslot, attnums[i], &onull);
+			Datum		n = slot_getattr(nslot, attnums[i], &nnull);
+
+			kept = !onull && !nnull && datumIsEqual(o, n, att->attbyval, att->attlen);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+	ExecDropSingleTupleTableSlot(oslot);
+	ExecDropSingleTupleTableSlot(nslot);
+	pfree(attnums);
+	return kept;
 }
 
 /* the size class of a number of rows: log4, rounded down */
@@ -1159,20 +1236,23 @@ incetl_capture(PG_FUNCTION_ARGS)
 		else if (!row)
 		{
 			int			sclass = size_class(rows);
+			int			old_keys = TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
+				!update_kept_keys(td) ? 1 : 0;
 			int			rc;
 
-			if (entry->stmt_plans[sclass] == NULL)
+			if (entry->stmt_plans[sclass][old_keys] == NULL)
 			{
-				SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered), 0, NULL);
+				SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered, old_keys),
+											   0, NULL);
 
 				if (plan == NULL)
 					elog(ERROR, "incetl: could not prepare the capture: %s",
 						 SPI_result_code_string(SPI_result));
 				if (SPI_keepplan(plan) != 0)
 					elog(ERROR, "incetl: SPI_keepplan failed");
-				entry->stmt_plans[sclass] = plan;
+				entry->stmt_plans[sclass][old_keys] = plan;
 			}
-			rc = SPI_execute_plan(entry->stmt_plans[sclass], NULL, NULL, false, 0);
+			rc = SPI_execute_plan(entry->stmt_plans[sclass][old_keys], NULL, NULL, false, 0);
 			if (rc != SPI_OK_INSERT)
 				elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
 		}
