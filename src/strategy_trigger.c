@@ -23,8 +23,10 @@
  *
  * - incetl_capture_<id>_insert, _update, _delete: AFTER ... FOR EACH
  *	 STATEMENT with transition tables, so a statement that changes 100,000
- *	 rows queues their keys with one INSERT ... SELECT.  Enabled in origin
- *	 and local sessions (ENABLE, 'O').
+ *	 rows queues their keys with one INSERT ... SELECT (planned for its
+ *	 size; an update that kept its keys queues only the new ones), and one
+ *	 that changes a few queues each with a prepared INSERT.  Enabled in
+ *	 origin and local sessions (ENABLE, 'O').
  * - incetl_capture_<id>_row (tables with storage): AFTER INSERT OR UPDATE
  *	 OR DELETE FOR EACH ROW, enabled only under session_replication_role =
  *	 replica (ENABLE REPLICA, 'R'): a logical replication apply worker fires
