@@ -613,7 +613,8 @@ probe_edge(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *nulls,
 	bool	   *edge_nulls;
 
 	Assert(nargs == np);
-	if (SPI_execute_plan(plan, values, nulls, true, 1) != SPI_OK_SELECT)
+	/* a snapshot of its own, as the batch's statement takes right after */
+	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: edge probe failed");
 	*found = SPI_processed == 1;
 	*full = false;
