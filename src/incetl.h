@@ -262,14 +262,19 @@ typedef struct IncetlBatchShape
 	bool		preview;		/* list ops instead of writing */
 	bool		limit;			/* LIMIT batch_size */
 	bool		fast_load;		/* plain INSERT: the target had no row */
+	bool		edge;			/* and (watermark, key) <= ($, $...): the
+								 * batch's last row, found by its edge probe;
+								 * no ORDER BY, no LIMIT */
 } IncetlBatchShape;
 
-#define INCETL_MAX_PARAMS(p) (2 * (p)->nkeys + 4)
+#define INCETL_MAX_PARAMS(p) (3 * (p)->nkeys + 5)
 
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
 extern char *incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
 									int *nargs, Oid *argtypes);
+extern char *incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
+								   int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
 extern char *incetl_qualified_operator(Oid opr);
 extern void incetl_deparse_operator_clause(fmStringInfo buf,
