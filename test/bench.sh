@@ -11,8 +11,8 @@
 #   BENCH_REPS=3       repetitions per case (the no-change case does at least 5)
 #   BENCH_KEEP=1       leave the cluster's data directory in .bench/data
 #   BENCH_CASES=...    only these cases (comma-separated): initial, ts1, ts10,
-#                      nochange, hash, trigger, trigger1, logical (default:
-#                      all); the
+#                      nochange, hash, trigger, trigger1, logical, view
+#                      (default: all); the
 #                      initial load still happens, unmeasured, when others
 #                      need it
 #   BENCH_EXPLAIN=1    load auto_explain (log_analyze, log_nested_statements)
@@ -45,6 +45,9 @@
 #                      UPDATE of N/10 rows, each vs the same on a table
 #                      without the trigger
 #   logical            a run applying N/10 changes from the slot vs the MERGE
+#   view               a keyed ('hash') run on a view over a copy of app.users
+#                      after 1% of its rows were updated, vs the same run of a
+#                      pipeline on the table itself (both see the same change)
 #
 # Strategies that create_pipeline still refuses ("not supported yet") are
 # printed as "n/a (strategy not built)".
@@ -96,7 +99,7 @@ START_SECONDS=$SECONDS
 
 say() { echo "bench: $*" >&2; }
 
-CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,trigger1,logical}
+CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,trigger1,logical,view}
 # want <case>: whether the case was asked for
 want() { [[ ",$CASES," == *",$1,"* ]]; }
 
@@ -722,6 +725,46 @@ EOF
 	done
 	check_same app.users_l dw.users_l dw.users_lb
 	end_case "logical: run applying changes" "$NCHG"
+fi
+
+# ---------------------------------------------------------------- view
+
+# Keyed batches read the source by key; a view over a table must cost about
+# what the table costs.  The "baseline" here is incetl too: the same 'hash'
+# run with the table itself as the source.
+VIEW_LABEL="view (hash), 1% upd: view/table"
+why=$(probe_strategy hash)
+if ! want view; then
+	:
+elif [[ -n $why ]]; then
+	say "case: view: $why"
+	na_case "$VIEW_LABEL" "$((N / 100))" "$why"
+else
+	copy_users app.users_vt
+	empty_target dw.users_v
+	empty_target dw.users_vt
+	psql_b <<'EOF' >/dev/null
+CREATE VIEW app.users_v AS SELECT * FROM app.users_vt;
+SELECT incetl.create_pipeline('users_v', source => 'app.users_v', target => 'dw.users_v',
+                              strategy => 'hash');
+SELECT incetl.create_pipeline('users_vt', source => 'app.users_vt', target => 'dw.users_vt',
+                              strategy => 'hash');
+CALL incetl.run('users_v');
+CALL incetl.run('users_vt');
+VACUUM ANALYZE dw.users_v, dw.users_vt;
+EOF
+	begin_case "$VIEW_LABEL"
+	for rep in $(seq 1 "$REPS"); do
+		psql_b <<EOF
+UPDATE app.users_vt SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 100 = $((30 + rep));
+VACUUM ANALYZE app.users_vt, dw.users_v, dw.users_vt;
+EOF
+		run_pair "CALL incetl.run('users_v');" "CALL incetl.run('users_vt');" "$rep"
+		expect_run users_v "$((N / 100))"
+		expect_run users_vt "$((N / 100))"
+	done
+	check_same app.users_vt dw.users_v dw.users_vt
+	end_case "$VIEW_LABEL" "$((N / 100))"
 fi
 
 # ---------------------------------------------------------------- report
