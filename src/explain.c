@@ -122,6 +122,20 @@ explain_pipeline(IncetlPipeline *p, ReturnSetInfo *rsinfo)
 	incetl_restore_role(&role, true);
 }
 
+typedef struct ExplainArgs
+{
+	IncetlPipeline *p;
+	ReturnSetInfo *rsinfo;
+} ExplainArgs;
+
+static void
+explain_pipeline_cb(void *arg)
+{
+	ExplainArgs *a = arg;
+
+	explain_pipeline(a->p, a->rsinfo);
+}
+
 /*
  * incetl.explain(name) returns table (step text, statement text, plan text)
  */
@@ -129,9 +143,8 @@ Datum
 incetl_explain(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	IncetlPipeline *p;
+	ExplainArgs ex_args;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -146,26 +159,9 @@ incetl_explain(PG_FUNCTION_ARGS)
 	incetl_check_owner(p);
 
 	/* all of it is undone: the work table, and whatever planning touched */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		explain_pipeline(p, rsinfo);
-	}
-	PG_CATCH();
-	{
-		RollbackAndReleaseCurrentSubTransaction();
-		/* an abort leaves a slot acquired: only top-level cleanup frees it */
-		if (MyReplicationSlot != NULL)
-			ReplicationSlotRelease();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
+	ex_args.p = p;
+	ex_args.rsinfo = rsinfo;
+	incetl_call_rolled_back(explain_pipeline_cb, &ex_args);
 
 	SPI_finish();
 	return (Datum) 0;

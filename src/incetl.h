@@ -154,6 +154,7 @@ extern int	incetl_spi_exec_as(Oid role, const char *sql, int nargs, Oid *argtype
 extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls, int expected);
 extern void incetl_exec_utility_as(Oid role, const char *sql);
+extern void incetl_call_rolled_back(void (*fn) (void *arg), void *arg);
 
 /* catalog.c */
 #include "access/htup.h"

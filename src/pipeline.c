@@ -33,6 +33,24 @@ PG_FUNCTION_INFO_V1(incetl_drop_pipeline);
 PG_FUNCTION_INFO_V1(incetl_set_watermark);
 PG_FUNCTION_INFO_V1(incetl_reset_watermark);
 
+/*
+ * Connect SPI and load a pipeline that the caller may change, once no run
+ * of it is going on (alter, drop, set and reset the watermark).
+ */
+static IncetlPipeline *
+open_idle_pipeline(const char *name)
+{
+	IncetlPipeline *p;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = incetl_load_pipeline(name, false);
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	incetl_lock_idle_pipeline(p);
+	return p;
+}
+
 static char *
 text_arg(FunctionCallInfo fcinfo, int n, const char *dflt)
 {
@@ -155,13 +173,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("pipeline name must not be null")));
 	name = text_arg(fcinfo, 0, NULL);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	p = incetl_load_pipeline(name, false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
+	p = open_idle_pipeline(name);
 
 	if (!PG_ARGISNULL(1) && PG_GETARG_OID(1) != p->source)
 	{
@@ -285,13 +297,7 @@ incetl_drop_pipeline(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	p = incetl_load_pipeline(name, false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
+	p = open_idle_pipeline(name);
 
 	values[0] = Int32GetDatum(p->id);
 	incetl_spi_exec_owner("DELETE FROM incetl.pipelines WHERE id OPERATOR(pg_catalog.=) $1",
@@ -321,12 +327,7 @@ incetl_set_watermark(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline name must not be null")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
+	p = open_idle_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	/*
 	 * As the owner: the watermark type's input function may be a domain's,
@@ -364,12 +365,7 @@ incetl_reset_watermark(PG_FUNCTION_ARGS)
 {
 	IncetlPipeline *p;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
-	incetl_lock_idle_pipeline(p);
+	p = open_idle_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	incetl_state_save_cursor(p, NULL, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();

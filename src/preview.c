@@ -27,11 +27,23 @@
 
 PG_FUNCTION_INFO_V1(incetl_preview);
 
+typedef struct PreviewArgs
+{
+	IncetlPipeline *p;
+	ReturnSetInfo *rsinfo;
+	int64		max_rows;
+} PreviewArgs;
+
 /* the rows of a preview of p into the result, as the pipeline's owner */
 static void
-preview_pipeline(IncetlPipeline *p, IncetlRoleSwitch *role, ReturnSetInfo *rsinfo,
-				 int64 max_rows)
+preview_pipeline_cb(void *arg)
 {
+	PreviewArgs *a = arg;
+	IncetlPipeline *p = a->p;
+	ReturnSetInfo *rsinfo = a->rsinfo;
+	int64		max_rows = a->max_rows;
+	IncetlRoleSwitch rs;
+	IncetlRoleSwitch *role = &rs;
 	IncetlPreview pv;
 	char	   *sql;
 	int			rc;
@@ -72,10 +84,8 @@ Datum
 incetl_preview(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	IncetlRoleSwitch role;
 	IncetlPipeline *p;
+	PreviewArgs pv_args;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -100,26 +110,10 @@ incetl_preview(PG_FUNCTION_ARGS)
 	 * 'add_columns') are added, so that the preview shows what the run will
 	 * do to them, and taken away again.
 	 */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		preview_pipeline(p, &role, rsinfo, PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1));
-	}
-	PG_CATCH();
-	{
-		RollbackAndReleaseCurrentSubTransaction();
-		/* an abort leaves a slot acquired: only top-level cleanup frees it */
-		if (MyReplicationSlot != NULL)
-			ReplicationSlotRelease();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
+	pv_args.p = p;
+	pv_args.rsinfo = rsinfo;
+	pv_args.max_rows = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1);
+	incetl_call_rolled_back(preview_pipeline_cb, &pv_args);
 	SPI_finish();
 	return (Datum) 0;
 }

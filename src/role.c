@@ -34,13 +34,16 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "storage/proc.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 
 #include "incetl.h"
 
@@ -173,4 +176,39 @@ void
 incetl_exec_utility_as(Oid role, const char *sql)
 {
 	(void) incetl_spi_exec_as(role, sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
+ * Call fn(arg) in a subtransaction that is then rolled back, whether fn
+ * returns or fails (the error goes on): what it and any code it runs
+ * wrote is undone.  For what must write nothing and may need to write to
+ * find out (preview, explain).  Allocations in the caller's memory context
+ * survive.
+ */
+void
+incetl_call_rolled_back(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
 }
