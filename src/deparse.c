@@ -1597,6 +1597,30 @@ incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
 }
 
 /*
+ * SELECT NOT EXISTS (SELECT 1 FROM <target>)
+ *
+ * Whether the target is empty (a first load may then insert without
+ * comparing).
+ */
+char *
+incetl_sql_target_empty(IncetlPipeline *p)
+{
+	return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", p->tgt_qname);
+}
+
+/*
+ * ALTER TABLE <target> ADD COLUMN <name> <source type with typmod>
+ *
+ * A source column the target lacks, with on_schema_change 'add_columns'.
+ */
+char *
+incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c)
+{
+	return psprintf("ALTER TABLE %s ADD COLUMN %s %s",
+					p->tgt_qname, quote_identifier(c->name), c->src_typename);
+}
+
+/*
  * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
  * work table in the session's temporary schema: rn, k1..kn (source key
  * types), op ('i', 'u' or 'd').

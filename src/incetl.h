@@ -272,6 +272,8 @@ typedef struct IncetlBatchShape
 
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
+extern char *incetl_sql_target_empty(IncetlPipeline *p);
+extern char *incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c);
 extern char *incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,

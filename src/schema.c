@@ -44,8 +44,7 @@ incetl_resolve_and_follow(IncetlPipeline *p, bool at_create, bool notice)
 		char	   *sql;
 		int			rc;
 
-		sql = psprintf("ALTER TABLE %s ADD COLUMN %s %s",
-					   p->tgt_qname, quote_identifier(c->name), c->src_typename);
+		sql = incetl_sql_add_column(p, c);
 		rc = SPI_execute(sql, false, 0);
 		if (rc != SPI_OK_UTILITY)
 			elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));

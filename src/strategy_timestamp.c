@@ -177,7 +177,7 @@ timestamp_fill_changes(IncetlRun *run)
 	{
 		bool		isnull;
 
-		if (SPI_execute(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", p->tgt_qname),
+		if (SPI_execute(incetl_sql_target_empty(p),
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "incetl: could not look at the target");
 		run->fast_load = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
