@@ -180,7 +180,9 @@ EOF
 if as_pg "$PGBIN/postgres" -D "$DATA" -C output_plugin_libraries >/dev/null 2>&1; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, incetl'" >>"$DATA/postgresql.conf"
 fi
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
+# 9>&-: the server must not inherit the lock's descriptor, or it would hold
+# the lock for as long as it lives (after a killed run, until stopped by hand)
+as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null 9>&-
 
 psql_db() {
 	local db=$1
