@@ -66,7 +66,7 @@
 # (limit 64 MB), each with PASS or FAIL.  Informational: the exit status does
 # not depend on them unless BENCH_SCALE_STRICT=1 (times and ~priv only: VmHWM
 # counts the shared buffers a run touches, which grow with the tables for
-# the baseline just as much).  About 15 minutes on 2 cores.
+# the baseline just as much).  About 3 minutes on 2 cores.
 #
 # Strategies that create_pipeline still refuses ("not supported yet") are
 # printed as "n/a (strategy not built)".
