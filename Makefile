@@ -8,6 +8,9 @@
 # make check-all                       everything above
 # make valgrind                        installcheck under Valgrind (slow)
 # make soak [SOAK_SECONDS=600]         the randomized differential test, long (as root)
+# make bench                           incetl against hand-written SQL, 1M rows (as root)
+# make bench-scale                     the same 1% and nothing-changed runs at 1M and
+#                                      10M rows: cost follows the change (as root, ~10 GB)
 
 MODULE_big = incetl
 OBJS = \
@@ -116,7 +119,14 @@ check-all: installcheck tapcheck
 bench:
 	bash test/bench.sh $(BENCH_N)
 
-.PHONY: bench
+# make bench-scale [BENCH_SCALE_SIZES="1000000 10000000"]: the timestamp 1%
+# and nothing-changed cases at both sizes, their time ratios and peak memory
+# against issue 13's limits (test/bench.sh in scale mode, as root;
+# BENCH_SCALE_STRICT=1 exits 1 when a limit is exceeded)
+bench-scale:
+	BENCH_SCALE=1 $(if $(BENCH_SCALE_SIZES),BENCH_SCALE_SIZES='$(BENCH_SCALE_SIZES)') bash test/bench.sh
+
+.PHONY: bench bench-scale
 
 # make valgrind: the regression and isolation suites with every server
 # process under Valgrind, on PostgreSQL 15 built from source with

@@ -15,6 +15,10 @@
 #                      (default: all); the
 #                      initial load still happens, unmeasured, when others
 #                      need it
+#   BENCH_SCALE=1      scale mode (make bench-scale): see below; N is ignored
+#   BENCH_SCALE_SIZES="1000000 10000000"
+#                      the two sizes of scale mode, smaller first
+#   BENCH_SCALE_STRICT=1  scale mode exits 1 when a time or ~priv limit fails
 #   BENCH_EXPLAIN=1    load auto_explain (log_analyze, log_nested_statements)
 #                      in every incetl session: the plans of the generated
 #                      statements land in .bench/server.log.  Timings of such
@@ -49,6 +53,21 @@
 #                      after 1% of its rows were updated, vs the same run of a
 #                      pipeline on the table itself (both see the same change)
 #
+# Scale mode (BENCH_SCALE=1, "make bench-scale"; issue 13, "cost follows the
+# change"): the timestamp 1% case and the nothing-changed case at two sizes
+# (1M then 10M rows by default) in the same cluster, same settings and
+# methodology; the database is dropped and rebuilt between the sizes (10M
+# users are about 1.3 GB, plus both targets and the WAL: about 10 GB of disk
+# at the peak), and the primary key is built after the load.  It prints both
+# detail tables' lines and a summary: per case the two incetl times, their
+# ratio against the limit (1% run: at most 1.2 x the size factor, i.e. 12x
+# for 1M -> 10M, as it does 10x the rows; nothing changed: at most 1.5x) and
+# the peak memory (VmHWM and ~priv) at both sizes and their difference
+# (limit 64 MB), each with PASS or FAIL.  Informational: the exit status does
+# not depend on them unless BENCH_SCALE_STRICT=1 (times and ~priv only: VmHWM
+# counts the shared buffers a run touches, which grow with the tables for
+# the baseline just as much).  About 3 minutes on 2 cores.
+#
 # Strategies that create_pipeline still refuses ("not supported yet") are
 # printed as "n/a (strategy not built)".
 #
@@ -75,6 +94,18 @@ set -euo pipefail
 
 N=${1:-1000000}
 REPS=${BENCH_REPS:-3}
+SCALE=${BENCH_SCALE:-}
+[[ $SCALE == 0 ]] && SCALE=
+SCALE_N=()
+if [[ -n $SCALE ]]; then
+	read -r -a SCALE_N <<<"${BENCH_SCALE_SIZES:-1000000 10000000}"
+	if (( ${#SCALE_N[@]} != 2 )) || ! [[ ${SCALE_N[0]} =~ ^[0-9]+$ && ${SCALE_N[1]} =~ ^[0-9]+$ ]] ||
+		(( SCALE_N[0] < 1000 || SCALE_N[1] <= SCALE_N[0] )); then
+		echo "BENCH_SCALE_SIZES must be two sizes, smaller first, each >= 1000" >&2
+		exit 2
+	fi
+	N=${SCALE_N[0]}
+fi
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
 if ! [[ $N =~ ^[0-9]+$ ]] || (( N < 1000 )); then
@@ -100,6 +131,7 @@ START_SECONDS=$SECONDS
 say() { echo "bench: $*" >&2; }
 
 CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,trigger1,logical,view}
+[[ -n $SCALE ]] && CASES=ts1,nochange
 # want <case>: whether the case was asked for
 want() { [[ ",$CASES," == *",$1,"* ]]; }
 
@@ -180,7 +212,9 @@ EOF
 if as_pg "$PGBIN/postgres" -D "$DATA" -C output_plugin_libraries >/dev/null 2>&1; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, incetl'" >>"$DATA/postgresql.conf"
 fi
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
+# 9>&-: the server must not inherit the lock's descriptor, or it would hold
+# the lock for as long as it lives (after a killed run, until stopped by hand)
+as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null 9>&-
 
 psql_db() {
 	local db=$1
@@ -318,6 +352,27 @@ na_case() {
 	R_BHWM+=("")
 }
 
+# print_table: the table of results, one line per case
+print_table() {
+	local i
+	printf '%-34s %8s %9s %9s %6s %9s %7s %7s %7s %7s\n' \
+		case rows "incetl s" "base s" ratio "rows/s" VmHWM RssAnon "~priv" "baseHWM"
+	for i in "${!R_CASE[@]}"; do
+		if [[ -z ${R_BASE[$i]} ]]; then
+			printf '%-34s %8s   %s\n' "${R_CASE[$i]}" "${R_ROWS[$i]}" "${R_INC[$i]}"
+			continue
+		fi
+		awk -v c="${R_CASE[$i]}" -v n="${R_ROWS[$i]}" -v a="${R_INC[$i]}" -v b="${R_BASE[$i]}" \
+			-v h="${R_HWM[$i]}" -v m="${R_ANON[$i]}" -v p="${R_PRIV[$i]}" -v bh="${R_BHWM[$i]}" 'BEGIN {
+			printf "%-34s %8d %9.3f %9.3f %6.2f %9s %7.0f %7.0f %7.0f %7.0f\n",
+				c, n, a, b, (b > 0 ? a / b : 0),
+				(n > 0 && a > 0 ? sprintf("%d", n / a) : "-"),
+				h / 1024, m / 1024, p / 1024, bh / 1024 }'
+	done
+	echo "(times: median seconds; memory: MB, max over repetitions, of the incetl backend unless"
+	echo " marked base; ~priv = VmHWM - RssShmem - RssFile, an estimate of private memory at the peak)"
+}
+
 # the numbers of incetl's last run of a pipeline: extracted ins upd del unch
 last_run() {
 	psql_b -F ' ' -c "SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged, status
@@ -432,7 +487,12 @@ EOF
 	echo "  commit:     $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 'incetl--*.sql' 2>/dev/null || echo ' (with uncommitted changes in src/)')"
 	echo "  PostgreSQL: $PGVERSION"
 	echo "  machine:    $(nproc) cores, $MEMTOTAL memory, load at start:$(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/ /')"
-	echo "  N:          $N source rows, $REPS repetitions per case (medians; memory: max)"
+	if [[ -n $SCALE ]]; then
+		echo "  N:          scale mode: ${SCALE_N[0]} then ${SCALE_N[1]} source rows (database rebuilt between them),"
+		echo "              $REPS repetitions per case, nothing changed at least 5 (medians; memory: max)"
+	else
+		echo "  N:          $N source rows, $REPS repetitions per case (medians; memory: max)"
+	fi
 	echo "  settings:   shared_buffers 1GB, wal_level logical, max_wal_size 4GB, checkpoint_timeout 30min,"
 	echo "              fsync on, synchronous_commit on, autovacuum off (VACUUM ANALYZE between repetitions)"
 	echo "  incetl:     batch_size 50000 (default); incetl.late_commit_margin at its default (1 s),"
@@ -448,13 +508,25 @@ cat "$BENCH/header.txt" >&2
 
 # ---------------------------------------------------------------- data
 
-say "generating app.users ($N rows)"
-psql_b >/dev/null <<EOF
-SET maintenance_work_mem = '512MB';
+# load_users [pk-after]: app.users with N rows, the empty targets dw.users and
+# dw.users2, and the timestamp pipeline 'users'.  pk-after (scale mode) adds
+# the primary key after the load, with more maintenance_work_mem: a sorted
+# build instead of 10M index insertions
+load_users() {
+	local pk="id bigint PRIMARY KEY" addpk= mwm=512MB
+	if [[ ${1:-} == pk-after ]]; then
+		pk="id bigint NOT NULL"
+		addpk="ALTER TABLE app.users ADD PRIMARY KEY (id);"
+		mwm=1GB
+	fi
+	NEXT_ID=$((N + 1))
+	say "generating app.users ($N rows)"
+	psql_b >/dev/null <<EOF
+SET maintenance_work_mem = '$mwm';
 CREATE EXTENSION incetl CASCADE;
 CREATE SCHEMA app;
 CREATE SCHEMA dw;
-CREATE TABLE app.users (id bigint PRIMARY KEY, name text, email text,
+CREATE TABLE app.users ($pk, name text, email text,
                         score numeric(12,2), updated_at timestamptz NOT NULL);
 SELECT setseed(0.42);
 -- stamps follow insertion order, with some jitter, as in a table that grew over time
@@ -463,35 +535,20 @@ SELECT i, 'user ' || i, 'user' || i || '@example.com',
        round((random() * 100000)::numeric, 2),
        timestamptz '2024-01-01 00:00:00+00' + i * interval '2 seconds' + random() * interval '1 hour'
 FROM generate_series(1, $N) AS i;
+$addpk
 CREATE INDEX users_updated_at_id_idx ON app.users (updated_at, id);
 VACUUM ANALYZE app.users;
 EOF
-empty_target dw.users
-empty_target dw.users2
-psql_b -c "SELECT incetl.create_pipeline('users', source => 'app.users', target => 'dw.users',
-	watermark_column => 'updated_at')" >/dev/null
+	empty_target dw.users
+	empty_target dw.users2
+	psql_b -c "SELECT incetl.create_pipeline('users', source => 'app.users', target => 'dw.users',
+		watermark_column => 'updated_at')" >/dev/null
+}
 
-# ---------------------------------------------------------------- initial load
-
-if want initial; then
-	begin_case "initial load"
-	for rep in $(seq 1 "$REPS"); do
-		psql_b >/dev/null <<'EOF'
-TRUNCATE dw.users, dw.users2;
-SELECT incetl.reset_watermark('users');
-EOF
-		run_pair "CALL incetl.run('users');" \
-			"INSERT INTO dw.users2 SELECT * FROM app.users;" "$rep"
-		expect_run users "$N"
-	done
-	check_same app.users dw.users dw.users2
-	end_case "initial load" "$N"
-elif want ts1 || want ts10 || want nochange; then
-	psql_b -c "CALL incetl.run('users')" >/dev/null
-fi
-
-# two identical targets and watermarks from here on
-psql_b <<'EOF'
+# baseline_target: after the first run of 'users', the baseline's copy of its
+# target and watermark (two identical targets and watermarks from here on)
+baseline_target() {
+	psql_b <<'EOF'
 DROP TABLE dw.users2;
 CREATE TABLE dw.users_b (LIKE dw.users INCLUDING ALL);
 INSERT INTO dw.users_b SELECT * FROM dw.users;
@@ -499,10 +556,8 @@ CREATE TABLE dw.wm_b (wm timestamptz NOT NULL);
 INSERT INTO dw.wm_b SELECT max(updated_at) FROM app.users;
 VACUUM ANALYZE dw.users, dw.users_b;
 EOF
-
-# ---------------------------------------------------------------- timestamp runs
-
-MERGE_USERS=$(merge_sql app.users dw.users_b dw.wm_b)
+	MERGE_USERS=$(merge_sql app.users dw.users_b dw.wm_b)
+}
 
 # timestamp_case <label> <modulus of updated ids> <first remainder>
 timestamp_case() {
@@ -528,6 +583,134 @@ EOF
 	end_case "$label" $((nupd + nins))
 }
 
+# nochange_case <label>: runs of 'users' with nothing new in the source
+nochange_case() {
+	local rep
+	begin_case "nothing changed"
+	psql_b -c 'VACUUM ANALYZE app.users, dw.users, dw.users_b'
+	for rep in $(seq 1 "$((REPS < 5 ? 5 : REPS))"); do
+		run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
+		expect_run users 0
+	done
+	end_case "$1" 0
+}
+
+# ---------------------------------------------------------------- scale mode
+
+# short <rows>: 1000000 -> 1M, 100000 -> 100k
+short() {
+	awk -v n="$1" 'BEGIN {
+		if (n >= 1000000 && n % 1000000 == 0) printf "%dM", n / 1000000
+		else if (n >= 1000 && n % 1000 == 0) printf "%dk", n / 1000
+		else printf "%d", n }'
+}
+
+scale_mode() {
+	local i
+	SCALE_LABEL=("$(short "${SCALE_N[0]}")" "$(short "${SCALE_N[1]}")")
+	for i in 0 1; do
+		N=${SCALE_N[$i]}
+		if (( i > 0 )); then
+			say "dropping the ${SCALE_LABEL[0]} data"
+			psql_db postgres -c 'DROP DATABASE bench' -c 'CREATE DATABASE bench'
+			psql_db postgres -c 'CHECKPOINT'
+		fi
+		load_users pk-after
+		say "first run of 'users' ($N rows, unmeasured)"
+		psql_b -c "CALL incetl.run('users')" >/dev/null
+		expect_run users "$N"
+		baseline_target
+		timestamp_case "${SCALE_LABEL[$i]} timestamp, 1% upd + 0.1% ins" 100 0
+		nochange_case "${SCALE_LABEL[$i]} timestamp, nothing changed"
+	done
+	scale_report
+}
+
+# scale_report: R_* holds small 1%, small nothing, big 1%, big nothing
+scale_report() {
+	local fails=0 out elapsed=$((SECONDS - START_SECONDS))
+	out=$(awk -v s0="${SCALE_LABEL[0]}" -v s1="${SCALE_LABEL[1]}" \
+		-v n0="${SCALE_N[0]}" -v n1="${SCALE_N[1]}" \
+		-v i0="${R_INC[0]}" -v i1="${R_INC[1]}" -v i2="${R_INC[2]}" -v i3="${R_INC[3]}" \
+		-v b0="${R_BASE[0]}" -v b1="${R_BASE[1]}" -v b2="${R_BASE[2]}" -v b3="${R_BASE[3]}" \
+		-v h0="${R_HWM[0]}" -v h1="${R_HWM[1]}" -v h2="${R_HWM[2]}" -v h3="${R_HWM[3]}" \
+		-v p0="${R_PRIV[0]}" -v p1="${R_PRIV[1]}" -v p2="${R_PRIV[2]}" -v p3="${R_PRIV[3]}" \
+		-v bh0="${R_BHWM[0]}" -v bh1="${R_BHWM[1]}" -v bh2="${R_BHWM[2]}" -v bh3="${R_BHWM[3]}" '
+	# counted: whether a FAIL counts for BENCH_SCALE_STRICT
+	function verdict(ok, counted) { if (!ok && counted) fails++; return ok ? "PASS" : "FAIL" }
+	function timeline(label, a, b, lim, ba, bb,   r) {
+		r = b / a
+		printf "%-30s %9.1f %9.1f %7.2fx %8s %8.2fx  %s\n", label, a * 1000, b * 1000, r,
+			sprintf("<=%gx", lim), bb / ba, verdict(r <= lim, 1)
+	}
+	function memline(label, a, b, base, ba, bb,   d) {
+		d = (b - a) / 1024
+		printf "%-30s %9.0f %9.0f %+8.0f %8s  %s%s\n", label, a / 1024, b / 1024, d, "<=64",
+			verdict(d <= 64, !base),
+			(base ? sprintf(" (baseline %.0f -> %.0f)", ba / 1024, bb / 1024) : "")
+	}
+	BEGIN {
+		f = n1 / n0
+		lim1 = 1.2 * f
+		printf "scale: %s -> %s source rows (x%g); incetl times (median ms), limits from issue 13\n", s0, s1, f
+		printf "%-30s %9s %9s %8s %8s %9s\n", "case", s0 " ms", s1 " ms", "ratio", "limit", "baseline"
+		timeline("timestamp, 1% upd + 0.1% ins", i0, i2, lim1, b0, b2)
+		timeline("timestamp, nothing changed", i1, i3, 1.5, b1, b3)
+		printf "%-30s %9s %9s %8s %8s\n", "peak backend memory (MB)", s0, s1, "diff", "limit"
+		memline("1% run: ~priv", p0, p2, 0)
+		memline("1% run: VmHWM", h0, h2, 1, bh0, bh2)
+		memline("nothing changed: ~priv", p1, p3, 0)
+		memline("nothing changed: VmHWM", h1, h3, 1, bh1, bh3)
+		printf "FAILS %d\n", fails
+	}')
+	fails=$(awk '$1 == "FAILS" { print $2 }' <<<"$out")
+	{
+		cat "$BENCH/header.txt"
+		print_table
+		echo
+		grep -v '^FAILS ' <<<"$out"
+		echo "(limits: the 1% run does x$(awk -v a="${SCALE_N[0]}" -v b="${SCALE_N[1]}" 'BEGIN { printf "%g", b / a }') the rows, so at most 1.2x that;"
+		echo " baseline = the hand-written MERGE's ratio, for comparison; ~priv = VmHWM - RssShmem - RssFile,"
+		echo " the backend's private memory at its peak; VmHWM also counts the shared buffers the backend"
+		echo " touched, which grow with the tables (see the baseline's), so BENCH_SCALE_STRICT ignores it)"
+		echo "total time: $((elapsed / 60)) min $((elapsed % 60)) s (load at end:$(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/ /'))"
+	} | tee "$BENCH/result.txt"
+	if [[ -n ${BENCH_SCALE_STRICT:-} ]] && (( fails > 0 )); then
+		echo "bench: $fails scale limit(s) exceeded" >&2
+		exit 1
+	fi
+}
+
+if [[ -n $SCALE ]]; then
+	scale_mode
+	exit 0
+fi
+
+load_users
+
+# ---------------------------------------------------------------- initial load
+
+if want initial; then
+	begin_case "initial load"
+	for rep in $(seq 1 "$REPS"); do
+		psql_b >/dev/null <<'EOF'
+TRUNCATE dw.users, dw.users2;
+SELECT incetl.reset_watermark('users');
+EOF
+		run_pair "CALL incetl.run('users');" \
+			"INSERT INTO dw.users2 SELECT * FROM app.users;" "$rep"
+		expect_run users "$N"
+	done
+	check_same app.users dw.users dw.users2
+	end_case "initial load" "$N"
+elif want ts1 || want ts10 || want nochange; then
+	psql_b -c "CALL incetl.run('users')" >/dev/null
+fi
+
+baseline_target
+
+# ---------------------------------------------------------------- timestamp runs
+
 if want ts1; then timestamp_case "timestamp, 1% upd + 0.1% ins" 100 0; fi
 if want ts10; then timestamp_case "timestamp, 10% upd + 0.1% ins" 10 5; fi
 
@@ -536,16 +719,9 @@ if want ts10; then timestamp_case "timestamp, 10% upd + 0.1% ins" 10 5; fi
 NOCHANGE_INC=
 NOCHANGE_BASE=
 if want nochange; then
-NOCHANGE_REPS=$((REPS < 5 ? 5 : REPS))
-begin_case "nothing changed"
-psql_b -c 'VACUUM ANALYZE app.users, dw.users, dw.users_b'
-for rep in $(seq 1 "$NOCHANGE_REPS"); do
-	run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
-	expect_run users 0
-done
-end_case "timestamp, nothing changed" 0
-NOCHANGE_INC=${R_INC[-1]}
-NOCHANGE_BASE=${R_BASE[-1]}
+	nochange_case "timestamp, nothing changed"
+	NOCHANGE_INC=${R_INC[-1]}
+	NOCHANGE_BASE=${R_BASE[-1]}
 fi
 
 # ---------------------------------------------------------------- hash
@@ -772,22 +948,7 @@ fi
 ELAPSED=$((SECONDS - START_SECONDS))
 {
 	cat "$BENCH/header.txt"
-	printf '%-34s %8s %9s %9s %6s %9s %7s %7s %7s %7s\n' \
-		case rows "incetl s" "base s" ratio "rows/s" VmHWM RssAnon "~priv" "baseHWM"
-	for i in "${!R_CASE[@]}"; do
-		if [[ -z ${R_BASE[$i]} ]]; then
-			printf '%-34s %8s   %s\n' "${R_CASE[$i]}" "${R_ROWS[$i]}" "${R_INC[$i]}"
-			continue
-		fi
-		awk -v c="${R_CASE[$i]}" -v n="${R_ROWS[$i]}" -v a="${R_INC[$i]}" -v b="${R_BASE[$i]}" \
-			-v h="${R_HWM[$i]}" -v m="${R_ANON[$i]}" -v p="${R_PRIV[$i]}" -v bh="${R_BHWM[$i]}" 'BEGIN {
-			printf "%-34s %8d %9.3f %9.3f %6.2f %9s %7.0f %7.0f %7.0f %7.0f\n",
-				c, n, a, b, (b > 0 ? a / b : 0),
-				(n > 0 && a > 0 ? sprintf("%d", n / a) : "-"),
-				h / 1024, m / 1024, p / 1024, bh / 1024 }'
-	done
-	echo "(times: median seconds; memory: MB, max over repetitions, of the incetl backend unless"
-	echo " marked base; ~priv = VmHWM - RssShmem - RssFile, an estimate of private memory at the peak)"
+	print_table
 	echo
 	if [[ -n $NOCHANGE_INC ]]; then
 		awk -v a="$NOCHANGE_INC" -v b="$NOCHANGE_BASE" 'BEGIN {
