@@ -33,3 +33,11 @@ RETURNS TABLE (step text, statement text, plan text)
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'incetl_explain';
 COMMENT ON FUNCTION incetl.explain IS 'the statements the next run would execute and their plans, writing nothing';
+
+/*
+ * The rows of runs still 'running' (or left so by a session that died):
+ * the start of a run looks here, and at the oldest row, to tell whether it
+ * has rows to close out or prune before it plans the statement that does.
+ */
+CREATE INDEX run_log_running_idx ON incetl.run_log (pipeline_id)
+	WHERE status OPERATOR(pg_catalog.=) 'running';

@@ -99,7 +99,9 @@ SELECT count(*) AS previewed FROM incetl.preview('atk_view');
 CALL incetl.run('atk_view');
 CALL incetl.run_all();
 
--- the owner's code ran, as the owner, and was refused what matters
+-- the owner's code ran, as the owner, and was refused what matters (what
+-- it did during the preview is rolled back with it: a preview writes
+-- nothing, not even what the owner's code writes)
 SELECT who, what, count(*) AS times FROM atk.seen GROUP BY who, what ORDER BY what, who;
 -- the caller's session is as it was
 SHOW search_path;

@@ -13,11 +13,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "incetl.h"
 
@@ -119,6 +127,72 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 }
 
 /*
+ * Whether the start of a run has housekeeping to do: a row of this
+ * pipeline left 'running' by a session that is gone (one of kinds), or a
+ * row older than the retention.  Read directly through run_log's indexes
+ * (the partial index of running rows, the index on started_at), which
+ * costs nothing next to planning the statement that does the work; almost
+ * every run has none to do.
+ */
+static bool
+run_log_housekeeping_due(int32 pipeline_id, IncetlRunKind kind)
+{
+	Oid			nsp = get_namespace_oid("incetl", false);
+	Oid			running_idx = get_relname_relid("run_log_running_idx", nsp);
+	Oid			started_idx = get_relname_relid("run_log_started_at_idx", nsp);
+	Relation	rel;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		due = false;
+
+	/* a catalog older than the library: let the statement do everything */
+	if (!OidIsValid(running_idx) || !OidIsValid(started_idx))
+		return true;
+
+	rel = table_open(get_relname_relid("run_log", nsp), AccessShareLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	ScanKeyInit(&skey, get_attnum(RelationGetRelid(rel), "pipeline_id"),
+				BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(pipeline_id));
+	scan = systable_beginscan(rel, running_idx, true, GetActiveSnapshot(), 1, &skey);
+	while (!due && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		char	   *k = TextDatumGetCString(incetl_catalog_col(tup, RelationGetDescr(rel),
+															   "kind", &isnull));
+
+		/* runs and reconciles share one lock, backfills have their own */
+		due = (kind == RUN_KIND_BACKFILL) == (strcmp(k, "backfill") == 0);
+	}
+	systable_endscan(scan);
+
+	if (!due && incetl_run_log_retention_s > 0)
+	{
+		Relation	index = index_open(started_idx, AccessShareLock);
+		SysScanDesc oscan = systable_beginscan_ordered(rel, index, GetActiveSnapshot(),
+													   0, NULL);
+
+		tup = systable_getnext_ordered(oscan, ForwardScanDirection);
+		if (HeapTupleIsValid(tup))
+		{
+			bool		isnull;
+			TimestampTz oldest = DatumGetTimestampTz(incetl_catalog_col(tup, RelationGetDescr(rel),
+																		 "started_at", &isnull));
+
+			due = oldest < GetCurrentTimestamp() -
+				(TimestampTz) incetl_run_log_retention_s * USECS_PER_SEC;
+		}
+		systable_endscan_ordered(oscan);
+		index_close(index, AccessShareLock);
+	}
+
+	PopActiveSnapshot();
+	table_close(rel, AccessShareLock);
+	return due;
+}
+
+/*
  * The start of a run in one statement: close out runs of this pipeline
  * left 'running' by a session that is gone (we hold the lock they would
  * hold), prune finished rows older than incetl.run_log_retention (a row
@@ -157,6 +231,15 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 	else
 		nulls[6] = 'n';
 
+	if (!run_log_housekeeping_due(p->id, kind))
+	{
+		incetl_spi_exec_owner("INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
+							  "watermark_before, watermark_after, run_by) "
+							  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
+							  5, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	incetl_spi_exec_owner("WITH closed AS (UPDATE incetl.run_log SET status = 'failed', "
 						  "finished_at = pg_catalog.clock_timestamp(), "
 						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "

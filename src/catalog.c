@@ -24,6 +24,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -38,47 +39,137 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "incetl.h"
 
 static Datum key_array_from_list(List *keys);
 
+/*
+ * The row of table incetl.<relname> whose column keycol equals key, found
+ * through the table's unique index on that column, or NULL.  The row and
+ * *descp are copied into the caller's memory context.
+ *
+ * Read directly, not through a statement: every run, preview and function
+ * of incetl starts by reading its pipeline's row, and in a fresh session
+ * (a pg_cron job) parsing and planning even that small statement costs more
+ * than the read.  The tables belong to the extension; incetl reads them as
+ * their owner would (row-level security is for users' SELECTs).
+ */
+HeapTuple
+incetl_catalog_row(const char *relname, const char *keycol, RegProcedure eqproc,
+				   Datum key, TupleDesc *descp)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid("incetl", false));
+	Relation	rel;
+	AttrNumber	attnum;
+	Oid			indexoid = InvalidOid;
+	List	   *indexes;
+	ListCell   *lc;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	HeapTuple	result = NULL;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "incetl: table incetl.%s is missing", relname);
+	rel = table_open(relid, AccessShareLock);
+	attnum = get_attnum(relid, keycol);
+
+	/*
+	 * The index the install script made (its name is known: opening every
+	 * index of the table to find it costs more than the read), else any
+	 * unique index on the column.
+	 */
+	indexoid = get_relname_relid(strcmp(keycol, "name") == 0 ?
+								 psprintf("%s_name_key", relname) :
+								 psprintf("%s_pkey", relname),
+								 RelationGetNamespace(rel));
+	if (OidIsValid(indexoid))
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index form;
+
+		if (!HeapTupleIsValid(itup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		form = (Form_pg_index) GETSTRUCT(itup);
+		if (form->indrelid != relid || !form->indisunique || !form->indisvalid ||
+			form->indnkeyatts != 1 || form->indkey.values[0] != attnum)
+			indexoid = InvalidOid;
+		ReleaseSysCache(itup);
+	}
+	indexes = OidIsValid(indexoid) ? NIL : RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (form->indisunique && form->indnkeyatts == 1 &&
+			form->indkey.values[0] == attnum && form->indisvalid)
+			indexoid = RelationGetRelid(index);
+		index_close(index, AccessShareLock);
+		if (OidIsValid(indexoid))
+			break;
+	}
+	list_free(indexes);
+	if (!OidIsValid(indexoid))
+		elog(ERROR, "incetl: table incetl.%s has no unique index on %s", relname, keycol);
+
+	/* what a statement would see: a snapshot taken now (READ COMMITTED) */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ScanKeyInit(&skey, attnum, BTEqualStrategyNumber, eqproc, key);
+	scan = systable_beginscan(rel, indexoid, true, GetActiveSnapshot(), 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		result = heap_copytuple(tup);
+	systable_endscan(scan);
+	PopActiveSnapshot();
+	*descp = CreateTupleDescCopy(RelationGetDescr(rel));
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* the value of column name of a row read by incetl_catalog_row() */
+Datum
+incetl_catalog_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return heap_getattr(tup, i + 1, desc, isnull);
+	}
+	elog(ERROR, "incetl: column \"%s\" is missing from incetl's catalog", name);
+	return (Datum) 0;			/* keep compiler quiet */
+}
+
 static char *
-copy_text_col(HeapTuple tup, TupleDesc desc, int col)
+text_col(HeapTuple tup, TupleDesc desc, const char *name)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum		d = incetl_catalog_col(tup, desc, name, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 /*
- * Load a pipeline definition by name.  Must be called inside an SPI
- * connection; the result is allocated in the caller's memory context.
+ * Load a pipeline definition by name; the result is allocated in the
+ * caller's memory context.
  */
 IncetlPipeline *
 incetl_load_pipeline(const char *name, bool missing_ok)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
 	IncetlPipeline *p;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
-	MemoryContext oldcxt;
 
-	values[0] = CStringGetTextDatum(name);
-	incetl_spi_exec_owner("SELECT id, name, source::pg_catalog.oid, target::pg_catalog.oid, "
-						  "strategy, key_columns, watermark_column, lookback, "
-						  "sequence_column, delete_detection, delete_flag_column, "
-						  "delete_mode, soft_delete_column, hash_algorithm, batch_size, "
-						  "on_schema_change, enabled, owner::pg_catalog.oid "
-						  "FROM incetl.pipelines WHERE name OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	tup = incetl_catalog_row("pipelines", "name", F_TEXTEQ,
+							 CStringGetTextDatum(name), &desc);
+	if (tup == NULL)
 	{
 		if (missing_ok)
 			return NULL;
@@ -88,34 +179,28 @@ incetl_load_pipeline(const char *name, bool missing_ok)
 				 errhint("The pipelines are listed in incetl.pipelines.")));
 	}
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-
-	oldcxt = MemoryContextSwitchTo(callercxt);
 	p = palloc0(sizeof(IncetlPipeline));
-	p->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	p->name = copy_text_col(tup, desc, 2);
-	p->source = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-	p->target = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-	p->strategy_name = copy_text_col(tup, desc, 5);
-	d = SPI_getbinval(tup, desc, 6, &isnull);
+	p->id = DatumGetInt32(incetl_catalog_col(tup, desc, "id", &isnull));
+	p->name = text_col(tup, desc, "name");
+	p->source = DatumGetObjectId(incetl_catalog_col(tup, desc, "source", &isnull));
+	p->target = DatumGetObjectId(incetl_catalog_col(tup, desc, "target", &isnull));
+	p->strategy_name = text_col(tup, desc, "strategy");
+	d = incetl_catalog_col(tup, desc, "key_columns", &isnull);
 	p->key_columns = incetl_key_list_from_array(DatumGetArrayTypeP(d), "key_columns");
-	p->watermark_column = copy_text_col(tup, desc, 7);
-	d = SPI_getbinval(tup, desc, 8, &isnull);
+	p->watermark_column = text_col(tup, desc, "watermark_column");
+	d = incetl_catalog_col(tup, desc, "lookback", &isnull);
 	p->lookback = palloc(sizeof(Interval));
 	memcpy(p->lookback, DatumGetIntervalP(d), sizeof(Interval));
-	p->sequence_column = copy_text_col(tup, desc, 9);
-	p->delete_detection = incetl_parse_delete_detection(copy_text_col(tup, desc, 10));
-	p->delete_flag_column = copy_text_col(tup, desc, 11);
-	p->soft_delete = incetl_parse_delete_mode(copy_text_col(tup, desc, 12));
-	p->soft_delete_column = copy_text_col(tup, desc, 13);
-	p->hash_algorithm = copy_text_col(tup, desc, 14);
-	p->batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 15, &isnull));
-	p->on_schema_change = incetl_parse_schema_change(copy_text_col(tup, desc, 16));
-	p->enabled = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
-	p->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 18, &isnull));
-	MemoryContextSwitchTo(oldcxt);
-
+	p->sequence_column = text_col(tup, desc, "sequence_column");
+	p->delete_detection = incetl_parse_delete_detection(text_col(tup, desc, "delete_detection"));
+	p->delete_flag_column = text_col(tup, desc, "delete_flag_column");
+	p->soft_delete = incetl_parse_delete_mode(text_col(tup, desc, "delete_mode"));
+	p->soft_delete_column = text_col(tup, desc, "soft_delete_column");
+	p->hash_algorithm = text_col(tup, desc, "hash_algorithm");
+	p->batch_size = DatumGetInt32(incetl_catalog_col(tup, desc, "batch_size", &isnull));
+	p->on_schema_change = incetl_parse_schema_change(text_col(tup, desc, "on_schema_change"));
+	p->enabled = DatumGetBool(incetl_catalog_col(tup, desc, "enabled", &isnull));
+	p->owner = DatumGetObjectId(incetl_catalog_col(tup, desc, "owner", &isnull));
 	return p;
 }
 
@@ -275,7 +360,6 @@ incetl_store_pipeline(IncetlPipeline *p, bool insert)
 												SPI_tuptable->tupdesc, 1,
 												&isnull));
 		}
-		incetl_state_create(p->id);
 	}
 	else
 	{

@@ -27,7 +27,10 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "strategy.h"
@@ -58,6 +61,18 @@ incetl_work_create(IncetlPipeline *p)
 {
 	Oid			old = work_relid(p);
 
+	/*
+	 * A table of that name that the owner does not own is the session's
+	 * own (the caller's): not ours to drop.
+	 */
+	if (OidIsValid(old) && !pg_class_ownercheck(old, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists in this session's temporary schema",
+						get_rel_name(old)),
+				 errdetail("Pipeline \"%s\" keeps the keys a run applies in a temporary table of that name.",
+						   p->name),
+				 errhint("Drop or rename that table, or run the pipeline in another session.")));
 	if (OidIsValid(old))
 		incetl_work_drop(old);
 	if (SPI_execute(incetl_sql_create_work_table(p), false, 0) != SPI_OK_UTILITY)

@@ -107,6 +107,8 @@ static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
+static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
+								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *from);
 static void deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
@@ -121,6 +123,8 @@ static void deparse_counts(StringInfo buf, const char *read_from);
 static void deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview);
 
 /* statements */
+static void deparse_range_edge(StringInfo buf, IncetlPipeline *p,
+							   IncetlBatchShape *shape, int *nargs, Oid *argtypes);
 static void deparse_batch_sql(StringInfo buf, IncetlPipeline *p,
 							  IncetlBatchShape *shape, int *nargs,
 							  Oid *argtypes);
@@ -484,9 +488,11 @@ static void
 deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
+	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+
 	appendStringInfoString(buf, "((");
-	if (OidIsValid(c->eq_opr))
-		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, c->eq_opr, dcol, c->tgt_type);
+	if (OidIsValid(eq) && SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(eq)))
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
 	else
 		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
 									   dcol, c->tgt_type);
@@ -805,6 +811,7 @@ deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name,
 /*
  * s.<wm> IS NOT NULL | s.<wm> >= $1 | s.<wm> > $1 | <cursor> > ($1, ...)
  * [AND s.<wm> < $n | AND s.<wm> <= $n | AND <cursor> <= ($n, ...)]
+ * [AND <cursor> <= ($m, ...)]		(the edge: the batch's last row)
  *
  * The range of watermarks (and keys) a batch reads, by shape; the types of
  * the parameters it uses go to argtypes[*np], and *np moves past them.
@@ -853,6 +860,14 @@ deparse_batch_where(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 			for (int i = 0; i < p->nkeys; i++)
 				argtypes[(*np)++] = p->keys[i]->src_type;
 			break;
+	}
+	if (shape->edge)
+	{
+		appendStringInfoString(buf, " AND ");
+		deparse_cursor_compare(buf, p, "<=", BTLessEqualStrategyNumber, *np + 1);
+		argtypes[(*np)++] = p->wm_type;
+		for (int i = 0; i < p->nkeys; i++)
+			argtypes[(*np)++] = p->keys[i]->src_type;
 	}
 }
 
@@ -963,8 +978,8 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfoChar(buf, ')');
 	}
 
-	/* the cursor after this batch */
-	if (!shape->preview)
+	/* the cursor after this batch (with an edge, the edge is) */
+	if (!shape->preview && !shape->edge)
 		deparse_last_row(buf, p, "lst", "src");
 
 	deparse_dedupe(buf, p, true);
@@ -1097,11 +1112,24 @@ static void
 deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 				   const char *from)
 {
+	appendStringInfoString(buf, ", ins AS (");
+	deparse_insert_into(buf, p, run_param, from);
+	appendStringInfoString(buf, " RETURNING 1)");
+}
+
+/*
+ * INSERT INTO <target> AS t (...) SELECT c1, ... FROM <from>: the body of
+ * the insert step (see deparse_insert_cte).
+ */
+static void
+deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
+					const char *from)
+{
 	ListCell   *lc;
 	int			i;
 	bool		soft = p->soft_delete;
 
-	appendStringInfo(buf, ", ins AS (INSERT INTO %s AS t (", p->tgt_qname);
+	appendStringInfo(buf, "INSERT INTO %s AS t (", p->tgt_qname);
 	i = 0;
 	foreach(lc, p->columns)
 		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
@@ -1125,7 +1153,7 @@ deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 		appendStringInfoString(buf, ", pg_catalog.now()");
 	if (p->tgt_etl_run_id)
 		appendStringInfo(buf, ", $%d", run_param);
-	appendStringInfo(buf, " FROM %s RETURNING 1)", from);
+	appendStringInfo(buf, " FROM %s", from);
 }
 
 /*
@@ -1415,6 +1443,31 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	int			np = 0;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
+	if (shape->fast_load && shape->edge)
+	{
+		/*
+		 * INSERT INTO <target> AS t (...) SELECT c1, ... FROM
+		 *	 (<source columns> FROM <source> AS s WHERE <batch range>) AS d
+		 *
+		 * The first load, between two known rows: nothing to order, count
+		 * (SPI reports the rows inserted) or remember, so the source is read
+		 * in its physical order and the rows go straight to the target.
+		 */
+		StringInfoData from;
+
+		Assert(!flag && !shape->preview);
+		initStringInfo(&from);
+		appendStringInfoChar(&from, '(');
+		deparse_src_columns(&from, p, true, false, false);
+		appendStringInfo(&from, " FROM %s AS s WHERE ", p->src_qname);
+		deparse_batch_where(&from, p, shape, &np, argtypes);
+		appendStringInfoString(&from, ") AS d");
+		argtypes[np++] = INT8OID;
+		deparse_insert_into(buf, p, np, from.data);
+		*nargs = np;
+		return;
+	}
+
 	deparse_batch_rows(buf, p, shape, &np, argtypes);
 
 	if (shape->preview)
@@ -1442,10 +1495,13 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		deparse_apply_ctes(buf, p, np, flag, NULL);
 
 	deparse_counts(buf, "src");
-	appendStringInfoString(buf, ", lst.w");
-	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, ", lst.k%d", i + 1);
-	appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
+	if (!shape->edge)
+	{
+		appendStringInfoString(buf, ", lst.w");
+		for (int i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", lst.k%d", i + 1);
+		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
+	}
 
 	*nargs = np;
 }
@@ -1458,6 +1514,85 @@ incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 
 	initStringInfo(&buf);
 	deparse_batch_sql(&buf, p, shape, nargs, argtypes);
+	return buf.data;
+}
+
+/*
+ * SELECT 1 FROM <source> AS s WHERE <the batch's range> LIMIT 1
+ *
+ * Whether a range batch would read anything, with the batch's parameters
+ * but the run id: a run with nothing above its cursor plans this instead of
+ * the batch statement, which costs more to plan than the probe to run.
+ */
+char *
+incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
+					   int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+	int			np = 0;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	deparse_batch_where(&buf, p, shape, &np, argtypes);
+	appendStringInfoString(&buf, " LIMIT 1");
+	*nargs = np;
+	return buf.data;
+}
+
+/*
+ * (SELECT true, s.<wm>, s.<key1>, ... FROM <source> AS s WHERE <batch range>
+ *	ORDER BY s.<wm>, s.<key1>, ... OFFSET <batch_size - 1> LIMIT 1)
+ * UNION ALL
+ * (SELECT false, s.<wm>, s.<key1>, ... FROM <source> AS s WHERE <batch range>
+ *	ORDER BY s.<wm> DESC, s.<key1> DESC, ... LIMIT 1)
+ * LIMIT 1
+ *
+ * The edge probe of a range batch: the (watermark, key) of its last row,
+ * true when the range holds batch_size rows or more (its batch_size-th
+ * row; the batch is (lower, edge], ties with the edge included), false for
+ * the last of fewer (the second probe runs only when the first finds
+ * nothing); no row when the range is empty.  Both read only the index on
+ * (watermark, key), which the batch then uses to read its rows in their
+ * physical order instead of sorting or walking them one by one.  Both
+ * probes take the same parameters, the batch's bounds.
+ */
+static void
+deparse_range_edge(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
+				   int *nargs, Oid *argtypes)
+{
+	for (int pass = 0; pass < 2; pass++)
+	{
+		int			np = 0;
+
+		appendStringInfo(buf, "%s(SELECT %s, s.%s", pass ? " UNION ALL " : "",
+						 pass ? "false" : "true", quote_identifier(p->watermark_column));
+		for (int i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", s.%s", quote_identifier(p->keys[i]->name));
+		appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
+		deparse_batch_where(buf, p, shape, &np, argtypes);
+		appendStringInfo(buf, " ORDER BY s.%s%s", quote_identifier(p->watermark_column),
+						 pass ? " DESC" : "");
+		for (int i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", s.%s%s", quote_identifier(p->keys[i]->name),
+							 pass ? " DESC" : "");
+		if (pass)
+			appendStringInfoString(buf, " LIMIT 1)");
+		else
+			appendStringInfo(buf, " OFFSET %d LIMIT 1)", p->batch_size - 1);
+		*nargs = np;
+	}
+	appendStringInfoString(buf, " LIMIT 1");
+}
+
+char *
+incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
+					  int *nargs, Oid *argtypes)
+{
+	StringInfoData buf;
+
+	Assert(!shape->edge);
+	initStringInfo(&buf);
+	deparse_range_edge(&buf, p, shape, nargs, argtypes);
 	return buf.data;
 }
 

@@ -60,6 +60,7 @@ typedef struct EngineRun
 	IncetlCounts committed_counts;
 	char	   *committed_wm;
 
+	IncetlStateRow state;		/* read by step_load, under the lock */
 	bool		prepared;		/* step_prepare succeeded */
 	MemoryContext batch_cxt;	/* reset before each batch */
 	Oid			work_relid;		/* this run's work table, dropped by OID */
@@ -287,10 +288,27 @@ range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
 	key.kind = PLAN_RANGE_BATCH;
-	key.variant = shape->lower | shape->upper << 4 | (shape->fast_load ? 1 << 8 : 0);
+	key.variant = shape->lower | shape->upper << 4 | (shape->fast_load ? 1 << 8 : 0) |
+		(shape->edge ? 1 << 9 : 0);
 	key.type1 = shape->lower_type;
 	key.type2 = shape->upper_type;
 	return incetl_plan_get(&key, sql, *nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+}
+
+/* the plan of the edge probe of a range batch of this shape */
+static SPIPlanPtr
+range_edge_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
+{
+	char	   *sql = incetl_sql_range_edge(p, shape, nargs, argtypes);
+	IncetlPlanKey key;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_RANGE_BATCH;
+	key.variant = shape->lower | shape->upper << 4 | 1 << 10;
+	key.type1 = shape->lower_type;
+	key.type2 = shape->upper_type;
+	return incetl_plan_get(&key, sql, *nargs, argtypes, 0);
 }
 
 /* the canonical text[] literal of key values */
@@ -350,7 +368,8 @@ step_load(EngineRun *er)
 				 errmsg("pipeline \"%s\" is disabled", run->name),
 				 errhint("Enable it with SELECT incetl.alter_pipeline(%s, enabled => true);",
 						 quote_literal_cstr(run->name))));
-	run->wm_before = incetl_state_watermark(run->p->id);
+	incetl_state_read(run->p, &er->state);
+	run->wm_before = er->state.watermark;
 	run->wm_after = run->wm_before;
 }
 
@@ -369,15 +388,16 @@ step_validate(EngineRun *er)
 				 errdetail("A snapshot taken before the run could hide rows that the run's watermark then passes."),
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 
-	incetl_resolve_and_follow(p, false);
+	incetl_resolve_and_follow(p, false, true);
 	incetl_check_privileges(p);
 	if (run->strategy->check)
 		run->strategy->check(p, false);
 	/* columns the source gained since are fine: remember them too */
-	if (!incetl_state_check_source_shape(p))
+	if (!incetl_state_shape_unchanged(p, &er->state) &&
+		!incetl_state_check_source_shape(p))
 		incetl_state_save_source_shape(p);
 
-	incetl_state_load_cursor(p, &run->cursor);
+	incetl_state_cursor(p, &er->state, &run->cursor);
 	run->bounded = incetl_is_time_type(p->wm_type);
 }
 
@@ -517,41 +537,39 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 }
 
 /*
- * Keep the last row a range batch read (columns 5.. of its result: the
- * watermark and the key) in the run's memory; it is the next batch's lower
- * bound, and, in the forward pass, the cursor saved with this batch.
+ * Keep the last row of a range batch (its watermark wm and key keys[],
+ * nulls[]) in the run's memory; it is the next batch's lower bound, and,
+ * in the forward pass, the cursor saved with this batch.
  */
 static void
-remember_last_row(EngineRun *er, HeapTuple tup, TupleDesc desc)
+remember_last_row(EngineRun *er, Datum wm, Datum *keys, bool *nulls)
 {
 	IncetlRun  *run = &er->run;
 	IncetlPipeline *p = run->p;
 	MemoryContext oldcxt = MemoryContextSwitchTo(run->cxt);
-	bool		isnull;
 	char	  **ktexts;
 	char	   *wm_text;
 	char	   *keys_text;
 
 	if (run->have_last && !get_typbyval(p->wm_type))
 		pfree(DatumGetPointer(run->last_wm));
-	run->last_wm = datumCopy(SPI_getbinval(tup, desc, 5, &isnull),
-							 get_typbyval(p->wm_type), get_typlen(p->wm_type));
+	run->last_wm = datumCopy(wm, get_typbyval(p->wm_type), get_typlen(p->wm_type));
 	if (run->last_keys == NULL)
 	{
 		run->last_keys = palloc(sizeof(Datum) * p->nkeys);
-		run->last_key_nulls = palloc(sizeof(bool) * p->nkeys);
+		run->last_key_nulls = palloc0(sizeof(bool) * p->nkeys);
 	}
 	for (int i = 0; i < p->nkeys; i++)
 	{
 		Oid			t = p->keys[i]->src_type;
-		Datum		d = SPI_getbinval(tup, desc, 6 + i, &run->last_key_nulls[i]);
 
 		/* the previous batch's copy goes */
 		if (!run->last_key_nulls[i] && !get_typbyval(t) && run->have_last &&
 			DatumGetPointer(run->last_keys[i]) != NULL)
 			pfree(DatumGetPointer(run->last_keys[i]));
-		run->last_keys[i] = run->last_key_nulls[i] ? (Datum) 0 :
-			datumCopy(d, get_typbyval(t), get_typlen(t));
+		run->last_key_nulls[i] = nulls[i];
+		run->last_keys[i] = nulls[i] ? (Datum) 0 :
+			datumCopy(keys[i], get_typbyval(t), get_typlen(t));
 	}
 	run->have_last = true;
 	MemoryContextSwitchTo(oldcxt);
@@ -575,8 +593,116 @@ remember_last_row(EngineRun *er, HeapTuple tup, TupleDesc desc)
 }
 
 /*
+ * Whether the first batch of the forward pass would read nothing: a run
+ * with nothing to do (the common case of a frequent schedule) then runs a
+ * one-row index probe instead of planning the batch statement, which in a
+ * fresh session costs more than everything else the run does.  Not for
+ * foreign sources (one more remote round trip) nor a first load.
+ */
+static bool
+range_is_empty(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *nulls,
+			   bool fast_load)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	char	   *sql;
+	int			nargs;
+	int			rc;
+
+	if (run->pass != PASS_FORWARD || !run->first_in_pass || fast_load ||
+		p->src_relkind == RELKIND_FOREIGN_TABLE)
+		return false;
+	sql = incetl_sql_range_probe(p, shape, &nargs, argtypes);
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_RANGE_PROBE;
+	key.variant = shape->lower | shape->upper << 4;
+	key.type1 = shape->lower_type;
+	key.type2 = shape->upper_type;
+	plan = incetl_plan_get(&key, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	/* a snapshot of its own, as the batch's statement would take */
+	rc = SPI_execute_plan(plan, values, nulls, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: range probe returned %s", SPI_result_code_string(rc));
+	return SPI_processed == 0;
+}
+
+/*
+ * The edge of a range batch whose bounds (shape, values[0..np)) are set:
+ * run its probe (deparse_range_edge) and, when the range holds a row, put
+ * the edge's (watermark, key) after the bounds and make shape an edge
+ * batch.  Returns the number of parameters now set, and in *found whether
+ * the range holds a row at all and in *full whether it holds batch_size of
+ * them (or more: ties with the edge).  A NULL key in the edge leaves the
+ * batch as it was (its row comparison would not say "up to the edge").
+ */
+static int
+probe_edge(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *nulls,
+		   int np, bool *found, bool *full)
+{
+	IncetlPipeline *p = er->run.p;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	int			nargs;
+	SPIPlanPtr	plan = range_edge_plan(p, shape, &nargs, argtypes);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum	   *edge;
+	bool	   *edge_nulls;
+
+	Assert(nargs == np);
+	/* a snapshot of its own, as the batch's statement takes right after */
+	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: edge probe failed");
+	*found = SPI_processed == 1;
+	*full = false;
+	if (!*found)
+		return np;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	*full = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+	edge = palloc(sizeof(Datum) * (p->nkeys + 1));
+	edge_nulls = palloc(sizeof(bool) * (p->nkeys + 1));
+	for (int i = 0; i <= p->nkeys; i++)
+	{
+		Oid			t = i == 0 ? p->wm_type : p->keys[i - 1]->src_type;
+
+		edge[i] = SPI_getbinval(tup, desc, 2 + i, &edge_nulls[i]);
+		if (edge_nulls[i])
+			return np;
+		edge[i] = datumCopy(edge[i], get_typbyval(t), get_typlen(t));
+	}
+	for (int i = 0; i <= p->nkeys; i++)
+	{
+		nulls[np] = ' ';
+		values[np++] = edge[i];
+	}
+	shape->edge = true;
+	shape->limit = false;
+	return np;
+}
+
+/*
  * One batch of a range pass: the strategy names its bounds; run it,
  * account for it, move the cursor.
+ *
+ * When the strategy says the source has an index on (watermark, key)
+ * (run->edges), a probe of that index first finds the batch's last row
+ * (its edge), and the batch reads every row between the bounds and the
+ * edge: in the physical order of the source, without sorting them or
+ * walking the index to their rows one by one, and without materialising
+ * them to find the last one (a first load writes them with a plain
+ * INSERT).  The rows read are the same as ORDER BY ... FETCH FIRST
+ * batch_size ROWS WITH TIES would read: the edge is the batch_size-th row
+ * and the range includes its ties.  The cursor saved is the edge, read in
+ * the same transaction; no row below the late-commit bound can appear
+ * between the probe and the read (every writer that could stamp one has
+ * ended before the run's first snapshot), so the cursor is exactly as far
+ * as the rows applied.  Without such an index a probe would be a second
+ * scan, and the batch reads in order as before.
  */
 static void
 range_batch(EngineRun *er)
@@ -592,13 +718,30 @@ range_batch(EngineRun *er)
 	SPIPlanPtr	plan;
 	int			rc;
 	int64		n;
+	bool		found = true;
+	bool		full = false;
+	int			nbounds;
 
 	memset(&shape, 0, sizeof(shape));
 	memset(nulls, ' ', INCETL_MAX_PARAMS(p));
 	shape.limit = true;
 	np = run->strategy->range_bounds(run, &shape, values, nulls);
-	values[np++] = Int64GetDatum(run->run_id);
+	nbounds = np;
+	if (range_is_empty(er, &shape, values, nulls,
+					   run->fast_load && run->pass == PASS_FORWARD))
+		found = false;
+	else if (run->edges)
+		np = probe_edge(er, &shape, values, nulls, np, &found, &full);
 
+	if (!found)
+	{
+		/* nothing between the bounds: an empty batch */
+		run->counts.batches++;
+		run->strategy->range_advance(run, 0);
+		return;
+	}
+
+	values[np++] = Int64GetDatum(run->run_id);
 	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
@@ -612,13 +755,50 @@ range_batch(EngineRun *er)
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 		incetl_end_batch_settings(nest);
 	}
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "incetl: batch statement returned %s",
-			 SPI_result_code_string(rc));
 
-	n = account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-	if (n > 0)
-		remember_last_row(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge)
+	{
+		/* a plain INSERT: every row read was inserted */
+		n = (int64) SPI_processed;
+		run->counts.batches++;
+		run->counts.extracted += n;
+		run->counts.inserted += n;
+		if (n > 0)
+			er->wrote_target = er->any_target_write = true;
+	}
+	else
+	{
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "incetl: batch statement returned %s",
+				 SPI_result_code_string(rc));
+		n = account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	}
+
+	if (shape.edge)
+	{
+		bool	   *key_nulls = palloc0(sizeof(bool) * p->nkeys);
+
+		/* the range up to the edge is done, whatever it held by now */
+		remember_last_row(er, values[nbounds], &values[nbounds + 1], key_nulls);
+		/* more rows may follow the edge of a full batch */
+		if (full && n < p->batch_size)
+			n = p->batch_size;
+	}
+	else if (n > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		wm;
+		Datum	   *keys = palloc(sizeof(Datum) * p->nkeys);
+		bool	   *key_nulls = palloc(sizeof(bool) * p->nkeys);
+		bool		isnull;
+
+		/* columns 5.. of its result: the last row's watermark and key */
+		wm = SPI_getbinval(tup, desc, 5, &isnull);
+		for (int i = 0; i < p->nkeys; i++)
+			keys[i] = SPI_getbinval(tup, desc, 6 + i, &key_nulls[i]);
+		remember_last_row(er, wm, keys, key_nulls);
+	}
 	run->strategy->range_advance(run, n);
 }
 
@@ -781,11 +961,14 @@ step_work_table(EngineRun *er)
 	er->work_relid = incetl_work_create(er->run.p);
 }
 
+/*
+ * The OID stays known: a failed final commit rolls the drop back, and the
+ * work table must then be dropped again.
+ */
 static void
 step_drop_work_table(EngineRun *er)
 {
 	incetl_work_drop(er->work_relid);
-	er->work_relid = InvalidOid;
 }
 
 /*

@@ -57,8 +57,7 @@ typedef struct IncetlColumn
 	bool		is_key;
 	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
-	Oid			eq_opr;			/* = of the target type, or InvalidOid */
-	Oid			gt_opr;			/* > of the target type, or InvalidOid */
+	Oid			eq_opr;			/* key columns: = of the target type */
 } IncetlColumn;
 
 /* a pipeline as stored in incetl.pipelines, plus what validation derived */
@@ -157,6 +156,12 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 extern void incetl_exec_utility_as(Oid role, const char *sql);
 
 /* catalog.c */
+#include "access/htup.h"
+#include "access/tupdesc.h"
+extern HeapTuple incetl_catalog_row(const char *relname, const char *keycol,
+									RegProcedure eqproc, Datum key, TupleDesc *descp);
+extern Datum incetl_catalog_col(HeapTuple tup, TupleDesc desc, const char *name,
+								bool *isnull);
 extern IncetlPipeline *incetl_load_pipeline(const char *name, bool missing_ok);
 extern void incetl_store_pipeline(IncetlPipeline *p, bool insert);
 extern List *incetl_key_list_from_array(ArrayType *arr, const char *argname);
@@ -175,7 +180,20 @@ typedef struct IncetlSlotState
 	bool		loaded;			/* the pipeline has a watermark */
 } IncetlSlotState;
 
+/* a pipeline's row of incetl.state, as a run reads it once */
+typedef struct IncetlStateRow
+{
+	bool		found;
+	char	   *watermark;		/* NULL: none */
+	Datum		watermark_key;	/* text[], or 0 */
+	char	   *source_columns; /* jsonb's canonical text, or NULL */
+} IncetlStateRow;
+
 extern void incetl_state_create(int32 pipeline_id);
+extern void incetl_state_read(IncetlPipeline *p, IncetlStateRow *row);
+extern void incetl_state_cursor(IncetlPipeline *p, IncetlStateRow *row,
+								IncetlCursor *cur);
+extern bool incetl_state_shape_unchanged(IncetlPipeline *p, IncetlStateRow *row);
 extern char *incetl_state_watermark(int32 pipeline_id);
 extern void incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur);
 extern void incetl_state_save_cursor(IncetlPipeline *p, const char *wm_text,
@@ -207,7 +225,8 @@ extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_type_name(Oid typid, int32 typmod);
 
 /* schema.c */
-extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create);
+extern void incetl_resolve_and_follow(IncetlPipeline *p, bool at_create,
+									  bool notice);
 
 /* watermark.c */
 extern char *incetl_canonical_text(Datum value, Oid typid);
@@ -243,12 +262,19 @@ typedef struct IncetlBatchShape
 	bool		preview;		/* list ops instead of writing */
 	bool		limit;			/* LIMIT batch_size */
 	bool		fast_load;		/* plain INSERT: the target had no row */
+	bool		edge;			/* and (watermark, key) <= ($, $...): the
+								 * batch's last row, found by its edge probe;
+								 * no ORDER BY, no LIMIT */
 } IncetlBatchShape;
 
-#define INCETL_MAX_PARAMS(p) (2 * (p)->nkeys + 4)
+#define INCETL_MAX_PARAMS(p) (3 * (p)->nkeys + 5)
 
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
+extern char *incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
+									int *nargs, Oid *argtypes);
+extern char *incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
+								   int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
 extern char *incetl_qualified_operator(Oid opr);
 extern void incetl_deparse_operator_clause(fmStringInfo buf,
@@ -282,7 +308,8 @@ typedef enum IncetlPlanKind
 {
 	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
 	PLAN_KEYED_BATCH,			/* variant: with the hash state */
-	PLAN_COMPARE_DELETES
+	PLAN_COMPARE_DELETES,
+	PLAN_RANGE_PROBE			/* variant: the batch shape */
 } IncetlPlanKind;
 
 typedef struct IncetlPlanKey

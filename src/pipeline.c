@@ -99,7 +99,7 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("pipeline \"%s\" already exists", p->name),
 				 errhint("Choose another name, or change the pipeline with incetl.alter_pipeline.")));
 
-	incetl_resolve_and_follow(p, true);
+	incetl_resolve_and_follow(p, true, true);
 	incetl_check_privileges(p);
 	if (p->strategy->check)
 		p->strategy->check(p, true);
@@ -124,6 +124,7 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 	}
 
 	incetl_store_pipeline(p, true);
+	incetl_state_create(p->id);
 	incetl_state_save_source_shape(p);
 	if (p->strategy->setup)
 		p->strategy->setup(p);
@@ -240,7 +241,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 	 * An error restores the role with the (sub)transaction.
 	 */
 	incetl_switch_role(&role, p->owner, 0);
-	incetl_resolve_and_follow(p, true);
+	incetl_resolve_and_follow(p, true, true);
 	incetl_check_privileges(p);
 	if (p->strategy->check)
 		p->strategy->check(p, false);

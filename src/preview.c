@@ -10,28 +10,72 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlogdefs.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
 #include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_preview);
 
+/* the rows of a preview of p into the result, as the pipeline's owner */
+static void
+preview_pipeline(IncetlPipeline *p, IncetlRoleSwitch *role, ReturnSetInfo *rsinfo,
+				 int64 max_rows)
+{
+	IncetlPreview pv;
+	char	   *sql;
+	int			rc;
+
+	/* like a run, look at the data as the pipeline's owner */
+	incetl_switch_role(role, p->owner, 0);
+	incetl_resolve_and_follow(p, false, false);
+
+	memset(&pv, 0, sizeof(pv));
+	pv.p = p;
+	incetl_state_load_cursor(p, &pv.cursor);
+	pv.argtypes = palloc0(sizeof(Oid));
+	pv.values = palloc0(sizeof(Datum));
+	p->strategy->preview(&pv);
+
+	sql = pv.sql;
+	if (max_rows >= 0)
+		sql = psprintf("%s LIMIT " INT64_FORMAT, sql, max_rows);
+
+	rc = SPI_execute_with_args(sql, pv.nargs, pv.argtypes, pv.values, pv.nulls,
+							   true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "incetl: preview returned %s", SPI_result_code_string(rc));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		out[2];
+		bool		outnulls[2];
+
+		out[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &outnulls[0]);
+		out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &outnulls[1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	}
+	incetl_restore_role(role, true);
+}
+
 Datum
 incetl_preview(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
 	IncetlRoleSwitch role;
 	IncetlPipeline *p;
-	IncetlPreview pv;
-	char	   *sql;
-	int			rc;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -50,36 +94,32 @@ incetl_preview(PG_FUNCTION_ARGS)
 	(void) incetl_strategy(p);
 	incetl_check_owner(p);
 
-	/* like a run, look at the data as the pipeline's owner */
-	incetl_switch_role(&role, p->owner, 0);
-	incetl_resolve_pipeline(p, false);
-
-	memset(&pv, 0, sizeof(pv));
-	pv.p = p;
-	incetl_state_load_cursor(p, &pv.cursor);
-	pv.argtypes = palloc0(sizeof(Oid));
-	pv.values = palloc0(sizeof(Datum));
-	p->strategy->preview(&pv);
-
-	sql = pv.sql;
-	if (!PG_ARGISNULL(1))
-		sql = psprintf("%s LIMIT " INT64_FORMAT, sql, PG_GETARG_INT64(1));
-
-	rc = SPI_execute_with_args(sql, pv.nargs, pv.argtypes, pv.values, pv.nulls,
-							   true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "incetl: preview returned %s", SPI_result_code_string(rc));
-
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/*
+	 * Everything happens in a subtransaction that is rolled back: the
+	 * columns the run would add to the target (on_schema_change
+	 * 'add_columns') are added, so that the preview shows what the run will
+	 * do to them, and taken away again.
+	 */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
 	{
-		Datum		out[2];
-		bool		outnulls[2];
-
-		out[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &outnulls[0]);
-		out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &outnulls[1]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+		preview_pipeline(p, &role, rsinfo, PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1));
 	}
-	incetl_restore_role(&role, true);
+	PG_CATCH();
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -8,8 +8,8 @@
  * target lacks.  Runs, create_pipeline and alter_pipeline then add them
  * here, as the pipeline's owner (the column's type may be the owner's
  * domain, whose DEFAULT and CHECK are the owner's code), and validate
- * again.  A preview adds nothing: it shows what the run would do with the
- * columns the target has.
+ * again.  A preview adds them too, in a subtransaction it rolls back, so
+ * that it shows what the run will do to the new columns.
  *
  * src/schema.c
  *
@@ -30,7 +30,7 @@
  * pipeline's owner, inside SPI.
  */
 void
-incetl_resolve_and_follow(IncetlPipeline *p, bool at_create)
+incetl_resolve_and_follow(IncetlPipeline *p, bool at_create, bool notice)
 {
 	ListCell   *lc;
 
@@ -49,9 +49,10 @@ incetl_resolve_and_follow(IncetlPipeline *p, bool at_create)
 		rc = SPI_execute(sql, false, 0);
 		if (rc != SPI_OK_UTILITY)
 			elog(ERROR, "incetl: could not add column: %s", SPI_result_code_string(rc));
-		ereport(NOTICE,
-				(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
-						c->name, get_rel_name(p->target), p->name)));
+		if (notice)
+			ereport(NOTICE,
+					(errmsg("added column \"%s\" to target \"%s\" of pipeline \"%s\"",
+							c->name, get_rel_name(p->target), p->name)));
 	}
 	CommandCounterIncrement();
 	incetl_resolve_pipeline(p, at_create);

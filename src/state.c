@@ -22,7 +22,9 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
 
@@ -61,66 +63,106 @@ incetl_state_watermark(int32 pipeline_id)
 }
 
 /*
- * Load the saved cursor of a pipeline (inside SPI; allocations in the
- * caller's context).
+ * Read a pipeline's row of incetl.state (directly, see
+ * incetl_catalog_row): the watermark, its key and the source's remembered
+ * shape, copied into the caller's memory context.  A run reads it once (after it holds the pipeline's
+ * lock, nothing else writes the row) and derives the rest from it.
  */
 void
-incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
+incetl_state_read(IncetlPipeline *p, IncetlStateRow *row)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(p->id)};
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
-	MemoryContext oldcxt;
 
-	memset(cur, 0, sizeof(IncetlCursor));
-	incetl_spi_exec_owner("SELECT watermark, watermark_key FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	memset(row, 0, sizeof(IncetlStateRow));
+	tup = incetl_catalog_row("state", "pipeline_id", F_INT4EQ,
+							 Int32GetDatum(p->id), &desc);
+	if (tup == NULL)
+		return;
+	row->found = true;
+	d = incetl_catalog_col(tup, desc, "watermark", &isnull);
+	if (!isnull)
+		row->watermark = TextDatumGetCString(d);
+	d = incetl_catalog_col(tup, desc, "watermark_key", &isnull);
+	if (!isnull)
+		row->watermark_key = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	d = incetl_catalog_col(tup, desc, "source_columns", &isnull);
+	if (!isnull)
+		row->source_columns = DatumGetCString(DirectFunctionCall1(jsonb_out, d));
+}
+
+/*
+ * The saved cursor of a pipeline, from its state row (allocations in the
+ * caller's context).  The pipeline must be resolved (its watermark and key
+ * types known).
+ */
+void
+incetl_state_cursor(IncetlPipeline *p, IncetlStateRow *row, IncetlCursor *cur)
+{
+	if (!row->found)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("state of pipeline \"%s\" is missing", p->name),
 				 errhint("Drop and create the pipeline again.")));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-
-	oldcxt = MemoryContextSwitchTo(callercxt);
-	d = SPI_getbinval(tup, desc, 1, &isnull);
-	if (!isnull && OidIsValid(p->wm_type))
+	memset(cur, 0, sizeof(IncetlCursor));
+	if (row->watermark == NULL || !OidIsValid(p->wm_type))
+		return;
+	cur->valid = true;
+	cur->wm_text = row->watermark;
+	cur->wm = incetl_parse_canonical(cur->wm_text, p->wm_type);
+	if (row->watermark_key != (Datum) 0)
 	{
-		cur->valid = true;
-		cur->wm_text = TextDatumGetCString(d);
-		cur->wm = incetl_parse_canonical(cur->wm_text, p->wm_type);
-		d = SPI_getbinval(tup, desc, 2, &isnull);
-		if (!isnull)
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(d);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
 
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &n);
-			if (n == p->nkeys)
+		deconstruct_array(DatumGetArrayTypeP(row->watermark_key), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		if (n == p->nkeys)
+		{
+			cur->nkeys = n;
+			cur->keys = palloc(sizeof(Datum) * n);
+			cur->key_nulls = palloc(sizeof(bool) * n);
+			for (int i = 0; i < n; i++)
 			{
-				cur->nkeys = n;
-				cur->keys = palloc(sizeof(Datum) * n);
-				cur->key_nulls = palloc(sizeof(bool) * n);
-				for (int i = 0; i < n; i++)
-				{
-					cur->key_nulls[i] = nulls[i];
-					cur->keys[i] = nulls[i] ? (Datum) 0 :
-						incetl_parse_canonical(TextDatumGetCString(elems[i]),
-											   p->keys[i]->src_type);
-				}
+				cur->key_nulls[i] = nulls[i];
+				cur->keys[i] = nulls[i] ? (Datum) 0 :
+					incetl_parse_canonical(TextDatumGetCString(elems[i]),
+										   p->keys[i]->src_type);
 			}
 		}
 	}
-	MemoryContextSwitchTo(oldcxt);
+}
+
+/* read the state row and the cursor in it */
+void
+incetl_state_load_cursor(IncetlPipeline *p, IncetlCursor *cur)
+{
+	IncetlStateRow row;
+
+	incetl_state_read(p, &row);
+	incetl_state_cursor(p, &row, cur);
+}
+
+/*
+ * Whether the source has exactly the shape remembered in the state row
+ * (compared as jsonb's canonical text, without a statement).  When not,
+ * incetl_state_check_source_shape() tells a column that was dropped or
+ * retyped (an error) from columns that were added.
+ */
+bool
+incetl_state_shape_unchanged(IncetlPipeline *p, IncetlStateRow *row)
+{
+	char	   *now;
+
+	if (row->source_columns == NULL || p->source_shape == NULL)
+		return false;
+	now = DatumGetCString(DirectFunctionCall1(jsonb_out,
+											  DirectFunctionCall1(jsonb_in,
+																  CStringGetDatum(p->source_shape))));
+	return strcmp(now, row->source_columns) == 0;
 }
 
 /*

@@ -70,6 +70,7 @@ typedef struct IncetlRun
 
 	/* range passes: the last row of the previous batch */
 	bool		fast_load;		/* first load into an empty target */
+	bool		edges;			/* batches end at a probed edge (engine.c) */
 	bool		have_last;
 	Datum		last_wm;
 	Datum	   *last_keys;

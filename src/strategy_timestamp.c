@@ -22,11 +22,18 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relation.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "strategy.h"
@@ -92,11 +99,54 @@ clamp_backfill_range(IncetlRun *run)
 	return true;
 }
 
+/*
+ * Whether batches may end at a probed edge (engine.c, range_batch): the
+ * source is a local table (or materialized view, or partitioned table)
+ * with a valid btree index that leads with the watermark column, as the
+ * README asks for, so the probe is an index scan.  A view or a foreign
+ * table reads its batches in order, as one statement each.
+ */
+static bool
+edges_apply(IncetlPipeline *p)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	AttrNumber	wm_att;
+	bool		found = false;
+
+	if (p->src_relkind != RELKIND_RELATION && p->src_relkind != RELKIND_MATVIEW &&
+		p->src_relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	wm_att = get_attnum(p->source, p->watermark_column);
+	if (wm_att == InvalidAttrNumber)
+		return false;
+	rel = relation_open(p->source, AccessShareLock);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+
+		found = idx->rd_rel->relam == BTREE_AM_OID && ind->indisvalid &&
+			ind->indnkeyatts >= 1 && ind->indkey.values[0] == wm_att &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
+		index_close(idx, AccessShareLock);
+		if (found)
+			break;
+	}
+	list_free(indexes);
+	relation_close(rel, AccessShareLock);
+	return found;
+}
+
 /* choose the first pass; a first load into an empty target needs no compare */
 static void
 timestamp_fill_changes(IncetlRun *run)
 {
 	IncetlPipeline *p = run->p;
+
+	run->edges = edges_apply(p);
 
 	if (run->kind == RUN_KIND_BACKFILL)
 	{
@@ -333,9 +383,57 @@ timestamp_preview(IncetlPreview *pv)
 }
 
 /*
+ * Explain the edge probe of a batch (engine.c, range_batch) and run it, as
+ * the run would, so that the batch is shown with its edge: adds the edge
+ * to values[*np...] and makes shape an edge batch.  False: the range holds
+ * no row, and the run would read nothing.
+ */
+static bool
+explain_edge(IncetlExplain *ex, IncetlRun *run, IncetlBatchShape *shape,
+			 Datum *values, char *nulls, int *np)
+{
+	IncetlPipeline *p = run->p;
+	Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+	Datum	   *pvalues = palloc(sizeof(Datum) * INCETL_MAX_PARAMS(p));
+	char	   *pnulls = palloc(INCETL_MAX_PARAMS(p));
+	int			nargs;
+	char	   *sql = incetl_sql_range_edge(p, shape, &nargs, argtypes);
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	Assert(nargs == *np);
+	memcpy(pvalues, values, sizeof(Datum) * nargs);
+	memcpy(pnulls, nulls, nargs);
+	incetl_explain_add(ex, run->pass == PASS_LOOKBACK ? "lookback edge" : "forward edge",
+					   EXPLAIN_PLAIN, sql, nargs, argtypes, pvalues, pnulls);
+	if (SPI_execute_with_args(sql, nargs, argtypes, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: edge probe failed");
+	if (SPI_processed != 1)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	for (int i = 0; i <= p->nkeys; i++)
+	{
+		Oid			t = i == 0 ? p->wm_type : p->keys[i - 1]->src_type;
+		bool		isnull;
+		Datum		d = SPI_getbinval(tup, desc, 2 + i, &isnull);
+
+		/* a NULL key: the batch is read in order (engine.c) */
+		if (isnull)
+			return true;
+		values[*np + i] = datumCopy(d, get_typbyval(t), get_typlen(t));
+		nulls[*np + i] = ' ';
+	}
+	*np += p->nkeys + 1;
+	shape->edge = true;
+	shape->limit = false;
+	return true;
+}
+
+/*
  * Explain: the first batch of each pass the next run makes, with the
- * bounds it would use, and with delete_detection 'compare' the compare
- * pass's statement.
+ * bounds it would use (and the probe of its edge before it), and with
+ * delete_detection 'compare' the compare pass's statement.
  */
 static void
 timestamp_explain(IncetlExplain *ex)
@@ -367,6 +465,12 @@ timestamp_explain(IncetlExplain *ex)
 		shape.limit = true;
 		run.first_in_pass = true;
 		np = incetl_range_bounds(&run, &shape, values, nulls, false);
+		if (run.edges && !explain_edge(ex, &run, &shape, values, nulls, &np))
+		{
+			/* the range is empty: the run stops at the probe */
+			run.pass = run.pass == PASS_LOOKBACK ? PASS_FORWARD : PASS_DONE;
+			continue;
+		}
 		values[np++] = Int64GetDatum(0);	/* the run id */
 		shape.fast_load = run.fast_load && run.pass == PASS_FORWARD;
 		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);

@@ -23,8 +23,10 @@
  *
  * - incetl_capture_<id>_insert, _update, _delete: AFTER ... FOR EACH
  *	 STATEMENT with transition tables, so a statement that changes 100,000
- *	 rows queues their keys with one INSERT ... SELECT.  Enabled in origin
- *	 and local sessions (ENABLE, 'O').
+ *	 rows queues their keys with one INSERT ... SELECT (planned for its
+ *	 size; an update that kept its keys queues only the new ones), and one
+ *	 that changes a few queues each with a prepared INSERT.  Enabled in
+ *	 origin and local sessions (ENABLE, 'O').
  * - incetl_capture_<id>_row (tables with storage): AFTER INSERT OR UPDATE
  *	 OR DELETE FOR EACH ROW, enabled only under session_replication_role =
  *	 replica (ENABLE REPLICA, 'R'): a logical replication apply worker fires
@@ -77,12 +79,14 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "port/pg_bitutils.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -93,6 +97,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/tuplestore.h"
 
 #include "strategy.h"
 
@@ -113,8 +118,29 @@ static const char *const kind_names[CAPTURE_NKINDS] =
 {"insert", "update", "delete", "truncate", "row"};
 
 /*
- * The prepared INSERT of each capture trigger, by trigger OID: a writer
- * that changes one row per statement pays for executing it, not for
+ * A statement's transition tables are planned as having as many rows as
+ * they had when the statement was prepared, and a plan without parameters
+ * is kept for good: prepared after a 1-row UPDATE, the anti-join of an
+ * update's old and new keys stays a nested loop, quadratic in a later
+ * statement's rows (a 20,000-row UPDATE took 7 s instead of 0.2).  So each
+ * trigger keeps one plan per size class, the number of rows rounded down
+ * to a power of 4: a plan is used only for statements within 4 times the
+ * size it was made for.
+ */
+#define CAPTURE_SIZE_CLASSES 32
+
+/*
+ * Statements that changed at most this many rows do not run the set-based
+ * INSERT ... SELECT: the capture reads their keys from the transition
+ * tables itself and queues each with the row trigger's prepared INSERT,
+ * whose plan is a fraction of the other's to start and end (for a 1-row
+ * statement, most of the capture's cost).
+ */
+#define CAPTURE_SMALL_ROWS 4
+
+/*
+ * The prepared INSERTs of each capture trigger, by trigger OID: a writer
+ * that changes one row per statement pays for executing one, not for
  * parsing and planning it.  The plans are revalidated by the plan cache
  * when the queue or the source changes.
  */
@@ -124,8 +150,14 @@ typedef struct CapturePlan
 	Oid			relid;			/* the trigger's table */
 	int32		pipeline_id;
 	bool		numbered;		/* the queue has seq (not a queue of 0.1) */
+	/* the INSERT of one key ($1..$n, op $n+1): row triggers, small statements */
 	SPIPlanPtr	plan;
-	/* row triggers: the key columns and their types, as prepared */
+	/*
+	 * statement triggers: the set-based INSERT, by size class, and for an
+	 * update, whether it queues old keys too ([1]) or new ones only ([0])
+	 */
+	SPIPlanPtr	stmt_plans[CAPTURE_SIZE_CLASSES][2];
+	/* the key columns and their types, as plan was prepared for */
 	int			nkeys;
 	AttrNumber *attnums;
 	Oid		   *types;
@@ -668,6 +700,22 @@ incetl_capture_teardown(IncetlPipeline *p)
 						   psprintf("DROP TABLE IF EXISTS %s", incetl_queue_table_name(p)));
 }
 
+/* forget every plan of an entry */
+static void
+free_capture_plans(CapturePlan *entry)
+{
+	if (entry->plan)
+		SPI_freeplan(entry->plan);
+	entry->plan = NULL;
+	for (int i = 0; i < CAPTURE_SIZE_CLASSES; i++)
+		for (int j = 0; j < 2; j++)
+		{
+			if (entry->stmt_plans[i][j])
+				SPI_freeplan(entry->stmt_plans[i][j]);
+			entry->stmt_plans[i][j] = NULL;
+		}
+}
+
 /* the CapturePlan of a trigger, reset if the OID now means another one */
 static CapturePlan *
 capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
@@ -687,8 +735,7 @@ capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
 	entry = hash_search(capture_plans, &tg->tgoid, HASH_ENTER, &found);
 	if (found && (entry->relid != relid || entry->pipeline_id != pipeline_id))
 	{
-		if (entry->plan)
-			SPI_freeplan(entry->plan);
+		free_capture_plans(entry);
 		if (entry->attnums)
 			pfree(entry->attnums);
 		if (entry->types)
@@ -701,6 +748,7 @@ capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
 		entry->pipeline_id = pipeline_id;
 		entry->numbered = true;
 		entry->plan = NULL;
+		memset(entry->stmt_plans, 0, sizeof(entry->stmt_plans));
 		entry->nkeys = 0;
 		entry->attnums = NULL;
 		entry->types = NULL;
@@ -727,9 +775,12 @@ key_attnum(TupleDesc desc, Relation rel, const char *name)
 	return InvalidAttrNumber;
 }
 
-/* the statement of a statement-level capture trigger */
+/*
+ * The statement of a statement-level capture trigger.  old_keys: an update
+ * also queues the old keys its new rows lack.
+ */
 static char *
-statement_sql(TriggerData *td, int32 pipeline_id, bool numbered)
+statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 {
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
@@ -766,7 +817,7 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered)
 	 * cast to the base type, so the operator is that type's own btree
 	 * equality, matched exactly (no domain or user type to resolve it for).
 	 */
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && old_keys)
 	{
 		appendStringInfoString(&sql, " UNION ALL SELECT ");
 		for (int i = 0; i < nkeys; i++)
@@ -853,9 +904,9 @@ prepare_row(CapturePlan *entry, TriggerData *td, const char *queue, bool numbere
 	entry->plan = plan;
 }
 
-/* queue the key of one row version */
+/* queue one key: values and isnull of its nkeys columns */
 static void
-queue_row_key(CapturePlan *entry, TupleTableSlot *slot, char op)
+queue_key(CapturePlan *entry, Datum *keys, bool *isnull, char op)
 {
 	int			nkeys = entry->nkeys;
 	Datum	   *values = palloc(sizeof(Datum) * (nkeys + 1));
@@ -864,16 +915,204 @@ queue_row_key(CapturePlan *entry, TupleTableSlot *slot, char op)
 
 	for (int i = 0; i < nkeys; i++)
 	{
-		bool		isnull;
-
-		values[i] = slot_getattr(slot, entry->attnums[i], &isnull);
-		nulls[i] = isnull ? 'n' : ' ';
+		values[i] = isnull[i] ? (Datum) 0 : keys[i];
+		nulls[i] = isnull[i] ? 'n' : ' ';
 	}
 	values[nkeys] = CharGetDatum(op);
 	nulls[nkeys] = ' ';
 	rc = SPI_execute_plan(entry->plan, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+	pfree(values);
+	pfree(nulls);
+}
+
+/* queue the key of one row version */
+static void
+queue_row_key(CapturePlan *entry, TupleTableSlot *slot, char op)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * entry->nkeys);
+	bool	   *isnull = palloc(sizeof(bool) * entry->nkeys);
+
+	for (int i = 0; i < entry->nkeys; i++)
+		keys[i] = slot_getattr(slot, entry->attnums[i], &isnull[i]);
+	queue_key(entry, keys, isnull, op);
+}
+
+/*
+ * The keys of every row of a small transition table (at most
+ * CAPTURE_SMALL_ROWS rows), copied: keys[r * nkeys + i] is column i of row
+ * r.  Read through a read pointer of our own, as a scan of it in a query
+ * would.  Returns the number of rows.
+ */
+static int
+read_small_table(CapturePlan *entry, Tuplestorestate *ts, TupleDesc desc,
+				 Datum *keys, bool *isnull)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			nkeys = entry->nkeys;
+	int			n = 0;
+
+	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND));
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		if (n >= CAPTURE_SMALL_ROWS)
+			elog(ERROR, "incetl: transition table grew while the capture read it");
+		for (int i = 0; i < nkeys; i++)
+		{
+			int16		typlen;
+			bool		typbyval;
+			Datum		d = slot_getattr(slot, entry->attnums[i], &isnull[n * nkeys + i]);
+
+			get_typlenbyval(entry->types[i], &typlen, &typbyval);
+			keys[n * nkeys + i] = isnull[n * nkeys + i] ? (Datum) 0 :
+				datumCopy(d, typbyval, typlen);
+		}
+		n++;
+	}
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	return n;
+}
+
+/*
+ * Are two keys the same, byte for byte (a false no costs one entry more)?
+ * A null is never the same, as for the set-based statement's equality.
+ */
+static bool
+same_key(CapturePlan *entry, Datum *a, bool *anull, Datum *b, bool *bnull)
+{
+	for (int i = 0; i < entry->nkeys; i++)
+	{
+		int16		typlen;
+		bool		typbyval;
+
+		if (anull[i] || bnull[i])
+			return false;
+		get_typlenbyval(entry->types[i], &typlen, &typbyval);
+		if (!datumIsEqual(a[i], b[i], typbyval, typlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The capture of a statement that changed at most CAPTURE_SMALL_ROWS rows:
+ * each new row's key ('i' or 'u'), each old row's key ('d') unless an
+ * update left it in a new row, one prepared INSERT each.  What the
+ * set-based statement queues, but for an old key that only an operator
+ * other than byte equality finds among the new ones (numeric 1.0 and
+ * 1.00, say), queued as 'd' too: a run applies a queued key by loading its
+ * current row, so an entry more changes nothing.
+ */
+static void
+capture_small(CapturePlan *entry, TriggerData *td)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			nkeys = entry->nkeys;
+	int			size = CAPTURE_SMALL_ROWS * nkeys;
+	Datum	   *newkeys = palloc(sizeof(Datum) * size);
+	bool	   *newnull = palloc(sizeof(bool) * size);
+	Datum	   *oldkeys = palloc(sizeof(Datum) * size);
+	bool	   *oldnull = palloc(sizeof(bool) * size);
+	int			nnew = 0;
+	int			nold = 0;
+	bool		update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+
+	if (td->tg_newtable)
+		nnew = read_small_table(entry, td->tg_newtable, desc, newkeys, newnull);
+	if (td->tg_oldtable)
+		nold = read_small_table(entry, td->tg_oldtable, desc, oldkeys, oldnull);
+
+	for (int r = 0; r < nnew; r++)
+		queue_key(entry, &newkeys[r * nkeys], &newnull[r * nkeys], update ? 'u' : 'i');
+	for (int r = 0; r < nold; r++)
+	{
+		bool		kept = false;
+
+		for (int s = 0; update && !kept && s < nnew; s++)
+			kept = same_key(entry, &oldkeys[r * nkeys], &oldnull[r * nkeys],
+							&newkeys[s * nkeys], &newnull[s * nkeys]);
+		if (!kept)
+			queue_key(entry, &oldkeys[r * nkeys], &oldnull[r * nkeys], 'd');
+	}
+}
+
+/*
+ * Whether an UPDATE statement kept every row's key: its old and new
+ * transition tables, read side by side, hold the same non-null keys, byte
+ * for byte, row by row.  PostgreSQL adds an updated row's old and new
+ * versions to them together, so they pair up; but whatever the order, a
+ * pair that matches proves that its old key is among the new keys, so when
+ * all do, the anti-join of the set-based statement would find no old key
+ * to queue.  A no (a key changed, a null, equal values in other bytes)
+ * only costs that anti-join.  Cheaper than it: no hash table of the new
+ * keys, and most updates keep their keys.
+ */
+static bool
+update_kept_keys(TriggerData *td)
+{
+	Tuplestorestate *olds = td->tg_oldtable;
+	Tuplestorestate *news = td->tg_newtable;
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			nkeys = tg->tgnargs - 1;
+	AttrNumber *attnums = palloc(sizeof(AttrNumber) * nkeys);
+	TupleTableSlot *oslot;
+	TupleTableSlot *nslot;
+	int			optr;
+	int			nptr;
+	bool		kept = true;
+
+	if (olds == NULL || news == NULL ||
+		tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
+		return false;
+	for (int i = 0; i < nkeys; i++)
+		attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
+
+	oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	optr = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+	nptr = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(olds, optr);
+	tuplestore_rescan(olds);
+	tuplestore_select_read_pointer(news, nptr);
+	tuplestore_rescan(news);
+	while (kept)
+	{
+		bool		got_old = tuplestore_gettupleslot(olds, true, false, oslot);
+		bool		got_new = tuplestore_gettupleslot(news, true, false, nslot);
+
+		if (got_old != got_new)
+			kept = false;
+		if (!got_old || !got_new)
+			break;
+		for (int i = 0; kept && i < nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, attnums[i] - 1);
+			bool		onull;
+			bool		nnull;
+			Datum		o = slot_getattr(oslot, attnums[i], &onull);
+			Datum		n = slot_getattr(nslot, attnums[i], &nnull);
+
+			kept = !onull && !nnull && datumIsEqual(o, n, att->attbyval, att->attlen);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+	ExecDropSingleTupleTableSlot(oslot);
+	ExecDropSingleTupleTableSlot(nslot);
+	pfree(attnums);
+	return kept;
+}
+
+/* the size class of a number of rows: log4, rounded down */
+static int
+size_class(int64 rows)
+{
+	return rows < 1 ? 0 : pg_leftmost_one_pos64((uint64) rows) / 2;
 }
 
 /* did an update change the key (byte for byte: a false yes costs nothing) */
@@ -918,6 +1157,8 @@ incetl_capture(PG_FUNCTION_ARGS)
 	CapturePlan *entry;
 	bool		row;
 	bool		numbered;
+	volatile int64 rows = 0;
+	volatile bool small = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -951,11 +1192,8 @@ incetl_capture(PG_FUNCTION_ARGS)
 
 	entry = capture_plan(tg, RelationGetRelid(td->tg_relation), pipeline_id);
 	numbered = get_attnum(queue_rel, "seq") != InvalidAttrNumber;
-	if (entry->plan && entry->numbered != numbered)
-	{
-		SPI_freeplan(entry->plan);
-		entry->plan = NULL;
-	}
+	if (entry->numbered != numbered)
+		free_capture_plans(entry);
 	entry->numbered = numbered;
 
 	/*
@@ -969,34 +1207,54 @@ incetl_capture(PG_FUNCTION_ARGS)
 						queue, pipeline_id),
 				 errhint("Run the pipeline: it replaces the queue and compares the whole source with the target.")));
 
+	/* a statement trigger: how many rows changed */
+	if (!row && !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		if (td->tg_oldtable)
+			rows = Max(rows, tuplestore_tuple_count(td->tg_oldtable));
+		if (td->tg_newtable)
+			rows = Max(rows, tuplestore_tuple_count(td->tg_newtable));
+		/* a statement that changed no row has nothing to queue */
+		if (rows == 0)
+			return PointerGetDatum(NULL);
+		small = rows <= CAPTURE_SMALL_ROWS;
+	}
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!row && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+	if (!row && !small && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 
 	/* planned too as the queue's owner, with its search_path */
 	incetl_switch_role(&save, queue_owner, INCETL_ROLE_PIN_PATH);
 	PG_TRY();
 	{
-		if (row && (entry->plan == NULL ||
-					!row_keys_match(entry, RelationGetDescr(td->tg_relation), tg)))
+		if ((row || small) && (entry->plan == NULL ||
+							   !row_keys_match(entry, RelationGetDescr(td->tg_relation), tg)))
 			prepare_row(entry, td, queue, numbered);
-		else if (!row && entry->plan == NULL)
+
+		if (small)
+			capture_small(entry, td);
+		else if (!row)
 		{
-			SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered), 0, NULL);
+			int			sclass = size_class(rows);
+			int			old_keys = TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
+				!update_kept_keys(td) ? 1 : 0;
+			int			rc;
 
-			if (plan == NULL)
-				elog(ERROR, "incetl: could not prepare the capture: %s",
-					 SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "incetl: SPI_keepplan failed");
-			entry->plan = plan;
-		}
+			if (entry->stmt_plans[sclass][old_keys] == NULL)
+			{
+				SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered, old_keys),
+											   0, NULL);
 
-		if (!row)
-		{
-			int			rc = SPI_execute_plan(entry->plan, NULL, NULL, false, 0);
-
+				if (plan == NULL)
+					elog(ERROR, "incetl: could not prepare the capture: %s",
+						 SPI_result_code_string(SPI_result));
+				if (SPI_keepplan(plan) != 0)
+					elog(ERROR, "incetl: SPI_keepplan failed");
+				entry->stmt_plans[sclass][old_keys] = plan;
+			}
+			rc = SPI_execute_plan(entry->stmt_plans[sclass][old_keys], NULL, NULL, false, 0);
 			if (rc != SPI_OK_INSERT)
 				elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
 		}

@@ -453,10 +453,6 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		c->tgt_typmod = ta->atttypmod;
 		c->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
 		c->tgt_typename = incetl_type_name(ta->atttypid, ta->atttypmod);
-		c->eq_opr = existing_operator(lookup_type_cache(ta->atttypid,
-														TYPECACHE_EQ_OPR)->eq_opr);
-		c->gt_opr = existing_operator(lookup_type_cache(ta->atttypid,
-														TYPECACHE_GT_OPR)->gt_opr);
 		p->columns = lappend(p->columns, c);
 	}
 
@@ -485,6 +481,9 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 			if (strcmp(c->name, kname) == 0)
 			{
+				/* only keys need one here: deparse.c finds the others' */
+				c->eq_opr = existing_operator(lookup_type_cache(c->tgt_type,
+																TYPECACHE_EQ_OPR)->eq_opr);
 				if (!OidIsValid(c->eq_opr))
 					ereport(ERROR,
 							(errcode(ERRCODE_UNDEFINED_FUNCTION),

@@ -11,7 +11,8 @@
 #   BENCH_REPS=3       repetitions per case (the no-change case does at least 5)
 #   BENCH_KEEP=1       leave the cluster's data directory in .bench/data
 #   BENCH_CASES=...    only these cases (comma-separated): initial, ts1, ts10,
-#                      nochange, hash, trigger, logical, view (default: all); the
+#                      nochange, hash, trigger, trigger1, logical, view
+#                      (default: all); the
 #                      initial load still happens, unmeasured, when others
 #                      need it
 #   BENCH_EXPLAIN=1    load auto_explain (log_analyze, log_nested_statements)
@@ -37,6 +38,12 @@
 #   trigger            the capture trigger's cost on an UPDATE of N/10 rows
 #                      (vs the same UPDATE on a table without it), then a run
 #                      applying those changes vs the MERGE
+#   trigger1           the capture trigger's cost in a session whose first
+#                      statement was a 1-row UPDATE (plans made for its
+#                      size must not be kept for larger ones): 2,000 1-row
+#                      UPDATEs sent one by one in one transaction, and an
+#                      UPDATE of N/10 rows, each vs the same on a table
+#                      without the trigger
 #   logical            a run applying N/10 changes from the slot vs the MERGE
 #   view               a keyed ('hash') run on a view over a copy of app.users
 #                      after 1% of its rows were updated, vs the same run of a
@@ -92,7 +99,7 @@ START_SECONDS=$SECONDS
 
 say() { echo "bench: $*" >&2; }
 
-CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,logical,view}
+CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,trigger1,logical,view}
 # want <case>: whether the case was asked for
 want() { [[ ",$CASES," == *",$1,"* ]]; }
 
@@ -196,17 +203,19 @@ SET auto_explain.log_buffers = on;"
 fi
 
 #
-# measure incetl|base <sql>: CHECKPOINT, then run <sql> in a fresh session
-# and time it.  Sets M_SECS, M_HWM, M_ANON and M_PRIV (kB).
+# measure incetl|base <sql> [setup]: CHECKPOINT, then run <sql> in a fresh
+# session (after <setup>, untimed) and time it.  Sets M_SECS, M_HWM, M_ANON
+# and M_PRIV (kB).
 #
 measure() {
-	local who=$1 sql=$2 prelude= out
+	local who=$1 sql=$2 setup=${3:-} prelude= out
 	[[ $who == incetl ]] && prelude=$EXPLAIN_PRELUDE
 	psql_b -c 'CHECKPOINT'
 	out=$(psql_b <<EOF
 $prelude
 SELECT pg_backend_pid() AS bench_pid \gset
 \setenv BENCH_PID :bench_pid
+$setup
 SELECT clock_timestamp() AS bench_t0 \gset
 $sql
 SELECT 'SECS ' || extract(epoch FROM clock_timestamp() - :'bench_t0'::timestamptz);
@@ -259,21 +268,21 @@ begin_acc() {
 }
 
 #
-# run_pair <incetl sql> <baseline sql> <rep> [acc]: measure both, alternating
-# which goes first.
+# run_pair <incetl sql> <baseline sql> <rep> [acc] [incetl setup] [baseline
+# setup]: measure both, alternating which goes first.
 #
 run_pair() {
-	local inc_sql=$1 base_sql=$2 rep=$3 a=${4:-T}
+	local inc_sql=$1 base_sql=$2 rep=$3 a=${4:-T} inc_setup=${5:-} base_setup=${6:-}
 	local -n inc=${a}_INC base=${a}_BASE hwm=${a}_HWM anon=${a}_ANON priv=${a}_PRIV bhwm=${a}_BHWM
 	if (( rep % 2 == 1 )); then
-		measure incetl "$inc_sql"
+		measure incetl "$inc_sql" "$inc_setup"
 		inc+=("$M_SECS"); hwm+=("$M_HWM"); anon+=("$M_ANON"); priv+=("$M_PRIV")
-		measure base "$base_sql"
+		measure base "$base_sql" "$base_setup"
 		base+=("$M_SECS"); bhwm+=("$M_HWM")
 	else
-		measure base "$base_sql"
+		measure base "$base_sql" "$base_setup"
 		base+=("$M_SECS"); bhwm+=("$M_HWM")
-		measure incetl "$inc_sql"
+		measure incetl "$inc_sql" "$inc_setup"
 		inc+=("$M_SECS"); hwm+=("$M_HWM"); anon+=("$M_ANON"); priv+=("$M_PRIV")
 	fi
 	say "    rep $rep: incetl ${inc[-1]} s, baseline ${base[-1]} s"
@@ -639,6 +648,58 @@ else
 	check_same app.users_t dw.users_t dw.users_tb
 	end_case "trigger: UPDATE, trigger overhead" "$NCHG" W
 	end_case "trigger: run applying changes" "$NCHG"
+fi
+
+# ---------------------------------------------------------------- trigger1
+
+why=$(probe_strategy trigger)
+if ! want trigger1; then
+	:
+elif [[ -n $why ]]; then
+	say "case: trigger1: $why"
+	na_case "trigger1: 2000 1-row UPDATEs" 2000 "$why"
+	na_case "trigger1: UPDATE after 1-row one" "$NCHG" "$why"
+else
+	# app.users_t1 with a trigger pipeline's capture triggers, app.users_p1
+	# without; no run is needed to measure the writes
+	copy_users app.users_t1
+	copy_users app.users_p1
+	empty_target dw.users_t1
+	psql_b -c "SELECT incetl.create_pipeline('users_t1', source => 'app.users_t1',
+		target => 'dw.users_t1', strategy => 'trigger')" >/dev/null
+	# small_updates <table> <rep>: a script of 2,000 1-row UPDATEs in one
+	# transaction, each its own statement, of rows spread over the table
+	small_updates() {
+		echo 'BEGIN;'
+		awk -v t="$1" -v r="$2" -v step=$((N / 2000)) 'BEGIN {
+			for (i = 0; i < 2000; i++)
+				printf "UPDATE %s SET score = score + 1, updated_at = now() WHERE id = %d;\n", t, i * step + r }'
+		echo 'COMMIT;'
+	}
+	begin_case "trigger1: 2,000 1-row UPDATEs, then an UPDATE of N/10 rows, after a 1-row UPDATE"
+	begin_acc S
+	for rep in $(seq 1 "$REPS"); do
+		small_updates app.users_t1 "$rep" >"$BENCH/trigger1_t.sql"
+		small_updates app.users_p1 "$rep" >"$BENCH/trigger1_p.sql"
+		run_pair "\i $BENCH/trigger1_t.sql" "\i $BENCH/trigger1_p.sql" "$rep" S \
+			"UPDATE app.users_t1 SET score = score + 1 WHERE id = $rep;" \
+			"UPDATE app.users_p1 SET score = score + 1 WHERE id = $rep;"
+		psql_b -c 'VACUUM ANALYZE app.users_t1, app.users_p1'
+		run_pair "UPDATE app.users_t1 SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $rep;" \
+			"UPDATE app.users_p1 SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $rep;" "$rep" T \
+			"UPDATE app.users_t1 SET score = score + 1 WHERE id = $rep;" \
+			"UPDATE app.users_p1 SET score = score + 1 WHERE id = $rep;"
+		psql_b -c 'VACUUM ANALYZE app.users_t1, app.users_p1'
+	done
+	# both saw the same updates (updated_at differs: now() of other sessions)
+	t1_sum=$(psql_b -c "SELECT count(*) || '/' || sum(score) FROM app.users_t1")
+	p1_sum=$(psql_b -c "SELECT count(*) || '/' || sum(score) FROM app.users_p1")
+	if [[ $t1_sum != "$p1_sum" ]]; then
+		echo "bench: app.users_t1 and app.users_p1 differ ($t1_sum vs $p1_sum)" >&2
+		exit 1
+	fi
+	end_case "trigger1: 2000 1-row UPDATEs" 2000 S
+	end_case "trigger1: UPDATE after 1-row one" "$NCHG"
 fi
 
 # ---------------------------------------------------------------- logical

@@ -14,8 +14,9 @@ use Test::More;
 
 my @layers = (
 	[qw(incetl role lock watermark)],
-	[qw(state validate)],
-	[qw(catalog audit)],
+	[qw(validate)],
+	[qw(catalog)],
+	[qw(state audit)],
 	[qw(deparse plancache schema)],
 	[qw(changeset)],
 	[qw(strategy_timestamp strategy_hash strategy_trigger strategy_logical decode hash)],
