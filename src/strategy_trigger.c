@@ -1282,20 +1282,19 @@ incetl_capture(PG_FUNCTION_ARGS)
 }
 
 /*
- * WITH ins AS (INSERT INTO <work table> (rn, k1, ..., op, qtid, qseq)
- *				SELECT $1 + dense_rank() OVER (ORDER BY q.k1, ...), q.k1, ...,
- *					   'u', q.ctid, q.seq
- *				FROM <queue> AS q WHERE q.op <> 'T'
- *				AND NOT EXISTS (SELECT 1 FROM <work table> AS w
- *								WHERE w.k1 = q.k1 AND ...)
- *				RETURNING rn)
- * SELECT max(rn) FROM ins
+ * INSERT INTO <work table> (rn, k1, ..., op, qtid, qseq)
+ * SELECT $1 + dense_rank() OVER (ORDER BY q.k1, ...), q.k1, ..., 'u',
+ *		  q.ctid, q.seq
+ * FROM <queue> AS q WHERE q.op <> 'T'
+ * AND NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = q.k1 AND ...)
  *
  * Fill the work table with the queued keys not already in it, numbered
  * from offset $1 + 1 in key order: one row per queue entry (its tuple id
- * and seq), the entries of one key sharing its number.  Returns the
- * highest number added (NULL: none).  A sort of the entries, no grouping:
- * an aggregate of every key's entries into arrays costs twice as much.
+ * and seq), the entries of one key sharing its number.  A sort of the
+ * entries, no grouping: an aggregate of every key's entries into arrays
+ * costs twice as much.  A plain INSERT (not one in a WITH, whose RETURNING
+ * would give the highest number): rules and triggers the owner's code put
+ * on the work table meet the statement they met before.
  */
 char *
 incetl_sql_fill_from_queue(IncetlPipeline *p)
@@ -1309,7 +1308,7 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 		appendStringInfo(&keys, "%sq.k%d", i ? ", " : "", i + 1);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "WITH ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	appendStringInfo(&buf, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d, ", i + 1);
 	appendStringInfo(&buf, "op, qtid, qseq) "
@@ -1322,7 +1321,7 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "%sw.k%d %s q.k%d", i ? " AND " : "", i + 1,
 						 incetl_type_equality(p->keys[i]->src_type), i + 1);
-	appendStringInfoString(&buf, ") RETURNING rn) SELECT pg_catalog.max(rn) FROM ins");
+	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
 
@@ -1458,8 +1457,8 @@ static void
 trigger_fill_changes(IncetlRun *run)
 {
 	TriggerRun *tr = trigger_run(run);
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8OID};
+	Datum		values[2];
 	MemoryContext oldcxt;
 	int			nest;
 	int			rc;
@@ -1484,8 +1483,25 @@ trigger_fill_changes(IncetlRun *run)
 	rc = SPI_execute_with_args(incetl_sql_fill_from_queue(run->p), 1, argtypes,
 							   values, NULL, false, 0);
 	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "incetl: could not drain the queue");
+	if (SPI_processed == 0)
+		return;
+
+	/*
+	 * The highest number given, through the index on rn: no higher than
+	 * the offset plus the entries inserted, whatever else the owner's code
+	 * put in the table, so the keyed pass stays as long as what it drained.
+	 */
+	argtypes[1] = INT8OID;
+	values[1] = Int64GetDatum(run->work_total + (int64) SPI_processed);
+	if (SPI_execute_with_args(psprintf("SELECT pg_catalog.max(rn) FROM %s "
+									   "WHERE rn OPERATOR(pg_catalog.>) $1 "
+									   "AND rn OPERATOR(pg_catalog.<=) $2",
+									   incetl_work_table_name(run->p)),
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not read the work table");
 	max_rn = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		run->work_total = DatumGetInt64(max_rn);
