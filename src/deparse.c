@@ -1664,8 +1664,11 @@ incetl_queue_table_name(IncetlPipeline *p)
 
 /*
  * CREATE TEMPORARY TABLE <work table> (rn pg_catalog.int8, k1 <type>, ...,
- *		op "char", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]);
+ *		op "char", qtid pg_catalog.tid, qseq pg_catalog.int8);
  * CREATE INDEX ON <work table> (rn)
+ *
+ * One row per key, or, for a trigger run's queued keys, one row per queue
+ * entry (its tuple id and seq), the entries of one key sharing its rn.
  */
 static void
 deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
@@ -1675,7 +1678,7 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(buf, ", op \"char\", qtids pg_catalog.tid[], qseqs pg_catalog.int8[]); CREATE INDEX ON %s (rn)",
+	appendStringInfo(buf, ", op \"char\", qtid pg_catalog.tid, qseq pg_catalog.int8); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 }
 
@@ -1842,25 +1845,28 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 }
 
 /*
- * WITH b AS MATERIALIZED (SELECT * FROM <work table>
- *						   WHERE rn > $1 AND rn <= $2)
+ * WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, k1, ..., op
+ *						   FROM <work table> WHERE rn > $1 AND rn <= $2
+ *						   ORDER BY rn)
  *	 <keyed rows: sb, src, d0, d, gone>, cmp ..., ins ..., upd ..., del ...
  *	 [, st_up ..., st_del ...]
  *	 SELECT <counts of b, ins, upd, del>
  *
- * One keyed batch: rows rn in ($1, $2] of the work table.  $3 is the run
- * id.  Returns keys read, inserted, updated, deleted.
+ * One keyed batch: rows rn in ($1, $2] of the work table, one per rn (a
+ * key's queue entries share its rn).  $3 is the run id.  Returns keys
+ * read, inserted, updated, deleted.
  */
 static void
 deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 					int *nargs, Oid *argtypes)
 {
-	appendStringInfo(buf, "WITH b AS MATERIALIZED (SELECT * FROM %s WHERE ",
-					 incetl_work_table_name(p));
+	appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
+	deparse_key_list(buf, p);
+	appendStringInfo(buf, ", op FROM %s WHERE ", incetl_work_table_name(p));
 	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
-	appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, " ORDER BY rn)");
 	deparse_keyed_rows(buf, p, with_state);
 
 	argtypes[0] = INT8OID;

@@ -862,13 +862,27 @@ compare_batch(EngineRun *er)
 	int64		nd;
 	IncetlPlanKey key;
 	SPIPlanPtr	plan;
+	int			nest;
 
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
 	key.kind = PLAN_COMPARE_DELETES;
 	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false), 1, argtypes, 0);
 	values[0] = Int64GetDatum(run->run_id);
+
+	/*
+	 * An anti-join of the whole target against the whole source: hashing is
+	 * what it should do, so joins keep their choice; but JIT compiling it
+	 * costs more than it saves, and its hash tables should stay in memory.
+	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (work_mem < 32 * 1024)
+		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	incetl_end_batch_settings(nest);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: compare deletes returned %s", SPI_result_code_string(rc));
 	nd = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
