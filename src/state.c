@@ -45,28 +45,24 @@ incetl_state_create(int32 pipeline_id)
 char *
 incetl_state_watermark(int32 pipeline_id)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(pipeline_id)};
+	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
+	HeapTuple	tup = incetl_catalog_row("state", "pipeline_id", F_INT4EQ,
+										 Int32GetDatum(pipeline_id), &desc);
 
-	incetl_spi_exec_owner("SELECT watermark FROM incetl.state "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed != 1)
+	if (tup == NULL)
 		return NULL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return NULL;
-	return MemoryContextStrdup(callercxt, TextDatumGetCString(d));
+	d = incetl_catalog_col(tup, desc, "watermark", &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 /*
  * Read a pipeline's row of incetl.state (directly, see
  * incetl_catalog_row): the watermark, its key and the source's remembered
- * shape, copied into the caller's memory context.  A run reads it once (after it holds the pipeline's
- * lock, nothing else writes the row) and derives the rest from it.
+ * shape, copied into the caller's memory context.  A run reads it once
+ * (after it holds the pipeline's lock, nothing else writes the row) and
+ * derives the rest from it.
  */
 void
 incetl_state_read(IncetlPipeline *p, IncetlStateRow *row)
