@@ -191,22 +191,6 @@ operator_namespace(Oid opr)
 }
 
 /*
- * "OPERATOR(nsp.name)" for an operator, or NULL when opr is invalid or
- * unknown.
- */
-char *
-incetl_qualified_operator(Oid opr)
-{
-	StringInfoData buf;
-
-	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
-		return NULL;
-	initStringInfo(&buf);
-	deparse_operator_name(&buf, opr, NULL);
-	return buf.data;
-}
-
-/*
  * Append "::nsp.typname", a cast to typid with the default typmod, spelled
  * the hard way as ruleutils.c's add_cast_to() does (format_type_be() would
  * say "character", which means char(1), and truncate).
@@ -239,7 +223,7 @@ deparse_cast(StringInfo buf, Oid typid)
  * must be fit to take a cast: a column, a parameter, a literal or
  * something in parentheses.
  */
-void
+static void
 incetl_deparse_operator_clause(StringInfo buf, const char *leftop, Oid leftoptype,
 							   Oid opoid, const char *rightop, Oid rightoptype)
 {
@@ -1834,7 +1818,7 @@ deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 	appendStringInfoString(buf, ") AS x");
 }
 
-char *
+static char *
 incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 {
 	StringInfoData buf;

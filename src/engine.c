@@ -312,7 +312,7 @@ range_edge_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *arg
 }
 
 /* the canonical text[] literal of key values */
-char *
+static char *
 incetl_keys_text(int n, char **texts, bool *nulls)
 {
 	StringInfoData buf;

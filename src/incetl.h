@@ -235,7 +235,6 @@ extern Datum incetl_parse_canonical(const char *text, Oid typid);
 extern TimestampTz incetl_late_commit_bound(void);
 extern Datum incetl_bound_for_column(IncetlPipeline *p, TimestampTz bound);
 extern Datum incetl_lookback_start(IncetlPipeline *p, Datum wm, Oid *type);
-extern char *incetl_keys_text(int n, char **texts, bool *nulls);
 
 /* deparse.c */
 typedef enum IncetlLower
@@ -279,11 +278,6 @@ extern char *incetl_sql_range_probe(IncetlPipeline *p, IncetlBatchShape *shape,
 extern char *incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
 								   int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
-extern char *incetl_qualified_operator(Oid opr);
-extern void incetl_deparse_operator_clause(fmStringInfo buf,
-										   const char *leftop, Oid leftoptype,
-										   Oid opoid,
-										   const char *rightop, Oid rightoptype);
 extern char *incetl_type_equality(Oid typid);
 extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);
@@ -304,7 +298,6 @@ extern char *incetl_sql_hash_state_empty(IncetlPipeline *p);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
-extern char *incetl_sql_diff(IncetlPipeline *p, bool reconcile);
 
 /* plancache.c: prepared statements keyed by (pipeline, kind, variant) */
 typedef enum IncetlPlanKind
@@ -327,43 +320,6 @@ typedef struct IncetlPlanKey
 #include "executor/spi.h"
 extern SPIPlanPtr incetl_plan_get(const IncetlPlanKey *key, const char *sql,
 								  int nargs, Oid *argtypes, int cursor_options);
-
-/* strategy_trigger.c: the capture machinery */
-#define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
-#define CAPTURE_COVER_PREPARE		0x02	/* the start of a run */
-#define CAPTURE_COVER_FULL_RUN		0x04	/* the run compares everything */
-#define CAPTURE_COVER_QUEUE_KEYS	0x08	/* queue keys of new members */
-#define CAPTURE_COVER_AFTER_READ	0x10	/* after a batch read the source */
-
-extern void incetl_capture_check_privileges(IncetlPipeline *p);
-extern bool incetl_capture_cover(IncetlPipeline *p, int flags);
-extern void incetl_capture_teardown(IncetlPipeline *p);
-extern char *incetl_sql_fill_from_queue(IncetlPipeline *p);
-/* queue entries a run copied: tid[] and int8[] (seq), or both 0 */
-typedef struct IncetlQueueEntries
-{
-	Datum		tids;
-	Datum		seqs;
-} IncetlQueueEntries;
-
-extern void incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e);
-extern void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
-										 IncetlQueueEntries *e);
-extern void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
-
-/* strategy_logical.c: slots */
-extern void incetl_logical_check(IncetlPipeline *p);
-extern void incetl_logical_check_owner(IncetlPipeline *p);
-extern char *incetl_logical_slot_name(IncetlPipeline *p);
-extern bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
-								XLogRecPtr *applied);
-extern void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
-extern void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
-extern Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
-									  XLogRecPtr applied, bool *truncated);
-extern void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
-								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-								bool *truncated);
 
 /* audit.c */
 extern void incetl_log_skipped(IncetlPipeline *p, const char *pipeline_name,

@@ -256,8 +256,4 @@ incetl_explain_add(IncetlExplain *ex, const char *step, IncetlExplainKind kind,
 	ex->statements = lappend(ex->statements, st);
 }
 
-/* strategy_timestamp.c: batch bounds, for runs, backfills and previews */
-extern int	incetl_range_bounds(IncetlRun *run, IncetlBatchShape *shape,
-								Datum *values, char *nulls, bool whole);
-
 #endif							/* INCETL_STRATEGY_H */

@@ -79,11 +79,26 @@
 
 PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
 
+/* slots, used by this file's callbacks */
+static void incetl_logical_check(IncetlPipeline *p);
+static void incetl_logical_check_owner(IncetlPipeline *p);
+static char *incetl_logical_slot_name(IncetlPipeline *p);
+static bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
+								XLogRecPtr *applied);
+static void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
+static void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
+static Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
+									  XLogRecPtr applied, bool *truncated);
+static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
+								bool *truncated);
+
+
 /*
  * A logical pipeline's owner needs the REPLICATION attribute, as it would
  * to create and read the slot by hand: incetl uses the slot as that owner.
  */
-void
+static void
 incetl_logical_check_owner(IncetlPipeline *p)
 {
 	if (!has_rolreplication(p->owner))
@@ -100,7 +115,7 @@ incetl_logical_check_owner(IncetlPipeline *p)
 /*
  * Refuse a logical pipeline the server or the source cannot serve.
  */
-void
+static void
 incetl_logical_check(IncetlPipeline *p)
 {
 	Relation	rel;
@@ -168,7 +183,7 @@ incetl_logical_check(IncetlPipeline *p)
 
 
 /* the slot name incetl gives a pipeline in this database */
-char *
+static char *
 incetl_logical_slot_name(IncetlPipeline *p)
 {
 	return psprintf("incetl_%u_%d", MyDatabaseId, p->id);
@@ -244,7 +259,7 @@ slot_function(const char *sql, const char *name)
  * current user, before the transaction writes anything.  Otherwise (a
  * preview) *slot is NULL when there is no slot to read.
  */
-bool
+static bool
 incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *applied)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
@@ -343,7 +358,7 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 }
 
 /* confirm the slot up to lsn, if it is behind */
-void
+static void
 incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 {
 	Oid			types[2] = {NAMEOID, LSNOID};
@@ -436,7 +451,7 @@ logical_fill_sql(IncetlPipeline *p)
  * Runs as the current user (the pipeline's owner): the casts of the keys
  * run the key types' code, a domain's CHECK included.
  */
-void
+static void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
 					bool *truncated)
@@ -488,7 +503,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
  * user (the pipeline's owner).  Returns a jsonb Datum in the caller's
  * context.
  */
-Datum
+static Datum
 incetl_logical_peek_json(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 						 bool *truncated)
 {
@@ -639,7 +654,7 @@ drop_at_commit(const char *name)
  * drop_pipeline: drop the pipeline's slot (under its stored name and its
  * own) when the transaction commits.
  */
-void
+static void
 incetl_logical_drop_slot_at_commit(IncetlPipeline *p)
 {
 	IncetlSlotState state;

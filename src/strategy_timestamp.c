@@ -243,7 +243,7 @@ push_row(IncetlPipeline *p, Datum wm, Datum *keys, bool *key_nulls,
  * id.  whole (preview): the lookback and forward passes as one range, from
  * the lookback's start to the late-commit bound.
  */
-int
+static int
 incetl_range_bounds(IncetlRun *run, IncetlBatchShape *shape, Datum *values,
 					char *nulls, bool whole)
 {

@@ -103,6 +103,30 @@
 
 PG_FUNCTION_INFO_V1(incetl_capture);
 
+/* the capture machinery, used by this file's callbacks */
+#define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
+#define CAPTURE_COVER_PREPARE		0x02	/* the start of a run */
+#define CAPTURE_COVER_FULL_RUN		0x04	/* the run compares everything */
+#define CAPTURE_COVER_QUEUE_KEYS	0x08	/* queue keys of new members */
+#define CAPTURE_COVER_AFTER_READ	0x10	/* after a batch read the source */
+
+static void incetl_capture_check_privileges(IncetlPipeline *p);
+static bool incetl_capture_cover(IncetlPipeline *p, int flags);
+static void incetl_capture_teardown(IncetlPipeline *p);
+static char *incetl_sql_fill_from_queue(IncetlPipeline *p);
+/* queue entries a run copied: tid[] and int8[] (seq), or both 0 */
+typedef struct IncetlQueueEntries
+{
+	Datum		tids;
+	Datum		seqs;
+} IncetlQueueEntries;
+
+static void incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e);
+static void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
+										 IncetlQueueEntries *e);
+static void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
+
+
 /* the capture triggers a pipeline puts on one relation */
 typedef enum CaptureKind
 {
@@ -334,7 +358,7 @@ refuse_foreign_member(IncetlPipeline *p, Oid relid)
  * of their own too).  Called by create_pipeline, as the caller, before
  * anything is written.
  */
-void
+static void
 incetl_capture_check_privileges(IncetlPipeline *p)
 {
 	List	   *members = capture_members(p);
@@ -545,7 +569,7 @@ queue_keys_of(IncetlPipeline *p, Oid relid)
  *	 member that joined since the last check: its rows may have changed
  *	 uncaptured after that read, so also queue a TRUNCATE marker.
  */
-bool
+static bool
 incetl_capture_cover(IncetlPipeline *p, int flags)
 {
 	bool		full = false;
@@ -671,7 +695,7 @@ incetl_capture_cover(IncetlPipeline *p, int flags)
  * Drop every capture trigger of the pipeline, wherever it is (the source,
  * its partitions, tables that left it), then the queue.
  */
-void
+static void
 incetl_capture_teardown(IncetlPipeline *p)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
@@ -1296,7 +1320,7 @@ incetl_capture(PG_FUNCTION_ARGS)
  * would give the highest number): rules and triggers the owner's code put
  * on the work table meet the statement they met before.
  */
-char *
+static char *
 incetl_sql_fill_from_queue(IncetlPipeline *p)
 {
 	StringInfoData buf;
@@ -1345,7 +1369,7 @@ copy_entries(IncetlQueueEntries *e)
  * The TRUNCATE markers in the queue (none: e->seqs == 0); read as the
  * pipeline's owner, copied into the caller's memory context.
  */
-void
+static void
 incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e)
 {
 	if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(ctid), pg_catalog.array_agg(seq) "
@@ -1357,7 +1381,7 @@ incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e)
 }
 
 /* the queue entries drained into rows (from, to] of the work table */
-void
+static void
 incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
 							 IncetlQueueEntries *e)
 {
@@ -1381,7 +1405,7 @@ incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
  * An entry moved since (VACUUM FULL, CLUSTER, pg_repack) is left for the
  * next run, and whatever now sits at its old tuple id is left alone.
  */
-void
+static void
 incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e)
 {
 	Oid			argtypes[2] = {TIDARRAYOID, INT8ARRAYOID};
