@@ -612,8 +612,7 @@ range_is_empty(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *null
 	int			nargs;
 	int			rc;
 
-	if (run->pass != PASS_FORWARD || !run->first_in_pass || fast_load ||
-		p->src_relkind == RELKIND_FOREIGN_TABLE)
+	if (!incetl_range_probe_applies(run, fast_load))
 		return false;
 	sql = incetl_sql_range_probe(p, shape, &nargs, argtypes);
 	memset(&key, 0, sizeof(key));

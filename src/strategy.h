@@ -29,6 +29,7 @@
 #define INCETL_STRATEGY_H
 
 #include "access/xlogdefs.h"
+#include "catalog/pg_class.h"
 #include "incetl.h"
 
 /* the passes of a run, in order */
@@ -254,6 +255,19 @@ incetl_explain_add(IncetlExplain *ex, const char *step, IncetlExplainKind kind,
 	st->values = values;
 	st->nulls = nulls;
 	ex->statements = lappend(ex->statements, st);
+}
+
+/*
+ * Whether the engine first probes a range batch for emptiness (one row of
+ * the range, instead of planning the batch): the forward pass's first
+ * batch, but not a first load nor a foreign source (one more remote round
+ * trip).  The engine and explain both ask here.
+ */
+static inline bool
+incetl_range_probe_applies(IncetlRun *run, bool fast_load)
+{
+	return run->pass == PASS_FORWARD && run->first_in_pass && !fast_load &&
+		run->p->src_relkind != RELKIND_FOREIGN_TABLE;
 }
 
 #endif							/* INCETL_STRATEGY_H */

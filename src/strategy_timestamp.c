@@ -465,6 +465,20 @@ timestamp_explain(IncetlExplain *ex)
 		shape.limit = true;
 		run.first_in_pass = true;
 		np = incetl_range_bounds(&run, &shape, values, nulls, false);
+		if (incetl_range_probe_applies(&run, run.fast_load))
+		{
+			Oid		   *pargtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(p));
+			Datum	   *pvalues = palloc(sizeof(Datum) * np);
+			char	   *pnulls = palloc(np);
+			int			pargs;
+			char	   *psql = incetl_sql_range_probe(p, &shape, &pargs, pargtypes);
+
+			Assert(pargs == np);
+			memcpy(pvalues, values, sizeof(Datum) * np);
+			memcpy(pnulls, nulls, np);
+			incetl_explain_add(ex, "forward probe", EXPLAIN_PLAIN, psql, pargs,
+							   pargtypes, pvalues, pnulls);
+		}
 		if (run.edges && !explain_edge(ex, &run, &shape, values, nulls, &np))
 		{
 			/* the range is empty: the run stops at the probe */
