@@ -154,9 +154,7 @@ incetl_explain(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
+	p = incetl_load_owned_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	/* all of it is undone: the work table, and whatever planning touched */
 	ex_args.p = p;

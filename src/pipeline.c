@@ -44,9 +44,7 @@ open_idle_pipeline(const char *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(name, false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
+	p = incetl_load_owned_pipeline(name);
 	incetl_lock_idle_pipeline(p);
 	return p;
 }

@@ -100,9 +100,7 @@ incetl_preview(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	p = incetl_load_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	(void) incetl_strategy(p);
-	incetl_check_owner(p);
+	p = incetl_load_owned_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	/*
 	 * Everything happens in a subtransaction that is rolled back: the

@@ -53,3 +53,17 @@ incetl_strategy(IncetlPipeline *p)
 		p->strategy = incetl_strategy_by_name(p->strategy_name);
 	return p->strategy;
 }
+
+/*
+ * Load a pipeline with its strategy, for a caller that must own it (the
+ * owner, a member of the owning role, or a superuser).
+ */
+IncetlPipeline *
+incetl_load_owned_pipeline(const char *name)
+{
+	IncetlPipeline *p = incetl_load_pipeline(name, false);
+
+	(void) incetl_strategy(p);
+	incetl_check_owner(p);
+	return p;
+}

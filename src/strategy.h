@@ -225,6 +225,7 @@ typedef struct IncetlStrategyRoutine
 /* strategy.c */
 extern const IncetlStrategyRoutine *incetl_strategy_by_name(const char *name);
 extern const IncetlStrategyRoutine *incetl_strategy(IncetlPipeline *p);
+extern IncetlPipeline *incetl_load_owned_pipeline(const char *name);
 
 /* changeset.c: the work table of a keyed change set */
 extern Oid	incetl_work_create(IncetlPipeline *p);
