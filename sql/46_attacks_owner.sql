@@ -135,7 +135,9 @@ CREATE OR REPLACE VIEW t46_m.vsrc AS SELECT id, v FROM t46_m.src WHERE t46_m.fol
 RESET ROLE;
 BEGIN;
 SAVEPOINT s;
+\set VERBOSITY terse
 SELECT step FROM incetl.explain('t46_view');
+\set VERBOSITY default
 ROLLBACK TO SAVEPOINT s;
 SELECT * FROM t46_verdict();
 -- and once more, the error caught in the same (sub)transaction
