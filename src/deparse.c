@@ -1662,7 +1662,7 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(buf, ", op \"char\", qtid pg_catalog.tid, qseq pg_catalog.int8); CREATE INDEX ON %s (rn)",
+	appendStringInfo(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 }
 
@@ -1764,7 +1764,7 @@ deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "COALESCE(s.k%d, %s.k%d) AS k%d, ", i + 1, other, i + 1, i + 1);
-	appendStringInfo(buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::\"char\" AS op FROM (SELECT ",
+	appendStringInfo(buf, "CASE WHEN %s.k1 IS NULL THEN 'i' WHEN s.k1 IS NULL%s THEN 'd' ELSE 'u' END::pg_catalog.\"char\" AS op FROM (SELECT ",
 					 other, flag ? " OR s.f IS TRUE" : "");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
@@ -2052,7 +2052,7 @@ deparse_hash_initial(StringInfo buf, IncetlPipeline *p)
 	appendStringInfoString(buf, ") AS rn, * FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "COALESCE(s.k%d, t.k%d) AS k%d, ", i + 1, i + 1, i + 1);
-	appendStringInfoString(buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::\"char\" AS op FROM (SELECT ");
+	appendStringInfoString(buf, "CASE WHEN s.k1 IS NULL THEN 'd' ELSE 'i' END::pg_catalog.\"char\" AS op FROM (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%ss.%s AS k%d", i ? ", " : "",
 						 quote_identifier(p->keys[i]->name), i + 1);

@@ -408,7 +408,7 @@ create_queue(IncetlPipeline *p)
 					 incetl_queue_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d %s, ", i + 1, queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod));
-	appendStringInfo(&buf, "op \"char\" NOT NULL); "
+	appendStringInfo(&buf, "op pg_catalog.\"char\" NOT NULL); "
 					 "CREATE SEQUENCE %s_seq OWNED BY %s.seq; GRANT SELECT ON %s TO %s",
 					 incetl_queue_table_name(p), incetl_queue_table_name(p),
 					 incetl_queue_table_name(p),
@@ -505,7 +505,7 @@ drop_triggers_on(IncetlPipeline *p, Oid relid, Oid capture_fn)
 static void
 queue_marker(IncetlPipeline *p)
 {
-	incetl_spi_exec_owner(numbered_insert(p->id, 0, "SELECT 'T'::\"char\" AS op", true),
+	incetl_spi_exec_owner(numbered_insert(p->id, 0, "SELECT 'T'::pg_catalog.\"char\" AS op", true),
 						  0, NULL, NULL, NULL, SPI_OK_INSERT);
 }
 
@@ -528,7 +528,7 @@ queue_keys_of(IncetlPipeline *p, Oid relid)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "CAST(m.%s AS %s) AS k%d, ", quote_identifier(p->keys[i]->name),
 						 queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod), i + 1);
-	appendStringInfo(&buf, "'u'::\"char\" AS op FROM ONLY %s AS m", incetl_quote_qualified(relid));
+	appendStringInfo(&buf, "'u'::pg_catalog.\"char\" AS op FROM ONLY %s AS m", incetl_quote_qualified(relid));
 
 	incetl_switch_role(&save, incetl_extension_owner(), INCETL_ROLE_PIN_PATH);
 	PG_TRY();
@@ -815,7 +815,7 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 	Oid		   *base = palloc(sizeof(Oid) * nkeys);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-		return numbered_insert(pipeline_id, 0, "SELECT 'T'::\"char\" AS op", numbered);
+		return numbered_insert(pipeline_id, 0, "SELECT 'T'::pg_catalog.\"char\" AS op", numbered);
 
 	for (int i = 0; i < nkeys; i++)
 	{
@@ -831,7 +831,7 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 	appendStringInfoString(&sql, "SELECT ");
 	for (int i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "CAST(x.%s AS %s) AS k%d, ", keys[i], types[i], i + 1);
-	appendStringInfo(&sql, "'%c'::\"char\" AS op FROM %s AS x",
+	appendStringInfo(&sql, "'%c'::pg_catalog.\"char\" AS op FROM %s AS x",
 					 TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
 					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u',
 					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new");
@@ -846,7 +846,7 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 		appendStringInfoString(&sql, " UNION ALL SELECT ");
 		for (int i = 0; i < nkeys; i++)
 			appendStringInfo(&sql, "CAST(o.%s AS %s), ", keys[i], types[i]);
-		appendStringInfoString(&sql, "'d'::\"char\" FROM incetl_old AS o "
+		appendStringInfoString(&sql, "'d'::pg_catalog.\"char\" FROM incetl_old AS o "
 							   "WHERE NOT EXISTS (SELECT 1 FROM incetl_new AS n WHERE ");
 		for (int i = 0; i < nkeys; i++)
 			appendStringInfo(&sql, "%sCAST(n.%s AS %s) %s CAST(o.%s AS %s)", i ? " AND " : "",
@@ -1337,7 +1337,7 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 		appendStringInfo(&buf, "k%d, ", i + 1);
 	appendStringInfo(&buf, "op, qtid, qseq) "
 					 "SELECT $1 OPERATOR(pg_catalog.+) pg_catalog.dense_rank() OVER (ORDER BY %s), "
-					 "%s, 'u'::\"char\", q.ctid, q.seq "
+					 "%s, 'u'::pg_catalog.\"char\", q.ctid, q.seq "
 					 "FROM %s AS q WHERE q.op OPERATOR(pg_catalog.<>) 'T' "
 					 "AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
 					 keys.data, keys.data, incetl_queue_table_name(p),
