@@ -16,6 +16,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -146,11 +147,18 @@ run_log_housekeeping_due(int32 pipeline_id, IncetlRunKind kind)
 	HeapTuple	tup;
 	bool		due = false;
 
-	/* a catalog older than the library: let the statement do everything */
-	if (!OidIsValid(running_idx) || !OidIsValid(started_idx))
+	Oid			run_log = get_relname_relid("run_log", nsp);
+
+	/*
+	 * A catalog older than the library, or indexes of those names that are
+	 * not run_log's: let the statement do everything.
+	 */
+	if (!OidIsValid(running_idx) || !OidIsValid(started_idx) ||
+		IndexGetRelation(running_idx, true) != run_log ||
+		IndexGetRelation(started_idx, true) != run_log)
 		return true;
 
-	rel = table_open(get_relname_relid("run_log", nsp), AccessShareLock);
+	rel = table_open(run_log, AccessShareLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	ScanKeyInit(&skey, get_attnum(RelationGetRelid(rel), "pipeline_id"),
