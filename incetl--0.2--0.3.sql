@@ -41,3 +41,76 @@ COMMENT ON FUNCTION incetl.explain IS 'the statements the next run would execute
  */
 CREATE INDEX run_log_running_idx ON incetl.run_log (pipeline_id)
 	WHERE status OPERATOR(pg_catalog.=) 'running';
+
+/*
+ * The options of SPEC sections 5 (history) and 6 (operations), as new
+ * trailing arguments of create_pipeline and alter_pipeline (positional
+ * calls of 0.2 keep working) and columns of incetl.pipelines.
+ */
+ALTER TABLE incetl.pipelines
+	ADD COLUMN history_table regclass,
+	ADD COLUMN history_ignore_columns text[],
+	ADD COLUMN max_retained_wal text,
+	ADD COLUMN freshness_target interval;
+
+ALTER TABLE incetl.run_log
+	ADD COLUMN history_versions bigint NOT NULL DEFAULT 0;
+
+DROP FUNCTION incetl.create_pipeline(text, regclass, regclass, text, text[], text,
+									 interval, text, text, text, text, text, text,
+									 integer, text, boolean);
+DROP FUNCTION incetl.alter_pipeline(text, regclass, regclass, text, text[], text,
+									interval, text, text, text, text, text, text,
+									integer, text, boolean);
+
+CREATE FUNCTION incetl.create_pipeline(
+	name text,
+	source regclass,
+	target regclass,
+	strategy text DEFAULT 'timestamp',
+	key_columns text[] DEFAULT NULL,
+	watermark_column text DEFAULT NULL,
+	lookback interval DEFAULT '0',
+	sequence_column text DEFAULT NULL,
+	delete_detection text DEFAULT 'none',
+	delete_flag_column text DEFAULT NULL,
+	delete_mode text DEFAULT 'hard',
+	soft_delete_column text DEFAULT 'is_deleted',
+	hash_algorithm text DEFAULT 'hash64',
+	batch_size integer DEFAULT 50000,
+	on_schema_change text DEFAULT 'fail',
+	enabled boolean DEFAULT true,
+	history_table regclass DEFAULT NULL,
+	history_ignore_columns text[] DEFAULT NULL,
+	max_retained_wal text DEFAULT NULL,
+	freshness_target interval DEFAULT NULL)
+RETURNS integer
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'incetl_create_pipeline';
+COMMENT ON FUNCTION incetl.create_pipeline IS 'define a pipeline that keeps target in step with source';
+
+CREATE FUNCTION incetl.alter_pipeline(
+	name text,
+	source regclass DEFAULT NULL,
+	target regclass DEFAULT NULL,
+	strategy text DEFAULT NULL,
+	key_columns text[] DEFAULT NULL,
+	watermark_column text DEFAULT NULL,
+	lookback interval DEFAULT NULL,
+	sequence_column text DEFAULT NULL,
+	delete_detection text DEFAULT NULL,
+	delete_flag_column text DEFAULT NULL,
+	delete_mode text DEFAULT NULL,
+	soft_delete_column text DEFAULT NULL,
+	hash_algorithm text DEFAULT NULL,
+	batch_size integer DEFAULT NULL,
+	on_schema_change text DEFAULT NULL,
+	enabled boolean DEFAULT NULL,
+	history_table regclass DEFAULT NULL,
+	history_ignore_columns text[] DEFAULT NULL,
+	max_retained_wal text DEFAULT NULL,
+	freshness_target interval DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'incetl_alter_pipeline';
+COMMENT ON FUNCTION incetl.alter_pipeline IS 'change the named options of a pipeline; NULL leaves an option as it is';

@@ -155,6 +155,24 @@ text_col(HeapTuple tup, TupleDesc desc, const char *name)
 }
 
 /*
+ * A column that a later version's script added: until ALTER EXTENSION
+ * incetl UPDATE adds it, this library reads it as NULL.
+ */
+static Datum
+added_col(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return heap_getattr(tup, i + 1, desc, isnull);
+	}
+	*isnull = true;
+	return (Datum) 0;
+}
+
+/*
  * Load a pipeline definition by name; the result is allocated in the
  * caller's memory context.
  */
@@ -201,6 +219,22 @@ incetl_load_pipeline(const char *name, bool missing_ok)
 	p->on_schema_change = incetl_parse_schema_change(text_col(tup, desc, "on_schema_change"));
 	p->enabled = DatumGetBool(incetl_catalog_col(tup, desc, "enabled", &isnull));
 	p->owner = DatumGetObjectId(incetl_catalog_col(tup, desc, "owner", &isnull));
+	d = added_col(tup, desc, "history_table", &isnull);
+	p->history_table = isnull ? InvalidOid : DatumGetObjectId(d);
+	d = added_col(tup, desc, "history_ignore_columns", &isnull);
+	if (!isnull)
+		p->history_ignore_columns =
+			incetl_key_list_from_array(DatumGetArrayTypeP(d), "history_ignore_columns");
+	d = added_col(tup, desc, "max_retained_wal", &isnull);
+	p->max_retained_wal = isnull ? NULL : TextDatumGetCString(d);
+	p->max_retained_wal_bytes = p->max_retained_wal ?
+		incetl_parse_wal_size(p->max_retained_wal) : -1;
+	d = added_col(tup, desc, "freshness_target", &isnull);
+	if (!isnull)
+	{
+		p->freshness_target = palloc(sizeof(Interval));
+		memcpy(p->freshness_target, DatumGetIntervalP(d), sizeof(Interval));
+	}
 	return p;
 }
 
@@ -301,11 +335,13 @@ key_array_from_list(List *keys)
 void
 incetl_store_pipeline(IncetlPipeline *p, bool insert)
 {
-	Oid			argtypes[17] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID,
+	Oid			argtypes[21] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID,
 		TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, BOOLOID, INT4OID};
-	Datum		values[17];
-	char		nulls[17];
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, BOOLOID, INT4OID,
+	REGCLASSOID, TEXTARRAYOID, TEXTOID, INTERVALOID};
+	Datum		values[21];
+	char		nulls[21];
+	int			nargs;
 	const char *dd_names[] = {"none", "flag", "compare"};
 	const char *osc_names[] = {"fail", "ignore", "add_columns"};
 
@@ -336,23 +372,53 @@ incetl_store_pipeline(IncetlPipeline *p, bool insert)
 	values[14] = CStringGetTextDatum(osc_names[p->on_schema_change]);
 	values[15] = BoolGetDatum(p->enabled);
 	values[16] = Int32GetDatum(p->id);
+	values[17] = ObjectIdGetDatum(p->history_table);
+	if (!OidIsValid(p->history_table))
+		nulls[17] = 'n';
+	if (p->history_ignore_columns)
+		values[18] = key_array_from_list(p->history_ignore_columns);
+	else
+		nulls[18] = 'n';
+	if (p->max_retained_wal)
+		values[19] = CStringGetTextDatum(p->max_retained_wal);
+	else
+		nulls[19] = 'n';
+	if (p->freshness_target)
+		values[20] = IntervalPGetDatum(p->freshness_target);
+	else
+		nulls[20] = 'n';
+
+	/* before ALTER EXTENSION incetl UPDATE to 0.3: the 0.2 columns only */
+	nargs = get_attnum(get_relname_relid("pipelines",
+										 get_namespace_oid("incetl", false)),
+					   "history_table") == InvalidAttrNumber ? 17 : 21;
 
 	if (insert)
 	{
-
 		/* $17 is the owner when inserting, the id when updating */
 		argtypes[16] = OIDOID;
 		values[16] = ObjectIdGetDatum(p->owner);
 
-		incetl_spi_exec_owner("INSERT INTO incetl.pipelines (name, source, target, strategy, "
+		incetl_spi_exec_owner(nargs == 17 ?
+							  "INSERT INTO incetl.pipelines (name, source, target, strategy, "
 							  "key_columns, watermark_column, lookback, sequence_column, "
 							  "delete_detection, delete_flag_column, delete_mode, "
 							  "soft_delete_column, hash_algorithm, batch_size, "
 							  "on_schema_change, enabled, owner) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
 							  "$13, $14, $15, $16, $17::pg_catalog.oid::pg_catalog.regrole) "
+							  "RETURNING id" :
+							  "INSERT INTO incetl.pipelines (name, source, target, strategy, "
+							  "key_columns, watermark_column, lookback, sequence_column, "
+							  "delete_detection, delete_flag_column, delete_mode, "
+							  "soft_delete_column, hash_algorithm, batch_size, "
+							  "on_schema_change, enabled, owner, history_table, "
+							  "history_ignore_columns, max_retained_wal, freshness_target) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+							  "$13, $14, $15, $16, $17::pg_catalog.oid::pg_catalog.regrole, "
+							  "$18, $19, $20, $21) "
 							  "RETURNING id",
-							  17, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+							  nargs, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 		{
 			bool		isnull;
 
@@ -363,15 +429,26 @@ incetl_store_pipeline(IncetlPipeline *p, bool insert)
 	}
 	else
 	{
-		incetl_spi_exec_owner("UPDATE incetl.pipelines SET name = $1, source = $2, "
+		incetl_spi_exec_owner(nargs == 17 ?
+							  "UPDATE incetl.pipelines SET name = $1, source = $2, "
 							  "target = $3, strategy = $4, key_columns = $5, "
 							  "watermark_column = $6, lookback = $7, sequence_column = $8, "
 							  "delete_detection = $9, delete_flag_column = $10, "
 							  "delete_mode = $11, soft_delete_column = $12, "
 							  "hash_algorithm = $13, batch_size = $14, "
 							  "on_schema_change = $15, enabled = $16 "
+							  "WHERE id OPERATOR(pg_catalog.=) $17" :
+							  "UPDATE incetl.pipelines SET name = $1, source = $2, "
+							  "target = $3, strategy = $4, key_columns = $5, "
+							  "watermark_column = $6, lookback = $7, sequence_column = $8, "
+							  "delete_detection = $9, delete_flag_column = $10, "
+							  "delete_mode = $11, soft_delete_column = $12, "
+							  "hash_algorithm = $13, batch_size = $14, "
+							  "on_schema_change = $15, enabled = $16, "
+							  "history_table = $18, history_ignore_columns = $19, "
+							  "max_retained_wal = $20, freshness_target = $21 "
 							  "WHERE id OPERATOR(pg_catalog.=) $17",
-							  17, argtypes, values, nulls, SPI_OK_UPDATE);
+							  nargs, argtypes, values, nulls, SPI_OK_UPDATE);
 	}
 }
 

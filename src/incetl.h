@@ -83,6 +83,11 @@ typedef struct IncetlPipeline
 	IncetlSchemaChange on_schema_change;
 	bool		enabled;
 	Oid			owner;
+	Oid			history_table;	/* SPEC 5; InvalidOid: none */
+	List	   *history_ignore_columns; /* list of char * */
+	char	   *max_retained_wal;	/* SPEC 6, as given ('10GB'); NULL: none */
+	int64		max_retained_wal_bytes; /* -1: none */
+	Interval   *freshness_target;	/* SPEC 6; NULL: none */
 
 	/* derived by incetl_resolve_pipeline() */
 	char	   *src_qname;		/* quoted, qualified */
@@ -222,6 +227,7 @@ extern IncetlDeleteDetection incetl_parse_delete_detection(const char *s);
 extern bool incetl_parse_delete_mode(const char *s);
 extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
+extern int64 incetl_parse_wal_size(const char *s);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_type_name(Oid typid, int32 typmod);
 

@@ -59,6 +59,63 @@ text_arg(FunctionCallInfo fcinfo, int n, const char *dflt)
 
 
 /*
+ * The options of sections 5 and 6 of the contract, arguments 16 to 19 of
+ * create_pipeline and alter_pipeline: history_table, history_ignore_columns,
+ * max_retained_wal, freshness_target.  NULL leaves an option as it is
+ * (create_pipeline starts from none); alter_pipeline clears
+ * history_ignore_columns with '{}', max_retained_wal with '' and
+ * freshness_target with '0'.
+ */
+static void
+ops_args(FunctionCallInfo fcinfo, IncetlPipeline *p)
+{
+	/* the functions of an older script, before ALTER EXTENSION UPDATE */
+	if (PG_NARGS() < 20)
+		return;
+	if (!PG_ARGISNULL(16))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("history_table is not supported yet (pipeline \"%s\")", p->name)));
+	if (!PG_ARGISNULL(17))
+	{
+		p->history_ignore_columns =
+			incetl_key_list_from_array(PG_GETARG_ARRAYTYPE_P(17), "history_ignore_columns");
+	}
+	if (!PG_ARGISNULL(18))
+	{
+		char	   *s = text_arg(fcinfo, 18, NULL);
+
+		if (s[0] == '\0')
+		{
+			p->max_retained_wal = NULL;
+			p->max_retained_wal_bytes = -1;
+		}
+		else
+		{
+			p->max_retained_wal_bytes = incetl_parse_wal_size(s);
+			p->max_retained_wal = s;
+		}
+	}
+	if (!PG_ARGISNULL(19))
+	{
+		Interval   *iv = PG_GETARG_INTERVAL_P(19);
+		Interval	zero = {0};
+
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+											  IntervalPGetDatum(&zero))) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("freshness_target of pipeline \"%s\" must not be negative", p->name)));
+		p->freshness_target = iv->time == 0 && iv->day == 0 && iv->month == 0 ? NULL : iv;
+	}
+	if (p->max_retained_wal && strcmp(p->strategy_name, "logical") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_retained_wal applies only to 'logical' pipelines, and \"%s\" is '%s'",
+						p->name, p->strategy_name)));
+}
+
+/*
  * incetl.create_pipeline(name, source, target, ...) returns integer
  */
 Datum
@@ -105,6 +162,8 @@ incetl_create_pipeline(PG_FUNCTION_ARGS)
 	p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, "fail"));
 	p->enabled = PG_ARGISNULL(15) ? true : PG_GETARG_BOOL(15);
 	p->owner = GetUserId();
+	p->max_retained_wal_bytes = -1;
+	ops_args(fcinfo, p);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -236,6 +295,7 @@ incetl_alter_pipeline(PG_FUNCTION_ARGS)
 		p->on_schema_change = incetl_parse_schema_change(text_arg(fcinfo, 14, NULL));
 	if (!PG_ARGISNULL(15))
 		p->enabled = PG_GETARG_BOOL(15);
+	ops_args(fcinfo, p);
 
 	if (reset_cursor && incetl_strategy(p)->captures)
 		ereport(ERROR,

@@ -107,6 +107,24 @@ incetl_check_hash_algorithm(const char *s)
 			 errhint("Valid values are 'hash64', 'md5', 'sha1', 'sha224', 'sha256', 'sha384' and 'sha512'.")));
 }
 
+/*
+ * max_retained_wal => '10GB': a size as pg_size_bytes reads it, above zero.
+ */
+int64
+incetl_parse_wal_size(const char *s)
+{
+	int64		bytes;
+
+	bytes = DatumGetInt64(DirectFunctionCall1(pg_size_bytes,
+											  CStringGetTextDatum(s)));
+	if (bytes <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_retained_wal must be above zero, not \"%s\"", s),
+				 errhint("Give a size such as '10GB'.")));
+	return bytes;
+}
+
 bool
 incetl_is_time_type(Oid typid)
 {
