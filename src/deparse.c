@@ -107,6 +107,12 @@ static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
+static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
+static bool deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
+							   const char *rel);
+static void deparse_insert_lists(StringInfo cols, StringInfo vals, IncetlPipeline *p,
+								 int run_param, const char *rel);
+static void deparse_keyed_merge(StringInfo buf, IncetlPipeline *p);
 static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1032,6 +1038,48 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 }
 
 /*
+ * ((false OR <t.<col> distinct from <rel>.c<N>> ...[ OR t.<soft> IS TRUE])
+ *	[AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
+ *
+ * A target row "t" that the row of <rel> (target-typed c1..cm) changes.
+ */
+static void
+deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
+{
+	ListCell   *lc;
+	int			i;
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+
+	appendStringInfoString(buf, "((false");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->is_key)
+			continue;
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+						 psprintf("%s.c%d", rel, i));
+	}
+	if (p->soft_delete)
+		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(buf, ')');
+	if (seq)
+	{
+		appendStringInfoString(buf, " AND (");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
+									   seq->tgt_type, gt_seq,
+									   psprintf("%s.c%d", rel, seq_idx + 1), seq->tgt_type);
+		appendStringInfoString(buf, ") IS NOT TRUE");
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
  * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
  *						  FROM d LEFT JOIN <target> AS t
  *						  ON t.<key1> = d.c<N1> AND ...
@@ -1046,41 +1094,14 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 static void
 deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
 {
-	ListCell   *lc;
-	int			i;
-	int			seq_idx;
-	Oid			gt_seq;
-	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
 	const char *tkey1 = quote_identifier(p->keys[0]->name);
 
 	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
 					 tkey1, p->tgt_qname);
 	deparse_target_key_match(buf, p, "d", false);
-	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false", tkey1);
-	i = 0;
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-
-		i++;
-		if (c->is_key)
-			continue;
-		appendStringInfoString(buf, " OR ");
-		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
-						 psprintf("d.c%d", i));
-	}
-	if (p->soft_delete)
-		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfo(buf, " WHERE t.%s IS NULL OR ", tkey1);
+	deparse_changes_row(buf, p, "d");
 	appendStringInfoChar(buf, ')');
-	if (seq)
-	{
-		appendStringInfoString(buf, " AND (");
-		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
-									   seq->tgt_type, gt_seq,
-									   psprintf("d.c%d", seq_idx + 1), seq->tgt_type);
-		appendStringInfoString(buf, ") IS NOT TRUE");
-	}
-	appendStringInfoString(buf, "))");
 }
 
 /*
@@ -1105,39 +1126,59 @@ deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
  * INSERT INTO <target> AS t (...) SELECT c1, ... FROM <from>: the body of
  * the insert step (see deparse_insert_cte).
  */
+/*
+ * (<col1>, ...[, <soft>][, etl_inserted_at][, etl_updated_at][, etl_run_id])
+ * and <rel>c1, ...[, false][, pg_catalog.now()][, pg_catalog.now()]
+ * [, $<run_param>]: the columns a new target row gets, and their values
+ * from a row whose target-typed values are c1..cm (rel "m." or "").
+ */
 static void
-deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
-					const char *from)
+deparse_insert_lists(StringInfo cols, StringInfo vals, IncetlPipeline *p,
+					 int run_param, const char *rel)
 {
 	ListCell   *lc;
 	int			i;
 	bool		soft = p->soft_delete;
 
-	appendStringInfo(buf, "INSERT INTO %s AS t (", p->tgt_qname);
+	appendStringInfoChar(cols, '(');
 	i = 0;
 	foreach(lc, p->columns)
-		appendStringInfo(buf, "%s%s", i++ ? ", " : "",
+		appendStringInfo(cols, "%s%s", i++ ? ", " : "",
 						 quote_identifier(((IncetlColumn *) lfirst(lc))->name));
 	if (soft)
-		appendStringInfo(buf, ", %s", quote_identifier(p->soft_delete_column));
+		appendStringInfo(cols, ", %s", quote_identifier(p->soft_delete_column));
 	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(buf, ", etl_inserted_at");
+		appendStringInfoString(cols, ", etl_inserted_at");
 	if (p->tgt_etl_updated_at)
-		appendStringInfoString(buf, ", etl_updated_at");
+		appendStringInfoString(cols, ", etl_updated_at");
 	if (p->tgt_etl_run_id)
-		appendStringInfoString(buf, ", etl_run_id");
-	appendStringInfoString(buf, ") SELECT ");
+		appendStringInfoString(cols, ", etl_run_id");
+	appendStringInfoChar(cols, ')');
+
 	for (i = 1; i <= list_length(p->columns); i++)
-		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
+		appendStringInfo(vals, "%s%sc%d", i > 1 ? ", " : "", rel, i);
 	if (soft)
-		appendStringInfoString(buf, ", false");
+		appendStringInfoString(vals, ", false");
 	if (p->tgt_etl_inserted_at)
-		appendStringInfoString(buf, ", pg_catalog.now()");
+		appendStringInfoString(vals, ", pg_catalog.now()");
 	if (p->tgt_etl_updated_at)
-		appendStringInfoString(buf, ", pg_catalog.now()");
+		appendStringInfoString(vals, ", pg_catalog.now()");
 	if (p->tgt_etl_run_id)
-		appendStringInfo(buf, ", $%d", run_param);
-	appendStringInfo(buf, " FROM %s", from);
+		appendStringInfo(vals, ", $%d", run_param);
+}
+
+static void
+deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
+					const char *from)
+{
+	StringInfoData cols;
+	StringInfoData vals;
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	deparse_insert_lists(&cols, &vals, p, run_param, "");
+	appendStringInfo(buf, "INSERT INTO %s AS t %s SELECT %s FROM %s",
+					 p->tgt_qname, cols.data, vals.data, from);
 }
 
 /*
@@ -1149,28 +1190,22 @@ deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
  *
  * The update step; with nothing to set, upd AS (SELECT 1 WHERE false).
  */
-static void
-deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+/*
+ * <col2> = <rel>.c2, ...[, <soft> = false[, deleted_at = NULL]]
+ * [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *
+ * What an update of a target row from the row of <rel> sets; false when
+ * there is nothing to set (only key columns, no etl columns).
+ */
+static bool
+deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
+				   const char *rel)
 {
 	ListCell   *lc;
 	int			i;
 	bool		first = true;
-	bool		has_nonkey = false;
 	const char *soft = p->soft_delete ? quote_identifier(p->soft_delete_column) : NULL;
-	int			seq_idx;
-	Oid			gt_seq;
-	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
 
-	foreach(lc, p->columns)
-		if (!((IncetlColumn *) lfirst(lc))->is_key)
-			has_nonkey = true;
-	if (!(has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id))
-	{
-		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
-		return;
-	}
-
-	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
 	i = 0;
 	foreach(lc, p->columns)
 	{
@@ -1179,8 +1214,8 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 		i++;
 		if (c->is_key)
 			continue;
-		appendStringInfo(buf, "%s%s = cmp.c%d", first ? "" : ", ",
-						 quote_identifier(c->name), i);
+		appendStringInfo(buf, "%s%s = %s.c%d", first ? "" : ", ",
+						 quote_identifier(c->name), rel, i);
 		first = false;
 	}
 	if (soft)
@@ -1196,7 +1231,29 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 		first = false;
 	}
 	if (p->tgt_etl_run_id)
+	{
 		appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		first = false;
+	}
+	return !first;
+}
+
+static void
+deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	int			seq_idx;
+	Oid			gt_seq;
+	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+	StringInfoData set;
+
+	initStringInfo(&set);
+	if (!deparse_update_set(&set, p, run_param, "cmp"))
+	{
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
+		return;
+	}
+
+	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET %s", p->tgt_qname, set.data);
 	appendStringInfoString(buf, " FROM cmp WHERE NOT cmp.ins AND ");
 	deparse_target_key_match(buf, p, "cmp", false);
 	/* re-checked on the newest row version if a writer got there first */
@@ -1857,8 +1914,103 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
 	*nargs = 3;
+	if (incetl_keyed_batch_merges(p, with_state))
+	{
+		deparse_keyed_merge(buf, p);
+		return;
+	}
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 	deparse_counts(buf, "b");
+}
+
+/*
+ * Whether a keyed batch is one MERGE (deparse_keyed_merge) rather than the
+ * CTEs of deparse_apply_ctes.  MERGE joins each key to the target once
+ * where the CTEs join it twice (compare, then update), about a third less
+ * work per key; but in PostgreSQL 15 it returns no rows, so the engine
+ * reads its inserted/updated/deleted counts from the executor.  It is used
+ * only where those counts are the run's: not with a hash state to move in
+ * the same statement, not with soft deletes (a soft delete is an UPDATE
+ * that must count as a delete), and not on a target with rules (MERGE
+ * refuses those).
+ */
+bool
+incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state)
+{
+	HeapTuple	tup;
+	bool		rules;
+
+	if (with_state || p->soft_delete || OidIsValid(p->history_table))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->target));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	rules = ((Form_pg_class) GETSTRUCT(tup))->relhasrules;
+	ReleaseSysCache(tup);
+	return !rules;
+}
+
+/*
+ * WITH b AS MATERIALIZED (...), sb ..., src ..., d0 ..., d ..., gone ...
+ * MERGE INTO <target> AS t
+ * USING (SELECT c1, ..., cm, false AS incetl_gone FROM d
+ *		  UNION ALL SELECT <g_i for key columns, else NULL::type>, true
+ *		  FROM gone) AS m
+ * ON t.<key1> = m.c<N1> AND ...
+ * WHEN MATCHED AND m.incetl_gone THEN DELETE
+ * WHEN MATCHED AND NOT m.incetl_gone AND <t changed by m> THEN
+ *	 UPDATE SET <col2> = m.c2, ...
+ * WHEN NOT MATCHED AND NOT m.incetl_gone THEN
+ *	 INSERT (<col1>, ...) VALUES (m.c1, ...)
+ *
+ * The keyed batch as one MERGE (see incetl_keyed_batch_merges): the same
+ * rows, comparison and column lists as the CTE form.  $3 is the run id.
+ */
+static void
+deparse_keyed_merge(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	StringInfoData set;
+	StringInfoData cols;
+	StringInfoData vals;
+
+	appendStringInfo(buf, " MERGE INTO %s AS t USING (SELECT ", p->tgt_qname);
+	for (i = 1; i <= list_length(p->columns); i++)
+		appendStringInfo(buf, "c%d, ", i);
+	appendStringInfoString(buf, "false AS incetl_gone FROM d UNION ALL SELECT ");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		int			k;
+
+		i++;
+		for (k = 0; k < p->nkeys; k++)
+			if (key_col(p, k) == i)
+				break;
+		if (k < p->nkeys)
+			appendStringInfo(buf, "g%d, ", k + 1);
+		else
+			appendStringInfo(buf, "CAST(NULL AS %s), ", c->tgt_typename);
+	}
+	appendStringInfoString(buf, "true FROM gone) AS m ON ");
+	deparse_target_key_match(buf, p, "m", false);
+	appendStringInfoString(buf, " WHEN MATCHED AND m.incetl_gone THEN DELETE");
+
+	initStringInfo(&set);
+	if (deparse_update_set(&set, p, 3, "m"))
+	{
+		appendStringInfoString(buf, " WHEN MATCHED AND NOT m.incetl_gone AND ");
+		deparse_changes_row(buf, p, "m");
+		appendStringInfo(buf, " THEN UPDATE SET %s", set.data);
+	}
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	deparse_insert_lists(&cols, &vals, p, 3, "m.");
+	appendStringInfo(buf, " WHEN NOT MATCHED AND NOT m.incetl_gone THEN INSERT %s VALUES (%s)",
+					 cols.data, vals.data);
 }
 
 char *

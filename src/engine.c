@@ -455,15 +455,26 @@ step_prepare(EngineRun *er)
  * Add a batch's counts (the first four columns of its statement's one row:
  * read, inserted, updated, deleted) to the run's; returns the rows read.
  */
+static void count_batch(EngineRun *er, int64 n, int64 ni, int64 nu, int64 nd);
+
 static int64
 account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
 {
-	IncetlCounts *c = &er->run.counts;
 	bool		isnull;
 	int64		n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	int64		ni = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	int64		nu = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	int64		nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+
+	count_batch(er, n, ni, nu, nd);
+	return n;
+}
+
+/* a batch read n rows or keys, inserted ni, updated nu, deleted nd */
+static void
+count_batch(EngineRun *er, int64 n, int64 ni, int64 nu, int64 nd)
+{
+	IncetlCounts *c = &er->run.counts;
 
 	c->batches++;
 	c->extracted += n;
@@ -473,7 +484,6 @@ account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
 	c->unchanged += n - ni - nu - nd;
 	if (ni + nu + nd > 0)
 		er->wrote_target = er->any_target_write = true;
-	return n;
 }
 
 /*
@@ -833,15 +843,29 @@ keyed_batch(EngineRun *er)
 	values[0] = Int64GetDatum(run->work_pos);
 	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(run->run_id);
+	if (incetl_keyed_batch_merges(p, run->strategy->stores_hashes))
+	{
+		/* one MERGE: the keys rn in ($1, $2] (they are dense) */
+		int			nest = incetl_begin_batch_settings(p, true);
+		int64		ni,
+					nu,
+					nd;
+		int64		n = Min(run->work_pos + p->batch_size, run->work_total) - run->work_pos;
+
+		incetl_plan_execute_merge(plan, nargs, argtypes, values, &ni, &nu, &nd);
+		incetl_end_batch_settings(nest);
+		count_batch(er, n, ni, nu, nd);
+	}
+	else
 	{
 		int			nest = incetl_begin_batch_settings(p, true);
 
 		rc = SPI_execute_plan(plan, values, NULL, false, 0);
 		incetl_end_batch_settings(nest);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
+		(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	}
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
-	(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 
 	run->work_pos += p->batch_size;
 	if (run->work_pos >= run->work_total)

@@ -16,9 +16,16 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/execnodes.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
 
 #include "incetl.h"
 
@@ -77,4 +84,66 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
 	entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
 	entry->plan = plan;
 	return plan;
+}
+
+/*
+ * Execute a prepared MERGE (one statement, no RETURNING) with parameters
+ * values[0..nargs-1] (none null), and tell how many rows its actions
+ * inserted, updated and deleted.  In PostgreSQL 15 a MERGE returns no rows
+ * and SPI reports only their sum, so the statement runs through the
+ * executor here, as SPI_execute_plan would run it (a new command id, a
+ * fresh snapshot, the plan cache choosing a custom or generic plan), and
+ * the counts are read from its ModifyTable node, where EXPLAIN ANALYZE
+ * reads them.  (An INSERT action that a BEFORE ROW trigger cancels still
+ * counts, as EXPLAIN shows it.)
+ */
+void
+incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
+						  Datum *values, int64 *inserted, int64 *updated,
+						  int64 *deleted)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *source;
+	ParamListInfo params;
+	CachedPlan *cplan;
+	PlannedStmt *stmt;
+	QueryDesc  *qd;
+	ModifyTableState *mt;
+
+	if (list_length(sources) != 1)
+		elog(ERROR, "incetl: a MERGE batch must be one statement");
+	source = linitial(sources);
+
+	params = makeParamList(nargs);
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = argtypes[i];
+	}
+
+	cplan = GetCachedPlan(source, params, CurrentResourceOwner, NULL);
+	if (list_length(cplan->stmt_list) != 1)
+		elog(ERROR, "incetl: a MERGE batch must be one statement");
+	stmt = linitial_node(PlannedStmt, cplan->stmt_list);
+	if (stmt->commandType != CMD_MERGE)
+		elog(ERROR, "incetl: the keyed batch is not a MERGE");
+
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	qd = CreateQueryDesc(stmt, source->query_string, GetActiveSnapshot(),
+						 InvalidSnapshot, None_Receiver, params, NULL, 0);
+	ExecutorStart(qd, 0);
+	ExecutorRun(qd, ForwardScanDirection, 0L, true);
+	mt = castNode(ModifyTableState, qd->planstate);
+	*inserted = (int64) mt->mt_merge_inserted;
+	*updated = (int64) mt->mt_merge_updated;
+	*deleted = (int64) mt->mt_merge_deleted;
+	ExecutorFinish(qd);
+	ExecutorEnd(qd);
+	FreeQueryDesc(qd);
+	PopActiveSnapshot();
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	CommandCounterIncrement();
 }
