@@ -87,6 +87,7 @@ static bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
 								XLogRecPtr *applied);
 static void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
 static void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
+static void incetl_logical_catch_up(const char *slot);
 static Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
 									  XLogRecPtr applied, bool *truncated);
 static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
@@ -373,6 +374,32 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 							  "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
 							  "AND confirmed_flush_lsn OPERATOR(pg_catalog.<) $2",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
+}
+
+/*
+ * Move the slot's restart_lsn up to its confirmed position.  Every read of
+ * the slot (peek or advance) decodes from restart_lsn, and one advance
+ * leaves restart_lsn at the first snapshot the decoder saw after the
+ * previous confirmed position: the next run would decode this run's WAL a
+ * second time (its own target writes too, which are the bulk of it).  A
+ * second advance to the same position, which decodes only that stretch
+ * in fast-forward mode, moves restart_lsn close to it.  Measured on the
+ * bench's 100k-change runs: a few ms, and the next run's peek reads a
+ * third of the WAL it read before.
+ */
+static void
+incetl_logical_catch_up(const char *slot)
+{
+	Oid			types[1] = {NAMEOID};
+	Datum		values[1];
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_replication_slot_advance(slot_name, confirmed_flush_lsn) "
+							  "FROM pg_catalog.pg_replication_slots "
+							  "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
+							  "AND restart_lsn OPERATOR(pg_catalog.<) confirmed_flush_lsn",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
 }
 
@@ -853,7 +880,10 @@ logical_after_commit(IncetlRun *run)
 	LogicalRun *lr = run->private;
 
 	if (lr->lsn_stored)
+	{
 		incetl_logical_advance(lr->slot, lr->last_lsn);
+		incetl_logical_catch_up(lr->slot);
+	}
 }
 
 static void
