@@ -112,7 +112,8 @@ static bool deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *rel);
 static void deparse_insert_lists(StringInfo cols, StringInfo vals, IncetlPipeline *p,
 								 int run_param, const char *rel);
-static void deparse_keyed_merge(StringInfo buf, IncetlPipeline *p);
+static void deparse_merge_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+								bool with_gone);
 static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1520,6 +1521,12 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 
 	argtypes[np++] = INT8OID;
+	if (incetl_range_batch_merges(p, shape))
+	{
+		deparse_merge_apply(buf, p, np, false);
+		*nargs = np;
+		return;
+	}
 	if (shape->fast_load)
 	{
 		/*
@@ -1545,6 +1552,23 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 
 	*nargs = np;
+}
+
+/*
+ * Whether a batch of a timestamp pass is one MERGE: when it reads the rows
+ * between two known rows (shape->edge: nothing to return but counts) of a
+ * table with a unique key (one row per key: the rows the MERGE joins are
+ * the rows read, which is how the engine counts them), without delete
+ * flags, and where keyed batches would be (incetl_keyed_batch_merges).
+ */
+bool
+incetl_range_batch_merges(IncetlPipeline *p, IncetlBatchShape *shape)
+{
+	return shape->edge && !shape->preview && !shape->fast_load &&
+		p->delete_detection != DELETE_DETECT_FLAG && p->src_key_unique &&
+		(p->src_relkind == RELKIND_RELATION ||
+		 p->src_relkind == RELKIND_PARTITIONED_TABLE) &&
+		incetl_keyed_batch_merges(p, false);
 }
 
 char *
@@ -1916,7 +1940,7 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	*nargs = 3;
 	if (incetl_keyed_batch_merges(p, with_state))
 	{
-		deparse_keyed_merge(buf, p);
+		deparse_merge_apply(buf, p, 3, true);
 		return;
 	}
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
@@ -1951,23 +1975,25 @@ incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state)
 }
 
 /*
- * WITH b AS MATERIALIZED (...), sb ..., src ..., d0 ..., d ..., gone ...
  * MERGE INTO <target> AS t
- * USING (SELECT c1, ..., cm, false AS incetl_gone FROM d
- *		  UNION ALL SELECT <g_i for key columns, else NULL::type>, true
- *		  FROM gone) AS m
+ * USING (SELECT c1, ..., cm[, false AS incetl_gone] FROM d
+ *		  [UNION ALL SELECT <g_i for key columns, else NULL::type>, true
+ *		   FROM gone]) AS m
  * ON t.<key1> = m.c<N1> AND ...
- * WHEN MATCHED AND m.incetl_gone THEN DELETE
- * WHEN MATCHED AND NOT m.incetl_gone AND <t changed by m> THEN
+ * [WHEN MATCHED AND m.incetl_gone THEN DELETE]
+ * WHEN MATCHED [AND NOT m.incetl_gone] AND <t changed by m> THEN
  *	 UPDATE SET <col2> = m.c2, ...
- * WHEN NOT MATCHED AND NOT m.incetl_gone THEN
+ * WHEN NOT MATCHED [AND NOT m.incetl_gone] THEN
  *	 INSERT (<col1>, ...) VALUES (m.c1, ...)
  *
- * The keyed batch as one MERGE (see incetl_keyed_batch_merges): the same
- * rows, comparison and column lists as the CTE form.  $3 is the run id.
+ * The apply of a batch as one MERGE (see incetl_keyed_batch_merges), after
+ * the CTEs that find its rows "d" and, with_gone, the keys "gone" to
+ * delete: the same comparison and column lists as the CTE form.
+ * $<run_param> is the run id.
  */
 static void
-deparse_keyed_merge(StringInfo buf, IncetlPipeline *p)
+deparse_merge_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+					bool with_gone)
 {
 	ListCell   *lc;
 	int			i;
@@ -1975,42 +2001,51 @@ deparse_keyed_merge(StringInfo buf, IncetlPipeline *p)
 	StringInfoData cols;
 	StringInfoData vals;
 
+	const char *live = with_gone ? " AND NOT m.incetl_gone" : "";
+
 	appendStringInfo(buf, " MERGE INTO %s AS t USING (SELECT ", p->tgt_qname);
 	for (i = 1; i <= list_length(p->columns); i++)
-		appendStringInfo(buf, "c%d, ", i);
-	appendStringInfoString(buf, "false AS incetl_gone FROM d UNION ALL SELECT ");
-	i = 0;
-	foreach(lc, p->columns)
+		appendStringInfo(buf, "%sc%d", i > 1 ? ", " : "", i);
+	if (with_gone)
 	{
-		IncetlColumn *c = lfirst(lc);
-		int			k;
+		appendStringInfoString(buf, ", false AS incetl_gone FROM d UNION ALL SELECT ");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+			int			k;
 
-		i++;
-		for (k = 0; k < p->nkeys; k++)
-			if (key_col(p, k) == i)
-				break;
-		if (k < p->nkeys)
-			appendStringInfo(buf, "g%d, ", k + 1);
-		else
-			appendStringInfo(buf, "CAST(NULL AS %s), ", c->tgt_typename);
+			i++;
+			for (k = 0; k < p->nkeys; k++)
+				if (key_col(p, k) == i)
+					break;
+			if (k < p->nkeys)
+				appendStringInfo(buf, "g%d, ", k + 1);
+			else
+				appendStringInfo(buf, "CAST(NULL AS %s), ", c->tgt_typename);
+		}
+		appendStringInfoString(buf, "true FROM gone");
 	}
-	appendStringInfoString(buf, "true FROM gone) AS m ON ");
+	else
+		appendStringInfoString(buf, " FROM d");
+	appendStringInfoString(buf, ") AS m ON ");
 	deparse_target_key_match(buf, p, "m", false);
-	appendStringInfoString(buf, " WHEN MATCHED AND m.incetl_gone THEN DELETE");
+	if (with_gone)
+		appendStringInfoString(buf, " WHEN MATCHED AND m.incetl_gone THEN DELETE");
 
 	initStringInfo(&set);
-	if (deparse_update_set(&set, p, 3, "m"))
+	if (deparse_update_set(&set, p, run_param, "m"))
 	{
-		appendStringInfoString(buf, " WHEN MATCHED AND NOT m.incetl_gone AND ");
+		appendStringInfo(buf, " WHEN MATCHED%s AND ", live);
 		deparse_changes_row(buf, p, "m");
 		appendStringInfo(buf, " THEN UPDATE SET %s", set.data);
 	}
 
 	initStringInfo(&cols);
 	initStringInfo(&vals);
-	deparse_insert_lists(&cols, &vals, p, 3, "m.");
-	appendStringInfo(buf, " WHEN NOT MATCHED AND NOT m.incetl_gone THEN INSERT %s VALUES (%s)",
-					 cols.data, vals.data);
+	deparse_insert_lists(&cols, &vals, p, run_param, "m.");
+	appendStringInfo(buf, " WHEN NOT MATCHED%s THEN INSERT %s VALUES (%s)",
+					 live, cols.data, vals.data);
 }
 
 char *

@@ -489,7 +489,7 @@ count_batch(EngineRun *er, int64 n, int64 ni, int64 nu, int64 nd)
 /*
  * Run the plain-INSERT statement of a first load; if a key turns up twice
  * (a row that moved while the run read: the unique index says so), undo it
- * and run the batch the usual way, and the rest of the run too.
+ * and return -1: the batch, and the rest of the run, go the usual way.
  */
 static int
 execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
@@ -532,16 +532,10 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 
 	if (retry)
 	{
-		int			nargs;
-		Oid		   *argtypes = palloc(sizeof(Oid) * INCETL_MAX_PARAMS(er->run.p));
-		SPIPlanPtr	slow;
-
+		/* the caller redoes the batch the usual way */
 		er->run.fast_load = false;
 		shape->fast_load = false;
-		slow = range_plan(er->run.p, shape, &nargs, argtypes);
-		nest = incetl_begin_batch_settings(er->run.p, false);
-		rc = SPI_execute_plan(slow, values, nulls, false, 0);
-		incetl_end_batch_settings(nest);
+		return -1;
 	}
 	return rc;
 }
@@ -755,8 +749,28 @@ range_batch(EngineRun *er)
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
+	rc = -1;
 	if (shape.fast_load)
+	{
 		rc = execute_fast_load(er, &shape, plan, values, nulls);
+		if (rc < 0)
+			plan = range_plan(p, &shape, &nargs, argtypes);
+	}
+	if (rc >= 0)
+		;						/* done */
+	else if (incetl_range_batch_merges(p, &shape))
+	{
+		int			nest = incetl_begin_batch_settings(p, false);
+		int64		ni,
+					nu,
+					nd;
+
+		incetl_plan_execute_merge(plan, nargs, argtypes, values, nulls,
+								  &n, &ni, &nu, &nd);
+		incetl_end_batch_settings(nest);
+		count_batch(er, n, ni, nu, nd);
+		rc = SPI_OK_MERGE;
+	}
 	else
 	{
 		int			nest = incetl_begin_batch_settings(p, false);
@@ -765,7 +779,9 @@ range_batch(EngineRun *er)
 		incetl_end_batch_settings(nest);
 	}
 
-	if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge)
+	if (rc == SPI_OK_MERGE)
+		;						/* counted above */
+	else if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge)
 	{
 		/* a plain INSERT: every row read was inserted */
 		n = (int64) SPI_processed;
@@ -845,14 +861,15 @@ keyed_batch(EngineRun *er)
 	values[2] = Int64GetDatum(run->run_id);
 	if (incetl_keyed_batch_merges(p, run->strategy->stores_hashes))
 	{
-		/* one MERGE: the keys rn in ($1, $2] (they are dense) */
+		/* one MERGE, which joins each key of the batch once */
 		int			nest = incetl_begin_batch_settings(p, true);
-		int64		ni,
+		int64		n,
+					ni,
 					nu,
 					nd;
-		int64		n = Min(run->work_pos + p->batch_size, run->work_total) - run->work_pos;
 
-		incetl_plan_execute_merge(plan, nargs, argtypes, values, &ni, &nu, &nd);
+		incetl_plan_execute_merge(plan, nargs, argtypes, values, NULL,
+								  &n, &ni, &nu, &nd);
 		incetl_end_batch_settings(nest);
 		count_batch(er, n, ni, nu, nd);
 	}

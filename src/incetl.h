@@ -294,6 +294,7 @@ extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern bool incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state);
+extern bool incetl_range_batch_merges(IncetlPipeline *p, IncetlBatchShape *shape);
 extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
@@ -329,6 +330,7 @@ extern SPIPlanPtr incetl_plan_get(const IncetlPlanKey *key, const char *sql,
 								  int nargs, Oid *argtypes, int cursor_options);
 extern void incetl_plan_execute_merge(SPIPlanPtr plan, int nargs,
 									  const Oid *argtypes, Datum *values,
+									  const char *nulls, int64 *read,
 									  int64 *inserted, int64 *updated,
 									  int64 *deleted);
 

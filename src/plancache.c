@@ -18,6 +18,7 @@
 
 #include "access/xact.h"
 #include "executor/executor.h"
+#include "executor/instrument.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
 #include "nodes/params.h"
@@ -88,8 +89,9 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
 
 /*
  * Execute a prepared MERGE (one statement, no RETURNING) with parameters
- * values[0..nargs-1] (none null), and tell how many rows its actions
- * inserted, updated and deleted.  In PostgreSQL 15 a MERGE returns no rows
+ * values[0..nargs-1] (nulls as SPI_execute_plan takes them, or NULL), and
+ * tell how many rows it joined (its source rows: the MERGE's join emits
+ * each once) and how many its actions inserted, updated and deleted.  In PostgreSQL 15 a MERGE returns no rows
  * and SPI reports only their sum, so the statement runs through the
  * executor here, as SPI_execute_plan would run it (a new command id, a
  * fresh snapshot, the plan cache choosing a custom or generic plan), and
@@ -99,8 +101,8 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
  */
 void
 incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
-						  Datum *values, int64 *inserted, int64 *updated,
-						  int64 *deleted)
+						  Datum *values, const char *nulls, int64 *read,
+						  int64 *inserted, int64 *updated, int64 *deleted)
 {
 	List	   *sources = SPI_plan_get_plan_sources(plan);
 	CachedPlanSource *source;
@@ -109,6 +111,7 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	PlannedStmt *stmt;
 	QueryDesc  *qd;
 	ModifyTableState *mt;
+	PlanState  *joined;
 
 	if (list_length(sources) != 1)
 		elog(ERROR, "incetl: a MERGE batch must be one statement");
@@ -118,7 +121,7 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	for (int i = 0; i < nargs; i++)
 	{
 		params->params[i].value = values[i];
-		params->params[i].isnull = false;
+		params->params[i].isnull = nulls != NULL && nulls[i] == 'n';
 		params->params[i].pflags = PARAM_FLAG_CONST;
 		params->params[i].ptype = argtypes[i];
 	}
@@ -135,8 +138,18 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	qd = CreateQueryDesc(stmt, source->query_string, GetActiveSnapshot(),
 						 InvalidSnapshot, None_Receiver, params, NULL, 0);
 	ExecutorStart(qd, 0);
-	ExecutorRun(qd, ForwardScanDirection, 0L, true);
+
+	/*
+	 * Count the rows the join feeds the MERGE: row counting on that node
+	 * only (ExecProcNode picks its instrumented form at the first call).
+	 */
 	mt = castNode(ModifyTableState, qd->planstate);
+	joined = outerPlanState(mt);
+	joined->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
+
+	ExecutorRun(qd, ForwardScanDirection, 0L, true);
+	InstrEndLoop(joined->instrument);
+	*read = (int64) joined->instrument->ntuples;
 	*inserted = (int64) mt->mt_merge_inserted;
 	*updated = (int64) mt->mt_merge_updated;
 	*deleted = (int64) mt->mt_merge_deleted;
