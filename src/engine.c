@@ -244,15 +244,21 @@ commit_or_error(EngineRun *er)
  * Materialised batches should stay in memory.  explain.c plans with the
  * same settings.
  */
+/* a keyed batch joins its keys to the source by lookups through the key */
+static bool
+keyed_lookups_only(IncetlPipeline *p)
+{
+	return p->src_key_unique &&
+		(p->src_relkind == RELKIND_RELATION ||
+		 p->src_relkind == RELKIND_PARTITIONED_TABLE ||
+		 p->src_relkind == RELKIND_MATVIEW);
+}
+
 int
 incetl_begin_batch_settings(IncetlPipeline *p, bool keyed)
 {
 	int			nest = NewGUCNestLevel();
-	bool		lookups_only = !keyed ||
-		(p->src_key_unique &&
-		 (p->src_relkind == RELKIND_RELATION ||
-		  p->src_relkind == RELKIND_PARTITIONED_TABLE ||
-		  p->src_relkind == RELKIND_MATVIEW));
+	bool		lookups_only = !keyed || keyed_lookups_only(p);
 
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -439,7 +445,10 @@ step_prepare(EngineRun *er)
 			incetl_work_fill_compare(run, true);
 		else
 			strategy->fill_changes(run);
-		incetl_work_analyze(run);
+
+		/* the batches' plans need its statistics; an empty one has none */
+		if (run->work_total > 0)
+			incetl_work_analyze(run);
 		run->work_pos = 0;
 		run->pass = run->work_total > 0 ? PASS_KEYED :
 			run->need_compare ? PASS_COMPARE : PASS_DONE;
