@@ -1433,7 +1433,28 @@ deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
 {
 	int			i;
 
-	appendStringInfoString(buf, "WITH gone AS MATERIALIZED (SELECT ");
+	/*
+	 * Into a Citus table, the source's keys go first into a CTE of their
+	 * own, which Citus sends to the shards as an intermediate result: it
+	 * joins no distributed table with a local one directly.
+	 *
+	 * WITH sk AS MATERIALIZED (SELECT CAST(s.<key1> AS <type>) AS k1, ...
+	 *							FROM <source> AS s), gone AS (...
+	 *	 NOT EXISTS (SELECT 1 FROM sk AS s WHERE t.<key1> = s.k1 ...) ...)
+	 */
+	bool		citus = p->tgt_citus != '\0';
+
+	if (citus)
+	{
+		appendStringInfoString(buf, "WITH sk AS MATERIALIZED (SELECT ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%sCAST(s.%s AS %s) AS k%d", i ? ", " : "",
+							 quote_identifier(p->keys[i]->name),
+							 p->keys[i]->tgt_typename, i + 1);
+		appendStringInfo(buf, " FROM %s AS s), gone AS MATERIALIZED (SELECT ", p->src_qname);
+	}
+	else
+		appendStringInfoString(buf, "WITH gone AS MATERIALIZED (SELECT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%st.%s AS g%d", i ? ", " : "",
 						 quote_identifier(p->keys[i]->name), i + 1);
@@ -1441,7 +1462,8 @@ deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
 	if (p->soft_delete)
 		appendStringInfo(buf, "t.%s IS NOT TRUE AND ",
 						 quote_identifier(p->soft_delete_column));
-	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ", p->src_qname);
+	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+					 citus ? "sk" : p->src_qname);
 	for (i = 0; i < p->nkeys; i++)
 	{
 		IncetlColumn *k = p->keys[i];
@@ -1451,6 +1473,7 @@ deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
 			appendStringInfoString(buf, " AND ");
 		incetl_deparse_operator_clause(buf, psprintf("t.%s", qk), k->tgt_type,
 									   type_equality_operator(k->tgt_type),
+									   citus ? psprintf("s.k%d", i + 1) :
 									   psprintf("CAST(s.%s AS %s)", qk, k->tgt_typename),
 									   k->tgt_type);
 	}
@@ -1965,6 +1988,9 @@ incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state)
 	bool		rules;
 
 	if (with_state || p->soft_delete || OidIsValid(p->history_table))
+		return false;
+	/* Citus 13 runs no MERGE into a distributed table from a local source */
+	if (p->tgt_citus != '\0')
 		return false;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->target));
 	if (!HeapTupleIsValid(tup))

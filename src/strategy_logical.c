@@ -124,6 +124,7 @@ incetl_logical_check(IncetlPipeline *p)
 	const char *plugins;
 
 	incetl_logical_check_owner(p);
+	incetl_check_not_citus_source(p);
 
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		ereport(ERROR,

@@ -1454,6 +1454,7 @@ trigger_check(IncetlPipeline *p, bool at_create)
 				 errmsg("source of pipeline \"%s\" must be a local table for the 'trigger' strategy",
 						p->name),
 				 errhint("Capture triggers can only be put on tables; for a view or a foreign table use the 'timestamp' or 'hash' strategy.")));
+	incetl_check_not_citus_source(p);
 	if (at_create)
 		incetl_capture_check_privileges(p);
 }

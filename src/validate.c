@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -301,6 +302,61 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 	return rel;
 }
 
+/*
+ * What Citus makes of relid: 'h' (hash-distributed), 'r' (reference,
+ * replicated to every node), 'l' (a Citus local table), another of
+ * pg_dist_partition's partition methods, or '\0' for a table Citus does not
+ * manage (and on a server without Citus).
+ */
+char
+incetl_citus_table_kind(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+	char		method;
+	char		repmodel;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return '\0';
+	values[0] = ObjectIdGetDatum(relid);
+	if (SPI_execute_with_args("SELECT partmethod, repmodel FROM pg_catalog.pg_dist_partition "
+							  "WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read pg_dist_partition");
+	if (SPI_processed == 0)
+		return '\0';
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	method = isnull ? '\0' : DatumGetChar(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	repmodel = isnull ? '\0' : DatumGetChar(d);
+	if (method == 'n')
+		return repmodel == 't' ? 'r' : 'l';
+	return method;
+}
+
+/*
+ * The strategies that capture changes where they are written ('trigger',
+ * 'logical') see only what happens on this node: a Citus table's rows live
+ * in shards, on the workers.
+ */
+void
+incetl_check_not_citus_source(IncetlPipeline *p)
+{
+	char		kind = incetl_citus_table_kind(p->source);
+
+	if (kind != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("source of pipeline \"%s\" is a Citus %s table, whose changes the '%s' strategy cannot capture",
+						p->name,
+						kind == 'r' ? "reference" : kind == 'l' ? "local" : "distributed",
+						p->strategy_name),
+				 errdetail("Its rows are written to shards, which capture on this node does not see."),
+				 errhint("Use the 'timestamp' or 'hash' strategy for a Citus table.")));
+}
+
 /* opr, if there is such an operator; else InvalidOid */
 static Oid
 existing_operator(Oid opr)
@@ -355,6 +411,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errmsg("target \"%s\" of pipeline \"%s\" is not a table",
 						RelationGetRelationName(tgt), p->name),
 				 errhint("The target must be a table or a partitioned table.")));
+	p->tgt_citus = incetl_citus_table_kind(p->target);
 	if (p->source == p->target)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -52,6 +52,23 @@ flock 9
 
 incetl_install_deps test || setup_failed "installing the build and test dependencies failed"
 
+# Citus, for t/100_citus.pl: Citus's own packages on a user's machine; here,
+# when it is missing, built from ../shared/vendor if that folder exists (it
+# does in CI).  Without either, that test says it is skipped.
+CITUS_NOTE=
+if [[ " ${SUITES:-regress isolation tap} " == *" tap "* ]] &&
+	[ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+	CITUS_BUILD=${INCETL_CITUS_BUILD:-$SRC/../shared/vendor/build-citus.sh}
+	if [ -f "$CITUS_BUILD" ] && [ "$(id -u)" -eq 0 ]; then
+		incetl_log "building Citus from $CITUS_BUILD (a few minutes)"
+		bash "$CITUS_BUILD" </dev/null ||
+			CITUS_NOTE="building Citus failed: the Citus tests (t/100_citus.pl) are skipped"
+	else
+		CITUS_NOTE="Citus is not installed and $CITUS_BUILD is not there (or not root): the Citus tests (t/100_citus.pl) are skipped"
+	fi
+	[ -n "$CITUS_NOTE" ] && incetl_log "$CITUS_NOTE"
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/incetl-check.XXXXXX") || setup_failed "mktemp failed"
 chmod 755 "$WORK"
 incetl_snapshot "$SRC" "$WORK" || setup_failed "copying the checkout to $WORK failed"
@@ -182,6 +199,7 @@ for r in "${SUITE_RESULTS[@]}"; do
 	echo "$r"
 done
 echo "total time $((SECONDS - START))s"
+[ -n "$CITUS_NOTE" ] && echo "note: $CITUS_NOTE"
 if [ "$FAILED" -eq 0 ] && [ -z "${KEEP:-}" ]; then
 	rm -rf "$WORK"
 else
