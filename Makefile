@@ -34,6 +34,8 @@ OBJS = \
 	src/run.o \
 	src/pipeline.o \
 	src/audit.o \
+	src/alert.o \
+	src/guard.o \
 	src/preview.o \
 	src/explain.o \
 	src/hash.o \

@@ -184,7 +184,20 @@ typedef struct IncetlSlotState
 	char	   *slot_name;		/* NULL: none stored */
 	XLogRecPtr	applied;		/* InvalidXLogRecPtr: none */
 	bool		loaded;			/* the pipeline has a watermark */
+	bool		needs_resync;	/* marked: the next run compares everything */
 } IncetlSlotState;
+
+/* a 'logical' pipeline as CALL incetl.guard() looks at it */
+typedef struct IncetlGuardItem
+{
+	int32		id;
+	char	   *name;
+	Oid			owner;
+	char	   *max_retained_wal;	/* NULL: no limit */
+	char	   *slot_name;		/* stored; NULL: none */
+	bool		loaded;			/* the pipeline has a watermark */
+	bool		needs_resync;
+} IncetlGuardItem;
 
 /* a pipeline's row of incetl.state, as a run reads it once */
 typedef struct IncetlStateRow
@@ -213,6 +226,9 @@ extern List *incetl_state_capture_relations(IncetlPipeline *p, bool *known);
 extern void incetl_state_set_capture_relations(IncetlPipeline *p, List *relids);
 extern bool incetl_state_check_source_shape(IncetlPipeline *p);
 extern void incetl_state_save_source_shape(IncetlPipeline *p);
+extern bool incetl_state_mark_resync(int32 pipeline_id);
+extern void incetl_state_clear_resync(int32 pipeline_id);
+extern List *incetl_state_logical_pipelines(void);
 
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
@@ -338,5 +354,14 @@ extern void incetl_log_finish(int64 run_id, const char *status,
 extern int64 incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 								  IncetlRunKind kind, const char *watermark_before);
 extern const char *incetl_run_kind_name(IncetlRunKind kind);
+extern void incetl_log_estimate(int64 run_id, int64 rows);
+
+/* run.c */
+extern bool incetl_call_is_nonatomic(FunctionCallInfo fcinfo);
+
+/* alert.c */
+extern void incetl_alert(const char *kind, const char *pipeline, int64 run_id,
+						 const char *status, const char *error);
+extern void incetl_check_freshness(int32 pipeline_id);
 
 #endif							/* INCETL_H */

@@ -30,8 +30,9 @@ PG_FUNCTION_INFO_V1(incetl_backfill_time);
 PG_FUNCTION_INFO_V1(incetl_backfill_int);
 PG_FUNCTION_INFO_V1(incetl_reconcile);
 
-static bool
-call_is_nonatomic(FunctionCallInfo fcinfo)
+/* called by CALL outside a transaction block: it may commit */
+bool
+incetl_call_is_nonatomic(FunctionCallInfo fcinfo)
 {
 	return fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -51,7 +52,7 @@ connect_spi(bool nonatomic)
 static void
 call_pipeline(FunctionCallInfo fcinfo, IncetlRunKind kind, const IncetlRun *bf)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
+	bool		nonatomic = incetl_call_is_nonatomic(fcinfo);
 	ErrorData  *edata;
 	MemoryContext cxt;
 
@@ -93,7 +94,7 @@ incetl_run(PG_FUNCTION_ARGS)
 Datum
 incetl_run_all(PG_FUNCTION_ARGS)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
+	bool		nonatomic = incetl_call_is_nonatomic(fcinfo);
 	List	   *names;
 	ListCell   *lc;
 	StringInfoData failed;
@@ -127,6 +128,14 @@ incetl_run_all(PG_FUNCTION_ARGS)
 		}
 		MemoryContextDelete(cxt);
 	}
+
+	/*
+	 * The pipelines that did not run (disabled, or another role's) may have
+	 * turned stale too; committed before the error below, with its alerts.
+	 */
+	incetl_check_freshness(0);
+	if (nonatomic)
+		SPI_commit();
 	SPI_finish();
 
 	if (nfailed > 0)
