@@ -207,7 +207,7 @@ SELECT p.name AS pipeline,
   CROSS JOIN LATERAL (SELECT
 	   CASE WHEN st.last_status OPERATOR(pg_catalog.=) 'running'
 				 AND r.rows_estimated OPERATOR(pg_catalog.>) 0
-			THEN pg_catalog.round(pg_catalog.least(1::pg_catalog.numeric,
+			THEN pg_catalog.round(LEAST(1::pg_catalog.numeric,
 						r.rows_extracted::pg_catalog.numeric OPERATOR(pg_catalog./) r.rows_estimated), 4)
 	   END AS progress) pr;
 
