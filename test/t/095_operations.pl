@@ -329,6 +329,21 @@ sub stop_writers
 	return;
 }
 
+# stop the writers, run once more: target = source, a healthy slot, no
+# resync pending
+sub healed
+{
+	my ($w, $case) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	stop_writers($w);
+	sql("CALL incetl.run('lost')");
+	target_equals_source($node, 'w_src', 'w_tgt', undef, "$case: target equals source");
+	is( sql(q{SELECT s.needs_resync, r.wal_status IN ('reserved', 'extended')
+				FROM incetl.status s, pg_replication_slots r WHERE s.pipeline = 'lost'}),
+		'f|t', "$case: the slot is healthy, no resync pending");
+	return;
+}
+
 my $writers = start_writers();
 sql(q{ALTER SYSTEM SET max_slot_wal_keep_size = '2MB'; SELECT pg_reload_conf();});
 my $lost = 0;
@@ -351,12 +366,7 @@ is_alert(next_alert('resync', 'lost'),
 	{ pipeline => 'lost', run_id => $lost_run, status => 'running', kind => 'resync',
 	  error => qr/was invalidated/ },
 	'resync by a run');
-stop_writers($writers);
-sql("CALL incetl.run('lost')");
-target_equals_source($node, 'w_src', 'w_tgt', undef, 'lost: target equals source');
-is( sql(q{SELECT s.needs_resync, r.wal_status IN ('reserved', 'extended')
-			FROM incetl.status s, pg_replication_slots r WHERE s.pipeline = 'lost'}),
-	'f|t', 'lost: the slot is healthy, no resync pending');
+healed($writers, 'lost');
 
 # dropped by hand while they write
 $writers = start_writers();
@@ -364,12 +374,7 @@ sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE 
 ($ret, $out, $err) = $node->psql('postgres', "CALL incetl.run('lost')");
 is($ret, 0, 'dropped: a run while the writers write succeeds');
 like($err, qr/the replication slot of pipeline "lost" is gone/, 'dropped: it resyncs');
-stop_writers($writers);
-sql("CALL incetl.run('lost')");
-target_equals_source($node, 'w_src', 'w_tgt', undef, 'dropped: target equals source');
-is( sql(q{SELECT s.needs_resync, r.wal_status IN ('reserved', 'extended')
-			FROM incetl.status s, pg_replication_slots r WHERE s.pipeline = 'lost'}),
-	'f|t', 'dropped: the slot is healthy, no resync pending');
+healed($writers, 'dropped');
 
 #
 # (5) pg_dump / pg_restore into a new cluster
