@@ -35,10 +35,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "strategy.h"
 
@@ -114,6 +118,51 @@ guard_pipeline(IncetlGuardItem *g)
 }
 
 /*
+ * guard_pipeline in a subtransaction: a pipeline guard cannot handle (a
+ * slot that a session took between the look and the drop, say) is a
+ * WARNING, and the others are still guarded.  Returns -1 on error, else
+ * whether it wrote something.
+ */
+static int
+guard_one(IncetlGuardItem *g)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int result = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		result = guard_pipeline(g) ? 1 : 0;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 visible(g) ?
+				 errmsg("guard could not check pipeline \"%s\": %s", g->name, edata->message) :
+				 errmsg("guard could not check a pipeline of another role: %s", edata->message)));
+		FreeErrorData(edata);
+		result = -1;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
+
+/*
  * CALL incetl.guard()
  */
 Datum
@@ -122,6 +171,7 @@ incetl_guard(PG_FUNCTION_ARGS)
 	bool		nonatomic = incetl_call_is_nonatomic(fcinfo);
 	List	   *pipelines;
 	ListCell   *lc;
+	int			nfailed = 0;
 
 	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -130,13 +180,26 @@ incetl_guard(PG_FUNCTION_ARGS)
 	pipelines = incetl_state_logical_pipelines();
 	foreach(lc, pipelines)
 	{
+		int			r = guard_one(lfirst(lc));
+
 		/* the commit releases the run lock, if guard took it */
-		if (guard_pipeline(lfirst(lc)) && nonatomic)
+		if (r != 0 && nonatomic)
 			SPI_commit();
+		if (r < 0)
+			nfailed++;
 	}
 	incetl_check_freshness(0);
 	if (nonatomic)
 		SPI_commit();
 	SPI_finish();
+
+	/* what it did is committed: the job shows as failed all the same */
+	if (nfailed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg_plural("guard could not check %d pipeline",
+							   "guard could not check %d pipelines",
+							   nfailed, nfailed),
+				 errhint("See the warnings above; the next call tries again.")));
 	PG_RETURN_VOID();
 }

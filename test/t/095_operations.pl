@@ -14,7 +14,8 @@
 #     neither once it is done;
 # (3) max_retained_wal: a logical pipeline that is not run while its source
 #     is written holds more WAL than its limit; CALL incetl.guard() drops
-#     its slot (pg_replication_slots), sends a 'resync' alert, status shows
+#     its slot (pg_replication_slots), leaves alone the slot of another one
+#     over its limit whose run is under way, sends a 'resync' alert, status shows
 #     needs_resync; after a CHECKPOINT the WAL directory shrinks; the next
 #     run compares everything, the target equals the source, needs_resync
 #     is false and the slot is back;
@@ -238,6 +239,29 @@ SELECT incetl.create_pipeline('capped', 'c_src', 'c_tgt', strategy => 'logical',
 CALL incetl.run('capped');
 });
 my $slot = sql("SELECT s.slot_name FROM incetl.state s JOIN incetl.pipelines p ON p.id = s.pipeline_id WHERE p.name = 'capped'");
+
+# another one over its limit, but running: its first run waits (for an
+# advisory lock the test holds) in the middle of its first batch
+sql(q{
+CREATE TABLE d_src (id integer PRIMARY KEY, v text);
+CREATE TABLE d_tgt (id integer PRIMARY KEY, v text);
+INSERT INTO d_src SELECT g, 'v' || g FROM generate_series(1, 20) g;
+CREATE FUNCTION d_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 5 THEN PERFORM pg_advisory_xact_lock_shared(4343); END IF;
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER d_wait BEFORE INSERT ON d_tgt FOR EACH ROW EXECUTE FUNCTION d_wait();
+SELECT incetl.create_pipeline('busy', 'd_src', 'd_tgt', strategy => 'logical',
+							  max_retained_wal => '4MB');
+});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('SELECT pg_advisory_lock(4343)');
+my $busy = start_run($node, 'busy');
+$node->poll_query_until('postgres',
+	q{SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory')})
+  or die 'the run of "busy" does not wait';
 # writes the slot must keep: changes of the source, and a lot of other WAL
 sql(q{
 UPDATE c_src SET v = 'changed' WHERE id <= 20;
@@ -256,6 +280,20 @@ note "WAL directory: $before bytes";
 
 ($ret, $out, $err) = $node->psql('postgres', 'CALL incetl.guard()');
 is($ret, 0, 'guard: succeeds');
+like($err, qr/pipeline "busy" is running, guard left it alone/,
+	'guard: leaves a running pipeline alone');
+is( sql(q{SELECT s.needs_resync, r.slot_name IS NOT NULL
+			FROM incetl.status s JOIN incetl.pipelines p ON p.name = s.pipeline
+			JOIN incetl.state st ON st.pipeline_id = p.id
+			LEFT JOIN pg_replication_slots r ON r.slot_name = st.slot_name
+		   WHERE s.pipeline = 'busy'}),
+	'f|t', 'guard: the running pipeline keeps its slot');
+$holder->query_safe('SELECT pg_advisory_unlock(4343)');
+$busy->query_safe('SELECT 1');
+$busy->quit;
+$holder->quit;
+target_equals_source($node, 'd_src', 'd_tgt', undef, 'guard: the running run finished');
+sql("SELECT incetl.drop_pipeline('busy')");
 like($err, qr/the replication slot of pipeline "capped" held more WAL than max_retained_wal \(4MB\) and was dropped/,
 	'guard: says what it did');
 is(sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"), 0,
