@@ -35,14 +35,10 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "replication/slot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "strategy.h"
 
@@ -117,6 +113,21 @@ guard_pipeline(IncetlGuardItem *g)
 	return true;
 }
 
+/* guard_pipeline as incetl_call_caught() calls it */
+typedef struct GuardCall
+{
+	IncetlGuardItem *g;
+	bool		wrote;
+} GuardCall;
+
+static void
+guard_call(void *arg)
+{
+	GuardCall  *c = arg;
+
+	c->wrote = guard_pipeline(c->g);
+}
+
 /*
  * guard_pipeline in a subtransaction: a pipeline guard cannot handle (a
  * slot that a session took between the look and the drop, say) is a
@@ -126,40 +137,18 @@ guard_pipeline(IncetlGuardItem *g)
 static int
 guard_one(IncetlGuardItem *g)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile int result = 0;
+	GuardCall	c = {g, false};
+	ErrorData  *edata = incetl_call_caught(guard_call, &c);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		result = guard_pipeline(g) ? 1 : 0;
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		/* an abort leaves a slot acquired: only top-level cleanup frees it */
-		if (MyReplicationSlot != NULL)
-			ReplicationSlotRelease();
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 visible(g) ?
-				 errmsg("guard could not check pipeline \"%s\": %s", g->name, edata->message) :
-				 errmsg("guard could not check a pipeline of another role: %s", edata->message)));
-		FreeErrorData(edata);
-		result = -1;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return result;
+	if (edata == NULL)
+		return c.wrote ? 1 : 0;
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 visible(g) ?
+			 errmsg("guard could not check pipeline \"%s\": %s", g->name, edata->message) :
+			 errmsg("guard could not check a pipeline of another role: %s", edata->message)));
+	FreeErrorData(edata);
+	return -1;
 }
 
 /*
@@ -188,10 +177,7 @@ incetl_guard(PG_FUNCTION_ARGS)
 		if (r < 0)
 			nfailed++;
 	}
-	incetl_check_freshness(0);
-	if (nonatomic)
-		SPI_commit();
-	SPI_finish();
+	incetl_end_checking(nonatomic);
 
 	/* what it did is committed: the job shows as failed all the same */
 	if (nfailed > 0)

@@ -160,6 +160,7 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls, int expected);
 extern void incetl_exec_utility_as(Oid role, const char *sql);
 extern void incetl_call_rolled_back(void (*fn) (void *arg), void *arg);
+extern ErrorData *incetl_call_caught(void (*fn) (void *arg), void *arg);
 
 /* catalog.c */
 #include "access/htup.h"
@@ -358,6 +359,7 @@ extern void incetl_log_estimate(int64 run_id, int64 rows);
 
 /* run.c */
 extern bool incetl_call_is_nonatomic(FunctionCallInfo fcinfo);
+extern void incetl_end_checking(bool nonatomic);
 
 /* alert.c */
 extern void incetl_alert(const char *kind, const char *pipeline, int64 run_id,

@@ -38,6 +38,20 @@ incetl_call_is_nonatomic(FunctionCallInfo fcinfo)
 		!castNode(CallContext, fcinfo->context)->atomic;
 }
 
+/*
+ * The end of run_all and guard: check the freshness of every pipeline,
+ * commit that with its alerts (before the error a procedure may raise
+ * next, when it may commit), and close SPI.
+ */
+void
+incetl_end_checking(bool nonatomic)
+{
+	incetl_check_freshness(0);
+	if (nonatomic)
+		SPI_commit();
+	SPI_finish();
+}
+
 static void
 connect_spi(bool nonatomic)
 {
@@ -131,12 +145,9 @@ incetl_run_all(PG_FUNCTION_ARGS)
 
 	/*
 	 * The pipelines that did not run (disabled, or another role's) may have
-	 * turned stale too; committed before the error below, with its alerts.
+	 * turned stale too.
 	 */
-	incetl_check_freshness(0);
-	if (nonatomic)
-		SPI_commit();
-	SPI_finish();
+	incetl_end_checking(nonatomic);
 
 	if (nfailed > 0)
 		ereport(ERROR,

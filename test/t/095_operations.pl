@@ -194,14 +194,18 @@ INSERT INTO b_src SELECT g, 'v', timestamptz '2024-01-01' + g * interval '1 seco
   FROM generate_series(1, 20000) g;
 ANALYZE b_src;
 CREATE TABLE b_tgt (id integer PRIMARY KEY, v text, updated_at timestamptz);
--- the 11th batch waits for an advisory lock the test holds
-CREATE FUNCTION b_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+-- a trigger that makes the insert of key TG_ARGV[0] wait for advisory
+-- lock TG_ARGV[1], which the test holds
+CREATE FUNCTION wait_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF NEW.id = 10001 THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+	IF NEW.id = TG_ARGV[0]::integer THEN
+		PERFORM pg_advisory_xact_lock_shared(TG_ARGV[1]::bigint);
+	END IF;
 	RETURN NEW;
 END;
 $$;
-CREATE TRIGGER b_wait BEFORE INSERT ON b_tgt FOR EACH ROW EXECUTE FUNCTION b_wait();
+-- the 11th batch waits
+CREATE TRIGGER b_wait BEFORE INSERT ON b_tgt FOR EACH ROW EXECUTE FUNCTION wait_at(10001, 4242);
 SELECT incetl.create_pipeline('big', 'b_src', 'b_tgt', watermark_column => 'updated_at',
 							  batch_size => 1000);
 });
@@ -246,13 +250,7 @@ sql(q{
 CREATE TABLE d_src (id integer PRIMARY KEY, v text);
 CREATE TABLE d_tgt (id integer PRIMARY KEY, v text);
 INSERT INTO d_src SELECT g, 'v' || g FROM generate_series(1, 20) g;
-CREATE FUNCTION d_wait() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.id = 5 THEN PERFORM pg_advisory_xact_lock_shared(4343); END IF;
-	RETURN NEW;
-END;
-$$;
-CREATE TRIGGER d_wait BEFORE INSERT ON d_tgt FOR EACH ROW EXECUTE FUNCTION d_wait();
+CREATE TRIGGER d_wait BEFORE INSERT ON d_tgt FOR EACH ROW EXECUTE FUNCTION wait_at(5, 4343);
 SELECT incetl.create_pipeline('busy', 'd_src', 'd_tgt', strategy => 'logical',
 							  max_retained_wal => '4MB');
 });
