@@ -19,8 +19,7 @@
  * alert however often it is checked (by the end of every run, by run_all
  * and by guard), and a turn back to fresh clears it.
  *
- * Everything here reads and writes incetl's own tables as the extension
- * owner; no user code runs.
+ * incetl.state is read and written by state.c; no user code runs.
  *
  * src/alert.c
  *
@@ -28,16 +27,10 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
 #include "commands/async.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
-#include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
 
 #include "incetl.h"
 
@@ -103,104 +96,21 @@ incetl_alert(const char *kind, const char *pipeline, int64 run_id,
 	Async_Notify(ALERT_CHANNEL, buf.data);
 }
 
-/* whether a column of a row read by incetl_catalog_row() (or no row) is null */
-static bool
-column_is_null(HeapTuple tup, TupleDesc desc, const char *name)
-{
-	bool		isnull = true;
-
-	if (tup != NULL)
-		(void) incetl_catalog_col(tup, desc, name, &isnull);
-	return isnull;
-}
-
 /*
  * Check the freshness of one pipeline (pipeline_id > 0) or of all (0):
- * record a turn to stale or back in incetl.state and send a 'stale' alert
- * for each turn to stale.  One pipeline is looked at directly first: only
- * one with a freshness_target, or marked stale, needs the statement.
+ * incetl.state records each turn to stale or back (state.c), and each turn
+ * to stale sends a 'stale' alert.
  */
 void
 incetl_check_freshness(int32 pipeline_id)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *alerts = NIL;
+	List	   *turns = incetl_state_record_freshness(pipeline_id);
 	ListCell   *lc;
 
-	/* a catalog older than the library: nothing to check */
-	if (get_attnum(get_relname_relid("state", get_namespace_oid("incetl", false)),
-				   "stale_since") == InvalidAttrNumber)
-		return;
-
-	if (pipeline_id > 0)
+	foreach(lc, turns)
 	{
-		TupleDesc	pdesc;
-		TupleDesc	sdesc;
-		HeapTuple	ptup = incetl_catalog_row("pipelines", "id", F_INT4EQ,
-											  Int32GetDatum(pipeline_id), &pdesc);
-		HeapTuple	stup = incetl_catalog_row("state", "pipeline_id", F_INT4EQ,
-											  Int32GetDatum(pipeline_id), &sdesc);
+		IncetlStaleTurn *t = lfirst(lc);
 
-		if (column_is_null(ptup, pdesc, "freshness_target") &&
-			column_is_null(stup, sdesc, "stale_since"))
-			return;
-	}
-
-	values[0] = Int32GetDatum(pipeline_id);
-	incetl_spi_exec_owner("WITH c AS (SELECT p.id, p.name, "
-						  "p.freshness_target IS NOT NULL AND NOT COALESCE(ok.started_at "
-						  "OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.freshness_target), "
-						  "false) AS stale, r.run_id, r.status, r.error "
-						  "FROM incetl.pipelines p JOIN incetl.state s0 "
-						  "ON s0.pipeline_id OPERATOR(pg_catalog.=) p.id "
-						  "LEFT JOIN LATERAL (SELECT rl.started_at FROM incetl.run_log rl "
-						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
-						  "AND rl.status OPERATOR(pg_catalog.=) 'succeeded' "
-						  "AND rl.kind OPERATOR(pg_catalog.<>) 'backfill' "
-						  "ORDER BY rl.run_id DESC LIMIT 1) ok ON true "
-						  "LEFT JOIN LATERAL (SELECT rl.run_id, rl.status, rl.error FROM incetl.run_log rl "
-						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
-						  "AND rl.status OPERATOR(pg_catalog.<>) 'skipped' "
-						  "ORDER BY rl.run_id DESC LIMIT 1) r ON true "
-						  "WHERE ($1 OPERATOR(pg_catalog.=) 0 OR p.id OPERATOR(pg_catalog.=) $1) "
-						  "AND (p.freshness_target IS NOT NULL OR s0.stale_since IS NOT NULL)) "
-						  "UPDATE incetl.state s SET stale_since = "
-						  "CASE WHEN c.stale THEN pg_catalog.now() END "
-						  "FROM c WHERE s.pipeline_id OPERATOR(pg_catalog.=) c.id "
-						  "AND (s.stale_since IS NOT NULL) OPERATOR(pg_catalog.<>) c.stale "
-						  "RETURNING c.stale, c.name, c.run_id, c.status, c.error",
-						  1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
-
-	/* copied out first: sending reads nothing, but keep SPI's tuples apart */
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		d;
-		MemoryContext old;
-		char	  **a;
-
-		if (!DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull)))
-			continue;
-		old = MemoryContextSwitchTo(cxt);
-		a = palloc0(sizeof(char *) * 4);
-		a[0] = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		d = SPI_getbinval(tup, desc, 3, &isnull);
-		a[1] = isnull ? NULL : psprintf(INT64_FORMAT, DatumGetInt64(d));
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		a[2] = isnull ? NULL : TextDatumGetCString(d);
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		a[3] = isnull ? NULL : TextDatumGetCString(d);
-		alerts = lappend(alerts, a);
-		MemoryContextSwitchTo(old);
-	}
-	foreach(lc, alerts)
-	{
-		char	  **a = lfirst(lc);
-
-		incetl_alert("stale", a[0], a[1] ? strtoi64(a[1], NULL, 10) : 0, a[2], a[3]);
+		incetl_alert("stale", t->pipeline, t->run_id, t->status, t->error);
 	}
 }

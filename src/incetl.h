@@ -231,6 +231,17 @@ extern bool incetl_state_mark_resync(int32 pipeline_id);
 extern void incetl_state_clear_resync(int32 pipeline_id);
 extern List *incetl_state_logical_pipelines(void);
 
+/* a pipeline that turned stale, for its alert */
+typedef struct IncetlStaleTurn
+{
+	char	   *pipeline;
+	int64		run_id;			/* its last run; 0: none */
+	char	   *status;			/* of that run */
+	char	   *error;
+} IncetlStaleTurn;
+
+extern List *incetl_state_record_freshness(int32 pipeline_id);
+
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
 extern void incetl_lock_wait(int32 pipeline_id, IncetlLockKind kind, LOCKMODE mode);

@@ -27,6 +27,7 @@
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
 #include "incetl.h"
@@ -504,4 +505,101 @@ incetl_state_logical_pipelines(void)
 		MemoryContextSwitchTo(oldcxt);
 	}
 	return list;
+}
+
+/* whether a column of a row read by incetl_catalog_row() (or no row) is null */
+static bool
+column_is_null(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull = true;
+
+	if (tup != NULL)
+		(void) incetl_catalog_col(tup, desc, name, &isnull);
+	return isnull;
+}
+
+/*
+ * Record in incetl.state (stale_since) whether one pipeline (pipeline_id >
+ * 0) or every pipeline (0) with a freshness_target is stale: its last
+ * successful run or reconcile did not start within the target.  Returns
+ * the pipelines that turned stale now (IncetlStaleTurn *, with their last
+ * run, for the alert); a turn back to fresh clears stale_since and returns
+ * nothing.  One pipeline is looked at directly first: only one with a
+ * target, or marked stale, needs the statement.
+ */
+List *
+incetl_state_record_freshness(int32 pipeline_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *turns = NIL;
+
+	/* a catalog older than the library: nothing to record */
+	if (!state_has("stale_since"))
+		return NIL;
+
+	if (pipeline_id > 0)
+	{
+		TupleDesc	pdesc;
+		TupleDesc	sdesc;
+		HeapTuple	ptup = incetl_catalog_row("pipelines", "id", F_INT4EQ,
+											  Int32GetDatum(pipeline_id), &pdesc);
+		HeapTuple	stup = incetl_catalog_row("state", "pipeline_id", F_INT4EQ,
+											  Int32GetDatum(pipeline_id), &sdesc);
+
+		if (column_is_null(ptup, pdesc, "freshness_target") &&
+			column_is_null(stup, sdesc, "stale_since"))
+			return NIL;
+	}
+
+	values[0] = Int32GetDatum(pipeline_id);
+	incetl_spi_exec_owner("WITH c AS (SELECT p.id, p.name, "
+						  "p.freshness_target IS NOT NULL AND NOT COALESCE(ok.started_at "
+						  "OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.freshness_target), "
+						  "false) AS stale, r.run_id, r.status, r.error "
+						  "FROM incetl.pipelines p JOIN incetl.state s0 "
+						  "ON s0.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "LEFT JOIN LATERAL (SELECT rl.started_at FROM incetl.run_log rl "
+						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "AND rl.status OPERATOR(pg_catalog.=) 'succeeded' "
+						  "AND rl.kind OPERATOR(pg_catalog.<>) 'backfill' "
+						  "ORDER BY rl.run_id DESC LIMIT 1) ok ON true "
+						  "LEFT JOIN LATERAL (SELECT rl.run_id, rl.status, rl.error FROM incetl.run_log rl "
+						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "AND rl.status OPERATOR(pg_catalog.<>) 'skipped' "
+						  "ORDER BY rl.run_id DESC LIMIT 1) r ON true "
+						  "WHERE ($1 OPERATOR(pg_catalog.=) 0 OR p.id OPERATOR(pg_catalog.=) $1) "
+						  "AND (p.freshness_target IS NOT NULL OR s0.stale_since IS NOT NULL)) "
+						  "UPDATE incetl.state s SET stale_since = "
+						  "CASE WHEN c.stale THEN pg_catalog.now() END "
+						  "FROM c WHERE s.pipeline_id OPERATOR(pg_catalog.=) c.id "
+						  "AND (s.stale_since IS NOT NULL) OPERATOR(pg_catalog.<>) c.stale "
+						  "RETURNING c.stale, c.name, c.run_id, c.status, c.error",
+						  1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext oldcxt;
+		IncetlStaleTurn *t;
+
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull)))
+			continue;
+		oldcxt = MemoryContextSwitchTo(callercxt);
+		t = palloc0(sizeof(IncetlStaleTurn));
+		t->pipeline = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		t->run_id = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		t->status = isnull ? NULL : TextDatumGetCString(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		t->error = isnull ? NULL : TextDatumGetCString(d);
+		turns = lappend(turns, t);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return turns;
 }
