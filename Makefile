@@ -34,6 +34,8 @@ OBJS = \
 	src/run.o \
 	src/pipeline.o \
 	src/audit.o \
+	src/alert.o \
+	src/guard.o \
 	src/preview.o \
 	src/explain.o \
 	src/hash.o \
@@ -41,6 +43,10 @@ OBJS = \
 
 EXTENSION = incetl
 DATA = $(wildcard incetl--*.sql)
+# the Prometheus exporter's queries file and the Grafana dashboard built on
+# it (README "Operations"), installed into $(pg_config --docdir)/extension/
+DOCS = test/monitoring/incetl-exporter-queries.yaml \
+	test/monitoring/incetl-grafana-dashboard.json
 PGFILEDESC = "incetl - incremental ETL inside PostgreSQL"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

@@ -114,3 +114,110 @@ RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'incetl_alter_pipeline';
 COMMENT ON FUNCTION incetl.alter_pipeline IS 'change the named options of a pipeline; NULL leaves an option as it is';
+
+/*
+ * Operations (SPEC section 6, issue 15).
+ *
+ * incetl.state remembers that a 'logical' pipeline needs a resync (its slot
+ * was dropped by max_retained_wal, or found gone or invalidated) until a
+ * run that compared the whole source commits, and since when a pipeline
+ * with a freshness_target has been stale (NULL: fresh, or not checked):
+ * the stale alert is sent when that turns from NULL to a time, once.
+ * run_log.rows_estimated is a run's own estimate of the rows it has to
+ * read (the keys it found, or the source's size for a first load), from
+ * which the status view derives progress and eta.
+ */
+ALTER TABLE incetl.state
+	ADD COLUMN needs_resync boolean NOT NULL DEFAULT false,
+	ADD COLUMN stale_since timestamptz;
+
+ALTER TABLE incetl.run_log
+	ADD COLUMN rows_estimated bigint;
+
+/*
+ * The last successful run and the failures since are looked up per
+ * pipeline by run_log_pipeline_idx (pipeline_id, run_id).
+ */
+CREATE OR REPLACE VIEW incetl.status WITH (security_invoker = true) AS
+SELECT p.name AS pipeline,
+	   p.strategy,
+	   p.enabled,
+	   s.watermark,
+	   r.run_id AS last_run_id,
+	   st.last_status,
+	   r.started_at AS last_started_at,
+	   r.finished_at AS last_finished_at,
+	   r.error AS last_error,
+	   CASE WHEN s.watermark_type OPERATOR(pg_catalog.=) ANY
+				 (ARRAY['pg_catalog.timestamptz', 'pg_catalog.timestamp', 'pg_catalog.date']::pg_catalog.regtype[])
+			THEN pg_catalog.now() OPERATOR(pg_catalog.-) s.watermark::pg_catalog.timestamptz
+	   END AS lag,
+	   CASE WHEN p.strategy OPERATOR(pg_catalog.=) 'logical'
+			THEN (SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn)::bigint
+				  FROM pg_catalog.pg_replication_slots rs
+				  WHERE rs.slot_name OPERATOR(pg_catalog.=) s.slot_name)
+	   END AS retained_wal_bytes,
+	   CASE WHEN p.freshness_target IS NOT NULL
+			THEN COALESCE(ok.started_at OPERATOR(pg_catalog.>=)
+						  (pg_catalog.now() OPERATOR(pg_catalog.-) p.freshness_target), false)
+	   END AS fresh,
+	   ok.started_at AS last_success_at,
+	   (SELECT pg_catalog.count(*)::integer FROM incetl.run_log f
+		 WHERE f.pipeline_id OPERATOR(pg_catalog.=) p.id
+		   AND f.run_id OPERATOR(pg_catalog.>) COALESCE(ok.run_id, 0)
+		   AND f.status OPERATOR(pg_catalog.=) 'failed') AS consecutive_failures,
+	   CASE WHEN p.strategy OPERATOR(pg_catalog.=) 'logical'
+			THEN COALESCE(s.needs_resync, false)
+				 OR (s.watermark IS NOT NULL
+					 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots rs
+									 WHERE rs.slot_name OPERATOR(pg_catalog.=) s.slot_name
+									   AND rs.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+									   AND rs.wal_status IS DISTINCT FROM 'lost'))
+			ELSE false
+	   END AS needs_resync,
+	   pr.progress,
+	   CASE WHEN pr.progress OPERATOR(pg_catalog.>) 0
+			THEN (pg_catalog.now() OPERATOR(pg_catalog.-) r.started_at)
+				 OPERATOR(pg_catalog.*) ((1 OPERATOR(pg_catalog.-) pr.progress)
+										 OPERATOR(pg_catalog./) pr.progress)::pg_catalog.float8
+	   END AS eta
+  FROM incetl.pipelines p
+  LEFT JOIN incetl.state s ON s.pipeline_id OPERATOR(pg_catalog.=) p.id
+  LEFT JOIN LATERAL (SELECT rl.* FROM incetl.run_log rl
+					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
+					   AND rl.status OPERATOR(pg_catalog.<>) 'skipped'
+					 ORDER BY rl.run_id DESC LIMIT 1) r ON true
+  LEFT JOIN LATERAL (SELECT rl.run_id, rl.started_at FROM incetl.run_log rl
+					 WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id
+					   AND rl.status OPERATOR(pg_catalog.=) 'succeeded'
+					   AND rl.kind OPERATOR(pg_catalog.<>) 'backfill'
+					 ORDER BY rl.run_id DESC LIMIT 1) ok ON true
+  CROSS JOIN LATERAL (SELECT
+	   CASE WHEN r.status OPERATOR(pg_catalog.=) 'running'
+				 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+								 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+								   AND l.pid OPERATOR(pg_catalog.=) r.pid
+								   AND l.classid OPERATOR(pg_catalog.=) p.id::pg_catalog.oid
+								   AND l.objid OPERATOR(pg_catalog.=)
+									   CASE WHEN r.kind OPERATOR(pg_catalog.=) 'backfill'
+											THEN 2 ELSE 1 END::pg_catalog.oid
+								   AND l.objsubid OPERATOR(pg_catalog.=) 7879
+								   AND l.granted)
+			THEN 'interrupted' ELSE r.status END AS last_status) st
+  CROSS JOIN LATERAL (SELECT
+	   CASE WHEN st.last_status OPERATOR(pg_catalog.=) 'running'
+				 AND r.rows_estimated OPERATOR(pg_catalog.>) 0
+			THEN pg_catalog.round(LEAST(1::pg_catalog.numeric,
+						r.rows_extracted::pg_catalog.numeric OPERATOR(pg_catalog./) r.rows_estimated), 4)
+	   END AS progress) pr;
+
+/*
+ * CALL incetl.guard(): max_retained_wal for every 'logical' pipeline, and
+ * the freshness of every pipeline with a target, without running any
+ * (src/guard.c).  Any role may call it: it enforces only each pipeline's
+ * own limit, writes only incetl's state and slots, and runs no user code.
+ */
+CREATE PROCEDURE incetl.guard()
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'incetl_guard';
+COMMENT ON PROCEDURE incetl.guard IS 'drop the slots of logical pipelines over max_retained_wal (marking them for a resync) and alert on stale pipelines, running none';

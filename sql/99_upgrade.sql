@@ -141,7 +141,7 @@ INSERT INTO fresh SELECT * FROM upg.snapshot();
 SELECT split_part(object, ' ', 1) AS kind, count(*) > 0 AS present
   FROM fresh GROUP BY 1 ORDER BY 1;
 SELECT count(*) FILTER (WHERE definition LIKE 'CREATE OR REPLACE FUNCTION incetl.create_pipeline(%') AS create_pipeline_def,
-	   count(*) FILTER (WHERE object = 'view incetl.status' AND definition LIKE '%view: %FROM ((incetl.pipelines p%') AS status_view_def,
+	   count(*) FILTER (WHERE object = 'view incetl.status' AND definition LIKE '%view: %FROM (%(incetl.pipelines p%') AS status_view_def,
 	   count(*) FILTER (WHERE object = 'table incetl.run_log' AND definition LIKE '%columns: run_id bigint not null%policies: run_log_visible%') AS run_log_def
   FROM fresh;
 SELECT count(*) AS no_definition FROM fresh WHERE definition IS NULL;

@@ -5,7 +5,7 @@
  *	  after every committed batch so other sessions can watch progress.
  *
  * Rows are written as the extension owner; run_by records the role that
- * called the run.
+ * called the run.  The end of a run also sends its alerts (alert.c).
  *
  * src/audit.c
  *
@@ -120,11 +120,54 @@ incetl_log_progress(int64 run_id, IncetlCounts *c, const char *watermark_after)
 	log_update(run_id, NULL, c, watermark_after, NULL);
 }
 
+/*
+ * The end of a run.  A failure sends an alert, and the pipeline's
+ * freshness is checked (alert.c); both go out when the transaction that
+ * records the end commits.
+ */
 void
 incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 				  const char *watermark_after, const char *error)
 {
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	bool		no_id;
+	int32		pipeline_id;
+
 	log_update(run_id, status, c, watermark_after, error);
+
+	tup = incetl_catalog_row("run_log", "run_id", F_INT8EQ, Int64GetDatum(run_id), &desc);
+	if (tup == NULL)
+		return;
+	pipeline_id = DatumGetInt32(incetl_catalog_col(tup, desc, "pipeline_id", &no_id));
+	if (strcmp(status, "failed") == 0)
+		incetl_alert("failed",
+					 TextDatumGetCString(incetl_catalog_col(tup, desc, "pipeline", &isnull)),
+					 run_id, status, error);
+	if (!no_id)
+		incetl_check_freshness(pipeline_id);
+}
+
+/*
+ * A run's estimate of the rows it has to read, from which incetl.status
+ * shows its progress.
+ */
+void
+incetl_log_estimate(int64 run_id, int64 rows)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	/* a catalog older than the library has no such column */
+	if (get_attnum(get_relname_relid("run_log", get_namespace_oid("incetl", false)),
+				   "rows_estimated") == InvalidAttrNumber)
+		return;
+	values[0] = Int64GetDatum(run_id);
+	values[1] = Int64GetDatum(rows);
+	incetl_spi_exec_owner("UPDATE incetl.run_log SET rows_estimated = $2 "
+						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
+						  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

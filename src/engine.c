@@ -47,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "engine.h"
@@ -1037,6 +1038,32 @@ drop_work(EngineRun *er)
 }
 
 /*
+ * The run's estimate of the rows it will read, from which incetl.status
+ * shows its progress: the keys a keyed run found, or the source's size
+ * (its statistics) for a first load.  Unknown otherwise, and not written.
+ */
+static void
+log_estimate(IncetlRun *run)
+{
+	int64		rows = -1;
+
+	if (run_is_keyed(run))
+		rows = run->work_total;
+	else if (run->kind == RUN_KIND_RUN && !run->cursor.valid)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(run->p->source));
+
+		if (HeapTupleIsValid(tup))
+		{
+			rows = (int64) ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+			ReleaseSysCache(tup);
+		}
+	}
+	if (rows > 0)
+		incetl_log_estimate(run->run_id, rows);
+}
+
+/*
  * The part of a run that holds the pipeline's lock.
  */
 static ErrorData *
@@ -1084,6 +1111,8 @@ run_locked(EngineRun *er)
 		edata = protected_step(er, step_work_table, AS_OWNER_TEMP);
 	if (edata == NULL)
 		edata = protected_step(er, step_prepare, AS_OWNER);
+	if (edata == NULL)
+		log_estimate(run);
 	while (edata == NULL && run->pass != PASS_DONE)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -161,6 +161,7 @@ extern int	incetl_spi_exec_owner(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls, int expected);
 extern void incetl_exec_utility_as(Oid role, const char *sql);
 extern void incetl_call_rolled_back(void (*fn) (void *arg), void *arg);
+extern ErrorData *incetl_call_caught(void (*fn) (void *arg), void *arg);
 
 /* catalog.c */
 #include "access/htup.h"
@@ -185,7 +186,20 @@ typedef struct IncetlSlotState
 	char	   *slot_name;		/* NULL: none stored */
 	XLogRecPtr	applied;		/* InvalidXLogRecPtr: none */
 	bool		loaded;			/* the pipeline has a watermark */
+	bool		needs_resync;	/* marked: the next run compares everything */
 } IncetlSlotState;
+
+/* a 'logical' pipeline as CALL incetl.guard() looks at it */
+typedef struct IncetlGuardItem
+{
+	int32		id;
+	char	   *name;
+	Oid			owner;
+	char	   *max_retained_wal;	/* NULL: no limit */
+	char	   *slot_name;		/* stored; NULL: none */
+	bool		loaded;			/* the pipeline has a watermark */
+	bool		needs_resync;
+} IncetlGuardItem;
 
 /* a pipeline's row of incetl.state, as a run reads it once */
 typedef struct IncetlStateRow
@@ -214,6 +228,20 @@ extern List *incetl_state_capture_relations(IncetlPipeline *p, bool *known);
 extern void incetl_state_set_capture_relations(IncetlPipeline *p, List *relids);
 extern bool incetl_state_check_source_shape(IncetlPipeline *p);
 extern void incetl_state_save_source_shape(IncetlPipeline *p);
+extern bool incetl_state_mark_resync(int32 pipeline_id);
+extern void incetl_state_clear_resync(int32 pipeline_id);
+extern List *incetl_state_logical_pipelines(void);
+
+/* a pipeline that turned stale, for its alert */
+typedef struct IncetlStaleTurn
+{
+	char	   *pipeline;
+	int64		run_id;			/* its last run; 0: none */
+	char	   *status;			/* of that run */
+	char	   *error;
+} IncetlStaleTurn;
+
+extern List *incetl_state_record_freshness(int32 pipeline_id);
 
 /* lock.c */
 extern bool incetl_lock_try(int32 pipeline_id, IncetlLockKind kind, bool session);
@@ -348,5 +376,15 @@ extern void incetl_log_finish(int64 run_id, const char *status,
 extern int64 incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 								  IncetlRunKind kind, const char *watermark_before);
 extern const char *incetl_run_kind_name(IncetlRunKind kind);
+extern void incetl_log_estimate(int64 run_id, int64 rows);
+
+/* run.c */
+extern bool incetl_call_is_nonatomic(FunctionCallInfo fcinfo);
+extern void incetl_end_checking(bool nonatomic);
+
+/* alert.c */
+extern void incetl_alert(const char *kind, const char *pipeline, int64 run_id,
+						 const char *status, const char *error);
+extern void incetl_check_freshness(int32 pipeline_id);
 
 #endif							/* INCETL_H */

@@ -212,3 +212,39 @@ incetl_call_rolled_back(void (*fn) (void *arg), void *arg)
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 }
+
+/*
+ * Call fn(arg) in a subtransaction: kept when fn returns (NULL is
+ * returned), rolled back when it fails, and then the error is returned
+ * (copied into the caller's memory context) instead of raised.  For a loop
+ * over pipelines where one that fails must not stop the others (guard).
+ */
+ErrorData *
+incetl_call_caught(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		/* an abort leaves a slot acquired: only top-level cleanup frees it */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}

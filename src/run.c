@@ -30,11 +30,26 @@ PG_FUNCTION_INFO_V1(incetl_backfill_time);
 PG_FUNCTION_INFO_V1(incetl_backfill_int);
 PG_FUNCTION_INFO_V1(incetl_reconcile);
 
-static bool
-call_is_nonatomic(FunctionCallInfo fcinfo)
+/* called by CALL outside a transaction block: it may commit */
+bool
+incetl_call_is_nonatomic(FunctionCallInfo fcinfo)
 {
 	return fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
+}
+
+/*
+ * The end of run_all and guard: check the freshness of every pipeline,
+ * commit that with its alerts (before the error a procedure may raise
+ * next, when it may commit), and close SPI.
+ */
+void
+incetl_end_checking(bool nonatomic)
+{
+	incetl_check_freshness(0);
+	if (nonatomic)
+		SPI_commit();
+	SPI_finish();
 }
 
 static void
@@ -51,7 +66,7 @@ connect_spi(bool nonatomic)
 static void
 call_pipeline(FunctionCallInfo fcinfo, IncetlRunKind kind, const IncetlRun *bf)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
+	bool		nonatomic = incetl_call_is_nonatomic(fcinfo);
 	ErrorData  *edata;
 	MemoryContext cxt;
 
@@ -93,7 +108,7 @@ incetl_run(PG_FUNCTION_ARGS)
 Datum
 incetl_run_all(PG_FUNCTION_ARGS)
 {
-	bool		nonatomic = call_is_nonatomic(fcinfo);
+	bool		nonatomic = incetl_call_is_nonatomic(fcinfo);
 	List	   *names;
 	ListCell   *lc;
 	StringInfoData failed;
@@ -127,7 +142,12 @@ incetl_run_all(PG_FUNCTION_ARGS)
 		}
 		MemoryContextDelete(cxt);
 	}
-	SPI_finish();
+
+	/*
+	 * The pipelines that did not run (disabled, or another role's) may have
+	 * turned stale too.
+	 */
+	incetl_end_checking(nonatomic);
 
 	if (nfailed > 0)
 		ereport(ERROR,

@@ -7,7 +7,8 @@
  * (watermark and key of the last row a timestamp run applied, or the start
  * of the last capture run), the logical slot's name and the LSN the target
  * has applied, the relations a trigger pipeline's capture covers, and the
- * source's shape when the pipeline was defined.  The table belongs to the
+ * source's shape when the pipeline was defined, whether a 'logical'
+ * pipeline needs a resync and since when a pipeline is stale (alert.c).  The table belongs to the
  * extension owner, so every statement runs as that owner (role.c); what it
  * reads is copied into the caller's memory context.
  *
@@ -26,9 +27,22 @@
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
 #include "incetl.h"
+
+/*
+ * Whether incetl.state has a column that an upgrade script added: the
+ * library may be newer than the catalog until ALTER EXTENSION UPDATE.
+ */
+static bool
+state_has(const char *column)
+{
+	Oid			state = get_relname_relid("state", get_namespace_oid("incetl", false));
+
+	return get_attnum(state, column) != InvalidAttrNumber;
+}
 
 /* the row of a new pipeline */
 void
@@ -234,7 +248,12 @@ incetl_state_read_slot(IncetlPipeline *p, IncetlSlotState *s)
 	memset(s, 0, sizeof(IncetlSlotState));
 	s->applied = InvalidXLogRecPtr;
 	values[0] = Int32GetDatum(p->id);
-	incetl_spi_exec_owner("SELECT slot_name, applied_lsn, watermark IS NOT NULL FROM incetl.state "
+	incetl_spi_exec_owner(state_has("needs_resync") ?
+						  "SELECT slot_name, applied_lsn, watermark IS NOT NULL, needs_resync "
+						  "FROM incetl.state "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1" :
+						  "SELECT slot_name, applied_lsn, watermark IS NOT NULL, false "
+						  "FROM incetl.state "
 						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 						  1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -247,6 +266,8 @@ incetl_state_read_slot(IncetlPipeline *p, IncetlSlotState *s)
 		s->applied = DatumGetLSN(d);
 	s->loaded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 3, &isnull));
+	s->needs_resync = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 4, &isnull));
 }
 
 void
@@ -408,4 +429,177 @@ incetl_state_save_source_shape(IncetlPipeline *p)
 						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 "
 						  "AND source_columns IS DISTINCT FROM $2::pg_catalog.jsonb",
 						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Mark a pipeline for a resync (its slot is gone, invalidated, or dropped
+ * by max_retained_wal).  Returns true when it was not marked yet: the
+ * caller then sends the alert, once per resync.
+ */
+bool
+incetl_state_mark_resync(int32 pipeline_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	if (!state_has("needs_resync"))
+		return false;
+	values[0] = Int32GetDatum(pipeline_id);
+	incetl_spi_exec_owner("UPDATE incetl.state SET needs_resync = true "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT needs_resync",
+						  1, types, values, NULL, SPI_OK_UPDATE);
+	return SPI_processed == 1;
+}
+
+/* a run that compared the whole source is committing: resynced */
+void
+incetl_state_clear_resync(int32 pipeline_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	if (!state_has("needs_resync"))
+		return;
+	values[0] = Int32GetDatum(pipeline_id);
+	incetl_spi_exec_owner("UPDATE incetl.state SET needs_resync = false "
+						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND needs_resync",
+						  1, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * The 'logical' pipelines, for CALL incetl.guard(): every one in the
+ * database, whoever asks (guard enforces each pipeline's own limit only),
+ * with its owner, limit and slot state, in id order.
+ */
+List *
+incetl_state_logical_pipelines(void)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *list = NIL;
+
+	incetl_spi_exec_owner("SELECT p.id, p.name, p.owner::pg_catalog.oid, p.max_retained_wal, "
+						  "s.slot_name, s.watermark IS NOT NULL, s.needs_resync "
+						  "FROM incetl.pipelines p JOIN incetl.state s "
+						  "ON s.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "WHERE p.strategy OPERATOR(pg_catalog.=) 'logical' ORDER BY p.id",
+						  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext oldcxt = MemoryContextSwitchTo(callercxt);
+		IncetlGuardItem *g = palloc0(sizeof(IncetlGuardItem));
+		bool		isnull;
+		Datum		d;
+
+		g->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		g->name = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		g->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		g->max_retained_wal = isnull ? NULL : TextDatumGetCString(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		g->slot_name = isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+		g->loaded = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		g->needs_resync = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		list = lappend(list, g);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return list;
+}
+
+/* whether a column of a row read by incetl_catalog_row() (or no row) is null */
+static bool
+column_is_null(HeapTuple tup, TupleDesc desc, const char *name)
+{
+	bool		isnull = true;
+
+	if (tup != NULL)
+		(void) incetl_catalog_col(tup, desc, name, &isnull);
+	return isnull;
+}
+
+/*
+ * Record in incetl.state (stale_since) whether one pipeline (pipeline_id >
+ * 0) or every pipeline (0) with a freshness_target is stale: its last
+ * successful run or reconcile did not start within the target.  Returns
+ * the pipelines that turned stale now (IncetlStaleTurn *, with their last
+ * run, for the alert); a turn back to fresh clears stale_since and returns
+ * nothing.  One pipeline is looked at directly first: only one with a
+ * target, or marked stale, needs the statement.
+ */
+List *
+incetl_state_record_freshness(int32 pipeline_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *turns = NIL;
+
+	/* a catalog older than the library: nothing to record */
+	if (!state_has("stale_since"))
+		return NIL;
+
+	if (pipeline_id > 0)
+	{
+		TupleDesc	pdesc;
+		TupleDesc	sdesc;
+		HeapTuple	ptup = incetl_catalog_row("pipelines", "id", F_INT4EQ,
+											  Int32GetDatum(pipeline_id), &pdesc);
+		HeapTuple	stup = incetl_catalog_row("state", "pipeline_id", F_INT4EQ,
+											  Int32GetDatum(pipeline_id), &sdesc);
+
+		if (column_is_null(ptup, pdesc, "freshness_target") &&
+			column_is_null(stup, sdesc, "stale_since"))
+			return NIL;
+	}
+
+	values[0] = Int32GetDatum(pipeline_id);
+	incetl_spi_exec_owner("WITH c AS (SELECT p.id, p.name, "
+						  "p.freshness_target IS NOT NULL AND NOT COALESCE(ok.started_at "
+						  "OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.freshness_target), "
+						  "false) AS stale, r.run_id, r.status, r.error "
+						  "FROM incetl.pipelines p JOIN incetl.state s0 "
+						  "ON s0.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "LEFT JOIN LATERAL (SELECT rl.started_at FROM incetl.run_log rl "
+						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "AND rl.status OPERATOR(pg_catalog.=) 'succeeded' "
+						  "AND rl.kind OPERATOR(pg_catalog.<>) 'backfill' "
+						  "ORDER BY rl.run_id DESC LIMIT 1) ok ON true "
+						  "LEFT JOIN LATERAL (SELECT rl.run_id, rl.status, rl.error FROM incetl.run_log rl "
+						  "WHERE rl.pipeline_id OPERATOR(pg_catalog.=) p.id "
+						  "AND rl.status OPERATOR(pg_catalog.<>) 'skipped' "
+						  "ORDER BY rl.run_id DESC LIMIT 1) r ON true "
+						  "WHERE ($1 OPERATOR(pg_catalog.=) 0 OR p.id OPERATOR(pg_catalog.=) $1) "
+						  "AND (p.freshness_target IS NOT NULL OR s0.stale_since IS NOT NULL)) "
+						  "UPDATE incetl.state s SET stale_since = "
+						  "CASE WHEN c.stale THEN pg_catalog.now() END "
+						  "FROM c WHERE s.pipeline_id OPERATOR(pg_catalog.=) c.id "
+						  "AND (s.stale_since IS NOT NULL) OPERATOR(pg_catalog.<>) c.stale "
+						  "RETURNING c.stale, c.name, c.run_id, c.status, c.error",
+						  1, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext oldcxt;
+		IncetlStaleTurn *t;
+
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull)))
+			continue;
+		oldcxt = MemoryContextSwitchTo(callercxt);
+		t = palloc0(sizeof(IncetlStaleTurn));
+		t->pipeline = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		t->run_id = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		t->status = isnull ? NULL : TextDatumGetCString(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		t->error = isnull ? NULL : TextDatumGetCString(d);
+		turns = lappend(turns, t);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return turns;
 }

@@ -241,6 +241,21 @@ extern const IncetlStrategyRoutine incetl_hash_strategy;
 extern const IncetlStrategyRoutine incetl_trigger_strategy;
 extern const IncetlStrategyRoutine incetl_logical_strategy;
 
+/* strategy_logical.c: what CALL incetl.guard() finds of a pipeline's slot */
+typedef enum IncetlSlotCheck
+{
+	SLOT_HEALTHY,				/* within the limit, or no limit */
+	SLOT_NONE,					/* no slot */
+	SLOT_LOST,					/* invalidated */
+	SLOT_NOT_OURS,				/* its name is taken by something else */
+	SLOT_OVER_LIMIT,			/* over max_retained_wal (not dropped) */
+	SLOT_IN_USE,				/* over it, but a session is using it */
+	SLOT_DROPPED				/* over it, and dropped */
+} IncetlSlotCheck;
+
+extern IncetlSlotCheck incetl_logical_check_slot(int32 pipeline_id, const char *stored,
+												 int64 limit, bool drop, int64 *retained);
+
 /* add a statement to what explain shows */
 static inline void
 incetl_explain_add(IncetlExplain *ex, const char *step, IncetlExplainKind kind,

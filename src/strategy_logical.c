@@ -66,6 +66,7 @@
 #include "nodes/parsenodes.h"
 #include "replication/slot.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -83,8 +84,8 @@ PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
 static void incetl_logical_check(IncetlPipeline *p);
 static void incetl_logical_check_owner(IncetlPipeline *p);
 static char *incetl_logical_slot_name(IncetlPipeline *p);
-static bool incetl_logical_slot(IncetlPipeline *p, bool create, char **slot,
-								XLogRecPtr *applied);
+static bool incetl_logical_slot(IncetlPipeline *p, bool create, int64 run_id,
+								char **slot, XLogRecPtr *applied);
 static void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
 static void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
 static void incetl_logical_catch_up(const char *slot);
@@ -198,6 +199,7 @@ typedef struct SlotInfo
 	bool		ours;			/* logical, this database, incetl's plugin */
 	bool		lost;			/* invalidated: it can no longer be read */
 	XLogRecPtr	confirmed;		/* confirmed_flush_lsn */
+	int64		retained;		/* bytes of WAL it holds; -1: none, or lost */
 } SlotInfo;
 
 static void
@@ -220,7 +222,9 @@ look_up_slot(const char *name, SlotInfo *info)
 #elif PG_VERSION_NUM >= 160000
 							  " OR s.conflicting IS TRUE"
 #endif
-							  ", s.confirmed_flush_lsn "
+							  ", s.confirmed_flush_lsn, "
+							  "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), "
+							  "s.restart_lsn)::pg_catalog.int8 "
 							  "FROM pg_catalog.pg_replication_slots AS s "
 							  "WHERE s.slot_name OPERATOR(pg_catalog.=) $1",
 							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
@@ -234,6 +238,8 @@ look_up_slot(const char *name, SlotInfo *info)
 											SPI_tuptable->tupdesc, 2, &isnull));
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 	info->confirmed = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	info->retained = isnull ? -1 : DatumGetInt64(d);
 }
 
 /* run a slot function on slot name as the current user */
@@ -257,12 +263,16 @@ slot_function(const char *sql, const char *name)
  * The slot serves the stored state only if it has not been confirmed past
  * the stored LSN: it then still holds every change committed after it.
  *
- * create (a run): a lost slot is dropped and a missing one created, as the
- * current user, before the transaction writes anything.  Otherwise (a
- * preview) *slot is NULL when there is no slot to read.
+ * create (a run): a lost slot, or one that holds more WAL than
+ * max_retained_wal, is dropped and a missing one created, as the current
+ * user, before the transaction writes anything; a slot that must be read
+ * from its start marks the pipeline for a resync (until the run that
+ * compares everything commits) and sends the 'resync' alert, once.
+ * Otherwise (a preview) *slot is NULL when there is no slot to read.
  */
 static bool
-incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *applied)
+incetl_logical_slot(IncetlPipeline *p, bool create, int64 run_id, char **slot,
+					XLogRecPtr *applied)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	IncetlSlotState state;
@@ -318,6 +328,15 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 		why = "was invalidated";
 		name = incetl_logical_slot_name(p);
 	}
+	else if (create && info.found && p->max_retained_wal_bytes >= 0 &&
+			 info.retained > p->max_retained_wal_bytes)
+	{
+		/* the run checks the limit too, as guard does */
+		slot_function("SELECT pg_catalog.pg_drop_replication_slot($1)", name);
+		info.found = false;
+		why = psprintf("held more WAL than max_retained_wal (%s)", p->max_retained_wal);
+		name = incetl_logical_slot_name(p);
+	}
 
 	if (!info.found)
 	{
@@ -343,6 +362,8 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 	}
 	else if (loaded && (stored_lsn == InvalidXLogRecPtr || info.confirmed > stored_lsn))
 		why = "was not made for the position the pipeline has applied";
+	else if (loaded && state.needs_resync)
+		why = "was dropped or lost earlier (the pipeline is marked for a resync)";
 
 	*slot = MemoryContextStrdup(callercxt, name);
 	if (why == NULL && loaded && info.found)
@@ -351,10 +372,15 @@ incetl_logical_slot(IncetlPipeline *p, bool create, char **slot, XLogRecPtr *app
 		return true;
 	}
 	if (why != NULL && create)
+	{
 		ereport(NOTICE,
 				(errmsg("the replication slot of pipeline \"%s\" %s", p->name, why),
 				 errdetail("Slot \"%s\" is read from its start, and this run compares the whole source with the target, as a first run does.",
 						   name)));
+		if (incetl_state_mark_resync(p->id))
+			incetl_alert("resync", p->name, run_id, "running",
+						 psprintf("the replication slot of pipeline \"%s\" %s", p->name, why));
+	}
 	*applied = InvalidXLogRecPtr;
 	return false;
 }
@@ -693,6 +719,69 @@ incetl_logical_drop_slot_at_commit(IncetlPipeline *p)
 	drop_at_commit(incetl_logical_slot_name(p));
 }
 
+/*
+ * CALL incetl.guard(): look at a pipeline's slot (under its stored name
+ * when that is one of ours, else the pipeline's own name) and, with drop,
+ * drop it when it holds more than limit bytes of WAL (limit < 0: none) and
+ * no session is using it.  The caller holds the pipeline's run lock, so no
+ * run is using it.  The drop is incetl's C code, not a role's: whoever
+ * calls guard, only a slot of incetl's plugin in this database, named for
+ * the pipeline, is ever dropped, and only over the pipeline's own limit.
+ * *retained: the bytes it holds (-1: no slot, or lost).
+ */
+IncetlSlotCheck
+incetl_logical_check_slot(int32 pipeline_id, const char *stored, int64 limit, bool drop,
+						  int64 *retained)
+{
+	SlotInfo	info;
+	const char *name = NULL;
+	ReplicationSlot *s;
+	bool		ours;
+	bool		active = false;
+
+	*retained = -1;
+	if (stored != NULL)
+	{
+		look_up_slot(stored, &info);
+		if (info.found && info.ours)
+			name = stored;
+	}
+	if (name == NULL)
+	{
+		name = psprintf("incetl_%u_%d", MyDatabaseId, pipeline_id);
+		look_up_slot(name, &info);
+	}
+	if (!info.found)
+		return SLOT_NONE;
+	if (!info.ours)
+		return SLOT_NOT_OURS;
+	if (info.lost)
+		return SLOT_LOST;
+	*retained = info.retained;
+	if (limit < 0 || info.retained <= limit)
+		return SLOT_HEALTHY;
+	if (!drop)
+		return SLOT_OVER_LIMIT;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(name, false);
+	ours = s != NULL && s->in_use && s->data.database == MyDatabaseId &&
+		strcmp(NameStr(s->data.plugin), "incetl") == 0;
+	if (ours)
+	{
+		SpinLockAcquire(&s->mutex);
+		active = s->active_pid != 0;
+		SpinLockRelease(&s->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	if (!ours)
+		return SLOT_NONE;
+	if (active)
+		return SLOT_IN_USE;
+	ReplicationSlotDrop(name, true);
+	return SLOT_DROPPED;
+}
+
 /* does extension incetl depend on extension extname? */
 static bool
 incetl_requires(const char *extname)
@@ -821,7 +910,7 @@ logical_begin_run(IncetlRun *run)
 	LogicalRun *lr = MemoryContextAllocZero(run->cxt, sizeof(LogicalRun));
 	char	   *slot;
 
-	lr->resumes = incetl_logical_slot(run->p, true, &slot, &lr->applied);
+	lr->resumes = incetl_logical_slot(run->p, true, run->run_id, &slot, &lr->applied);
 	lr->slot = MemoryContextStrdup(run->cxt, slot);
 	lr->last_lsn = InvalidXLogRecPtr;
 	run->private = lr;
@@ -868,7 +957,12 @@ logical_pass_done(IncetlRun *run, IncetlPass pass)
 static void
 logical_finish_run(IncetlRun *run)
 {
+	LogicalRun *lr = run->private;
+
 	store_applied(run);
+	/* it compared everything: resynced when this commits */
+	if (!lr->resumes)
+		incetl_state_clear_resync(run->p->id);
 	incetl_state_save_run_start(run->p,
 								incetl_canonical_text(TimestampTzGetDatum(run->run_start),
 													  TIMESTAMPTZOID));
@@ -906,7 +1000,7 @@ logical_preview(IncetlPreview *pv)
 	 * slot serves one session at a time).
 	 */
 	incetl_lock_wait(p->id, INCETL_LOCK_RUN, ShareLock);
-	if (!incetl_logical_slot(p, false, &slot, &applied))
+	if (!incetl_logical_slot(p, false, 0, &slot, &applied))
 	{
 		/* no slot for it: the run compares everything */
 		incetl_preview_keyed(pv, incetl_sql_diff_keys(p, true), false);

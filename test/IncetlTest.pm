@@ -47,6 +47,7 @@ our @EXPORT = qw(
 #   conf => '...'   lines for postgresql.conf, before the first start
 #   dbname => 'db'  the database to create the extension in (created first
 #                   unless it is 'postgres', the default)
+#   initdb => [...] more initdb options, e.g. ['--wal-segsize=1']
 sub incetl_node
 {
 	my ($name, %opts) = @_;
@@ -56,11 +57,11 @@ sub incetl_node
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	if ($logical)
 	{
-		$node->init(allows_streaming => 'logical');
+		$node->init(allows_streaming => 'logical', extra => $opts{initdb} // []);
 	}
 	else
 	{
-		$node->init;
+		$node->init(extra => $opts{initdb} // []);
 	}
 	$node->append_conf('postgresql.conf', $opts{conf}) if defined $opts{conf};
 	if ($logical)

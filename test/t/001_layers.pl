@@ -16,13 +16,13 @@ my @layers = (
 	[qw(incetl role lock watermark)],
 	[qw(validate)],
 	[qw(catalog)],
-	[qw(state audit)],
+	[qw(state audit alert)],
 	[qw(deparse plancache schema)],
 	[qw(changeset)],
 	[qw(strategy_timestamp strategy_hash strategy_trigger strategy_logical decode hash)],
 	[qw(strategy)],
 	[qw(engine)],
-	[qw(run pipeline preview explain)],
+	[qw(run pipeline preview explain guard)],
 );
 my %layer;
 for my $i (0 .. $#layers)
