@@ -1978,26 +1978,15 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
  * reads its inserted/updated/deleted counts from the executor.  It is used
  * only where those counts are the run's: not with a hash state to move in
  * the same statement, not with soft deletes (a soft delete is an UPDATE
- * that must count as a delete), and not on a target with rules (MERGE
- * refuses those).
+ * that must count as a delete), not with a history table (its versions are
+ * written from the apply's RETURNING), and only where MERGE can write the
+ * target (validate.c: no foreign partition, not Citus).
  */
 bool
 incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state)
 {
-	HeapTuple	tup;
-	bool		rules;
-
-	if (with_state || p->soft_delete || OidIsValid(p->history_table))
-		return false;
-	/* Citus 13 runs no MERGE into a distributed table from a local source */
-	if (p->tgt_citus != '\0')
-		return false;
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->target));
-	if (!HeapTupleIsValid(tup))
-		return false;
-	rules = ((Form_pg_class) GETSTRUCT(tup))->relhasrules;
-	ReleaseSysCache(tup);
-	return !rules;
+	return !with_state && !p->soft_delete && !OidIsValid(p->history_table) &&
+		p->tgt_merge_ok;
 }
 
 /*

@@ -110,6 +110,7 @@ typedef struct IncetlPipeline
 	bool		tgt_soft_column;
 	bool		tgt_deleted_at;
 	char		tgt_citus;		/* incetl_citus_table_kind() of the target */
+	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
 } IncetlPipeline;

@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
@@ -358,6 +359,8 @@ incetl_check_not_citus_source(IncetlPipeline *p)
 }
 
 /* opr, if there is such an operator; else InvalidOid */
+static bool target_takes_merge(IncetlPipeline *p, Relation tgt);
+
 static Oid
 existing_operator(Oid opr)
 {
@@ -412,6 +415,13 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 						RelationGetRelationName(tgt), p->name),
 				 errhint("The target must be a table or a partitioned table.")));
 	p->tgt_citus = incetl_citus_table_kind(p->target);
+	if (tgt->rd_rel->relhasrules)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("target \"%s\" of pipeline \"%s\" has rules",
+						RelationGetRelationName(tgt), p->name),
+				 errdetail("incetl writes the target with INSERT, UPDATE, DELETE and MERGE statements in WITH queries, which rules cannot rewrite."),
+				 errhint("Do what the rules do with triggers.")));
 	if (p->source == p->target)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -715,8 +725,41 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		p->tgt_etl_run_id = a && !a->attgenerated;
 	}
 
+	p->tgt_merge_ok = target_takes_merge(p, tgt);
+
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
+}
+
+/*
+ * Whether PostgreSQL 15 (and Citus) can MERGE into the target: not one
+ * with a foreign partition, nor a Citus table from a local source (Citus 13
+ * refuses that).  (A target with rules is refused altogether.)
+ */
+static bool
+target_takes_merge(IncetlPipeline *p, Relation tgt)
+{
+	if (p->tgt_citus != '\0')
+		return false;
+	if (tgt->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *parts = find_all_inheritors(RelationGetRelid(tgt), AccessShareLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, parts)
+		{
+			HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+			bool		no;
+
+			if (!HeapTupleIsValid(tup))
+				continue;
+			no = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_FOREIGN_TABLE;
+			ReleaseSysCache(tup);
+			if (no)
+				return false;
+		}
+	}
+	return true;
 }
 
 /*
