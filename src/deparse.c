@@ -107,6 +107,7 @@ static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
+static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param);
 static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
 static bool deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *rel);
@@ -1081,6 +1082,45 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 }
 
 /*
+ * , upd AS (UPDATE <target> AS t SET <col2> = d.c2, ... FROM d
+ *			 WHERE t.<key1> = d.c<N1> ... AND <t changed by d> RETURNING 1),
+ *	 ins AS (INSERT INTO <target> AS t (...) SELECT c1, ... FROM d
+ *			 ON CONFLICT (<key1>, ...) DO NOTHING RETURNING 1)
+ *
+ * The insert and update steps into a Citus table.  The CTE form joins the
+ * batch to the target with an outer join ("cmp"), which Citus can only run
+ * by pulling the whole target to the coordinator; an UPDATE ... FROM the
+ * batch and an INSERT ... ON CONFLICT DO NOTHING each go to the shards
+ * (the batch is sent to them as an intermediate result).  The insert skips
+ * the keys the target holds, updated or not: the same rows and counts.
+ */
+static void
+deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	StringInfoData set;
+
+	initStringInfo(&set);
+	if (deparse_update_set(&set, p, run_param, "d"))
+	{
+		appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET %s FROM d WHERE ",
+						 p->tgt_qname, set.data);
+		deparse_target_key_match(buf, p, "d", false);
+		appendStringInfoString(buf, " AND ");
+		deparse_changes_row(buf, p, "d");
+		appendStringInfoString(buf, " RETURNING 1)");
+	}
+	else
+		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
+
+	appendStringInfoString(buf, ", ins AS (");
+	deparse_insert_into(buf, p, run_param, "d");
+	appendStringInfoString(buf, " ON CONFLICT (");
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%s%s", i ? ", " : "", quote_identifier(p->keys[i]->name));
+	appendStringInfoString(buf, ") DO NOTHING RETURNING 1)");
+}
+
+/*
  * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
  *						  FROM d LEFT JOIN <target> AS t
  *						  ON t.<key1> = d.c<N1> AND ...
@@ -1360,9 +1400,14 @@ static void
 deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 				   bool with_gone, const char *state_table)
 {
-	deparse_compare_cte(buf, p);
-	deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
-	deparse_update_cte(buf, p, run_param);
+	if (p->tgt_citus != '\0')
+		deparse_citus_upsert_ctes(buf, p, run_param);
+	else
+	{
+		deparse_compare_cte(buf, p);
+		deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
+		deparse_update_cte(buf, p, run_param);
+	}
 	if (with_gone)
 		deparse_delete_cte(buf, p, run_param);
 	else

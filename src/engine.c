@@ -245,11 +245,16 @@ commit_or_error(EngineRun *er)
  * Materialised batches should stay in memory.  explain.c plans with the
  * same settings.
  */
-/* a keyed batch joins its keys to the source by lookups through the key */
+/*
+ * A keyed batch joins its keys to the source by lookups through the key.
+ * Not to a Citus table: Citus brings its rows to the coordinator as an
+ * intermediate result, which has no index, and a nested loop over it would
+ * cost keys times rows.
+ */
 static bool
 keyed_lookups_only(IncetlPipeline *p)
 {
-	return p->src_key_unique &&
+	return p->src_key_unique && p->src_citus == '\0' &&
 		(p->src_relkind == RELKIND_RELATION ||
 		 p->src_relkind == RELKIND_PARTITIONED_TABLE ||
 		 p->src_relkind == RELKIND_MATVIEW);

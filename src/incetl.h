@@ -109,6 +109,7 @@ typedef struct IncetlPipeline
 	bool		tgt_etl_run_id;
 	bool		tgt_soft_column;
 	bool		tgt_deleted_at;
+	char		src_citus;		/* incetl_citus_table_kind() of the source */
 	char		tgt_citus;		/* incetl_citus_table_kind() of the target */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */

@@ -414,6 +414,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errmsg("target \"%s\" of pipeline \"%s\" is not a table",
 						RelationGetRelationName(tgt), p->name),
 				 errhint("The target must be a table or a partitioned table.")));
+	p->src_citus = incetl_citus_table_kind(p->source);
 	p->tgt_citus = incetl_citus_table_kind(p->target);
 	if (tgt->rd_rel->relhasrules)
 		ereport(ERROR,
