@@ -1811,8 +1811,7 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8); CREATE INDEX ON %s (rn)",
-					 incetl_work_table_name(p));
+	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8)");
 }
 
 char *

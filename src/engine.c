@@ -451,10 +451,7 @@ step_prepare(EngineRun *er)
 			incetl_work_fill_compare(run, true);
 		else
 			strategy->fill_changes(run);
-
-		/* the batches' plans need its statistics; an empty one has none */
-		if (run->work_total > 0)
-			incetl_work_analyze(run);
+		incetl_work_ready(p, run->work_total);
 		run->work_pos = 0;
 		run->pass = run->work_total > 0 ? PASS_KEYED :
 			run->need_compare ? PASS_COMPARE : PASS_DONE;

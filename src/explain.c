@@ -89,6 +89,7 @@ explain_pipeline(IncetlPipeline *p, ReturnSetInfo *rsinfo)
 	{
 		incetl_switch_role(&role, p->owner, INCETL_ROLE_ALLOW_TEMP);
 		(void) incetl_work_create(p);
+		incetl_work_ready(p, 0);
 		incetl_restore_role(&role, true);
 	}
 
