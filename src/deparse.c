@@ -111,7 +111,17 @@ static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *from);
-static void deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static bool deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_returning(StringInfo buf, IncetlPipeline *p, bool all);
+static void deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+								 const char *rows, bool with_upd, bool with_del);
+static void deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+								  const char *hv, bool row_time, const char *rows,
+								  bool gone_time);
+static bool history_row_time(IncetlPipeline *p);
+static bool history_delete_time(IncetlPipeline *p);
+static void deparse_history_count(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_repair(StringInfo buf, IncetlPipeline *p);
 static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param);
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									const char *state_table);
@@ -856,6 +866,28 @@ deparse_batch_where(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 }
 
 /*
+ * Whether a history pipeline's changes carry their time in the watermark
+ * ('timestamp' with a time watermark column): then T is the row's
+ * watermark (SPEC 5).
+ */
+static bool
+history_row_time(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL && strcmp(p->strategy_name, "timestamp") == 0 &&
+		OidIsValid(p->wm_type) && incetl_is_time_type(p->wm_type);
+}
+
+/*
+ * Whether "gone" also carries gw, the watermark of a flagged row, the time
+ * of its delete in the history table.
+ */
+static bool
+history_delete_time(IncetlPipeline *p)
+{
+	return history_row_time(p) && p->delete_detection == DELETE_DETECT_FLAG;
+}
+
+/*
  * WITH src AS MATERIALIZED (<source columns> FROM <source> AS s
  *							 WHERE <batch range>
  *							 [ORDER BY s.<wm>, s.<key1>, ...
@@ -974,6 +1006,8 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 						 newest);
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
+		if (history_delete_time(p))
+			appendStringInfoString(buf, ", w AS gw");
 		appendStringInfo(buf, " FROM %s WHERE f IS TRUE)", newest);
 	}
 	else
@@ -1020,12 +1054,16 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%sCAST(sb.bk%d AS %s) AS g%d, sb.bk%d AS k%d", i ? ", " : "",
 						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
+	if (history_delete_time(p))
+		appendStringInfoString(buf, ", sb.w AS gw");
 	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL");
 	if (flag)
 	{
 		appendStringInfoString(buf, " UNION ALL SELECT ");
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, "%sc%d, k%d", i ? ", " : "", key_col(p, i), i + 1);
+		if (history_delete_time(p))
+			appendStringInfoString(buf, ", w");
 		appendStringInfoString(buf, " FROM d0 WHERE f IS TRUE");
 	}
 	appendStringInfoChar(buf, ')');
@@ -1033,6 +1071,7 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 
 /*
  * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
+ *						  [, (false OR <t.<col> distinct from d.c<N>> ...) AS hv]
  *						  FROM d LEFT JOIN <target> AS t
  *						  ON t.<key1> = d.c<N1> AND ...
  *						  WHERE t.<key1> IS NULL
@@ -1041,7 +1080,9 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
  *							  [AND (t.<seq> > d.c<S>) IS NOT TRUE]))
  *
  * The rows of "d" that are new to the target or differ from its row: what
- * a batch writes, and what a preview lists.
+ * a batch writes, and what a preview lists.  With a history table, hv says
+ * whether a column not in history_ignore_columns differs (a new version)
+ * or only ignored ones do (the current version is updated in place).
  */
 static void
 deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
@@ -1053,8 +1094,27 @@ deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
 	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
 	const char *tkey1 = quote_identifier(p->keys[0]->name);
 
-	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
-					 tkey1, p->tgt_qname);
+	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins",
+					 tkey1);
+	if (p->hist_qname)
+	{
+		/* a history pipeline: whether a column that is not ignored differs */
+		appendStringInfoString(buf, ", (false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			i++;
+			if (c->is_key || c->history_ignored)
+				continue;
+			appendStringInfoString(buf, " OR ");
+			deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+							 psprintf("d.c%d", i));
+		}
+		appendStringInfoString(buf, ") AS hv");
+	}
+	appendStringInfo(buf, " FROM d LEFT JOIN %s AS t ON ", p->tgt_qname);
 	deparse_target_key_match(buf, p, "d", false);
 	appendStringInfo(buf, " WHERE t.%s IS NULL OR ((false", tkey1);
 	i = 0;
@@ -1098,7 +1158,8 @@ deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 {
 	appendStringInfoString(buf, ", ins AS (");
 	deparse_insert_into(buf, p, run_param, from);
-	appendStringInfoString(buf, " RETURNING 1)");
+	deparse_returning(buf, p, true);
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -1147,9 +1208,10 @@ deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
  *			 FROM cmp WHERE NOT cmp.ins AND t.<key1> = cmp.c<N1> ...
  *			 [AND (t.<seq> > cmp.c<S>) IS NOT TRUE] RETURNING 1)
  *
- * The update step; with nothing to set, upd AS (SELECT 1 WHERE false).
+ * The update step; with nothing to set, upd AS (SELECT 1 WHERE false), and
+ * false is returned.
  */
-static void
+static bool
 deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 {
 	ListCell   *lc;
@@ -1167,7 +1229,7 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 	if (!(has_nonkey || soft || p->tgt_etl_updated_at || p->tgt_etl_run_id))
 	{
 		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
-		return;
+		return false;
 	}
 
 	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET ", p->tgt_qname);
@@ -1208,7 +1270,9 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 									   psprintf("cmp.c%d", seq_idx + 1), seq->tgt_type);
 		appendStringInfoString(buf, ") IS NOT TRUE");
 	}
-	appendStringInfoString(buf, " RETURNING 1)");
+	deparse_returning(buf, p, true);
+	appendStringInfoChar(buf, ')');
+	return true;
 }
 
 /*
@@ -1241,14 +1305,15 @@ deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
 		appendStringInfoString(buf, " FROM gone WHERE ");
 		deparse_target_key_match(buf, p, "gone", true);
-		appendStringInfo(buf, " AND t.%s IS NOT TRUE RETURNING 1)", soft);
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE", soft);
 	}
 	else
 	{
 		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
 		deparse_target_key_match(buf, p, "gone", true);
-		appendStringInfoString(buf, " RETURNING 1)");
 	}
+	deparse_returning(buf, p, false);
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -1290,27 +1355,454 @@ deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 }
 
 /*
+ *	RETURNING 1
+ *
+ * or, with a history table,
+ *
+ *	RETURNING t.<col> AS hc<N>, ...
+ *
+ * What a write step returns: with a history table, the row it wrote (its
+ * key columns, and when all, every column of the history table the
+ * pipeline moves), named after the columns' positions in p->columns.
+ */
+static void
+deparse_returning(StringInfo buf, IncetlPipeline *p, bool all)
+{
+	ListCell   *lc;
+	int			i = 0;
+	bool		first = true;
+
+	if (p->hist_qname == NULL)
+	{
+		appendStringInfoString(buf, " RETURNING 1");
+		return;
+	}
+	appendStringInfoString(buf, " RETURNING ");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history || (!all && !c->is_key))
+			continue;
+		appendStringInfo(buf, "%st.%s AS hc%d", first ? "" : ", ",
+						 quote_identifier(c->name), i);
+		first = false;
+	}
+}
+
+/* <left>.hc<N1> = <right>.<key1 | c<N1>> AND ...: by the target key types */
+static void
+deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *left,
+						  const char *right, bool by_name)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("%s.hc%d", left, key_col(p, i)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   by_name ?
+									   psprintf("%s.%s", right, quote_identifier(k->name)) :
+									   psprintf("%s.c%d", right, key_col(p, i)),
+									   k->tgt_type);
+	}
+}
+
+/*
+ * With a history table (SPEC 5), in the statement that writes the target:
+ *
+ * , hx AS (SELECT true AS oi, false AS od, hc<N>, ... FROM ins
+ *			UNION ALL SELECT false, false, hc<N>, ... FROM upd
+ *			UNION ALL SELECT false, true, hc<K>, ..., NULL, ... FROM del),
+ *	 hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht
+ *			 WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf + '1 microsecond')
+ *			 ELSE GREATEST(y.ht, y.lt) END AS nt
+ *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt,
+ *					 COALESCE(r.hv, true) | true AS hv,
+ *					 COALESCE(<T of r.w>, $<t0>) | $<t0> AS ht
+ *			  FROM hx AS x [LEFT JOIN <rows> AS r ON x.hc<K> = r.c<K> ...]
+ *			  LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to
+ *				FROM <history> AS h WHERE h.<key1> = x.hc<K1> ...
+ *				ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y),
+ *	 hu AS (UPDATE <history> AS h
+ *			SET valid_to = CASE WHEN <closes> THEN w.nt ELSE h.valid_to END
+ *			[, <ignored col> = CASE WHEN <closes> THEN h.<col> ELSE w.hc<N> END
+ *			 [, etl_run_id = CASE ... ELSE $<run> END]]
+ *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
+ *			AND (<closes> [OR true]) AND h.<key1> = w.hc<K1> ...
+ *			AND h.valid_from = w.lf),
+ *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
+ *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
+ *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
+ *			OR w.oi OR w.hv) RETURNING 1)
+ *
+ * where <closes> is (w.od OR w.oi OR w.hv).  hx is what the write steps
+ * wrote (ins when there are rows, upd when with_upd, del when with_del;
+ * a compare pass has only del), hw each key's last
+ * version (the unique index on (key, valid_from) finds it) and the time of
+ * its change: T (ht) is the row's watermark for a 'timestamp' pipeline
+ * with a time watermark (a timestamp read as UTC, a date as its midnight
+ * UTC), else $<t0>, the run's start; nt is T, or just after the current
+ * version's start when T is not after it (clock skew), or not before the
+ * last version's end for a key that comes back.  Then: a delete closes the
+ * current version; an insert opens one (closing a current version the
+ * target did not have); an update of a column not ignored closes and opens;
+ * an update of ignored columns only writes them into the current version,
+ * or opens one for a key that has none (a comeback after a soft delete).
+ * The statement's snapshot sees the current version, so both its end and
+ * its successor's start are nt.  <rows> ("cmp", or "d" for a first load)
+ * has each written row's hv and watermark w.
+ */
+static void
+deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+					 const char *rows, bool with_upd, bool with_del)
+{
+	ListCell   *lc;
+	int			i;
+	bool		time_wm = history_row_time(p);
+	bool		join_rows = rows != NULL &&
+		(time_wm || strcmp(rows, "cmp") == 0);
+	const char *hv = rows != NULL && strcmp(rows, "cmp") == 0 ?
+		"COALESCE(r.hv, true)" : "true";
+
+	if (p->hist_qname == NULL)
+		return;
+
+	/* what the write steps wrote */
+	appendStringInfoString(buf, ", hx AS (");
+	for (int part = 0; part < 3; part++)
+	{
+		const char *from = part == 0 ? "ins" : part == 1 ? "upd" : "del";
+
+		if ((part == 0 && rows == NULL) || (part == 1 && !with_upd) ||
+			(part == 2 && !with_del))
+			continue;
+		if (part > 0 && rows != NULL)
+			appendStringInfoString(buf, " UNION ALL ");
+		appendStringInfo(buf, "SELECT %s AS oi, %s AS od",
+						 part == 0 ? "true" : "false", part == 2 ? "true" : "false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			i++;
+			if (!c->in_history)
+				continue;
+			if (part == 2 && !c->is_key)
+				appendStringInfo(buf, ", CAST(NULL AS %s) AS hc%d", c->tgt_typename, i);
+			else
+				appendStringInfo(buf, ", hc%d", i);
+		}
+		appendStringInfo(buf, " FROM %s", from);
+	}
+	appendStringInfoChar(buf, ')');
+
+	deparse_history_apply(buf, p, run_param, hv, time_wm && rows != NULL,
+						  join_rows ? rows : NULL,
+						  rows != NULL && with_del && history_delete_time(p));
+}
+
+/*
+ * hw, hu and ho of deparse_history_ctes, after a CTE hx of (oi, od,
+ * hc<N>...): hv says whether an update closes and opens; T is the
+ * watermark of the written row in <rows> when row_time (and of a deleted
+ * key's flagged row in "gone", joined as g, when gone_time), else
+ * $<run_param + 1>; rows (or NULL) is joined by key as r.
+ */
+static void
+deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+					  const char *hv, bool row_time, const char *rows,
+					  bool gone_time)
+{
+	ListCell   *lc;
+	int			i;
+	bool		first;
+	const char *closes = "(w.od OR w.oi OR w.hv)";
+	int			t0 = run_param + 1;
+
+	/* each key's last version, and the change's time */
+	appendStringInfoString(buf, ", hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht "
+						   "WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf OPERATOR(pg_catalog.+) "
+						   "'00:00:00.000001'::pg_catalog.interval) "
+						   "ELSE GREATEST(y.ht, y.lt) END AS nt FROM (SELECT x.*, "
+						   "lv.valid_from AS lf, lv.valid_to AS lt, ");
+	appendStringInfo(buf, "%s AS hv, ", hv);
+	if (row_time)
+	{
+		const char *w = gone_time ? "CASE WHEN x.od THEN g.gw ELSE r.w END" : "r.w";
+
+		appendStringInfoString(buf, "COALESCE(");
+		if (p->wm_type == TIMESTAMPTZOID)
+			appendStringInfoString(buf, w);
+		else if (p->wm_type == TIMESTAMPOID)
+			appendStringInfo(buf, "pg_catalog.timezone('UTC'::pg_catalog.text, %s)", w);
+		else
+			appendStringInfo(buf, "pg_catalog.timezone('UTC'::pg_catalog.text, "
+							 "CAST(%s AS pg_catalog.timestamp))", w);
+		appendStringInfo(buf, ", $%d) AS ht", t0);
+	}
+	else
+		appendStringInfo(buf, "$%d::pg_catalog.timestamptz AS ht", t0);
+	appendStringInfoString(buf, " FROM hx AS x");
+	if (rows)
+	{
+		appendStringInfo(buf, " LEFT JOIN %s AS r ON ", rows);
+		deparse_history_key_match(buf, p, "x", "r", false);
+	}
+	if (gone_time)
+	{
+		/* gone's keys g1..gn against the written keys */
+		appendStringInfoString(buf, " LEFT JOIN gone AS g ON x.od");
+		for (i = 0; i < p->nkeys; i++)
+		{
+			IncetlColumn *k = p->keys[i];
+
+			appendStringInfoString(buf, " AND ");
+			incetl_deparse_operator_clause(buf, psprintf("x.hc%d", key_col(p, i)),
+										   k->tgt_type, type_equality_operator(k->tgt_type),
+										   psprintf("g.g%d", i + 1), k->tgt_type);
+		}
+	}
+	appendStringInfo(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to FROM %s AS h WHERE ",
+					 p->hist_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   psprintf("x.hc%d", key_col(p, i)), k->tgt_type);
+	}
+	appendStringInfoString(buf, " ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y)");
+
+	/* close current versions, or update them in place */
+	appendStringInfo(buf, ", hu AS (UPDATE %s AS h SET valid_to = CASE WHEN %s THEN w.nt "
+					 "ELSE h.valid_to END", p->hist_qname, closes);
+	if (p->hist_in_place)
+	{
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+			const char *qc = quote_identifier(c->name);
+
+			i++;
+			if (!c->in_history || !c->history_ignored)
+				continue;
+			appendStringInfo(buf, ", %s = CASE WHEN %s THEN h.%s ELSE w.hc%d END",
+							 qc, closes, qc, i);
+		}
+		if (p->hist_etl_run_id)
+			appendStringInfo(buf, ", etl_run_id = CASE WHEN %s THEN h.etl_run_id ELSE $%d END",
+							 closes, run_param);
+	}
+	appendStringInfo(buf, " FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL AND (%s%s) AND ",
+					 closes, p->hist_in_place ? " OR true" : "");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   psprintf("w.hc%d", key_col(p, i)), k->tgt_type);
+		appendStringInfoString(buf, " AND ");
+	}
+	deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "=", "w.lf", TIMESTAMPTZOID);
+	appendStringInfoChar(buf, ')');
+
+	/* open versions */
+	appendStringInfo(buf, ", ho AS (INSERT INTO %s AS h (", p->hist_qname);
+	first = true;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (!c->in_history)
+			continue;
+		appendStringInfo(buf, "%s%s", first ? "" : ", ", quote_identifier(c->name));
+		first = false;
+	}
+	appendStringInfoString(buf, ", valid_from");
+	if (p->hist_etl_run_id)
+		appendStringInfoString(buf, ", etl_run_id");
+	appendStringInfoString(buf, ") SELECT ");
+	i = 0;
+	first = true;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history)
+			continue;
+		appendStringInfo(buf, "%shc%d", first ? "" : ", ", i);
+		first = false;
+	}
+	appendStringInfoString(buf, ", nt");
+	if (p->hist_etl_run_id)
+		appendStringInfo(buf, ", $%d", run_param);
+	appendStringInfoString(buf, " FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR "
+						   "w.lt IS NOT NULL OR w.oi OR w.hv) RETURNING 1)");
+}
+
+/*
+ * WITH hx AS (SELECT false AS oi, t.<key1> IS NULL [OR t.<soft> IS TRUE] AS od,
+ *					  <hv> AS rv, h.<key1> AS hc<K1>, ..., t.<col> AS hc<N>, ...
+ *				FROM <history> AS h LEFT JOIN <target> AS t ON t.<key1> = h.<key1> ...
+ *				WHERE h.valid_to IS NULL AND (<od> OR <hv> [OR <hi>])
+ *				UNION ALL SELECT true, false, true, t.<key1>, ..., t.<col>, ...
+ *				FROM <target> AS t WHERE [t.<soft> IS NOT TRUE AND] NOT EXISTS
+ *				(SELECT 1 FROM <history> AS h WHERE h.<key1> = t.<key1> ...
+ *				 AND h.valid_to IS NULL))
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions
+ *
+ * Reconcile's repair of the current versions, after its keyed pass made
+ * the target equal to the source: a current version whose key the target
+ * no longer holds (live) closes; one whose columns (not ignored) differ
+ * from the target row closes, and the target row opens a new one; one
+ * whose ignored columns only differ takes them in place; a live target
+ * key without a current version opens one.  <hv> and <hi> compare the
+ * history's columns with the target's cast to their types, by the history
+ * types' equality.  $1 is the run id, $2 the run's start (T).
+ */
+static void
+deparse_history_repair(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	StringInfoData hv;
+	StringInfoData hi;
+	StringInfoData od;
+
+	initStringInfo(&hv);
+	initStringInfo(&hi);
+	initStringInfo(&od);
+	appendStringInfoString(&hv, "(false");
+	appendStringInfoString(&hi, "(false");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		IncetlColumn hc;
+		const char *qc = quote_identifier(c->name);
+
+		if (!c->in_history || c->is_key)
+			continue;
+		memcpy(&hc, c, sizeof(IncetlColumn));
+		hc.tgt_type = c->hist_type;
+		appendStringInfoString(c->history_ignored ? &hi : &hv, " OR ");
+		deparse_distinct(c->history_ignored ? &hi : &hv, &hc, psprintf("h.%s", qc),
+						 psprintf("CAST(t.%s AS %s)", qc, c->hist_typename));
+	}
+	appendStringInfoChar(&hv, ')');
+	appendStringInfoChar(&hi, ')');
+	appendStringInfo(&od, "(t.%s IS NULL", quote_identifier(p->keys[0]->name));
+	if (p->soft_delete)
+		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(&od, ')');
+
+	appendStringInfo(buf, "WITH hx AS (SELECT false AS oi, %s AS od, %s AS rv", od.data, hv.data);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->in_history)
+			appendStringInfo(buf, ", %s.%s AS hc%d", c->is_key ? "h" : "t",
+							 quote_identifier(c->name), i);
+	}
+	appendStringInfo(buf, " FROM %s AS h LEFT JOIN %s AS t ON ", p->hist_qname, p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("h.%s", qk), k->tgt_type);
+	}
+	appendStringInfo(buf, " WHERE h.valid_to IS NULL AND (%s OR %s%s%s)", od.data, hv.data,
+					 p->hist_in_place ? " OR " : "", p->hist_in_place ? hi.data : "");
+	appendStringInfoString(buf, " UNION ALL SELECT true, false, true");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history)
+			appendStringInfo(buf, ", t.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS t WHERE ", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ", quote_identifier(p->soft_delete_column));
+	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS h WHERE ", p->hist_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("t.%s", qk), k->tgt_type);
+		appendStringInfoString(buf, " AND ");
+	}
+	appendStringInfoString(buf, "h.valid_to IS NULL))");
+	deparse_history_apply(buf, p, 1, "x.rv", false, NULL, false);
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
+}
+
+char *
+incetl_sql_history_repair(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_repair(&buf, p);
+	return buf.data;
+}
+
+/* , (SELECT pg_catalog.count(*) FROM ho) AS history_versions: versions opened */
+static void
+deparse_history_count(StringInfo buf, IncetlPipeline *p)
+{
+	if (p->hist_qname)
+		appendStringInfoString(buf, ", (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
+}
+
+/*
  * , cmp AS MATERIALIZED (...), ins AS (...), upd AS (...),
  *	 del AS (... | SELECT 1 WHERE false)[, st_up AS (...), st_del AS (...)]
  *
  * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
  * deparse_src_columns), "d" (the rows to upsert, one per key) and, when
  * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
- * k1..kn).  $<run_param> is the run id.
+ * k1..kn).  $<run_param> is the run id; with a history table,
+ * $<run_param + 1> is the run's start (deparse_history_ctes follows).
  */
 static void
 deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 				   bool with_gone, const char *state_table)
 {
+	bool		with_upd;
+
 	deparse_compare_cte(buf, p);
 	deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
-	deparse_update_cte(buf, p, run_param);
+	with_upd = deparse_update_cte(buf, p, run_param);
 	if (with_gone)
 		deparse_delete_cte(buf, p, run_param);
 	else
 		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
 	if (state_table)
 		deparse_hash_state_ctes(buf, p, state_table);
+	deparse_history_ctes(buf, p, run_param, "cmp", with_upd, with_gone);
 }
 
 /*
@@ -1418,7 +1910,9 @@ deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
  *
  * The statement of one batch of a timestamp pass (write) or of a preview.
  * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
- * then the run id.  argtypes must hold INCETL_MAX_PARAMS(p) entries.
+ * then the run id, then, with a history table, the run's start.  argtypes
+ * must hold INCETL_MAX_PARAMS(p) entries.  A first load with a history
+ * table is not the plain INSERT: its versions open in the same statement.
  */
 static void
 deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
@@ -1427,7 +1921,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	int			np = 0;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
-	if (shape->fast_load && shape->edge)
+	if (shape->fast_load && shape->edge && p->hist_qname == NULL)
 	{
 		/*
 		 * INSERT INTO <target> AS t (...) SELECT c1, ... FROM
@@ -1463,6 +1957,8 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 
 	argtypes[np++] = INT8OID;
+	if (p->hist_qname)
+		argtypes[np++] = TIMESTAMPTZOID;
 	if (shape->fast_load)
 	{
 		/*
@@ -1471,12 +1967,15 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		 * the run read) violates the key's unique index; the caller then
 		 * redoes the batch the usual way.
 		 */
-		deparse_insert_cte(buf, p, np, "d");
+		int			run_param = p->hist_qname ? np - 1 : np;
+
+		deparse_insert_cte(buf, p, run_param, "d");
 		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false), "
 							   "del AS (SELECT 1 WHERE false)");
+		deparse_history_ctes(buf, p, run_param, "d", false, false);
 	}
 	else
-		deparse_apply_ctes(buf, p, np, flag, NULL);
+		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL);
 
 	deparse_counts(buf, "src");
 	if (!shape->edge)
@@ -1484,8 +1983,10 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfoString(buf, ", lst.w");
 		for (int i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, ", lst.k%d", i + 1);
-		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 	}
+	deparse_history_count(buf, p);
+	if (!shape->edge)
+		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 
 	*nargs = np;
 }
@@ -1837,8 +2338,9 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  *	 SELECT <counts of b, ins, upd, del>
  *
  * One keyed batch: rows rn in ($1, $2] of the work table, one per rn (a
- * key's queue entries share its rn).  $3 is the run id.  Returns keys
- * read, inserted, updated, deleted.
+ * key's queue entries share its rn).  $3 is the run id, $4 the run's start
+ * with a history table.  Returns keys read, inserted, updated, deleted
+ * [, history versions opened].
  */
 static void
 deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
@@ -1856,9 +2358,11 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
-	*nargs = 3;
+	argtypes[3] = TIMESTAMPTZOID;
+	*nargs = p->hist_qname ? 4 : 3;
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 	deparse_counts(buf, "b");
+	deparse_history_count(buf, p);
 }
 
 char *
@@ -1876,6 +2380,11 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
  * <compare gone: WITH gone AS MATERIALIZED (... LIMIT <batch_size>)>
  *	 , del AS (...) SELECT pg_catalog.count(*) FROM del
  *
+ * or, with a history table,
+ *
+ *	 , del AS (...), <history CTEs> SELECT (SELECT pg_catalog.count(*) FROM del),
+ *	 (SELECT pg_catalog.count(*) FROM ho) AS history_versions
+ *
  * or, for a preview,
  *
  * <compare gone: WITH gone AS MATERIALIZED (...)>
@@ -1883,7 +2392,8 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
  *
  * delete_detection 'compare': up to batch_size target keys that the source
  * no longer has, deleted or soft-deleted by the apply's delete step.  $1
- * is the run id.  Returns the number deleted.
+ * is the run id ($2 the run's start, with a history table, whose current
+ * versions of those keys close).  Returns the number deleted.
  */
 static void
 deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
@@ -1897,7 +2407,12 @@ deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
 		return;
 	}
 	deparse_delete_cte(buf, p, 1);
-	appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+	deparse_history_ctes(buf, p, 1, NULL, false, true);
+	if (p->hist_qname)
+		appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM del)");
+	else
+		appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+	deparse_history_count(buf, p);
 }
 
 char *

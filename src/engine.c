@@ -451,6 +451,21 @@ step_prepare(EngineRun *er)
 	er->prepared = true;
 }
 
+/* the versions a batch opened in the history table (its history_versions) */
+static int64
+history_count(EngineRun *er, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	int			col;
+
+	if (er->run.p->hist_qname == NULL)
+		return 0;
+	col = SPI_fnumber(desc, "history_versions");
+	if (col <= 0)
+		elog(ERROR, "incetl: batch statement has no history_versions");
+	return DatumGetInt64(SPI_getbinval(tup, desc, col, &isnull));
+}
+
 /*
  * Add a batch's counts (the first four columns of its statement's one row:
  * read, inserted, updated, deleted) to the run's; returns the rows read.
@@ -471,6 +486,7 @@ account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
 	c->updated += nu;
 	c->deleted += nd;
 	c->unchanged += n - ni - nu - nd;
+	c->history_versions += history_count(er, tup, desc);
 	if (ni + nu + nd > 0)
 		er->wrote_target = er->any_target_write = true;
 	return n;
@@ -741,6 +757,8 @@ range_batch(EngineRun *er)
 	}
 
 	values[np++] = Int64GetDatum(run->run_id);
+	if (p->hist_qname)
+		values[np++] = TimestampTzGetDatum(run->run_start);
 	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
@@ -755,7 +773,7 @@ range_batch(EngineRun *er)
 		incetl_end_batch_settings(nest);
 	}
 
-	if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge)
+	if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge && !p->hist_qname)
 	{
 		/* a plain INSERT: every row read was inserted */
 		n = (int64) SPI_processed;
@@ -816,8 +834,8 @@ keyed_batch(EngineRun *er)
 {
 	IncetlRun  *run = &er->run;
 	IncetlPipeline *p = run->p;
-	Oid			argtypes[3];
-	Datum		values[3];
+	Oid			argtypes[4];
+	Datum		values[4];
 	int			nargs;
 	SPIPlanPtr	plan;
 	int			rc;
@@ -833,6 +851,7 @@ keyed_batch(EngineRun *er)
 	values[0] = Int64GetDatum(run->work_pos);
 	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
 	{
 		int			nest = incetl_begin_batch_settings(p, true);
 
@@ -854,8 +873,8 @@ compare_batch(EngineRun *er)
 {
 	IncetlRun  *run = &er->run;
 	IncetlPipeline *p = run->p;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
 	int			rc;
 	bool		isnull;
 	int64		nd;
@@ -866,8 +885,10 @@ compare_batch(EngineRun *er)
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
 	key.kind = PLAN_COMPARE_DELETES;
-	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false), 1, argtypes, 0);
+	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false),
+						   p->hist_qname ? 2 : 1, argtypes, 0);
 	values[0] = Int64GetDatum(run->run_id);
+	values[1] = TimestampTzGetDatum(run->run_start);
 
 	/*
 	 * An anti-join of the whole target against the whole source: hashing is
@@ -888,6 +909,8 @@ compare_batch(EngineRun *er)
 									 1, &isnull));
 	run->counts.batches++;
 	run->counts.deleted += nd;
+	run->counts.history_versions += history_count(er, SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc);
 	if (nd > 0)
 		er->wrote_target = er->any_target_write = true;
 	if (nd < p->batch_size)
@@ -932,6 +955,32 @@ step_batch(EngineRun *er)
 	}
 	if (run->strategy->after_batch)
 		run->strategy->after_batch(run);
+}
+
+/*
+ * Reconcile, after its keyed pass: repair the history table's current
+ * versions against the target, which now equals the source
+ * (deparse_history_repair), in the last batch's transaction.
+ */
+static void
+step_history_repair(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		opened;
+
+	incetl_lock_wait(run->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = TimestampTzGetDatum(run->run_start);
+	if (SPI_execute_with_args(incetl_sql_history_repair(run->p), 2, argtypes, values,
+							  NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: history repair failed");
+	opened = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										 1, &isnull));
+	run->counts.history_versions += opened;
+	er->wrote_target = er->any_target_write = true;
 }
 
 /* a run's strategy steps, as protected steps */
@@ -1048,6 +1097,9 @@ run_locked(EngineRun *er)
 			MemoryContextSwitchTo(run->cxt);
 		}
 	}
+
+	if (edata == NULL && kind == RUN_KIND_RECONCILE && run->p->hist_qname)
+		edata = protected_step(er, step_history_repair, AS_OWNER);
 
 	if (edata == NULL && is_run && run->strategy->finish_run)
 	{
