@@ -114,3 +114,27 @@ RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'incetl_alter_pipeline';
 COMMENT ON FUNCTION incetl.alter_pipeline IS 'change the named options of a pipeline; NULL leaves an option as it is';
+
+/*
+ * History tables (SPEC 5, issue 14).  A 'trigger' pipeline's history
+ * stamps a version with the start of the transaction that wrote it: the
+ * capture queue remembers it, in a column whose default is the writer's
+ * now() (no code runs but core's).  Queues made before have it added;
+ * their entries take the time of this update.
+ */
+DO $$
+DECLARE
+	q regclass;
+BEGIN
+	FOR q IN SELECT c.oid::pg_catalog.regclass
+			   FROM incetl.pipelines AS p
+			   JOIN pg_catalog.pg_class AS c
+				 ON c.relname OPERATOR(pg_catalog.=) ('queue_' OPERATOR(pg_catalog.||) p.id)
+				AND c.relnamespace OPERATOR(pg_catalog.=) 'incetl'::pg_catalog.regnamespace
+			  WHERE p.strategy OPERATOR(pg_catalog.=) 'trigger'
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS changed_at '
+								  'pg_catalog.timestamptz DEFAULT pg_catalog.now()', q);
+	END LOOP;
+END;
+$$;

@@ -324,6 +324,8 @@ SELECT id, v, valid_from, valid_to FROM t47.hist3 WHERE id = 2 ORDER BY valid_fr
 SELECT * FROM t47.problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
 SELECT incetl.drop_pipeline('h3');
 
+SET client_min_messages = warning;
 DROP SCHEMA t47 CASCADE;
+RESET client_min_messages;
 REVOKE ALL ON SCHEMA public FROM r47;
 DROP ROLE r47;

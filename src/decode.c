@@ -63,6 +63,7 @@ typedef struct DecodeKeyAtt
 typedef struct DecodeData
 {
 	Oid			relid;			/* the one relation we emit changes for */
+	bool		times;			/* add "t", the commit time (option "times") */
 	MemoryContext change_cxt;	/* reset after every change */
 	MemoryContext cache_cxt;	/* holds the key column cache */
 	bool		cache_valid;
@@ -163,11 +164,16 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 			data->relid = (Oid) v;
 			have_relid = true;
 		}
+		else if (strcmp(elem->defname, "times") == 0)
+		{
+			/* a history pipeline's run: each change with its commit time */
+			data->times = elem->arg == NULL || strcmp(strVal(elem->arg), "on") == 0;
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("incetl: unknown option \"%s\"", elem->defname),
-					 errhint("The only supported option is \"relid\".")));
+					 errhint("The supported options are \"relid\" and \"times\".")));
 	}
 
 	if (!have_relid)
@@ -361,15 +367,30 @@ decode_set_write_location(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 		ctx->write_location = txn->end_lsn;
 }
 
+/*
+ * One record; with the option "times", also "t": the commit time of the
+ * change's transaction, as PostgreSQL's TimestampTz (microseconds since
+ * 2000-01-01 00:00 UTC), which no setting of the decoding session changes.
+ */
 static void
-decode_write_record(LogicalDecodingContext *ctx, const char *op,
-					const char *key, int keylen)
+decode_write_record(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					const char *op, const char *key, int keylen)
 {
+	DecodeData *data = ctx->output_plugin_private;
+
 	OutputPluginPrepareWrite(ctx, true);
 	appendStringInfoString(ctx->out, "{\"op\":\"");
 	appendStringInfoString(ctx->out, op);
 	appendStringInfoString(ctx->out, "\",\"k\":");
 	appendBinaryStringInfo(ctx->out, key, keylen);
+	if (data->times)
+		appendStringInfo(ctx->out, ",\"t\":" INT64_FORMAT,
+#if PG_VERSION_NUM >= 150000
+						 (int64) txn->xact_time.commit_time
+#else
+						 (int64) txn->commit_time
+#endif
+			);
 	appendStringInfoChar(ctx->out, '}');
 	OutputPluginWrite(ctx, true);
 }
@@ -410,7 +431,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			initStringInfo(&newkey);
 			decode_append_key(&newkey, data, tupdesc, newtup, NULL);
-			decode_write_record(ctx, "I", newkey.data, newkey.len);
+			decode_write_record(ctx, txn, "I", newkey.data, newkey.len);
 			break;
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
@@ -425,9 +446,9 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 				if (oldkey.len != newkey.len ||
 					memcmp(oldkey.data, newkey.data, newkey.len) != 0)
-					decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+					decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len);
 			}
-			decode_write_record(ctx, "U", newkey.data, newkey.len);
+			decode_write_record(ctx, txn, "U", newkey.data, newkey.len);
 			break;
 
 		case REORDER_BUFFER_CHANGE_DELETE:
@@ -437,7 +458,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 			else
 				appendStringInfoString(&oldkey, "{}");
-			decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+			decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len);
 			break;
 
 		default:

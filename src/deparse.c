@@ -50,6 +50,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_operator.h"
@@ -105,7 +106,8 @@ static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
 								IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
-static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
+static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
+							   bool with_time);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
 static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 								const char *from);
@@ -116,9 +118,12 @@ static void deparse_returning(StringInfo buf, IncetlPipeline *p, bool all);
 static void deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 								 const char *rows, bool with_upd, bool with_del);
 static void deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
-								  const char *hv, bool row_time, const char *rows,
-								  bool gone_time);
+								  const char *hv, const char *time, const char *rows,
+								  bool join_gone);
+static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
+static bool history_change_time(IncetlPipeline *p);
+static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
 static bool history_delete_time(IncetlPipeline *p);
 static void deparse_history_count(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_repair(StringInfo buf, IncetlPipeline *p);
@@ -888,6 +893,59 @@ history_delete_time(IncetlPipeline *p)
 }
 
 /*
+ * Whether a history pipeline's keyed batches know when each key changed:
+ * 'trigger' (the writers' transaction starts, in the queue) and 'logical'
+ * (commit times, in the work table).  Then "b" has ct and sb bt.
+ */
+static bool
+history_change_time(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL &&
+		(strcmp(p->strategy_name, "trigger") == 0 ||
+		 strcmp(p->strategy_name, "logical") == 0);
+}
+
+/*
+ * , (SELECT pg_catalog.max(q.changed_at) FROM <work table> AS w2
+ *	  JOIN <queue> AS q ON q.ctid = w2.qtid AND q.seq = w2.qseq
+ *	  WHERE w2.rn = w.rn) AS ct
+ *
+ * or, for 'logical', , w.ct: when a key of the work table row w changed.
+ * For 'trigger', the latest start of the transactions that queued the
+ * key's entries (the queue's changed_at; NULL for a queue made before
+ * 0.3 that has no such column, or for keys a comparison found); for
+ * 'logical', the commit time of the key's last change, which the fill
+ * stored.  NULL makes the run's start the time (deparse_history_apply).
+ */
+static void
+deparse_change_time(StringInfo buf, IncetlPipeline *p)
+{
+	Oid			queue;
+
+	if (strcmp(p->strategy_name, "logical") == 0)
+	{
+		appendStringInfoString(buf, ", w.ct");
+		return;
+	}
+	queue = get_relname_relid(incetl_queue_relname(p->id),
+							  get_namespace_oid("incetl", false));
+	if (!OidIsValid(queue) ||
+		get_attnum(queue, "changed_at") == InvalidAttrNumber)
+	{
+		appendStringInfoString(buf, ", NULL::pg_catalog.timestamptz AS ct");
+		return;
+	}
+	appendStringInfo(buf, ", (SELECT pg_catalog.max(q.changed_at) FROM %s AS w2 JOIN %s AS q ON ",
+					 incetl_work_table_name(p), incetl_queue_table_name(p));
+	deparse_catalog_clause(buf, "q.ctid", TIDOID, "=", "w2.qtid", TIDOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "q.seq", INT8OID, "=", "w2.qseq", INT8OID);
+	appendStringInfoString(buf, " WHERE ");
+	deparse_catalog_clause(buf, "w2.rn", INT8OID, "=", "w.rn", INT8OID);
+	appendStringInfoString(buf, ") AS ct");
+}
+
+/*
  * WITH src AS MATERIALIZED (<source columns> FROM <source> AS s
  *							 WHERE <batch range>
  *							 [ORDER BY s.<wm>, s.<key1>, ...
@@ -1026,10 +1084,13 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
  *
  * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
  * (one per key) and "gone" (keys the source no longer has), from one
- * outer join of the keys to the source, in one snapshot.
+ * outer join of the keys to the source, in one snapshot.  with_time: "b"
+ * has ct, when the key changed, which sb and gone carry as bt (for the
+ * history table).
  */
 static void
-deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
+deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
+				   bool with_time)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
@@ -1039,6 +1100,8 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
+	if (with_time)
+		appendStringInfoString(buf, ", b.ct AS bt");
 	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
 	deparse_source_key_match(buf, p, "b");
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
@@ -1056,6 +1119,8 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
 	if (history_delete_time(p))
 		appendStringInfoString(buf, ", sb.w AS gw");
+	if (with_time)
+		appendStringInfoString(buf, ", sb.bt AS bt");
 	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL");
 	if (flag)
 	{
@@ -1064,6 +1129,8 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 			appendStringInfo(buf, "%sc%d, k%d", i ? ", " : "", key_col(p, i), i + 1);
 		if (history_delete_time(p))
 			appendStringInfoString(buf, ", w");
+		if (with_time)
+			appendStringInfoString(buf, ", bt");
 		appendStringInfoString(buf, " FROM d0 WHERE f IS TRUE");
 	}
 	appendStringInfoChar(buf, ')');
@@ -1501,22 +1568,49 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 	}
 	appendStringInfoChar(buf, ')');
 
-	deparse_history_apply(buf, p, run_param, hv, time_wm && rows != NULL,
-						  join_rows ? rows : NULL,
-						  rows != NULL && with_del && history_delete_time(p));
+	if (history_change_time(p) && rows != NULL)
+		deparse_history_apply(buf, p, run_param, hv,
+							  with_del ? "CASE WHEN x.od THEN g.bt ELSE r.bt END" : "r.bt",
+							  rows, with_del);
+	else if (time_wm && rows != NULL)
+	{
+		bool		gone_time = with_del && history_delete_time(p);
+
+		deparse_history_apply(buf, p, run_param, hv,
+							  history_wm_time(p->wm_type,
+											  gone_time ? "CASE WHEN x.od THEN g.gw ELSE r.w END" : "r.w"),
+							  rows, gone_time);
+	}
+	else
+		deparse_history_apply(buf, p, run_param, hv, NULL, join_rows ? rows : NULL, false);
+}
+
+/*
+ * A watermark w of type type (timestamptz, timestamp or date) as a
+ * timestamptz, a timestamp read as UTC and a date as its midnight UTC,
+ * whatever TimeZone says.
+ */
+static char *
+history_wm_time(Oid type, const char *w)
+{
+	if (type == TIMESTAMPTZOID)
+		return pstrdup(w);
+	if (type == TIMESTAMPOID)
+		return psprintf("pg_catalog.timezone('UTC'::pg_catalog.text, %s)", w);
+	return psprintf("pg_catalog.timezone('UTC'::pg_catalog.text, CAST(%s AS pg_catalog.timestamp))", w);
 }
 
 /*
  * hw, hu and ho of deparse_history_ctes, after a CTE hx of (oi, od,
- * hc<N>...): hv says whether an update closes and opens; T is the
- * watermark of the written row in <rows> when row_time (and of a deleted
- * key's flagged row in "gone", joined as g, when gone_time), else
- * $<run_param + 1>; rows (or NULL) is joined by key as r.
+ * hc<N>...): hv says whether an update closes and opens; T is time (an
+ * expression over x, the written row r of <rows> and, when join_gone, the
+ * deleted key's row g of "gone"), or when that is NULL or NULL itself,
+ * $<run_param + 1>, the run's start.  rows (or NULL) is joined by key.
  */
 static void
 deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
-					  const char *hv, bool row_time, const char *rows,
-					  bool gone_time)
+					  const char *hv, const char *time, const char *rows,
+					  bool join_gone)
 {
 	ListCell   *lc;
 	int			i;
@@ -1531,20 +1625,8 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 						   "ELSE GREATEST(y.ht, y.lt) END AS nt FROM (SELECT x.*, "
 						   "lv.valid_from AS lf, lv.valid_to AS lt, ");
 	appendStringInfo(buf, "%s AS hv, ", hv);
-	if (row_time)
-	{
-		const char *w = gone_time ? "CASE WHEN x.od THEN g.gw ELSE r.w END" : "r.w";
-
-		appendStringInfoString(buf, "COALESCE(");
-		if (p->wm_type == TIMESTAMPTZOID)
-			appendStringInfoString(buf, w);
-		else if (p->wm_type == TIMESTAMPOID)
-			appendStringInfo(buf, "pg_catalog.timezone('UTC'::pg_catalog.text, %s)", w);
-		else
-			appendStringInfo(buf, "pg_catalog.timezone('UTC'::pg_catalog.text, "
-							 "CAST(%s AS pg_catalog.timestamp))", w);
-		appendStringInfo(buf, ", $%d) AS ht", t0);
-	}
+	if (time)
+		appendStringInfo(buf, "COALESCE(%s, $%d) AS ht", time, t0);
 	else
 		appendStringInfo(buf, "$%d::pg_catalog.timestamptz AS ht", t0);
 	appendStringInfoString(buf, " FROM hx AS x");
@@ -1553,7 +1635,7 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 		appendStringInfo(buf, " LEFT JOIN %s AS r ON ", rows);
 		deparse_history_key_match(buf, p, "x", "r", false);
 	}
-	if (gone_time)
+	if (join_gone)
 	{
 		/* gone's keys g1..gn against the written keys */
 		appendStringInfoString(buf, " LEFT JOIN gone AS g ON x.od");
@@ -1670,7 +1752,8 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
  * whose ignored columns only differ takes them in place; a live target
  * key without a current version opens one.  <hv> and <hi> compare the
  * history's columns with the target's cast to their types, by the history
- * types' equality.  $1 is the run id, $2 the run's start (T).
+ * types' equality.  $1 is the run id, $2 the run's start: T, unless the
+ * target holds the time watermark of a 'timestamp' pipeline (as rt).
  */
 static void
 deparse_history_repair(StringInfo buf, IncetlPipeline *p)
@@ -1680,6 +1763,17 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	StringInfoData hv;
 	StringInfoData hi;
 	StringInfoData od;
+	IncetlColumn *wm = NULL;
+
+	/* a time watermark the target holds too: T of the target's row */
+	if (history_row_time(p))
+	{
+		i = column_index(p, p->watermark_column);
+		if (i >= 0)
+			wm = list_nth(p->columns, i);
+		if (wm && !incetl_is_time_type(wm->tgt_type))
+			wm = NULL;
+	}
 
 	initStringInfo(&hv);
 	initStringInfo(&hi);
@@ -1708,6 +1802,9 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	appendStringInfoChar(&od, ')');
 
 	appendStringInfo(buf, "WITH hx AS (SELECT false AS oi, %s AS od, %s AS rv", od.data, hv.data);
+	if (wm)
+		appendStringInfo(buf, ", %s AS rt",
+						 history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))));
 	i = 0;
 	foreach(lc, p->columns)
 	{
@@ -1733,6 +1830,9 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	appendStringInfo(buf, " WHERE h.valid_to IS NULL AND (%s OR %s%s%s)", od.data, hv.data,
 					 p->hist_in_place ? " OR " : "", p->hist_in_place ? hi.data : "");
 	appendStringInfoString(buf, " UNION ALL SELECT true, false, true");
+	if (wm)
+		appendStringInfo(buf, ", %s",
+						 history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))));
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
@@ -1755,7 +1855,7 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 		appendStringInfoString(buf, " AND ");
 	}
 	appendStringInfoString(buf, "h.valid_to IS NULL))");
-	deparse_history_apply(buf, p, 1, "x.rv", false, NULL, false);
+	deparse_history_apply(buf, p, 1, "x.rv", wm ? "x.rt" : NULL, NULL, false);
 	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
 }
 
@@ -2108,7 +2208,8 @@ incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c)
 /*
  * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
  * work table in the session's temporary schema: rn, k1..kn (source key
- * types), op ('i', 'u' or 'd').
+ * types), op ('i', 'u' or 'd'), and for a history table ct, the change's
+ * commit time ('logical').
  */
 char *
 incetl_work_table_name(IncetlPipeline *p)
@@ -2163,7 +2264,8 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfo(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8); CREATE INDEX ON %s (rn)",
+	appendStringInfo(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
+					 "ct pg_catalog.timestamptz); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 }
 
@@ -2330,8 +2432,8 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 }
 
 /*
- * WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, k1, ..., op
- *						   FROM <work table> WHERE rn > $1 AND rn <= $2
+ * WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, k1, ..., op[, <ct>]
+ *						   FROM <work table> AS w WHERE rn > $1 AND rn <= $2
  *						   ORDER BY rn)
  *	 <keyed rows: sb, src, d0, d, gone>, cmp ..., ins ..., upd ..., del ...
  *	 [, st_up ..., st_del ...]
@@ -2348,12 +2450,15 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 {
 	appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
 	deparse_key_list(buf, p);
-	appendStringInfo(buf, ", op FROM %s WHERE ", incetl_work_table_name(p));
+	appendStringInfoString(buf, ", op");
+	if (history_change_time(p))
+		deparse_change_time(buf, p);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
 	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
 	appendStringInfoString(buf, " ORDER BY rn)");
-	deparse_keyed_rows(buf, p, with_state);
+	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
@@ -2436,7 +2541,7 @@ static void
 deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
 {
 	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
-	deparse_keyed_rows(buf, p, false);
+	deparse_keyed_rows(buf, p, false, false);
 	deparse_compare_cte(buf, p);
 	deparse_preview_select(buf, p, true);
 }

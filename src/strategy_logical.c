@@ -416,23 +416,42 @@ logical_fill_sql(IncetlPipeline *p)
 	StringInfoData sql;
 	int			i;
 
+	/*
+	 * With a history table, each change also carries its commit time ("t",
+	 * decode.c), and a key's row in the work table the latest (ct).
+	 */
+	bool		times = p->hist_qname != NULL;
+
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
-						   "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
-						   "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ");
+	appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
+					 "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2%s) AS c "
+					 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
+					 times ? ", 'times', 'on'" : "");
 	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
-	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
+	appendStringInfo(&sql, "%sop) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ",
+					 times ? "ct, " : "");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&sql, "), *, 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
+	appendStringInfo(&sql, "), *, 'u'::pg_catalog.\"char\" FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
 						 p->keys[i]->src_typename,
 						 i + 1);
-	appendStringInfo(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T') AS x "
+	if (times)
+		appendStringInfoString(&sql, ", pg_catalog.max('2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
+							   "OPERATOR(pg_catalog.+) (CAST(ch.j OPERATOR(pg_catalog.->>) 't' AS pg_catalog.int8) "
+							   "OPERATOR(pg_catalog.*) '00:00:00.000001'::pg_catalog.interval)) AS ct");
+	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
+	if (times)
+	{
+		appendStringInfoString(&sql, " GROUP BY ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&sql, "%s%d", i ? ", " : "", i + 1);
+	}
+	appendStringInfo(&sql, ") AS x "
 					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,

@@ -1,0 +1,181 @@
+--
+-- 47_history_strategies: history tables (SPEC 5) with the 'hash',
+-- 'trigger' and 'logical' strategies, where T is not a column of the row:
+--   - 'hash': the run's start;
+--   - 'trigger': the start of the transaction that wrote the change (the
+--     queue's changed_at), the latest of a key's writers;
+--   - 'logical': the commit time of the key's last change between runs.
+-- For each: the first load opens one version per row; a key updated three
+-- times between two runs opens one version (the state the run sees); a
+-- delete closes it, a comeback reopens; a change only to an ignored column
+-- updates the current version in place; reconcile; and the invariants
+-- (t47s.problems, as in 47_history).  A queue made before 0.3 (no
+-- changed_at) falls back to the run's start.
+--
+CREATE SCHEMA t47s;
+SET TimeZone = 'UTC';
+
+CREATE FUNCTION t47s.problems(h regclass, t regclass, cols text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format('SELECT count(*) FROM %s a JOIN %s b ON a.id = b.id AND a.valid_from < b.valid_from
+					 AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)', h, h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'overlapping versions: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s WHERE valid_to <= valid_from', h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'valid_to not after valid_from: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM (SELECT id FROM %s WHERE valid_to IS NULL
+					 GROUP BY id HAVING count(*) > 1) x', h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'keys with two current versions: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s t WHERE NOT EXISTS
+					 (SELECT 1 FROM %s h WHERE h.id = t.id AND h.valid_to IS NULL)', t, h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'live keys without a current version: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s h WHERE h.valid_to IS NULL AND NOT EXISTS
+					 (SELECT 1 FROM %s t WHERE t.id = h.id)', h, t) INTO n;
+	IF n > 0 THEN RETURN NEXT 'current versions of keys not live: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s h JOIN %s t ON t.id = h.id
+					 WHERE h.valid_to IS NULL AND (%s) IS DISTINCT FROM (%s)', h, t,
+				   'h.' || replace(cols, ', ', ', h.'), 't.' || replace(cols, ', ', ', t.')) INTO n;
+	IF n > 0 THEN RETURN NEXT 'current versions unlike the target: ' || n; END IF;
+END;
+$$;
+CREATE FUNCTION t47s.opened(p text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT history_versions FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
+$$;
+-- the start of the pipeline's last run, as the run_log has it
+CREATE FUNCTION t47s.started(p text) RETURNS timestamptz LANGUAGE sql AS $$
+	SELECT started_at FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
+$$;
+-- one source, target and history table per strategy
+CREATE FUNCTION t47s.make(s text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE TABLE t47s.%I (id integer PRIMARY KEY, v text, note text)', 'src_' || s);
+	EXECUTE format('CREATE TABLE t47s.%I (id integer PRIMARY KEY, v text, note text)', 'tgt_' || s);
+	EXECUTE format('CREATE TABLE t47s.%I (id integer, v text, note text, valid_from timestamptz NOT NULL,
+					valid_to timestamptz, etl_run_id bigint, UNIQUE (id, valid_from))', 'hist_' || s);
+	EXECUTE format('INSERT INTO t47s.%I SELECT i, ''v'' || i, ''n'' FROM generate_series(1, 4) AS i', 'src_' || s);
+	PERFORM incetl.create_pipeline('hs_' || s, format('t47s.%I', 'src_' || s)::regclass,
+								   format('t47s.%I', 'tgt_' || s)::regclass, strategy => s,
+								   history_table => format('t47s.%I', 'hist_' || s)::regclass,
+								   history_ignore_columns => '{note}');
+END;
+$$;
+
+--------------------------------------------------------------------------
+\echo '-- hash: T is the run start'
+SELECT t47s.make('hash');
+CALL incetl.run('hs_hash');
+SELECT t47s.opened('hs_hash');
+SELECT count(*) AS versions, bool_and(valid_from >= t47s.started('hs_hash') AND valid_from <= now()) AS at_run_start,
+	   count(DISTINCT valid_from) AS distinct_starts
+  FROM t47s.hist_hash;
+UPDATE t47s.src_hash SET v = 'x1' WHERE id = 1;
+UPDATE t47s.src_hash SET v = 'x2' WHERE id = 1;
+UPDATE t47s.src_hash SET v = 'x3' WHERE id = 1;
+UPDATE t47s.src_hash SET note = 'n2' WHERE id = 2;
+DELETE FROM t47s.src_hash WHERE id = 3;
+CALL incetl.run('hs_hash');
+SELECT * FROM regress.last_counts('hs_hash');
+SELECT t47s.opened('hs_hash');
+SELECT id, v, note, valid_to IS NULL AS current,
+	   valid_from >= t47s.started('hs_hash') AS from_this_run,
+	   valid_to >= t47s.started('hs_hash') AS closed_by_this_run
+  FROM t47s.hist_hash ORDER BY id, valid_from;
+SELECT * FROM t47s.problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
+-- the key comes back
+INSERT INTO t47s.src_hash VALUES (3, 'back', 'n');
+CALL incetl.run('hs_hash');
+SELECT t47s.opened('hs_hash');
+SELECT id, v, valid_to IS NULL AS current,
+	   valid_from >= lag(valid_to) OVER (ORDER BY valid_from) AS after_last_end
+  FROM t47s.hist_hash WHERE id = 3 ORDER BY valid_from;
+-- reconcile: a stale current version is closed and reopened
+UPDATE t47s.hist_hash SET v = 'stale' WHERE id = 4;
+CALL incetl.reconcile('hs_hash');
+SELECT t47s.opened('hs_hash');
+SELECT id, v, valid_to IS NULL AS current FROM t47s.hist_hash WHERE id = 4 ORDER BY valid_from;
+SELECT * FROM t47s.problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
+SELECT incetl.drop_pipeline('hs_hash');
+
+--------------------------------------------------------------------------
+\echo '-- trigger: T is the start of the writing transaction'
+SELECT t47s.make('trigger');
+CALL incetl.run('hs_trigger');
+SELECT t47s.opened('hs_trigger');
+-- three writers update key 1, each in its own transaction; the last one's
+-- start is the new version's valid_from
+BEGIN;
+UPDATE t47s.src_trigger SET v = 'x1' WHERE id = 1;
+COMMIT;
+BEGIN;
+UPDATE t47s.src_trigger SET v = 'x2' WHERE id = 1;
+COMMIT;
+BEGIN;
+SELECT now() AS w3 \gset
+UPDATE t47s.src_trigger SET v = 'x3' WHERE id = 1;
+COMMIT;
+BEGIN;
+SELECT now() AS wdel \gset
+DELETE FROM t47s.src_trigger WHERE id = 3;
+UPDATE t47s.src_trigger SET note = 'n2' WHERE id = 2;
+COMMIT;
+CALL incetl.run('hs_trigger');
+SELECT * FROM regress.last_counts('hs_trigger');
+SELECT t47s.opened('hs_trigger');
+SELECT id, v, note, valid_to IS NULL AS current FROM t47s.hist_trigger ORDER BY id, valid_from;
+SELECT valid_from = :'w3' AS from_last_writer FROM t47s.hist_trigger WHERE id = 1 AND valid_to IS NULL;
+SELECT valid_to = :'wdel' AS closed_at_delete FROM t47s.hist_trigger WHERE id = 3;
+SELECT * FROM t47s.problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
+-- a queue made before 0.3 has no changed_at: the run's start
+DO $$
+BEGIN
+	EXECUTE format('ALTER TABLE incetl.queue_%s DROP COLUMN changed_at',
+				   (SELECT id FROM incetl.pipelines WHERE name = 'hs_trigger'));
+END;
+$$;
+UPDATE t47s.src_trigger SET v = 'y' WHERE id = 4;
+CALL incetl.run('hs_trigger');
+SELECT valid_from >= t47s.started('hs_trigger') AS at_run_start
+  FROM t47s.hist_trigger WHERE id = 4 AND valid_to IS NULL;
+SELECT * FROM t47s.problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
+SELECT incetl.drop_pipeline('hs_trigger');
+
+--------------------------------------------------------------------------
+\echo '-- logical: T is the commit time of the key''s last change'
+SELECT t47s.make('logical');
+CALL incetl.run('hs_logical');
+SELECT t47s.opened('hs_logical');
+SELECT clock_timestamp() AS before_writes \gset
+UPDATE t47s.src_logical SET v = 'x1' WHERE id = 1;
+UPDATE t47s.src_logical SET v = 'x2' WHERE id = 1;
+SELECT clock_timestamp() AS before_last \gset
+UPDATE t47s.src_logical SET v = 'x3' WHERE id = 1;
+SELECT clock_timestamp() AS after_last \gset
+DELETE FROM t47s.src_logical WHERE id = 3;
+UPDATE t47s.src_logical SET note = 'n2' WHERE id = 2;
+SELECT clock_timestamp() AS after_writes \gset
+CALL incetl.run('hs_logical');
+SELECT * FROM regress.last_counts('hs_logical');
+SELECT t47s.opened('hs_logical');
+SELECT id, v, note, valid_to IS NULL AS current FROM t47s.hist_logical ORDER BY id, valid_from;
+SELECT valid_from > :'before_last' AND valid_from < :'after_last' AS at_last_commit
+  FROM t47s.hist_logical WHERE id = 1 AND valid_to IS NULL;
+SELECT valid_to > :'after_last' AND valid_to < :'after_writes' AS closed_at_delete_commit
+  FROM t47s.hist_logical WHERE id = 3;
+SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+-- a run that rolls back writes no history, and the next run applies it
+UPDATE t47s.src_logical SET v = 'z' WHERE id = 4;
+SELECT count(*) AS versions FROM t47s.hist_logical \gset
+BEGIN;
+CALL incetl.run('hs_logical');
+ROLLBACK;
+SELECT count(*) - :versions AS opened_after_rollback FROM t47s.hist_logical;
+CALL incetl.run('hs_logical');
+SELECT t47s.opened('hs_logical');
+SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+SELECT incetl.drop_pipeline('hs_logical');
+
+SET client_min_messages = warning;
+DROP SCHEMA t47s CASCADE;
+RESET client_min_messages;
