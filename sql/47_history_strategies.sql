@@ -4,9 +4,10 @@
 --   - 'hash': the run's start;
 --   - 'trigger': the start of the transaction that wrote the change (the
 --     queue's changed_at), the latest of a key's writers;
---   - 'logical': the commit time of the key's last change between runs.
+--   - 'logical': every committed version between two runs, in commit
+--     order, each at its commit time (one per transaction per key).
 -- For each: the first load opens one version per row; a key updated three
--- times between two runs opens one version (the state the run sees); a
+-- times between two runs opens one version ('logical': three); a
 -- delete closes it, a comeback reopens; a change only to an ignored column
 -- updates the current version in place; reconcile; and the invariants
 -- (t47s.problems, as in 47_history).  A queue made before 0.3 (no
@@ -142,28 +143,59 @@ SELECT * FROM t47s.problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
 SELECT incetl.drop_pipeline('hs_trigger');
 
 --------------------------------------------------------------------------
-\echo '-- logical: T is the commit time of the key''s last change'
+\echo '-- logical: every committed version, each at its commit time'
 SELECT t47s.make('logical');
 CALL incetl.run('hs_logical');
 SELECT t47s.opened('hs_logical');
-SELECT clock_timestamp() AS before_writes \gset
+-- the clock between the commits of the changes below
+CREATE TABLE t47s.clock (n integer PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO t47s.clock VALUES (0, clock_timestamp());
 UPDATE t47s.src_logical SET v = 'x1' WHERE id = 1;
+INSERT INTO t47s.clock VALUES (1, clock_timestamp());
 UPDATE t47s.src_logical SET v = 'x2' WHERE id = 1;
-SELECT clock_timestamp() AS before_last \gset
+INSERT INTO t47s.clock VALUES (2, clock_timestamp());
 UPDATE t47s.src_logical SET v = 'x3' WHERE id = 1;
-SELECT clock_timestamp() AS after_last \gset
+INSERT INTO t47s.clock VALUES (3, clock_timestamp());
 DELETE FROM t47s.src_logical WHERE id = 3;
+INSERT INTO t47s.clock VALUES (4, clock_timestamp());
 UPDATE t47s.src_logical SET note = 'n2' WHERE id = 2;
-SELECT clock_timestamp() AS after_writes \gset
+-- two changes in one transaction: one version, what committed
+BEGIN;
+UPDATE t47s.src_logical SET v = 'y1' WHERE id = 4;
+UPDATE t47s.src_logical SET v = 'y2' WHERE id = 4;
+COMMIT;
+-- a key inserted and deleted in one transaction: nothing
+BEGIN;
+INSERT INTO t47s.src_logical VALUES (9, 'gone', 'n');
+DELETE FROM t47s.src_logical WHERE id = 9;
+COMMIT;
+-- a key deleted, then back
+DELETE FROM t47s.src_logical WHERE id = 2;
+INSERT INTO t47s.clock VALUES (5, clock_timestamp());
+INSERT INTO t47s.src_logical VALUES (2, 'v2', 'back');
+INSERT INTO t47s.clock VALUES (6, clock_timestamp());
 CALL incetl.run('hs_logical');
 SELECT * FROM regress.last_counts('hs_logical');
 SELECT t47s.opened('hs_logical');
 SELECT id, v, note, valid_to IS NULL AS current FROM t47s.hist_logical ORDER BY id, valid_from;
-SELECT valid_from > :'before_last' AND valid_from < :'after_last' AS at_last_commit
-  FROM t47s.hist_logical WHERE id = 1 AND valid_to IS NULL;
-SELECT valid_to > :'after_last' AND valid_to < :'after_writes' AS closed_at_delete_commit
-  FROM t47s.hist_logical WHERE id = 3;
+-- key 1: three versions, each from its own commit, between the clock readings
+SELECT h.v, h.valid_from > c0.at AND h.valid_from < c1.at AS at_its_commit,
+	   h.valid_to IS NOT DISTINCT FROM lead(h.valid_from) OVER (ORDER BY h.valid_from) AS no_gap
+  FROM t47s.hist_logical h
+  JOIN t47s.clock c0 ON c0.n = substr(h.v, 2)::integer - 1
+  JOIN t47s.clock c1 ON c1.n = substr(h.v, 2)::integer
+ WHERE h.id = 1 AND h.v LIKE 'x%' ORDER BY h.valid_from;
+SELECT valid_to > c3.at AND valid_to < c4.at AS closed_at_delete_commit
+  FROM t47s.hist_logical, t47s.clock c3, t47s.clock c4 WHERE id = 3 AND c3.n = 3 AND c4.n = 4;
+SELECT note, valid_from > c5.at AND valid_from < c6.at AS back_at_its_commit
+  FROM t47s.hist_logical, t47s.clock c5, t47s.clock c6
+ WHERE id = 2 AND valid_to IS NULL AND c5.n = 5 AND c6.n = 6;
 SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+-- as of each clock reading, the history is what the source held
+SELECT c.n, string_agg(h.id || '=' || h.v, ' ' ORDER BY h.id) AS state
+  FROM t47s.clock c JOIN t47s.hist_logical h
+    ON h.valid_from <= c.at AND (h.valid_to IS NULL OR h.valid_to > c.at)
+ GROUP BY c.n ORDER BY c.n;
 -- a run that rolls back writes no history, and the next run applies it
 UPDATE t47s.src_logical SET v = 'z' WHERE id = 4;
 SELECT count(*) AS versions FROM t47s.hist_logical \gset
@@ -174,6 +206,9 @@ SELECT count(*) - :versions AS opened_after_rollback FROM t47s.hist_logical;
 CALL incetl.run('hs_logical');
 SELECT t47s.opened('hs_logical');
 SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+-- reconcile keeps the versions as they are
+CALL incetl.reconcile('hs_logical');
+SELECT t47s.opened('hs_logical');
 SELECT incetl.drop_pipeline('hs_logical');
 
 SET client_min_messages = warning;

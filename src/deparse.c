@@ -114,12 +114,21 @@ static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *from);
 static bool deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
-static void deparse_returning(StringInfo buf, IncetlPipeline *p, bool all);
+/* the write steps of a batch, for what they return */
+typedef enum WriteStep
+{
+	STEP_INSERT,
+	STEP_UPDATE,
+	STEP_DELETE,
+	STEP_COMPARE_DELETE
+} WriteStep;
+
+static void deparse_returning(StringInfo buf, IncetlPipeline *p, WriteStep step);
+static char *history_step_time(IncetlPipeline *p, WriteStep step);
 static void deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 								 const char *rows, bool with_upd, bool with_del);
 static void deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
-								  const char *hv, const char *time, const char *rows,
-								  bool join_gone);
+								  const char *hv);
 static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
@@ -127,7 +136,12 @@ static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
 static bool history_delete_time(IncetlPipeline *p);
 static void deparse_history_count(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_repair(StringInfo buf, IncetlPipeline *p);
-static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static bool history_layers(IncetlPipeline *p);
+static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
+									const char *x, bool as_hist);
+static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
+static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+							   bool compare);
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									const char *state_table);
 static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1225,7 +1239,7 @@ deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 {
 	appendStringInfoString(buf, ", ins AS (");
 	deparse_insert_into(buf, p, run_param, from);
-	deparse_returning(buf, p, true);
+	deparse_returning(buf, p, STEP_INSERT);
 	appendStringInfoChar(buf, ')');
 }
 
@@ -1337,7 +1351,7 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 									   psprintf("cmp.c%d", seq_idx + 1), seq->tgt_type);
 		appendStringInfoString(buf, ") IS NOT TRUE");
 	}
-	deparse_returning(buf, p, true);
+	deparse_returning(buf, p, STEP_UPDATE);
 	appendStringInfoChar(buf, ')');
 	return true;
 }
@@ -1354,10 +1368,11 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
  *			 FROM gone WHERE t.<key1> = gone.g1 AND ...
  *			 AND t.<soft> IS NOT TRUE RETURNING 1)
  *
- * The delete step, for the target-typed keys g1..gn of CTE "gone".
+ * The delete step, for the target-typed keys g1..gn of CTE "gone" (of a
+ * batch's rows, or, when compare, of the target's keys the source lacks).
  */
 static void
-deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param, bool compare)
 {
 	if (p->soft_delete)
 	{
@@ -1379,7 +1394,7 @@ deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
 		deparse_target_key_match(buf, p, "gone", true);
 	}
-	deparse_returning(buf, p, false);
+	deparse_returning(buf, p, compare ? STEP_COMPARE_DELETE : STEP_DELETE);
 	appendStringInfoChar(buf, ')');
 }
 
@@ -1422,22 +1437,73 @@ deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 }
 
 /*
+ * The time of a change (T, SPEC 5) as the write step step can return it,
+ * from the row it wrote or the batch's row it joined, or NULL when the
+ * step does not know it (then the run's start, or for an insert, see
+ * deparse_history_ctes):
+ *	- insert: the target's copy of a 'timestamp' pipeline's time watermark;
+ *	- update: the batch row's watermark w (cmp.w), or the key's change time
+ *	  bt ('trigger', 'logical');
+ *	- delete: the flagged row's watermark gw ('flag'), or the key's change
+ *	  time bt;
+ *	- a compare pass's delete: none.
+ */
+static char *
+history_step_time(IncetlPipeline *p, WriteStep step)
+{
+	int			i;
+
+	switch (step)
+	{
+		case STEP_INSERT:
+			if (!history_row_time(p))
+				return NULL;
+			i = column_index(p, p->watermark_column);
+			if (i < 0 || !incetl_is_time_type(((IncetlColumn *) list_nth(p->columns, i))->tgt_type))
+				return NULL;
+			return history_wm_time(((IncetlColumn *) list_nth(p->columns, i))->tgt_type,
+								   psprintf("t.%s", quote_identifier(p->watermark_column)));
+		case STEP_UPDATE:
+			if (history_change_time(p))
+				return "cmp.bt";
+			if (history_row_time(p))
+				return history_wm_time(p->wm_type, "cmp.w");
+			return NULL;
+		case STEP_DELETE:
+			if (history_change_time(p))
+				return "gone.bt";
+			if (history_delete_time(p))
+				return history_wm_time(p->wm_type, "gone.gw");
+			return NULL;
+		case STEP_COMPARE_DELETE:
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
  *	RETURNING 1
  *
  * or, with a history table,
  *
- *	RETURNING t.<col> AS hc<N>, ...
+ *	RETURNING t.<col> AS hc<N>, ...[, cmp.hv AS xv][, <T> AS tm]
  *
  * What a write step returns: with a history table, the row it wrote (its
- * key columns, and when all, every column of the history table the
- * pipeline moves), named after the columns' positions in p->columns.
+ * key columns, and but for a delete every column of the history table the
+ * pipeline moves), named after the columns' positions in p->columns; an
+ * update also whether a column not ignored changed (cmp.hv), and each
+ * step the change's time when it knows it (history_step_time).  An UPDATE
+ * ... FROM and a DELETE ... USING return columns of the row they joined,
+ * so nothing has to find the batch's row again.
  */
 static void
-deparse_returning(StringInfo buf, IncetlPipeline *p, bool all)
+deparse_returning(StringInfo buf, IncetlPipeline *p, WriteStep step)
 {
 	ListCell   *lc;
 	int			i = 0;
 	bool		first = true;
+	bool		all = step == STEP_INSERT || step == STEP_UPDATE;
+	char	   *time;
 
 	if (p->hist_qname == NULL)
 	{
@@ -1456,72 +1522,37 @@ deparse_returning(StringInfo buf, IncetlPipeline *p, bool all)
 						 quote_identifier(c->name), i);
 		first = false;
 	}
-}
-
-/* <left>.hc<N1> = <right>.<key1 | c<N1>> AND ...: by the target key types */
-static void
-deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *left,
-						  const char *right, bool by_name)
-{
-	for (int i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-
-		if (i)
-			appendStringInfoString(buf, " AND ");
-		incetl_deparse_operator_clause(buf, psprintf("%s.hc%d", left, key_col(p, i)),
-									   k->tgt_type, type_equality_operator(k->tgt_type),
-									   by_name ?
-									   psprintf("%s.%s", right, quote_identifier(k->name)) :
-									   psprintf("%s.c%d", right, key_col(p, i)),
-									   k->tgt_type);
-	}
+	if (step == STEP_UPDATE)
+		appendStringInfoString(buf, ", cmp.hv AS xv");
+	time = history_step_time(p, step);
+	if (time)
+		appendStringInfo(buf, ", %s AS tm", time);
 }
 
 /*
  * With a history table (SPEC 5), in the statement that writes the target:
  *
- * , hx AS (SELECT true AS oi, false AS od, hc<N>, ... FROM ins
- *			UNION ALL SELECT false, false, hc<N>, ... FROM upd
- *			UNION ALL SELECT false, true, hc<K>, ..., NULL, ... FROM del),
- *	 hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht
- *			 WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf + '1 microsecond')
- *			 ELSE GREATEST(y.ht, y.lt) END AS nt
- *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt,
- *					 COALESCE(r.hv, true) | true AS hv,
- *					 COALESCE(<T of r.w>, $<t0>) | $<t0> AS ht
- *			  FROM hx AS x [LEFT JOIN <rows> AS r ON x.hc<K> = r.c<K> ...]
- *			  LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to
- *				FROM <history> AS h WHERE h.<key1> = x.hc<K1> ...
- *				ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y),
- *	 hu AS (UPDATE <history> AS h
- *			SET valid_to = CASE WHEN <closes> THEN w.nt ELSE h.valid_to END
- *			[, <ignored col> = CASE WHEN <closes> THEN h.<col> ELSE w.hc<N> END
- *			 [, etl_run_id = CASE ... ELSE $<run> END]]
- *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
- *			AND (<closes> [OR true]) AND h.<key1> = w.hc<K1> ...
- *			AND h.valid_from = w.lf),
- *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
- *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
- *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
- *			OR w.oi OR w.hv) RETURNING 1)
+ * [, hi AS (SELECT z.* FROM (SELECT u.*, pg_catalog.max(u.tm) OVER
+ *			(PARTITION BY u.hc<K1>, ...) AS ktm FROM
+ *			(SELECT true AS wr, hc<N>, ..., NULL::timestamptz AS tm FROM ins
+ *			 UNION ALL SELECT false, r.c<N>, ..., <T of r> FROM <rows> AS r
+ *			 [WHERE r.ins]) AS u) AS z WHERE z.wr)]
+ * , hx AS (SELECT true AS oi, false AS od, hc<N>, ..., true AS xv, <T> AS tm
+ *			FROM ins | hi
+ *			UNION ALL SELECT false, false, hc<N>, ..., xv, tm FROM upd
+ *			UNION ALL SELECT false, true, hc<K>, ..., NULL, ..., true, tm FROM del)
+ *	 <hw, hu, ho: deparse_history_apply>
  *
- * where <closes> is (w.od OR w.oi OR w.hv).  hx is what the write steps
- * wrote (ins when there are rows, upd when with_upd, del when with_del;
- * a compare pass has only del), hw each key's last
- * version (the unique index on (key, valid_from) finds it) and the time of
- * its change: T (ht) is the row's watermark for a 'timestamp' pipeline
- * with a time watermark (a timestamp read as UTC, a date as its midnight
- * UTC), else $<t0>, the run's start; nt is T, or just after the current
- * version's start when T is not after it (clock skew), or not before the
- * last version's end for a key that comes back.  Then: a delete closes the
- * current version; an insert opens one (closing a current version the
- * target did not have); an update of a column not ignored closes and opens;
- * an update of ignored columns only writes them into the current version,
- * or opens one for a key that has none (a comeback after a soft delete).
- * The statement's snapshot sees the current version, so both its end and
- * its successor's start are nt.  <rows> ("cmp", or "d" for a first load)
- * has each written row's hv and watermark w.
+ * hx is what the write steps wrote (ins when there are rows, upd when
+ * with_upd, del when with_del; a compare pass has only del), each with
+ * whether it opens a version (xv: an update of a column not ignored) and
+ * the time of its change (tm, history_step_time).  The insert step returns
+ * only the target's columns: when T is a column of the batch's row that
+ * the target lacks (a 'trigger' or 'logical' change time, a watermark the
+ * target does not copy), hi pairs each inserted row with its batch row
+ * by key through a window over both, not a join: a batch's joins are
+ * index lookups (incetl_begin_batch_settings), which CTEs do not have.
+ * <rows> is "cmp", or "d" for a first load.
  */
 static void
 deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1529,20 +1560,52 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 {
 	ListCell   *lc;
 	int			i;
-	bool		time_wm = history_row_time(p);
-	bool		join_rows = rows != NULL &&
-		(time_wm || strcmp(rows, "cmp") == 0);
-	const char *hv = rows != NULL && strcmp(rows, "cmp") == 0 ?
-		"COALESCE(r.hv, true)" : "true";
+	char	   *ins_time = history_step_time(p, STEP_INSERT);
+	char	   *row_time = NULL;
+	bool		pair = false;
 
 	if (p->hist_qname == NULL)
 		return;
+
+	/* an insert's T from its batch row: through hi */
+	if (rows != NULL && ins_time == NULL)
+	{
+		if (history_change_time(p))
+			row_time = "r.bt";
+		else if (history_row_time(p))
+			row_time = history_wm_time(p->wm_type, "r.w");
+		pair = row_time != NULL;
+	}
+	if (pair)
+	{
+		appendStringInfoString(buf, ", hi AS (SELECT z.* FROM (SELECT u.*, pg_catalog.max(u.tm) OVER (PARTITION BY ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%su.hc%d", i ? ", " : "", key_col(p, i));
+		appendStringInfoString(buf, ") AS ktm FROM (SELECT true AS wr");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			i++;
+			if (((IncetlColumn *) lfirst(lc))->in_history)
+				appendStringInfo(buf, ", hc%d", i);
+		}
+		appendStringInfoString(buf, ", NULL::pg_catalog.timestamptz AS tm FROM ins UNION ALL SELECT false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			i++;
+			if (((IncetlColumn *) lfirst(lc))->in_history)
+				appendStringInfo(buf, ", r.c%d", i);
+		}
+		appendStringInfo(buf, ", %s FROM %s AS r%s) AS u) AS z WHERE z.wr)", row_time, rows,
+						 strcmp(rows, "cmp") == 0 ? " WHERE r.ins" : "");
+	}
 
 	/* what the write steps wrote */
 	appendStringInfoString(buf, ", hx AS (");
 	for (int part = 0; part < 3; part++)
 	{
-		const char *from = part == 0 ? "ins" : part == 1 ? "upd" : "del";
+		const char *from = part == 0 ? (pair ? "hi" : "ins") : part == 1 ? "upd" : "del";
 
 		if ((part == 0 && rows == NULL) || (part == 1 && !with_upd) ||
 			(part == 2 && !with_del))
@@ -1550,7 +1613,8 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 		if (part > 0 && rows != NULL)
 			appendStringInfoString(buf, " UNION ALL ");
 		appendStringInfo(buf, "SELECT %s AS oi, %s AS od",
-						 part == 0 ? "true" : "false", part == 2 ? "true" : "false");
+						 part == 0 && !history_layers(p) ? "true" : "false",
+						 part == 2 ? "true" : "false");
 		i = 0;
 		foreach(lc, p->columns)
 		{
@@ -1564,25 +1628,35 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 			else
 				appendStringInfo(buf, ", hc%d", i);
 		}
+		appendStringInfo(buf, ", %s AS xv", part == 1 ? "xv" : "true");
+		if (part == 0)
+			appendStringInfoString(buf, pair ? ", ktm AS tm" : ins_time ? ", tm" :
+								   ", NULL::pg_catalog.timestamptz AS tm");
+		else
+			appendStringInfoString(buf, history_step_time(p, part == 1 ? STEP_UPDATE :
+														  rows == NULL ? STEP_COMPARE_DELETE :
+														  STEP_DELETE) ?
+								   ", tm" : ", NULL::pg_catalog.timestamptz AS tm");
 		appendStringInfo(buf, " FROM %s", from);
 	}
 	appendStringInfoChar(buf, ')');
 
-	if (history_change_time(p) && rows != NULL)
-		deparse_history_apply(buf, p, run_param, hv,
-							  with_del ? "CASE WHEN x.od THEN g.bt ELSE r.bt END" : "r.bt",
-							  rows, with_del);
-	else if (time_wm && rows != NULL)
+	if (history_layers(p) && rows != NULL)
 	{
-		bool		gone_time = with_del && history_delete_time(p);
+		/*
+		 * 'logical': the versions the changes committed are in place
+		 * (deparse_history_layer); a written row opens a version only
+		 * where it differs from the current one (a change committed after
+		 * the changes were read).
+		 */
+		StringInfoData differs;
 
-		deparse_history_apply(buf, p, run_param, hv,
-							  history_wm_time(p->wm_type,
-											  gone_time ? "CASE WHEN x.od THEN g.gw ELSE r.w END" : "r.w"),
-							  rows, gone_time);
+		initStringInfo(&differs);
+		deparse_history_differs(&differs, p, "lv", "x", false);
+		deparse_history_apply(buf, p, run_param, differs.data);
 	}
 	else
-		deparse_history_apply(buf, p, run_param, hv, NULL, join_rows ? rows : NULL, false);
+		deparse_history_apply(buf, p, run_param, "x.xv");
 }
 
 /*
@@ -1601,16 +1675,43 @@ history_wm_time(Oid type, const char *w)
 }
 
 /*
- * hw, hu and ho of deparse_history_ctes, after a CTE hx of (oi, od,
- * hc<N>...): hv says whether an update closes and opens; T is time (an
- * expression over x, the written row r of <rows> and, when join_gone, the
- * deleted key's row g of "gone"), or when that is NULL or NULL itself,
- * $<run_param + 1>, the run's start.  rows (or NULL) is joined by key.
+ * , hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht
+ *			 WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf + '1 microsecond')
+ *			 ELSE GREATEST(y.ht, y.lt) END AS nt
+ *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt, <hv> AS hv,
+ *					 COALESCE(x.tm, $<t0>) AS ht
+ *			  FROM hx AS x LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to[, h.<col>, ...]
+ *				FROM <history> AS h WHERE h.<key1> = x.hc<K1> ...
+ *				ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y),
+ *	 hu AS (UPDATE <history> AS h
+ *			SET valid_to = CASE WHEN <closes> THEN w.nt ELSE h.valid_to END
+ *			[, <ignored col> = CASE WHEN <closes> THEN h.<col> ELSE w.hc<N> END
+ *			 [, etl_run_id = CASE ... ELSE $<run> END]]
+ *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
+ *			AND (<closes> [OR true]) AND h.<key1> = w.hc<K1> ...
+ *			AND h.valid_from = w.lf),
+ *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
+ *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
+ *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
+ *			OR w.oi OR w.hv) RETURNING 1)
+ *
+ * After a CTE hx of (oi, od, hc<N>..., xv, tm): each key's last version
+ * (lv, through the unique index on (key, valid_from)); hv, the expression
+ * that says whether a change closes the current version and opens the
+ * next; T (ht), the change's time tm, or the run's start $<run_param + 1>;
+ * and nt, T, or just after the current version's start when T is not
+ * after it (clock skew), or not before the last version's end for a key
+ * that comes back.  <closes> is (w.od OR w.oi OR w.hv): a delete closes
+ * the current version; an insert opens one (closing a current version the
+ * target did not have); a change hv says is one closes and opens; one that
+ * is not writes the ignored columns into the current version, or opens a
+ * version for a key that has none (a comeback after a soft delete).  The
+ * statement's snapshot sees the current version, so both its end and its
+ * successor's start are nt.
  */
 static void
 deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
-					  const char *hv, const char *time, const char *rows,
-					  bool join_gone)
+					  const char *hv)
 {
 	ListCell   *lc;
 	int			i;
@@ -1624,33 +1725,20 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 						   "'00:00:00.000001'::pg_catalog.interval) "
 						   "ELSE GREATEST(y.ht, y.lt) END AS nt FROM (SELECT x.*, "
 						   "lv.valid_from AS lf, lv.valid_to AS lt, ");
-	appendStringInfo(buf, "%s AS hv, ", hv);
-	if (time)
-		appendStringInfo(buf, "COALESCE(%s, $%d) AS ht", time, t0);
-	else
-		appendStringInfo(buf, "$%d::pg_catalog.timestamptz AS ht", t0);
-	appendStringInfoString(buf, " FROM hx AS x");
-	if (rows)
+	appendStringInfo(buf, "%s AS hv, COALESCE(x.tm, $%d) AS ht FROM hx AS x", hv, t0);
+	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to");
+	if (history_layers(p))
 	{
-		appendStringInfo(buf, " LEFT JOIN %s AS r ON ", rows);
-		deparse_history_key_match(buf, p, "x", "r", false);
-	}
-	if (join_gone)
-	{
-		/* gone's keys g1..gn against the written keys */
-		appendStringInfoString(buf, " LEFT JOIN gone AS g ON x.od");
-		for (i = 0; i < p->nkeys; i++)
+		/* what the current version holds, for history_differs */
+		foreach(lc, p->columns)
 		{
-			IncetlColumn *k = p->keys[i];
+			IncetlColumn *c = lfirst(lc);
 
-			appendStringInfoString(buf, " AND ");
-			incetl_deparse_operator_clause(buf, psprintf("x.hc%d", key_col(p, i)),
-										   k->tgt_type, type_equality_operator(k->tgt_type),
-										   psprintf("g.g%d", i + 1), k->tgt_type);
+			if (c->in_history && !c->is_key)
+				appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
 		}
 	}
-	appendStringInfo(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to FROM %s AS h WHERE ",
-					 p->hist_qname);
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
 	for (i = 0; i < p->nkeys; i++)
 	{
 		IncetlColumn *k = p->keys[i];
@@ -1735,10 +1823,10 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 
 /*
  * WITH hx AS (SELECT false AS oi, t.<key1> IS NULL [OR t.<soft> IS TRUE] AS od,
- *					  <hv> AS rv, h.<key1> AS hc<K1>, ..., t.<col> AS hc<N>, ...
+ *					  <hv> AS xv, <T of the target row> | NULL AS tm, h.<key1> AS hc<K1>, ..., t.<col> AS hc<N>, ...
  *				FROM <history> AS h LEFT JOIN <target> AS t ON t.<key1> = h.<key1> ...
  *				WHERE h.valid_to IS NULL AND (<od> OR <hv> [OR <hi>])
- *				UNION ALL SELECT true, false, true, t.<key1>, ..., t.<col>, ...
+ *				UNION ALL SELECT true, false, true, <T> | NULL, t.<key1>, ..., t.<col>, ...
  *				FROM <target> AS t WHERE [t.<soft> IS NOT TRUE AND] NOT EXISTS
  *				(SELECT 1 FROM <history> AS h WHERE h.<key1> = t.<key1> ...
  *				 AND h.valid_to IS NULL))
@@ -1801,10 +1889,9 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
 	appendStringInfoChar(&od, ')');
 
-	appendStringInfo(buf, "WITH hx AS (SELECT false AS oi, %s AS od, %s AS rv", od.data, hv.data);
-	if (wm)
-		appendStringInfo(buf, ", %s AS rt",
-						 history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))));
+	appendStringInfo(buf, "WITH hx AS (SELECT false AS oi, %s AS od, %s AS xv, %s AS tm", od.data, hv.data,
+					 wm ? history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))) :
+					 "NULL::pg_catalog.timestamptz");
 	i = 0;
 	foreach(lc, p->columns)
 	{
@@ -1829,10 +1916,9 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	}
 	appendStringInfo(buf, " WHERE h.valid_to IS NULL AND (%s OR %s%s%s)", od.data, hv.data,
 					 p->hist_in_place ? " OR " : "", p->hist_in_place ? hi.data : "");
-	appendStringInfoString(buf, " UNION ALL SELECT true, false, true");
-	if (wm)
-		appendStringInfo(buf, ", %s",
-						 history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))));
+	appendStringInfo(buf, " UNION ALL SELECT true, false, true, %s",
+					 wm ? history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))) :
+					 "NULL::pg_catalog.timestamptz");
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
@@ -1855,7 +1941,7 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 		appendStringInfoString(buf, " AND ");
 	}
 	appendStringInfoString(buf, "h.valid_to IS NULL))");
-	deparse_history_apply(buf, p, 1, "x.rv", wm ? "x.rt" : NULL, NULL, false);
+	deparse_history_apply(buf, p, 1, "x.xv");
 	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
 }
 
@@ -1866,6 +1952,203 @@ incetl_sql_history_repair(IncetlPipeline *p)
 
 	initStringInfo(&buf);
 	deparse_history_repair(&buf, p);
+	return buf.data;
+}
+
+/*
+ * Whether a history pipeline records every committed version ('logical':
+ * the work table holds each decoded change, deparse_history_layer).
+ */
+static bool
+history_layers(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL && strcmp(p->strategy_name, "logical") == 0;
+}
+
+bool
+incetl_history_layers(IncetlPipeline *p)
+{
+	return history_layers(p);
+}
+
+/*
+ * (false OR <cur>.<col> distinct from CAST(<x>.hc<N> AS <history type>) ...)
+ *
+ * Whether a row hc<N> (target types, or history types when as_hist)
+ * differs from the version cur in a column of the history table that is
+ * not ignored, by the history types' equality.
+ */
+static void
+deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
+						const char *x, bool as_hist)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	appendStringInfoString(buf, "(false");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		IncetlColumn hc;
+
+		i++;
+		if (!c->in_history || c->is_key || c->history_ignored)
+			continue;
+		memcpy(&hc, c, sizeof(IncetlColumn));
+		hc.tgt_type = c->hist_type;
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, &hc, psprintf("%s.%s", cur, quote_identifier(c->name)),
+						 as_hist ? psprintf("%s.hc%d", x, i) :
+						 psprintf("CAST(%s.hc%d AS %s)", x, i, c->hist_typename));
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * WITH hl AS MATERIALIZED (SELECT z.* FROM
+ *		(SELECT v.*, pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j
+ *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop, w.k1, ...
+ *			   FROM <work table> AS w WHERE w.rn > $1 AND w.rn <= $2
+ *			   AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z
+ *		WHERE z.j = $5),
+ *	 hx AS (SELECT false AS oi, hl.cop = 'D' AS od, hl.ct AS tm,
+ *			CAST(hl.k1 AS <target type>) AS hc<K1>, ...,
+ *			CASE WHEN hl.cv ? '<col>' THEN CAST(CAST(CAST(hl.cv ->> '<col>'
+ *				 AS <source type>) AS <target type>) AS <history type>)
+ *			ELSE cur.<col> END AS hc<N>, ..., <differs> AS xv
+ *			FROM hl LEFT JOIN LATERAL (SELECT h.<col>, ... FROM <history> AS h
+ *			WHERE h.<key1> = CAST(hl.k1 AS <target type>) ... AND h.valid_to IS NULL
+ *			ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM hl), (SELECT pg_catalog.count(*) FROM ho)
+ *
+ * 'logical' history (SPEC 5: every committed version, in commit order, at
+ * its commit time): layer $5 of the keys (rn in ($1, $2]) of a batch, the
+ * $5-th transaction that changed each of them, its last change of the key
+ * (one version per transaction per key).  A delete closes the current
+ * version; an insert or update opens one where it differs from the current
+ * version in a column that is not ignored, else writes the ignored columns
+ * in place.  A value the change did not carry (an unchanged TOASTed one) is
+ * the current version's.  The engine runs layers 1, 2, ... before the
+ * batch's statement, in its transaction, until one finds no key.  $3 is
+ * the run id, $4 the run's start.  Returns the layer's keys and the
+ * versions it opened.
+ */
+static void
+deparse_history_layer(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+
+	appendStringInfoString(buf, "WITH hl AS MATERIALIZED (SELECT z.* FROM (SELECT v.*, "
+						   "pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j "
+						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", w.k%d", i + 1);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w.rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w.rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfoString(buf, " AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z WHERE ");
+	deparse_catalog_clause(buf, "z.j", INT8OID, "=", "$5", INT8OID);
+	appendStringInfoString(buf, "), hx AS (SELECT false AS oi, ");
+	deparse_catalog_clause(buf, "hl.cop", CHAROID, "=", "'D'", UNKNOWNOID);
+	appendStringInfoString(buf, " AS od, hl.ct AS tm");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		const char *lit = quote_literal_cstr(c->name);
+		StringInfoData has;
+
+		i++;
+		if (!c->in_history)
+			continue;
+		if (c->is_key)
+		{
+			for (int k = 0; k < p->nkeys; k++)
+				if (p->keys[k] == c)
+					appendStringInfo(buf, ", CAST(hl.k%d AS %s) AS hc%d", k + 1,
+									 c->tgt_typename, i);
+			continue;
+		}
+		initStringInfo(&has);
+		deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
+		appendStringInfo(buf, ", CASE WHEN %s THEN CAST(CAST(CAST((", has.data);
+		deparse_catalog_clause(buf, "hl.cv", JSONBOID, "->>", lit, UNKNOWNOID);
+		appendStringInfo(buf, ") AS %s) AS %s) AS %s) ELSE cur.%s END AS hc%d",
+						 c->src_typename, c->tgt_typename, c->hist_typename,
+						 quote_identifier(c->name), i);
+	}
+	appendStringInfoString(buf, ", ");
+	{
+		/* differs from the current version: over hx's own values */
+		StringInfoData vals;
+
+		initStringInfo(&vals);
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+			IncetlColumn hc;
+			const char *lit = quote_literal_cstr(c->name);
+			StringInfoData has;
+
+			i++;
+			if (!c->in_history || c->is_key || c->history_ignored)
+				continue;
+			initStringInfo(&has);
+			deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
+			memcpy(&hc, c, sizeof(IncetlColumn));
+			hc.tgt_type = c->hist_type;
+			appendStringInfo(&vals, " OR (%s AND ", has.data);
+			{
+				StringInfoData v;
+
+				initStringInfo(&v);
+				appendStringInfoString(&v, "CAST(CAST(CAST((");
+				deparse_catalog_clause(&v, "hl.cv", JSONBOID, "->>", lit, UNKNOWNOID);
+				appendStringInfo(&v, ") AS %s) AS %s) AS %s)", c->src_typename,
+								 c->tgt_typename, c->hist_typename);
+				deparse_distinct(&vals, &hc, psprintf("cur.%s", quote_identifier(c->name)),
+								 v.data);
+			}
+			appendStringInfoChar(&vals, ')');
+		}
+		appendStringInfo(buf, "(false%s) AS xv", vals.data);
+	}
+	appendStringInfoString(buf, " FROM hl LEFT JOIN LATERAL (SELECT h.valid_from");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history && !c->is_key)
+			appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   psprintf("CAST(hl.k%d AS %s)", i + 1, k->tgt_typename),
+									   k->tgt_type);
+		appendStringInfoString(buf, " AND ");
+	}
+	appendStringInfoString(buf, "h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)");
+	deparse_history_apply(buf, p, 3, "x.xv");
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM hl), "
+						   "(SELECT pg_catalog.count(*) FROM ho)");
+}
+
+char *
+incetl_sql_history_layer(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_layer(&buf, p);
 	return buf.data;
 }
 
@@ -1897,7 +2180,7 @@ deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 	deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
 	with_upd = deparse_update_cte(buf, p, run_param);
 	if (with_gone)
-		deparse_delete_cte(buf, p, run_param);
+		deparse_delete_cte(buf, p, run_param, false);
 	else
 		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
 	if (state_table)
@@ -2208,8 +2491,9 @@ incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c)
 /*
  * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
  * work table in the session's temporary schema: rn, k1..kn (source key
- * types), op ('i', 'u' or 'd'), and for a history table ct, the change's
- * commit time ('logical').
+ * types), op ('i', 'u' or 'd'), and for a 'logical' history pipeline one
+ * row per decoded change: ct (commit time), cl (commit LSN), cs (its order),
+ * cv (the new row, jsonb) and cop ('I', 'U' or 'D').
  */
 char *
 incetl_work_table_name(IncetlPipeline *p)
@@ -2265,7 +2549,8 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
 	appendStringInfo(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
-					 "ct pg_catalog.timestamptz); CREATE INDEX ON %s (rn)",
+					 "ct pg_catalog.timestamptz, cl pg_catalog.pg_lsn, cs pg_catalog.int8, "
+					 "cv pg_catalog.jsonb, cop pg_catalog.\"char\"); CREATE INDEX ON %s (rn)",
 					 incetl_work_table_name(p));
 }
 
@@ -2457,7 +2742,8 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
-	appendStringInfoString(buf, " ORDER BY rn)");
+	/* a 'logical' key's latest change */
+	appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
 	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
 
 	argtypes[0] = INT8OID;
@@ -2511,7 +2797,7 @@ deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
 		appendStringInfoString(buf, " FROM gone");
 		return;
 	}
-	deparse_delete_cte(buf, p, 1);
+	deparse_delete_cte(buf, p, 1, true);
 	deparse_history_ctes(buf, p, 1, NULL, false, true);
 	if (p->hist_qname)
 		appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM del)");

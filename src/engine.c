@@ -828,6 +828,52 @@ pass_done(IncetlRun *run, IncetlPass pass)
 	run->pass = pass == PASS_KEYED && run->need_compare ? PASS_COMPARE : PASS_DONE;
 }
 
+/*
+ * 'logical' history (SPEC 5): before a keyed batch's statement, in its
+ * transaction, the versions its keys' decoded changes committed, one
+ * transaction of each key at a time (deparse_history_layer), in commit
+ * order.  A batch of keys a comparison found has none.  Returns the
+ * versions opened.
+ */
+static int64
+history_layers(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[5];
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	int64		opened = 0;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_HISTORY_LAYER;
+	plan = incetl_plan_get(&key, incetl_sql_history_layer(p), 5, argtypes, 0);
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
+	for (int64 layer = 1;; layer++)
+	{
+		bool		isnull;
+		int64		keys;
+
+		CHECK_FOR_INTERRUPTS();
+		values[4] = Int64GetDatum(layer);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "incetl: history layer failed");
+		keys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										   1, &isnull));
+		if (keys == 0)
+			break;
+		opened += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											  2, &isnull));
+	}
+	return opened;
+}
+
 /* one batch of keys from the work table */
 static void
 keyed_batch(EngineRun *er)
@@ -841,6 +887,7 @@ keyed_batch(EngineRun *er)
 	int			rc;
 	IncetlPlanKey key;
 	char	   *sql;
+	int64		opened = 0;
 
 	sql = incetl_sql_keyed_batch(p, run->strategy->stores_hashes, &nargs, argtypes);
 	memset(&key, 0, sizeof(key));
@@ -852,6 +899,8 @@ keyed_batch(EngineRun *er)
 	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(run->run_id);
 	values[3] = TimestampTzGetDatum(run->run_start);
+	if (run->kind == RUN_KIND_RUN && incetl_history_layers(p))
+		opened = history_layers(er);
 	{
 		int			nest = incetl_begin_batch_settings(p, true);
 
@@ -861,6 +910,9 @@ keyed_batch(EngineRun *er)
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
 	(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	run->counts.history_versions += opened;
+	if (opened > 0)
+		er->wrote_target = er->any_target_write = true;
 
 	run->work_pos += p->batch_size;
 	if (run->work_pos >= run->work_total)

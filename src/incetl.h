@@ -313,6 +313,8 @@ extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_history_repair(IncetlPipeline *p);
+extern char *incetl_sql_history_layer(IncetlPipeline *p);
+extern bool incetl_history_layers(IncetlPipeline *p);
 
 /* plancache.c: prepared statements keyed by (pipeline, kind, variant) */
 typedef enum IncetlPlanKind
@@ -320,7 +322,8 @@ typedef enum IncetlPlanKind
 	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
 	PLAN_KEYED_BATCH,			/* variant: with the hash state */
 	PLAN_COMPARE_DELETES,
-	PLAN_RANGE_PROBE			/* variant: the batch shape */
+	PLAN_RANGE_PROBE,			/* variant: the batch shape */
+	PLAN_HISTORY_LAYER			/* 'logical' history: one version per key */
 } IncetlPlanKind;
 
 typedef struct IncetlPlanKey
