@@ -17,41 +17,14 @@
 -- alter_pipeline adds and clears a history table.  47_history_strategies
 -- covers 'hash', 'trigger' and 'logical'.
 --
--- t47.problems() is the invariant check: no overlapping versions, valid_to
--- after valid_from, at most one current version per key, a current version
--- for every live target key and none for others, and the current version
--- equal to the target row.
+-- regress.history_problems() (00_setup) is the invariant check: no
+-- overlapping versions, valid_to after valid_from, at most one current
+-- version per key, a current version for every live target key and none
+-- for others, and the current version equal to the target row.
 --
 CREATE SCHEMA t47;
 SET incetl.late_commit_margin = 0;
 SET TimeZone = 'UTC';
-
-CREATE FUNCTION t47.problems(h regclass, t regclass, cols text, soft text DEFAULT NULL)
-RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
-	live text := CASE WHEN soft IS NULL THEN 'true' ELSE format('t.%I IS NOT TRUE', soft) END;
-BEGIN
-	EXECUTE format('SELECT count(*) FROM %s a JOIN %s b ON a.id = b.id AND a.valid_from < b.valid_from
-					 AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)', h, h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'overlapping versions: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s WHERE valid_to <= valid_from', h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'valid_to not after valid_from: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM (SELECT id FROM %s WHERE valid_to IS NULL
-					 GROUP BY id HAVING count(*) > 1) x', h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'keys with two current versions: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s t WHERE %s AND NOT EXISTS
-					 (SELECT 1 FROM %s h WHERE h.id = t.id AND h.valid_to IS NULL)', t, live, h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'live keys without a current version: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s h WHERE h.valid_to IS NULL AND NOT EXISTS
-					 (SELECT 1 FROM %s t WHERE t.id = h.id AND %s)', h, t, live) INTO n;
-	IF n > 0 THEN RETURN NEXT 'current versions of keys not live: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s h JOIN %s t ON t.id = h.id
-					 WHERE h.valid_to IS NULL AND (%s) IS DISTINCT FROM (%s)', h, t,
-				   'h.' || replace(cols, ', ', ', h.'), 't.' || replace(cols, ', ', ', t.')) INTO n;
-	IF n > 0 THEN RETURN NEXT 'current versions unlike the target: ' || n; END IF;
-END;
-$$;
 
 -- the versions opened by a pipeline's last run
 CREATE FUNCTION t47.opened(p text) RETURNS bigint LANGUAGE sql AS $$
@@ -135,7 +108,7 @@ CALL incetl.run('h1');
 SELECT * FROM regress.last_counts('h1');
 SELECT t47.opened('h1');
 SELECT id, v, note, valid_from, valid_to, etl_run_id IS NOT NULL AS run_id FROM t47.hist ORDER BY id, valid_from;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 -- nothing changed: nothing written
 CALL incetl.run('h1');
 SELECT t47.opened('h1'), count(*) AS versions FROM t47.hist;
@@ -170,7 +143,7 @@ CALL incetl.run('h1');
 SELECT * FROM regress.last_counts('h1');
 SELECT t47.opened('h1');
 SELECT id, v, valid_from, valid_to >= :'before_delete' AS closed_at_run FROM t47.hist WHERE id = 3 ORDER BY valid_from;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 -- it comes back with a watermark before its delete: the version starts where the last ended
 INSERT INTO t47.src VALUES (3, 'c1', 'n', '2026-02-01 00:00+00');
 CALL incetl.run('h1');
@@ -186,7 +159,7 @@ SELECT incetl.set_watermark('h1', '2026-01-01 00:00+00');
 CALL incetl.run('h1');
 SELECT t47.opened('h1');
 SELECT id, v, valid_from, valid_to FROM t47.hist WHERE id = 1 ORDER BY valid_from;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 
 --------------------------------------------------------------------------
 \echo '-- a run inside BEGIN ... ROLLBACK writes no history'
@@ -222,7 +195,7 @@ DROP TRIGGER refuse ON t47.tgt;
 CALL incetl.run('h1');
 SELECT t47.opened('h1');
 SELECT count(*) AS versions_10_19, count(DISTINCT id) AS keys FROM t47.hist WHERE id BETWEEN 10 AND 19;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 
 --------------------------------------------------------------------------
 \echo '-- backfill: a change the forward pass missed gets its version'
@@ -245,12 +218,12 @@ UPDATE t47.src SET v = 'x13b' WHERE id = 13;
 DELETE FROM t47.hist WHERE id = 14;
 UPDATE t47.hist SET v = 'wrong' WHERE id = 16;
 UPDATE t47.hist SET note = 'wrong' WHERE id = 17;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 CALL incetl.reconcile('h1');
 SELECT * FROM regress.last_counts('h1');
 SELECT t47.opened('h1');
 SELECT id, v, note, valid_to IS NULL AS current FROM t47.hist WHERE id IN (13, 14, 16, 17) ORDER BY id, valid_from;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 -- and again: nothing to repair
 CALL incetl.reconcile('h1');
 SELECT t47.opened('h1');
@@ -267,7 +240,7 @@ SELECT incetl.alter_pipeline('h1', history_table => 't47.hist');
 -- the current version of key 1 is stale: reconcile repairs it
 CALL incetl.reconcile('h1');
 SELECT id, v, valid_to IS NULL AS current FROM t47.hist WHERE id = 1 ORDER BY valid_from;
-SELECT * FROM t47.problems('t47.hist', 't47.tgt', 'v, note');
+SELECT * FROM regress.history_problems('t47.hist', 't47.tgt', 'v, note');
 SELECT incetl.drop_pipeline('h1');
 
 --------------------------------------------------------------------------
@@ -308,12 +281,12 @@ CALL incetl.run('h3');
 SELECT * FROM regress.last_counts('h3');
 SELECT t47.opened('h3');
 SELECT id, v, valid_from, valid_to FROM t47.hist3 ORDER BY id, valid_from;
-SELECT * FROM t47.problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
+SELECT * FROM regress.history_problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
 UPDATE t47.src3 SET gone = false, v = 'b1', updated_at = '2026-03-01 00:00+00' WHERE id = 2;
 CALL incetl.run('h3');
 SELECT t47.opened('h3');
 SELECT id, v, valid_from, valid_to FROM t47.hist3 ORDER BY id, valid_from;
-SELECT * FROM t47.problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
+SELECT * FROM regress.history_problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
 -- the same value comes back after a soft delete: a version all the same
 UPDATE t47.src3 SET gone = true, updated_at = '2026-04-01 00:00+00' WHERE id = 2;
 CALL incetl.run('h3');
@@ -321,7 +294,7 @@ UPDATE t47.src3 SET gone = false, updated_at = '2026-05-01 00:00+00' WHERE id = 
 CALL incetl.run('h3');
 SELECT t47.opened('h3');
 SELECT id, v, valid_from, valid_to FROM t47.hist3 WHERE id = 2 ORDER BY valid_from;
-SELECT * FROM t47.problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
+SELECT * FROM regress.history_problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
 SELECT incetl.drop_pipeline('h3');
 
 SET client_min_messages = warning;

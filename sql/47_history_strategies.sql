@@ -10,37 +10,12 @@
 -- times between two runs opens one version ('logical': three); a
 -- delete closes it, a comeback reopens; a change only to an ignored column
 -- updates the current version in place; reconcile; and the invariants
--- (t47s.problems, as in 47_history).  A queue made before 0.3 (no
+-- (regress.history_problems).  A queue made before 0.3 (no
 -- changed_at) falls back to the run's start.
 --
 CREATE SCHEMA t47s;
 SET TimeZone = 'UTC';
 
-CREATE FUNCTION t47s.problems(h regclass, t regclass, cols text)
-RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
-BEGIN
-	EXECUTE format('SELECT count(*) FROM %s a JOIN %s b ON a.id = b.id AND a.valid_from < b.valid_from
-					 AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)', h, h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'overlapping versions: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s WHERE valid_to <= valid_from', h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'valid_to not after valid_from: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM (SELECT id FROM %s WHERE valid_to IS NULL
-					 GROUP BY id HAVING count(*) > 1) x', h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'keys with two current versions: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s t WHERE NOT EXISTS
-					 (SELECT 1 FROM %s h WHERE h.id = t.id AND h.valid_to IS NULL)', t, h) INTO n;
-	IF n > 0 THEN RETURN NEXT 'live keys without a current version: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s h WHERE h.valid_to IS NULL AND NOT EXISTS
-					 (SELECT 1 FROM %s t WHERE t.id = h.id)', h, t) INTO n;
-	IF n > 0 THEN RETURN NEXT 'current versions of keys not live: ' || n; END IF;
-	EXECUTE format('SELECT count(*) FROM %s h JOIN %s t ON t.id = h.id
-					 WHERE h.valid_to IS NULL AND (%s) IS DISTINCT FROM (%s)', h, t,
-				   'h.' || replace(cols, ', ', ', h.'), 't.' || replace(cols, ', ', ', t.')) INTO n;
-	IF n > 0 THEN RETURN NEXT 'current versions unlike the target: ' || n; END IF;
-END;
-$$;
 CREATE FUNCTION t47s.opened(p text) RETURNS bigint LANGUAGE sql AS $$
 	SELECT history_versions FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
 $$;
@@ -83,7 +58,7 @@ SELECT id, v, note, valid_to IS NULL AS current,
 	   valid_from >= t47s.started('hs_hash') AS from_this_run,
 	   valid_to >= t47s.started('hs_hash') AS closed_by_this_run
   FROM t47s.hist_hash ORDER BY id, valid_from;
-SELECT * FROM t47s.problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
 -- the key comes back
 INSERT INTO t47s.src_hash VALUES (3, 'back', 'n');
 CALL incetl.run('hs_hash');
@@ -96,7 +71,7 @@ UPDATE t47s.hist_hash SET v = 'stale' WHERE id = 4;
 CALL incetl.reconcile('hs_hash');
 SELECT t47s.opened('hs_hash');
 SELECT id, v, valid_to IS NULL AS current FROM t47s.hist_hash WHERE id = 4 ORDER BY valid_from;
-SELECT * FROM t47s.problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_hash', 't47s.tgt_hash', 'v, note');
 SELECT incetl.drop_pipeline('hs_hash');
 
 --------------------------------------------------------------------------
@@ -127,7 +102,7 @@ SELECT t47s.opened('hs_trigger');
 SELECT id, v, note, valid_to IS NULL AS current FROM t47s.hist_trigger ORDER BY id, valid_from;
 SELECT valid_from = :'w3' AS from_last_writer FROM t47s.hist_trigger WHERE id = 1 AND valid_to IS NULL;
 SELECT valid_to = :'wdel' AS closed_at_delete FROM t47s.hist_trigger WHERE id = 3;
-SELECT * FROM t47s.problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
 -- a queue made before 0.3 has no changed_at: the run's start
 DO $$
 BEGIN
@@ -139,7 +114,7 @@ UPDATE t47s.src_trigger SET v = 'y' WHERE id = 4;
 CALL incetl.run('hs_trigger');
 SELECT valid_from >= t47s.started('hs_trigger') AS at_run_start
   FROM t47s.hist_trigger WHERE id = 4 AND valid_to IS NULL;
-SELECT * FROM t47s.problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_trigger', 't47s.tgt_trigger', 'v, note');
 SELECT incetl.drop_pipeline('hs_trigger');
 
 --------------------------------------------------------------------------
@@ -190,7 +165,7 @@ SELECT valid_to > c3.at AND valid_to < c4.at AS closed_at_delete_commit
 SELECT note, valid_from > c5.at AND valid_from < c6.at AS back_at_its_commit
   FROM t47s.hist_logical, t47s.clock c5, t47s.clock c6
  WHERE id = 2 AND valid_to IS NULL AND c5.n = 5 AND c6.n = 6;
-SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
 -- as of each clock reading, the history is what the source held
 SELECT c.n, string_agg(h.id || '=' || h.v, ' ' ORDER BY h.id) AS state
   FROM t47s.clock c JOIN t47s.hist_logical h
@@ -205,7 +180,7 @@ ROLLBACK;
 SELECT count(*) - :versions AS opened_after_rollback FROM t47s.hist_logical;
 CALL incetl.run('hs_logical');
 SELECT t47s.opened('hs_logical');
-SELECT * FROM t47s.problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
+SELECT * FROM regress.history_problems('t47s.hist_logical', 't47s.tgt_logical', 'v, note');
 -- reconcile keeps the versions as they are
 CALL incetl.reconcile('hs_logical');
 SELECT t47s.opened('hs_logical');

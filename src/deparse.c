@@ -129,6 +129,8 @@ static void deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_para
 								 const char *rows, bool with_upd, bool with_del);
 static void deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 								  const char *hv);
+static void deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+									  char how);
 static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
@@ -140,6 +142,7 @@ static bool history_layers(IncetlPipeline *p);
 static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
 									const char *x, bool as_hist);
 static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
+static char *history_layer_value(IncetlColumn *c);
 static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   bool compare);
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
@@ -1530,6 +1533,32 @@ deparse_returning(StringInfo buf, IncetlPipeline *p, WriteStep step)
 }
 
 /*
+ * h.<key1> = <rel>.<...> AND ...: the history table's key columns (alias
+ * h) against target-typed values of rel, by the target key types'
+ * equality; how says which: 'n' rel.<key name>, 'h' rel.hc<N> (a written
+ * row), 'w' CAST(rel.k<i> AS <target type>) (a work table row).
+ */
+static void
+deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+						  char how)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   how == 'n' ? psprintf("%s.%s", rel, qk) :
+									   how == 'h' ? psprintf("%s.hc%d", rel, key_col(p, i)) :
+									   psprintf("CAST(%s.k%d AS %s)", rel, i + 1, k->tgt_typename),
+									   k->tgt_type);
+	}
+}
+
+/*
  * With a history table (SPEC 5), in the statement that writes the target:
  *
  * [, hi AS (SELECT z.* FROM (SELECT u.*, pg_catalog.max(u.tm) OVER
@@ -1678,9 +1707,9 @@ history_wm_time(Oid type, const char *w)
  * , hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht
  *			 WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf + '1 microsecond')
  *			 ELSE GREATEST(y.ht, y.lt) END AS nt
- *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt, <hv> AS hv,
- *					 COALESCE(x.tm, $<t0>) AS ht
- *			  FROM hx AS x LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to[, h.<col>, ...]
+ *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt, lv.ctid AS lc,
+ *					 <hv> AS hv, COALESCE(x.tm, $<t0>) AS ht
+ *			  FROM hx AS x LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to, h.ctid[, h.<col>, ...]
  *				FROM <history> AS h WHERE h.<key1> = x.hc<K1> ...
  *				ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y),
  *	 hu AS (UPDATE <history> AS h
@@ -1688,7 +1717,7 @@ history_wm_time(Oid type, const char *w)
  *			[, <ignored col> = CASE WHEN <closes> THEN h.<col> ELSE w.hc<N> END
  *			 [, etl_run_id = CASE ... ELSE $<run> END]]
  *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
- *			AND (<closes> [OR true]) AND h.<key1> = w.hc<K1> ...
+ *			AND (<closes> [OR true]) AND h.ctid = w.lc AND h.<key1> = w.hc<K1> ...
  *			AND h.valid_from = w.lf),
  *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
  *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
@@ -1696,7 +1725,8 @@ history_wm_time(Oid type, const char *w)
  *			OR w.oi OR w.hv) RETURNING 1)
  *
  * After a CTE hx of (oi, od, hc<N>..., xv, tm): each key's last version
- * (lv, through the unique index on (key, valid_from)); hv, the expression
+ * (lv, through the unique index on (key, valid_from), which hu then
+ * updates by its tid: one index probe per key, not two); hv, the expression
  * that says whether a change closes the current version and opens the
  * next; T (ht), the change's time tm, or the run's start $<run_param + 1>;
  * and nt, T, or just after the current version's start when T is not
@@ -1724,9 +1754,9 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 						   "WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf OPERATOR(pg_catalog.+) "
 						   "'00:00:00.000001'::pg_catalog.interval) "
 						   "ELSE GREATEST(y.ht, y.lt) END AS nt FROM (SELECT x.*, "
-						   "lv.valid_from AS lf, lv.valid_to AS lt, ");
+						   "lv.valid_from AS lf, lv.valid_to AS lt, lv.ctid AS lc, ");
 	appendStringInfo(buf, "%s AS hv, COALESCE(x.tm, $%d) AS ht FROM hx AS x", hv, t0);
-	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to");
+	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to, h.ctid");
 	if (history_layers(p))
 	{
 		/* what the current version holds, for history_differs */
@@ -1739,16 +1769,7 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 		}
 	}
 	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-
-		if (i)
-			appendStringInfoString(buf, " AND ");
-		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
-									   k->tgt_type, type_equality_operator(k->tgt_type),
-									   psprintf("x.hc%d", key_col(p, i)), k->tgt_type);
-	}
+	deparse_history_key_match(buf, p, "x", 'h');
 	appendStringInfoString(buf, " ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y)");
 
 	/* close current versions, or update them in place */
@@ -1774,15 +1795,11 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 	}
 	appendStringInfo(buf, " FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL AND (%s%s) AND ",
 					 closes, p->hist_in_place ? " OR true" : "");
-	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-
-		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
-									   k->tgt_type, type_equality_operator(k->tgt_type),
-									   psprintf("w.hc%d", key_col(p, i)), k->tgt_type);
-		appendStringInfoString(buf, " AND ");
-	}
+	/* the row hw found (its tid), if it is still that key's version */
+	deparse_catalog_clause(buf, "h.ctid", TIDOID, "=", "w.lc", TIDOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_history_key_match(buf, p, "w", 'h');
+	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "=", "w.lf", TIMESTAMPTZOID);
 	appendStringInfoChar(buf, ')');
 
@@ -1903,17 +1920,7 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 							 quote_identifier(c->name), i);
 	}
 	appendStringInfo(buf, " FROM %s AS h LEFT JOIN %s AS t ON ", p->hist_qname, p->tgt_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-		const char *qk = quote_identifier(k->name);
-
-		if (i)
-			appendStringInfoString(buf, " AND ");
-		incetl_deparse_operator_clause(buf, psprintf("t.%s", qk), k->tgt_type,
-									   type_equality_operator(k->tgt_type),
-									   psprintf("h.%s", qk), k->tgt_type);
-	}
+	deparse_history_key_match(buf, p, "t", 'n');
 	appendStringInfo(buf, " WHERE h.valid_to IS NULL AND (%s OR %s%s%s)", od.data, hv.data,
 					 p->hist_in_place ? " OR " : "", p->hist_in_place ? hi.data : "");
 	appendStringInfo(buf, " UNION ALL SELECT true, false, true, %s",
@@ -1930,17 +1937,8 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	if (p->soft_delete)
 		appendStringInfo(buf, "t.%s IS NOT TRUE AND ", quote_identifier(p->soft_delete_column));
 	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS h WHERE ", p->hist_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-		const char *qk = quote_identifier(k->name);
-
-		incetl_deparse_operator_clause(buf, psprintf("h.%s", qk), k->tgt_type,
-									   type_equality_operator(k->tgt_type),
-									   psprintf("t.%s", qk), k->tgt_type);
-		appendStringInfoString(buf, " AND ");
-	}
-	appendStringInfoString(buf, "h.valid_to IS NULL))");
+	deparse_history_key_match(buf, p, "t", 'n');
+	appendStringInfoString(buf, " AND h.valid_to IS NULL))");
 	deparse_history_apply(buf, p, 1, "x.xv");
 	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
 }
@@ -2002,6 +2000,28 @@ deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
 						 psprintf("CAST(%s.hc%d AS %s)", x, i, c->hist_typename));
 	}
 	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * CAST(CAST(CAST((hl.cv ->> '<col>') AS <source type>) AS <target type>)
+ *		AS <history type>)
+ *
+ * A decoded change's value of column c (the text of its source type, as
+ * the run casts a decoded key), as the target would hold it, in the history
+ * table's type.
+ */
+static char *
+history_layer_value(IncetlColumn *c)
+{
+	StringInfoData v;
+
+	initStringInfo(&v);
+	appendStringInfoString(&v, "CAST(CAST(CAST((");
+	deparse_catalog_clause(&v, "hl.cv", JSONBOID, "->>", quote_literal_cstr(c->name),
+						   UNKNOWNOID);
+	appendStringInfo(&v, ") AS %s) AS %s) AS %s)", c->src_typename, c->tgt_typename,
+					 c->hist_typename);
+	return v.data;
 }
 
 /*
@@ -2074,11 +2094,8 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 		}
 		initStringInfo(&has);
 		deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
-		appendStringInfo(buf, ", CASE WHEN %s THEN CAST(CAST(CAST((", has.data);
-		deparse_catalog_clause(buf, "hl.cv", JSONBOID, "->>", lit, UNKNOWNOID);
-		appendStringInfo(buf, ") AS %s) AS %s) AS %s) ELSE cur.%s END AS hc%d",
-						 c->src_typename, c->tgt_typename, c->hist_typename,
-						 quote_identifier(c->name), i);
+		appendStringInfo(buf, ", CASE WHEN %s THEN %s ELSE cur.%s END AS hc%d",
+						 has.data, history_layer_value(c), quote_identifier(c->name), i);
 	}
 	appendStringInfoString(buf, ", ");
 	{
@@ -2102,17 +2119,8 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 			memcpy(&hc, c, sizeof(IncetlColumn));
 			hc.tgt_type = c->hist_type;
 			appendStringInfo(&vals, " OR (%s AND ", has.data);
-			{
-				StringInfoData v;
-
-				initStringInfo(&v);
-				appendStringInfoString(&v, "CAST(CAST(CAST((");
-				deparse_catalog_clause(&v, "hl.cv", JSONBOID, "->>", lit, UNKNOWNOID);
-				appendStringInfo(&v, ") AS %s) AS %s) AS %s)", c->src_typename,
-								 c->tgt_typename, c->hist_typename);
-				deparse_distinct(&vals, &hc, psprintf("cur.%s", quote_identifier(c->name)),
-								 v.data);
-			}
+			deparse_distinct(&vals, &hc, psprintf("cur.%s", quote_identifier(c->name)),
+							 history_layer_value(c));
 			appendStringInfoChar(&vals, ')');
 		}
 		appendStringInfo(buf, "(false%s) AS xv", vals.data);
@@ -2126,17 +2134,8 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 			appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
 	}
 	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
-	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-
-		incetl_deparse_operator_clause(buf, psprintf("h.%s", quote_identifier(k->name)),
-									   k->tgt_type, type_equality_operator(k->tgt_type),
-									   psprintf("CAST(hl.k%d AS %s)", i + 1, k->tgt_typename),
-									   k->tgt_type);
-		appendStringInfoString(buf, " AND ");
-	}
-	appendStringInfoString(buf, "h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)");
+	deparse_history_key_match(buf, p, "hl", 'w');
+	appendStringInfoString(buf, " AND h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)");
 	deparse_history_apply(buf, p, 3, "x.xv");
 	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM hl), "
 						   "(SELECT pg_catalog.count(*) FROM ho)");

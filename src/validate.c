@@ -207,9 +207,12 @@ require_source_column(IncetlPipeline *p, Relation src, const char *col,
 	return a;
 }
 
-/* true if rel has a valid, plain unique index whose columns are the keys */
+/*
+ * true if rel has a valid, plain unique index whose columns are the keys
+ * and, when extra is not NULL, that column too (in any order)
+ */
 static bool
-has_unique_index_on(Relation rel, IncetlPipeline *p)
+has_unique_index_on(Relation rel, IncetlPipeline *p, const char *extra)
 {
 	List	   *indexes;
 	ListCell   *lc;
@@ -227,29 +230,26 @@ has_unique_index_on(Relation rel, IncetlPipeline *p)
 		Form_pg_index ind = idx->rd_index;
 		bool		match = ind->indisunique && ind->indisvalid &&
 		ind->indislive &&
-		ind->indnkeyatts == p->nkeys &&
+		ind->indnkeyatts == p->nkeys + (extra ? 1 : 0) &&
 		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
 
-		if (match)
+		for (int i = 0; match && i < ind->indnkeyatts; i++)
 		{
-			for (int i = 0; i < ind->indnkeyatts && match; i++)
-			{
-				AttrNumber	attnum = ind->indkey.values[i];
-				const char *attname;
-				bool		in_keys = false;
+			AttrNumber	attnum = ind->indkey.values[i];
+			const char *attname;
+			bool		known;
 
-				if (attnum <= 0)
-				{
-					match = false;
-					break;
-				}
-				attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
-				for (int k = 0; k < p->nkeys; k++)
-					if (strcmp(p->keys[k]->name, attname) == 0)
-						in_keys = true;
-				match = in_keys;
+			if (attnum <= 0)
+			{
+				match = false;
+				break;
 			}
+			attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
+			known = extra != NULL && strcmp(attname, extra) == 0;
+			for (int k = 0; k < p->nkeys && !known; k++)
+				known = strcmp(p->keys[k]->name, attname) == 0;
+			match = known;
 		}
 		index_close(idx, AccessShareLock);
 		if (match)
@@ -308,55 +308,6 @@ existing_operator(Oid opr)
 	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
 		return InvalidOid;
 	return opr;
-}
-
-/*
- * true if rel has a valid, plain unique index on exactly the key columns
- * and valid_from, in any order (SPEC 5)
- */
-static bool
-has_history_index(Relation rel, IncetlPipeline *p)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ind = idx->rd_index;
-		bool		match = ind->indisunique && ind->indisvalid &&
-		ind->indislive &&
-		ind->indnkeyatts == p->nkeys + 1 &&
-		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
-
-		for (int i = 0; match && i < ind->indnkeyatts; i++)
-		{
-			AttrNumber	attnum = ind->indkey.values[i];
-			const char *attname;
-			bool		known;
-
-			if (attnum <= 0)
-			{
-				match = false;
-				break;
-			}
-			attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
-			known = strcmp(attname, "valid_from") == 0;
-			for (int k = 0; k < p->nkeys && !known; k++)
-				known = strcmp(p->keys[k]->name, attname) == 0;
-			match = known;
-		}
-		index_close(idx, AccessShareLock);
-		if (match)
-		{
-			found = true;
-			break;
-		}
-	}
-	list_free(indexes);
-	return found;
 }
 
 /* a history column incetl fills must be a timestamptz */
@@ -517,7 +468,7 @@ resolve_history(IncetlPipeline *p)
 					 errmsg("history table \"%s\" of pipeline \"%s\" has no key column \"%s\"",
 							hname, p->name, p->keys[k]->name)));
 
-	if (!has_history_index(hist, p))
+	if (!has_unique_index_on(hist, p, "valid_from"))
 	{
 		StringInfoData cols;
 
@@ -744,7 +695,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		k++;
 	}
 
-	if (!has_unique_index_on(tgt, p))
+	if (!has_unique_index_on(tgt, p, NULL))
 	{
 		StringInfoData cols;
 
@@ -758,7 +709,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errhint("Create one, for example: CREATE UNIQUE INDEX ON %s (%s);",
 						 p->tgt_qname, cols.data)));
 	}
-	p->src_key_unique = has_unique_index_on(src, p);
+	p->src_key_unique = has_unique_index_on(src, p, NULL);
 
 	/* the watermark column */
 	p->wm_type = InvalidOid;
