@@ -14,7 +14,8 @@
 -- again leaves no duplicate or overlapping version; backfill and
 -- reconcile; timestamp watermarks read as UTC whatever TimeZone says;
 -- soft deletes through delete_detection 'flag'; run_log.history_versions;
--- alter_pipeline adds and clears a history table.  47_history_strategies
+-- alter_pipeline adds and clears a history table; the owner's trigger on
+-- its history table runs as the owner, security-restricted, whoever runs.  47_history_strategies
 -- covers 'hash', 'trigger' and 'logical'.
 --
 -- regress.history_problems() (00_setup) is the invariant check: no
@@ -297,7 +298,49 @@ SELECT id, v, valid_from, valid_to FROM t47.hist3 WHERE id = 2 ORDER BY valid_fr
 SELECT * FROM regress.history_problems('t47.hist3', 't47.tgt3', 'v', 'is_deleted');
 SELECT incetl.drop_pipeline('h3');
 
+--------------------------------------------------------------------------
+\echo '-- the history table''s code runs as the pipeline''s owner, restricted'
+-- the owner's trigger on its history table, when a superuser runs the
+-- pipeline, sees the owner as current_user and cannot leave anything in
+-- the caller's session (no temporary table, no SET ROLE)
+CREATE SCHEMA t47o AUTHORIZATION r47;
+SET ROLE r47;
+CREATE TABLE t47o.src (id integer PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+CREATE TABLE t47o.tgt (id integer PRIMARY KEY, v text, updated_at timestamptz);
+CREATE TABLE t47o.hist (id integer, v text, valid_from timestamptz NOT NULL, valid_to timestamptz,
+						UNIQUE (id, valid_from));
+CREATE TABLE t47o.seen (who name, what text);
+CREATE FUNCTION t47o.spy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO t47o.seen VALUES (current_user, TG_OP);
+	BEGIN
+		CREATE TEMP TABLE t47_planted (x integer);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO t47o.seen VALUES (current_user, SQLERRM);
+	END;
+	BEGIN
+		SET ROLE NONE;
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO t47o.seen VALUES (current_user, SQLERRM);
+	END;
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER spy BEFORE INSERT OR UPDATE ON t47o.hist FOR EACH ROW EXECUTE FUNCTION t47o.spy();
+INSERT INTO t47o.src VALUES (1, 'a', '2026-01-01 00:00+00');
+SELECT incetl.create_pipeline('h47o', 't47o.src', 't47o.tgt', watermark_column => 'updated_at',
+							  history_table => 't47o.hist') > 0 AS created;
+RESET ROLE;
+CALL incetl.run('h47o');
+UPDATE t47o.src SET v = 'b', updated_at = '2026-01-02 00:00+00';
+CALL incetl.run('h47o');
+SELECT who, what FROM t47o.seen ORDER BY what, who;
+SELECT current_user = session_user AS caller_unchanged, to_regclass('pg_temp.t47_planted') AS planted;
+SELECT id, v, valid_from, valid_to FROM t47o.hist ORDER BY valid_from;
+SELECT incetl.drop_pipeline('h47o');
+
 SET client_min_messages = warning;
+DROP SCHEMA t47o CASCADE;
 DROP SCHEMA t47 CASCADE;
 RESET client_min_messages;
 REVOKE ALL ON SCHEMA public FROM r47;
