@@ -136,11 +136,12 @@ static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
 static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
 static bool history_delete_time(IncetlPipeline *p);
-static void deparse_history_count(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch);
 static void deparse_history_repair(StringInfo buf, IncetlPipeline *p);
 static bool history_layers(IncetlPipeline *p);
 static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
-									const char *x, bool as_hist);
+									const char *t, bool ignored);
+static void deparse_history_settle(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
 static char *history_layer_value(IncetlColumn *c);
 static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1595,6 +1596,9 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 
 	if (p->hist_qname == NULL)
 		return;
+	/* 'logical': the layers before and the settle after (history_layers) */
+	if (history_layers(p) && rows != NULL)
+		return;
 
 	/* an insert's T from its batch row: through hi */
 	if (rows != NULL && ins_time == NULL)
@@ -1670,22 +1674,7 @@ deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 	}
 	appendStringInfoChar(buf, ')');
 
-	if (history_layers(p) && rows != NULL)
-	{
-		/*
-		 * 'logical': the versions the changes committed are in place
-		 * (deparse_history_layer); a written row opens a version only
-		 * where it differs from the current one (a change committed after
-		 * the changes were read).
-		 */
-		StringInfoData differs;
-
-		initStringInfo(&differs);
-		deparse_history_differs(&differs, p, "lv", "x", false);
-		deparse_history_apply(buf, p, run_param, differs.data);
-	}
-	else
-		deparse_history_apply(buf, p, run_param, "x.xv");
+	deparse_history_apply(buf, p, run_param, "x.xv");
 }
 
 /*
@@ -1883,24 +1872,8 @@ deparse_history_repair(StringInfo buf, IncetlPipeline *p)
 	initStringInfo(&hv);
 	initStringInfo(&hi);
 	initStringInfo(&od);
-	appendStringInfoString(&hv, "(false");
-	appendStringInfoString(&hi, "(false");
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-		IncetlColumn hc;
-		const char *qc = quote_identifier(c->name);
-
-		if (!c->in_history || c->is_key)
-			continue;
-		memcpy(&hc, c, sizeof(IncetlColumn));
-		hc.tgt_type = c->hist_type;
-		appendStringInfoString(c->history_ignored ? &hi : &hv, " OR ");
-		deparse_distinct(c->history_ignored ? &hi : &hv, &hc, psprintf("h.%s", qc),
-						 psprintf("CAST(t.%s AS %s)", qc, c->hist_typename));
-	}
-	appendStringInfoChar(&hv, ')');
-	appendStringInfoChar(&hi, ')');
+	deparse_history_differs(&hv, p, "h", "t", false);
+	deparse_history_differs(&hi, p, "h", "t", true);
 	appendStringInfo(&od, "(t.%s IS NULL", quote_identifier(p->keys[0]->name));
 	if (p->soft_delete)
 		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
@@ -1954,6 +1927,118 @@ incetl_sql_history_repair(IncetlPipeline *p)
 }
 
 /*
+ * WITH bk AS MATERIALIZED (SELECT DISTINCT ON (w.rn) w.k1, ... FROM <work table> AS w
+ *							WHERE w.rn > $1 AND w.rn <= $2 ORDER BY w.rn),
+ *	 hx AS (SELECT false AS oi, <od> AS od, CAST(bk.k1 AS <target type>) AS hc<K1>, ...,
+ *			t.<col> AS hc<N>, ..., <differs> AS xv, NULL::timestamptz AS tm
+ *			FROM bk LEFT JOIN <target> AS t ON t.<key1> = CAST(bk.k1 AS <target type>) ...
+ *			LEFT JOIN LATERAL (SELECT h.valid_from, h.<col>, ... FROM <history> AS h
+ *			  WHERE h.<key1> = CAST(bk.k1 AS <target type>) ... AND h.valid_to IS NULL
+ *			  ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true
+ *			WHERE (<od> AND cur.valid_from IS NOT NULL)
+ *			OR (NOT <od> AND (cur.valid_from IS NULL OR <differs> [OR <ignored differ>])))
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM ho)
+ *
+ * 'logical' history, after a keyed batch's statement, in its transaction:
+ * the layers (deparse_history_layer) recorded what the decoded changes
+ * committed; this makes the current versions of the batch's keys (rn in
+ * ($1, $2]) what the target now holds, where they are not: a key the
+ * target no longer holds (or soft-deleted: <od>) closes its current
+ * version (a TRUNCATE, which has no rows to decode); a live target row
+ * unlike its current version, or without one (a first run's or a
+ * reconcile's keys, a change committed after the changes were read),
+ * opens one; ignored columns are written in place.  T is the run's start,
+ * $4; $3 is the run id.
+ */
+static void
+deparse_history_settle(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	StringInfoData od;
+	StringInfoData differs;
+	StringInfoData ignored;
+
+	initStringInfo(&od);
+	appendStringInfo(&od, "(t.%s IS NULL", quote_identifier(p->keys[0]->name));
+	if (p->soft_delete)
+		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(&od, ')');
+	initStringInfo(&differs);
+	deparse_history_differs(&differs, p, "cur", "t", false);
+	initStringInfo(&ignored);
+	deparse_history_differs(&ignored, p, "cur", "t", true);
+
+	appendStringInfoString(buf, "WITH bk AS MATERIALIZED (SELECT DISTINCT ON (w.rn) ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sw.k%d", i ? ", " : "", i + 1);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w.rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w.rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfo(buf, " ORDER BY w.rn), hx AS (SELECT false AS oi, %s AS od", od.data);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history)
+			continue;
+		if (c->is_key)
+		{
+			for (int k = 0; k < p->nkeys; k++)
+				if (p->keys[k] == c)
+					appendStringInfo(buf, ", CAST(bk.k%d AS %s) AS hc%d", k + 1,
+									 c->tgt_typename, i);
+		}
+		else
+			appendStringInfo(buf, ", t.%s AS hc%d", quote_identifier(c->name), i);
+	}
+	appendStringInfo(buf, ", %s AS xv, NULL::pg_catalog.timestamptz AS tm FROM bk LEFT JOIN %s AS t ON ",
+					 differs.data, p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(k->name)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   psprintf("CAST(bk.k%d AS %s)", i + 1, k->tgt_typename),
+									   k->tgt_type);
+	}
+	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history && !c->is_key)
+			appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
+	deparse_history_key_match(buf, p, "bk", 'w');
+	appendStringInfo(buf, " AND h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true "
+					 "WHERE (%s AND cur.valid_from IS NOT NULL) OR (NOT %s AND "
+					 "(cur.valid_from IS NULL OR %s%s%s)))",
+					 od.data, od.data, differs.data,
+					 p->hist_in_place ? " OR " : "", p->hist_in_place ? ignored.data : "");
+	deparse_history_apply(buf, p, 3, "x.xv");
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho)");
+}
+
+char *
+incetl_sql_history_settle(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_settle(&buf, p);
+	return buf.data;
+}
+
+/*
  * Whether a history pipeline records every committed version ('logical':
  * the work table holds each decoded change, deparse_history_layer).
  */
@@ -1970,34 +2055,32 @@ incetl_history_layers(IncetlPipeline *p)
 }
 
 /*
- * (false OR <cur>.<col> distinct from CAST(<x>.hc<N> AS <history type>) ...)
+ * (false OR <cur>.<col> distinct from CAST(<t>.<col> AS <history type>) ...)
  *
- * Whether a row hc<N> (target types, or history types when as_hist)
- * differs from the version cur in a column of the history table that is
- * not ignored, by the history types' equality.
+ * Whether the row t (target types) differs from the version cur in a
+ * column of the history table that is not ignored (or, when ignored, in an
+ * ignored one), by the history types' equality.
  */
 static void
 deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
-						const char *x, bool as_hist)
+						const char *t, bool ignored)
 {
 	ListCell   *lc;
-	int			i = 0;
 
 	appendStringInfoString(buf, "(false");
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
 		IncetlColumn hc;
+		const char *qc = quote_identifier(c->name);
 
-		i++;
-		if (!c->in_history || c->is_key || c->history_ignored)
+		if (!c->in_history || c->is_key || c->history_ignored != ignored)
 			continue;
 		memcpy(&hc, c, sizeof(IncetlColumn));
 		hc.tgt_type = c->hist_type;
 		appendStringInfoString(buf, " OR ");
-		deparse_distinct(buf, &hc, psprintf("%s.%s", cur, quote_identifier(c->name)),
-						 as_hist ? psprintf("%s.hc%d", x, i) :
-						 psprintf("CAST(%s.hc%d AS %s)", x, i, c->hist_typename));
+		deparse_distinct(buf, &hc, psprintf("%s.%s", cur, qc),
+						 psprintf("CAST(%s.%s AS %s)", t, qc, c->hist_typename));
 	}
 	appendStringInfoChar(buf, ')');
 }
@@ -2153,9 +2236,9 @@ incetl_sql_history_layer(IncetlPipeline *p)
 
 /* , (SELECT pg_catalog.count(*) FROM ho) AS history_versions: versions opened */
 static void
-deparse_history_count(StringInfo buf, IncetlPipeline *p)
+deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch)
 {
-	if (p->hist_qname)
+	if (p->hist_qname && !(batch && history_layers(p)))
 		appendStringInfoString(buf, ", (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
 }
 
@@ -2366,7 +2449,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		for (int i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, ", lst.k%d", i + 1);
 	}
-	deparse_history_count(buf, p);
+	deparse_history_count(buf, p, true);
 	if (!shape->edge)
 		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 
@@ -2752,7 +2835,7 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	*nargs = p->hist_qname ? 4 : 3;
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 	deparse_counts(buf, "b");
-	deparse_history_count(buf, p);
+	deparse_history_count(buf, p, true);
 }
 
 char *
@@ -2802,7 +2885,7 @@ deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
 		appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM del)");
 	else
 		appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
-	deparse_history_count(buf, p);
+	deparse_history_count(buf, p, false);
 }
 
 char *

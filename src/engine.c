@@ -451,14 +451,18 @@ step_prepare(EngineRun *er)
 	er->prepared = true;
 }
 
-/* the versions a batch opened in the history table (its history_versions) */
+/*
+ * The versions a batch opened in the history table (its history_versions
+ * column); a 'logical' pipeline's keyed batches open theirs in statements
+ * of their own (history_layers, history_settle).
+ */
 static int64
-history_count(EngineRun *er, HeapTuple tup, TupleDesc desc)
+history_count(EngineRun *er, HeapTuple tup, TupleDesc desc, bool keyed)
 {
 	bool		isnull;
 	int			col;
 
-	if (er->run.p->hist_qname == NULL)
+	if (er->run.p->hist_qname == NULL || (keyed && incetl_history_layers(er->run.p)))
 		return 0;
 	col = SPI_fnumber(desc, "history_versions");
 	if (col <= 0)
@@ -486,7 +490,7 @@ account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
 	c->updated += nu;
 	c->deleted += nd;
 	c->unchanged += n - ni - nu - nd;
-	c->history_versions += history_count(er, tup, desc);
+	c->history_versions += history_count(er, tup, desc, er->run.pass == PASS_KEYED);
 	if (ni + nu + nd > 0)
 		er->wrote_target = er->any_target_write = true;
 	return n;
@@ -874,6 +878,43 @@ history_layers(EngineRun *er)
 	return opened;
 }
 
+/*
+ * 'logical' history, after a keyed batch's statement, in its transaction:
+ * the current versions of its keys become what the target holds where
+ * the layers left them otherwise (deparse_history_settle).  Returns the
+ * versions opened.
+ */
+static int64
+history_settle(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int			nest;
+	int			rc;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_HISTORY_SETTLE;
+	plan = incetl_plan_get(&key, incetl_sql_history_settle(p), 4, argtypes, 0);
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
+	/* the target and the history by key, as the batch's statement */
+	nest = incetl_begin_batch_settings(p, true);
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	incetl_end_batch_settings(nest);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: history settle failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									   &isnull));
+}
+
 /* one batch of keys from the work table */
 static void
 keyed_batch(EngineRun *er)
@@ -910,6 +951,8 @@ keyed_batch(EngineRun *er)
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
 	(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	if (incetl_history_layers(p))
+		opened += history_settle(er);
 	run->counts.history_versions += opened;
 	if (opened > 0)
 		er->wrote_target = er->any_target_write = true;
@@ -962,7 +1005,7 @@ compare_batch(EngineRun *er)
 	run->counts.batches++;
 	run->counts.deleted += nd;
 	run->counts.history_versions += history_count(er, SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc);
+												  SPI_tuptable->tupdesc, false);
 	if (nd > 0)
 		er->wrote_target = er->any_target_write = true;
 	if (nd < p->batch_size)

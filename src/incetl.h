@@ -314,6 +314,7 @@ extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_history_repair(IncetlPipeline *p);
 extern char *incetl_sql_history_layer(IncetlPipeline *p);
+extern char *incetl_sql_history_settle(IncetlPipeline *p);
 extern bool incetl_history_layers(IncetlPipeline *p);
 
 /* plancache.c: prepared statements keyed by (pipeline, kind, variant) */
@@ -323,7 +324,8 @@ typedef enum IncetlPlanKind
 	PLAN_KEYED_BATCH,			/* variant: with the hash state */
 	PLAN_COMPARE_DELETES,
 	PLAN_RANGE_PROBE,			/* variant: the batch shape */
-	PLAN_HISTORY_LAYER			/* 'logical' history: one version per key */
+	PLAN_HISTORY_LAYER,			/* 'logical' history: one version per key */
+	PLAN_HISTORY_SETTLE			/* 'logical' history: current = target */
 } IncetlPlanKind;
 
 typedef struct IncetlPlanKey
