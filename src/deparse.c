@@ -142,6 +142,7 @@ static bool history_layers(IncetlPipeline *p);
 static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
 									const char *t, bool ignored);
 static void deparse_history_settle(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_empty(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
 static char *history_layer_value(IncetlColumn *c);
 static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -2035,6 +2036,28 @@ incetl_sql_history_settle(IncetlPipeline *p)
 
 	initStringInfo(&buf);
 	deparse_history_settle(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT NOT EXISTS (SELECT 1 FROM <history>)
+ *
+ * Whether a history table holds no version (a run then repairs it at its
+ * end, deparse_history_repair).
+ */
+static void
+deparse_history_empty(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)", p->hist_qname);
+}
+
+char *
+incetl_sql_history_empty(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_empty(&buf, p);
 	return buf.data;
 }
 

@@ -64,6 +64,7 @@ typedef struct EngineRun
 	bool		prepared;		/* step_prepare succeeded */
 	MemoryContext batch_cxt;	/* reset before each batch */
 	Oid			work_relid;		/* this run's work table, dropped by OID */
+	bool		history_empty;	/* the history table was empty at the start */
 	bool		wrote_target;	/* in the current transaction */
 	bool		any_target_write;	/* in the whole run */
 } EngineRun;
@@ -417,6 +418,15 @@ step_prepare(EngineRun *er)
 	const IncetlStrategyRoutine *strategy = run->strategy;
 
 	run->run_start = GetCurrentTimestamp();
+	if (p->hist_qname)
+	{
+		bool		isnull;
+
+		if (SPI_execute(incetl_sql_history_empty(p), true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "incetl: could not look at the history table");
+		er->history_empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	if (run->kind == RUN_KIND_BACKFILL && strategy->keyed)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1053,7 +1063,8 @@ step_batch(EngineRun *er)
 }
 
 /*
- * Reconcile, after its keyed pass: repair the history table's current
+ * Reconcile, after its keyed pass (and a run that found the history table
+ * empty, after its last batch): repair the history table's current
  * versions against the target, which now equals the source
  * (deparse_history_repair), in the last batch's transaction.
  */
@@ -1193,7 +1204,14 @@ run_locked(EngineRun *er)
 		}
 	}
 
-	if (edata == NULL && kind == RUN_KIND_RECONCILE && run->p->hist_qname)
+	/*
+	 * Reconcile repairs the history's current versions; so does the first
+	 * run that finds the history table empty (a first load, or a history
+	 * table just given to a pipeline): rows the target already held and
+	 * the run did not write get their versions too.
+	 */
+	if (edata == NULL && run->p->hist_qname &&
+		(kind == RUN_KIND_RECONCILE || er->history_empty))
 		edata = protected_step(er, step_history_repair, AS_OWNER);
 
 	if (edata == NULL && is_run && run->strategy->finish_run)
