@@ -221,3 +221,27 @@ CREATE PROCEDURE incetl.guard()
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'incetl_guard';
 COMMENT ON PROCEDURE incetl.guard IS 'drop the slots of logical pipelines over max_retained_wal (marking them for a resync) and alert on stale pipelines, running none';
+
+/*
+ * History tables (SPEC 5, issue 14).  A 'trigger' pipeline's history
+ * stamps a version with the start of the transaction that wrote it: the
+ * capture queue remembers it, in a column whose default is the writer's
+ * now() (no code runs but core's).  Queues made before have it added;
+ * their entries take the time of this update.
+ */
+DO $$
+DECLARE
+	q regclass;
+BEGIN
+	FOR q IN SELECT c.oid::pg_catalog.regclass
+			   FROM incetl.pipelines AS p
+			   JOIN pg_catalog.pg_class AS c
+				 ON c.relname OPERATOR(pg_catalog.=) ('queue_' OPERATOR(pg_catalog.||) p.id)
+				AND c.relnamespace OPERATOR(pg_catalog.=) 'incetl'::pg_catalog.regnamespace
+			  WHERE p.strategy OPERATOR(pg_catalog.=) 'trigger'
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS changed_at '
+								  'pg_catalog.timestamptz DEFAULT pg_catalog.now()', q);
+	END LOOP;
+END;
+$$;

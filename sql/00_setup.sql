@@ -91,5 +91,37 @@ LANGUAGE sql AS $$
 	 WHERE pl.name = p
 $$;
 
+-- the problems of a history table h of target t (SPEC 5), none when it is
+-- right: overlapping versions, valid_to not after valid_from, two current
+-- versions of a key, a live target key (soft: its soft-delete column is
+-- not true) without a current version or a current version of a key that
+-- is not live, a current version unlike the target row in cols (keys: id)
+CREATE FUNCTION regress.history_problems(h regclass, t regclass, cols text, soft text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+	live text := CASE WHEN soft IS NULL THEN 'true' ELSE format('t.%I IS NOT TRUE', soft) END;
+BEGIN
+	EXECUTE format('SELECT count(*) FROM %s a JOIN %s b ON a.id = b.id AND a.valid_from < b.valid_from
+					 AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)', h, h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'overlapping versions: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s WHERE valid_to <= valid_from', h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'valid_to not after valid_from: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM (SELECT id FROM %s WHERE valid_to IS NULL
+					 GROUP BY id HAVING count(*) > 1) x', h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'keys with two current versions: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s t WHERE %s AND NOT EXISTS
+					 (SELECT 1 FROM %s h WHERE h.id = t.id AND h.valid_to IS NULL)', t, live, h) INTO n;
+	IF n > 0 THEN RETURN NEXT 'live keys without a current version: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s h WHERE h.valid_to IS NULL AND NOT EXISTS
+					 (SELECT 1 FROM %s t WHERE t.id = h.id AND %s)', h, t, live) INTO n;
+	IF n > 0 THEN RETURN NEXT 'current versions of keys not live: ' || n; END IF;
+	EXECUTE format('SELECT count(*) FROM %s h JOIN %s t ON t.id = h.id
+					 WHERE h.valid_to IS NULL AND (%s) IS DISTINCT FROM (%s)', h, t,
+				   'h.' || replace(cols, ', ', ', h.'), 't.' || replace(cols, ', ', ', t.')) INTO n;
+	IF n > 0 THEN RETURN NEXT 'current versions unlike the target: ' || n; END IF;
+END;
+$$;
+
 SELECT regress.try('SELECT 1/0');
 SELECT regress.try('SELECT 1');

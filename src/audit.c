@@ -78,10 +78,10 @@ static void
 log_update(int64 run_id, const char *status, IncetlCounts *c,
 		   const char *watermark_after, const char *error)
 {
-	Oid			argtypes[10] = {INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10];
+	Oid			argtypes[11] = {INT8OID, TEXTOID, INT4OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[11];
+	char		nulls[11];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(run_id);
@@ -104,14 +104,29 @@ log_update(int64 run_id, const char *status, IncetlCounts *c,
 	else
 		nulls[9] = 'n';
 
-	incetl_spi_exec_owner("UPDATE incetl.run_log SET status = COALESCE($2, status), "
+	/*
+	 * history_versions (0.3) only when a history table opened some: only a
+	 * 0.3 catalog has history tables, and a 0.2 one lacks the column.
+	 */
+	values[10] = Int64GetDatum(c->history_versions);
+	incetl_spi_exec_owner(c->history_versions == 0 ?
+						  "UPDATE incetl.run_log SET status = COALESCE($2, status), "
 						  "batches = $3, rows_extracted = $4, rows_inserted = $5, "
 						  "rows_updated = $6, rows_deleted = $7, rows_unchanged = $8, "
 						  "watermark_after = COALESCE($9, watermark_after), error = $10, "
 						  "finished_at = CASE WHEN $2 IS NULL THEN NULL "
 						  "ELSE pg_catalog.clock_timestamp() END "
+						  "WHERE run_id OPERATOR(pg_catalog.=) $1" :
+						  "UPDATE incetl.run_log SET status = COALESCE($2, status), "
+						  "batches = $3, rows_extracted = $4, rows_inserted = $5, "
+						  "rows_updated = $6, rows_deleted = $7, rows_unchanged = $8, "
+						  "watermark_after = COALESCE($9, watermark_after), error = $10, "
+						  "finished_at = CASE WHEN $2 IS NULL THEN NULL "
+						  "ELSE pg_catalog.clock_timestamp() END, "
+						  "history_versions = $11 "
 						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
-						  10, argtypes, values, nulls, SPI_OK_UPDATE);
+						  c->history_versions == 0 ? 10 : 11,
+						  argtypes, values, nulls, SPI_OK_UPDATE);
 }
 
 void

@@ -12,6 +12,11 @@
  *												an UPDATE that changed the key
  *		{"op":"T"}								TRUNCATE
  *
+ * With the option "times" each change also has "t", its transaction's
+ * commit time, and with "values" an INSERT's or UPDATE's "n", the new row
+ * ({"col":"value",...}, unchanged TOASTed values left out): what a
+ * history table needs (SPEC 5).
+ *
  * Values are the type's text output as JSON strings, or JSON null.  The
  * run that reads them casts them back to the key types in the same
  * session, so the text must name each value exactly whatever that
@@ -63,11 +68,15 @@ typedef struct DecodeKeyAtt
 typedef struct DecodeData
 {
 	Oid			relid;			/* the one relation we emit changes for */
+	bool		times;			/* add "t", the commit time (option "times") */
 	MemoryContext change_cxt;	/* reset after every change */
 	MemoryContext cache_cxt;	/* holds the key column cache */
 	bool		cache_valid;
 	int			nkeys;
 	DecodeKeyAtt *keys;
+	bool		values;			/* add "n", the new row (option "values") */
+	int			ncols;
+	DecodeKeyAtt *cols;			/* every column, for "n" */
 	int			guc_nest;		/* of the pinned output settings, or 0 */
 } DecodeData;
 
@@ -163,11 +172,21 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 			data->relid = (Oid) v;
 			have_relid = true;
 		}
+		else if (strcmp(elem->defname, "times") == 0)
+		{
+			/* a history pipeline's run: each change with its commit time */
+			data->times = elem->arg == NULL || strcmp(strVal(elem->arg), "on") == 0;
+		}
+		else if (strcmp(elem->defname, "values") == 0)
+		{
+			/* a 'logical' history pipeline's run: each new row's values */
+			data->values = elem->arg == NULL || strcmp(strVal(elem->arg), "on") == 0;
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("incetl: unknown option \"%s\"", elem->defname),
-					 errhint("The only supported option is \"relid\".")));
+					 errhint("The supported options are \"relid\", \"times\" and \"values\".")));
 	}
 
 	if (!have_relid)
@@ -258,6 +277,8 @@ decode_build_cache(DecodeData *data, Relation rel)
 
 	data->keys = palloc(sizeof(DecodeKeyAtt) * Max(tupdesc->natts, 1));
 	data->nkeys = 0;
+	data->cols = palloc(sizeof(DecodeKeyAtt) * Max(tupdesc->natts, 1));
+	data->ncols = 0;
 
 	for (i = 0; i < tupdesc->natts; i++)
 	{
@@ -269,6 +290,19 @@ decode_build_cache(DecodeData *data, Relation rel)
 
 		if (att->attisdropped || att->attnum <= 0)
 			continue;
+		if (data->values)
+		{
+			DecodeKeyAtt *col = &data->cols[data->ncols++];
+
+			col->attnum = att->attnum;
+			col->typlen = att->attlen;
+			initStringInfo(&name);
+			escape_json(&name, NameStr(att->attname));
+			appendStringInfoChar(&name, ':');
+			col->jsonname = name.data;
+			getTypeOutputInfo(att->atttypid, &typoutput, &typisvarlena);
+			fmgr_info_cxt(typoutput, &col->outfunc, data->cache_cxt);
+		}
 		if (!full &&
 			!bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber,
 						   idattrs))
@@ -349,6 +383,40 @@ decode_append_key(StringInfo buf, DecodeData *data, TupleDesc tupdesc,
 }
 
 /*
+ * Append every column of tuple as a JSON object to buf (option "values"):
+ * the text of each value, or null; an unchanged TOASTed value, which the
+ * WAL record does not carry, is left out.
+ */
+static void
+decode_append_values(StringInfo buf, DecodeData *data, TupleDesc tupdesc,
+					 HeapTuple tuple)
+{
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	for (int i = 0; i < data->ncols; i++)
+	{
+		DecodeKeyAtt *col = &data->cols[i];
+		Datum		val;
+		bool		isnull;
+
+		val = heap_getattr(tuple, col->attnum, tupdesc, &isnull);
+		if (!isnull && col->typlen == -1 &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(val)))
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		appendStringInfoString(buf, col->jsonname);
+		if (isnull)
+			appendStringInfoString(buf, "null");
+		else
+			escape_json(buf, OutputFunctionCall(&col->outfunc, val));
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
  * Report the end LSN of the transaction's commit record as the row's LSN
  * (instead of the change's own LSN), so that every row of a transaction
  * carries the same LSN and pg_replication_slot_advance(slot, that_lsn)
@@ -361,15 +429,38 @@ decode_set_write_location(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 		ctx->write_location = txn->end_lsn;
 }
 
+/*
+ * One record; with the option "times", also "t": the commit time of the
+ * change's transaction, as PostgreSQL's TimestampTz (microseconds since
+ * 2000-01-01 00:00 UTC), which no setting of the decoding session changes;
+ * with the option "values", also "n": the new row of an INSERT or UPDATE
+ * (decode_append_values).  Both only for history pipelines (SPEC 5).
+ */
 static void
-decode_write_record(LogicalDecodingContext *ctx, const char *op,
-					const char *key, int keylen)
+decode_write_record(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					const char *op, const char *key, int keylen,
+					TupleDesc tupdesc, HeapTuple newtup)
 {
+	DecodeData *data = ctx->output_plugin_private;
+
 	OutputPluginPrepareWrite(ctx, true);
 	appendStringInfoString(ctx->out, "{\"op\":\"");
 	appendStringInfoString(ctx->out, op);
 	appendStringInfoString(ctx->out, "\",\"k\":");
 	appendBinaryStringInfo(ctx->out, key, keylen);
+	if (data->values && newtup != NULL)
+	{
+		appendStringInfoString(ctx->out, ",\"n\":");
+		decode_append_values(ctx->out, data, tupdesc, newtup);
+	}
+	if (data->times)
+		appendStringInfo(ctx->out, ",\"t\":" INT64_FORMAT,
+#if PG_VERSION_NUM >= 150000
+						 (int64) txn->xact_time.commit_time
+#else
+						 (int64) txn->commit_time
+#endif
+			);
 	appendStringInfoChar(ctx->out, '}');
 	OutputPluginWrite(ctx, true);
 }
@@ -410,7 +501,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			initStringInfo(&newkey);
 			decode_append_key(&newkey, data, tupdesc, newtup, NULL);
-			decode_write_record(ctx, "I", newkey.data, newkey.len);
+			decode_write_record(ctx, txn, "I", newkey.data, newkey.len, tupdesc, newtup);
 			break;
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
@@ -425,9 +516,9 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 				if (oldkey.len != newkey.len ||
 					memcmp(oldkey.data, newkey.data, newkey.len) != 0)
-					decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+					decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL);
 			}
-			decode_write_record(ctx, "U", newkey.data, newkey.len);
+			decode_write_record(ctx, txn, "U", newkey.data, newkey.len, tupdesc, newtup);
 			break;
 
 		case REORDER_BUFFER_CHANGE_DELETE:
@@ -437,7 +528,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 			else
 				appendStringInfoString(&oldkey, "{}");
-			decode_write_record(ctx, "D", oldkey.data, oldkey.len);
+			decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL);
 			break;
 
 		default:

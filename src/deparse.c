@@ -50,6 +50,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_operator.h"
@@ -105,7 +106,8 @@ static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
 								IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
-static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash);
+static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
+							   bool with_time);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
 static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param);
 static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
@@ -119,8 +121,40 @@ static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *from);
-static void deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
-static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+static bool deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param);
+/* the write steps of a batch, for what they return */
+typedef enum WriteStep
+{
+	STEP_INSERT,
+	STEP_UPDATE,
+	STEP_DELETE,
+	STEP_COMPARE_DELETE
+} WriteStep;
+
+static void deparse_returning(StringInfo buf, IncetlPipeline *p, WriteStep step);
+static char *history_step_time(IncetlPipeline *p, WriteStep step);
+static void deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+								 const char *rows, bool with_upd, bool with_del);
+static void deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+								  const char *hv);
+static void deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+									  char how);
+static char *history_wm_time(Oid type, const char *w);
+static bool history_row_time(IncetlPipeline *p);
+static bool history_change_time(IncetlPipeline *p);
+static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
+static bool history_delete_time(IncetlPipeline *p);
+static void deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch);
+static void deparse_history_repair(StringInfo buf, IncetlPipeline *p);
+static bool history_layers(IncetlPipeline *p);
+static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
+									const char *t, bool ignored);
+static void deparse_history_settle(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_empty(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
+static char *history_layer_value(IncetlColumn *c);
+static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
+							   bool compare);
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									const char *state_table);
 static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -864,6 +898,81 @@ deparse_batch_where(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 }
 
 /*
+ * Whether a history pipeline's changes carry their time in the watermark
+ * ('timestamp' with a time watermark column): then T is the row's
+ * watermark (SPEC 5).
+ */
+static bool
+history_row_time(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL && strcmp(p->strategy_name, "timestamp") == 0 &&
+		OidIsValid(p->wm_type) && incetl_is_time_type(p->wm_type);
+}
+
+/*
+ * Whether "gone" also carries gw, the watermark of a flagged row, the time
+ * of its delete in the history table.
+ */
+static bool
+history_delete_time(IncetlPipeline *p)
+{
+	return history_row_time(p) && p->delete_detection == DELETE_DETECT_FLAG;
+}
+
+/*
+ * Whether a history pipeline's keyed batches know when each key changed:
+ * 'trigger' (the writers' transaction starts, in the queue) and 'logical'
+ * (commit times, in the work table).  Then "b" has ct and sb bt.
+ */
+static bool
+history_change_time(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL &&
+		(strcmp(p->strategy_name, "trigger") == 0 ||
+		 strcmp(p->strategy_name, "logical") == 0);
+}
+
+/*
+ * , (SELECT pg_catalog.max(q.changed_at) FROM <work table> AS w2
+ *	  JOIN <queue> AS q ON q.ctid = w2.qtid AND q.seq = w2.qseq
+ *	  WHERE w2.rn = w.rn) AS ct
+ *
+ * or, for 'logical', , w.ct: when a key of the work table row w changed.
+ * For 'trigger', the latest start of the transactions that queued the
+ * key's entries (the queue's changed_at; NULL for a queue made before
+ * 0.3 that has no such column, or for keys a comparison found); for
+ * 'logical', the commit time of the key's last change, which the fill
+ * stored.  NULL makes the run's start the time (deparse_history_apply).
+ */
+static void
+deparse_change_time(StringInfo buf, IncetlPipeline *p)
+{
+	Oid			queue;
+
+	if (strcmp(p->strategy_name, "logical") == 0)
+	{
+		appendStringInfoString(buf, ", w.ct");
+		return;
+	}
+	queue = get_relname_relid(incetl_queue_relname(p->id),
+							  get_namespace_oid("incetl", false));
+	if (!OidIsValid(queue) ||
+		get_attnum(queue, "changed_at") == InvalidAttrNumber)
+	{
+		appendStringInfoString(buf, ", NULL::pg_catalog.timestamptz AS ct");
+		return;
+	}
+	appendStringInfo(buf, ", (SELECT pg_catalog.max(q.changed_at) FROM %s AS w2 JOIN %s AS q ON ",
+					 incetl_work_table_name(p), incetl_queue_table_name(p));
+	deparse_catalog_clause(buf, "q.ctid", TIDOID, "=", "w2.qtid", TIDOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "q.seq", INT8OID, "=", "w2.qseq", INT8OID);
+	appendStringInfoString(buf, " WHERE ");
+	deparse_catalog_clause(buf, "w2.rn", INT8OID, "=", "w.rn", INT8OID);
+	appendStringInfoString(buf, ") AS ct");
+}
+
+/*
  * WITH src AS MATERIALIZED (<source columns> FROM <source> AS s
  *							 WHERE <batch range>
  *							 [ORDER BY s.<wm>, s.<key1>, ...
@@ -982,6 +1091,8 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 						 newest);
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, "%sc%d AS g%d, k%d", i ? ", " : "", key_col(p, i), i + 1, i + 1);
+		if (history_delete_time(p))
+			appendStringInfoString(buf, ", w AS gw");
 		appendStringInfo(buf, " FROM %s WHERE f IS TRUE)", newest);
 	}
 	else
@@ -1000,10 +1111,13 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
  *
  * For the keys in CTE "b" (k1..kn): "src" (their source rows), "d0"/"d"
  * (one per key) and "gone" (keys the source no longer has), from one
- * outer join of the keys to the source, in one snapshot.
+ * outer join of the keys to the source, in one snapshot.  with_time: "b"
+ * has ct, when the key changed, which sb and gone carry as bt (for the
+ * history table).
  */
 static void
-deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
+deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
+				   bool with_time)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
@@ -1013,6 +1127,8 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
+	if (with_time)
+		appendStringInfoString(buf, ", b.ct AS bt");
 	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
 	deparse_source_key_match(buf, p, "b");
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
@@ -1028,12 +1144,20 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash)
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%sCAST(sb.bk%d AS %s) AS g%d, sb.bk%d AS k%d", i ? ", " : "",
 						 i + 1, p->keys[i]->tgt_typename, i + 1, i + 1, i + 1);
+	if (history_delete_time(p))
+		appendStringInfoString(buf, ", sb.w AS gw");
+	if (with_time)
+		appendStringInfoString(buf, ", sb.bt AS bt");
 	appendStringInfoString(buf, " FROM sb WHERE sb.k1 IS NULL");
 	if (flag)
 	{
 		appendStringInfoString(buf, " UNION ALL SELECT ");
 		for (i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, "%sc%d, k%d", i ? ", " : "", key_col(p, i), i + 1);
+		if (history_delete_time(p))
+			appendStringInfoString(buf, ", w");
+		if (with_time)
+			appendStringInfoString(buf, ", bt");
 		appendStringInfoString(buf, " FROM d0 WHERE f IS TRUE");
 	}
 	appendStringInfoChar(buf, ')');
@@ -1122,6 +1246,7 @@ deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param)
 
 /*
  * , cmp AS MATERIALIZED (SELECT d.*, t.<key1> IS NULL AS ins
+ *						  [, (false OR <t.<col> distinct from d.c<N>> ...) AS hv]
  *						  FROM d LEFT JOIN <target> AS t
  *						  ON t.<key1> = d.c<N1> AND ...
  *						  WHERE t.<key1> IS NULL
@@ -1130,15 +1255,38 @@ deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param)
  *							  [AND (t.<seq> > d.c<S>) IS NOT TRUE]))
  *
  * The rows of "d" that are new to the target or differ from its row: what
- * a batch writes, and what a preview lists.
+ * a batch writes, and what a preview lists.  With a history table, hv says
+ * whether a column not in history_ignore_columns differs (a new version)
+ * or only ignored ones do (the current version is updated in place).
  */
 static void
 deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
 {
 	const char *tkey1 = quote_identifier(p->keys[0]->name);
+	ListCell   *lc;
+	int			i;
 
-	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins FROM d LEFT JOIN %s AS t ON ",
-					 tkey1, p->tgt_qname);
+	appendStringInfo(buf, ", cmp AS MATERIALIZED (SELECT d.*, t.%s IS NULL AS ins",
+					 tkey1);
+	if (p->hist_qname)
+	{
+		/* a history pipeline: whether a column that is not ignored differs */
+		appendStringInfoString(buf, ", (false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			i++;
+			if (c->is_key || c->history_ignored)
+				continue;
+			appendStringInfoString(buf, " OR ");
+			deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+							 psprintf("d.c%d", i));
+		}
+		appendStringInfoString(buf, ") AS hv");
+	}
+	appendStringInfo(buf, " FROM d LEFT JOIN %s AS t ON ", p->tgt_qname);
 	deparse_target_key_match(buf, p, "d", false);
 	appendStringInfo(buf, " WHERE t.%s IS NULL OR ", tkey1);
 	deparse_changes_row(buf, p, "d");
@@ -1160,7 +1308,8 @@ deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 {
 	appendStringInfoString(buf, ", ins AS (");
 	deparse_insert_into(buf, p, run_param, from);
-	appendStringInfoString(buf, " RETURNING 1)");
+	deparse_returning(buf, p, STEP_INSERT);
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -1223,15 +1372,6 @@ deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 }
 
 /*
- * , upd AS (UPDATE <target> AS t SET <col2> = cmp.c2, ...
- *			 [, <soft> = false[, deleted_at = NULL]]
- *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
- *			 FROM cmp WHERE NOT cmp.ins AND t.<key1> = cmp.c<N1> ...
- *			 [AND (t.<seq> > cmp.c<S>) IS NOT TRUE] RETURNING 1)
- *
- * The update step; with nothing to set, upd AS (SELECT 1 WHERE false).
- */
-/*
  * <col2> = <rel>.c2, ...[, <soft> = false[, deleted_at = NULL]]
  * [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
  *
@@ -1279,7 +1419,17 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 	return !first;
 }
 
-static void
+/*
+ * , upd AS (UPDATE <target> AS t SET <col2> = cmp.c2, ...
+ *			 [, <soft> = false[, deleted_at = NULL]]
+ *			 [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
+ *			 FROM cmp WHERE NOT cmp.ins AND t.<key1> = cmp.c<N1> ...
+ *			 [AND (t.<seq> > cmp.c<S>) IS NOT TRUE] RETURNING 1)
+ *
+ * The update step; with nothing to set, upd AS (SELECT 1 WHERE false), and
+ * false is returned.
+ */
+static bool
 deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 {
 	int			seq_idx;
@@ -1291,7 +1441,7 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 	if (!deparse_update_set(&set, p, run_param, "cmp"))
 	{
 		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
-		return;
+		return false;
 	}
 
 	appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET %s", p->tgt_qname, set.data);
@@ -1306,7 +1456,9 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 									   psprintf("cmp.c%d", seq_idx + 1), seq->tgt_type);
 		appendStringInfoString(buf, ") IS NOT TRUE");
 	}
-	appendStringInfoString(buf, " RETURNING 1)");
+	deparse_returning(buf, p, STEP_UPDATE);
+	appendStringInfoChar(buf, ')');
+	return true;
 }
 
 /*
@@ -1321,10 +1473,11 @@ deparse_update_cte(StringInfo buf, IncetlPipeline *p, int run_param)
  *			 FROM gone WHERE t.<key1> = gone.g1 AND ...
  *			 AND t.<soft> IS NOT TRUE RETURNING 1)
  *
- * The delete step, for the target-typed keys g1..gn of CTE "gone".
+ * The delete step, for the target-typed keys g1..gn of CTE "gone" (of a
+ * batch's rows, or, when compare, of the target's keys the source lacks).
  */
 static void
-deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
+deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param, bool compare)
 {
 	if (p->soft_delete)
 	{
@@ -1339,14 +1492,15 @@ deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param)
 			appendStringInfo(buf, ", etl_run_id = $%d", run_param);
 		appendStringInfoString(buf, " FROM gone WHERE ");
 		deparse_target_key_match(buf, p, "gone", true);
-		appendStringInfo(buf, " AND t.%s IS NOT TRUE RETURNING 1)", soft);
+		appendStringInfo(buf, " AND t.%s IS NOT TRUE", soft);
 	}
 	else
 	{
 		appendStringInfo(buf, ", del AS (DELETE FROM %s AS t USING gone WHERE ", p->tgt_qname);
 		deparse_target_key_match(buf, p, "gone", true);
-		appendStringInfoString(buf, " RETURNING 1)");
 	}
+	deparse_returning(buf, p, compare ? STEP_COMPARE_DELETE : STEP_DELETE);
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -1388,32 +1542,861 @@ deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 }
 
 /*
+ * The time of a change (T, SPEC 5) as the write step step can return it,
+ * from the row it wrote or the batch's row it joined, or NULL when the
+ * step does not know it (then the run's start, or for an insert, see
+ * deparse_history_ctes):
+ *	- insert: the target's copy of a 'timestamp' pipeline's time watermark;
+ *	- update: the batch row's watermark w (cmp.w), or the key's change time
+ *	  bt ('trigger', 'logical');
+ *	- delete: the flagged row's watermark gw ('flag'), or the key's change
+ *	  time bt;
+ *	- a compare pass's delete: none.
+ */
+static char *
+history_step_time(IncetlPipeline *p, WriteStep step)
+{
+	int			i;
+
+	switch (step)
+	{
+		case STEP_INSERT:
+			if (!history_row_time(p))
+				return NULL;
+			i = column_index(p, p->watermark_column);
+			if (i < 0 || !incetl_is_time_type(((IncetlColumn *) list_nth(p->columns, i))->tgt_type))
+				return NULL;
+			return history_wm_time(((IncetlColumn *) list_nth(p->columns, i))->tgt_type,
+								   psprintf("t.%s", quote_identifier(p->watermark_column)));
+		case STEP_UPDATE:
+			if (history_change_time(p))
+				return "cmp.bt";
+			if (history_row_time(p))
+				return history_wm_time(p->wm_type, "cmp.w");
+			return NULL;
+		case STEP_DELETE:
+			if (history_change_time(p))
+				return "gone.bt";
+			if (history_delete_time(p))
+				return history_wm_time(p->wm_type, "gone.gw");
+			return NULL;
+		case STEP_COMPARE_DELETE:
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
+ *	RETURNING 1
+ *
+ * or, with a history table,
+ *
+ *	RETURNING t.<col> AS hc<N>, ...[, cmp.hv AS xv][, <T> AS tm]
+ *
+ * What a write step returns: with a history table, the row it wrote (its
+ * key columns, and but for a delete every column of the history table the
+ * pipeline moves), named after the columns' positions in p->columns; an
+ * update also whether a column not ignored changed (cmp.hv), and each
+ * step the change's time when it knows it (history_step_time).  An UPDATE
+ * ... FROM and a DELETE ... USING return columns of the row they joined,
+ * so nothing has to find the batch's row again.
+ */
+static void
+deparse_returning(StringInfo buf, IncetlPipeline *p, WriteStep step)
+{
+	ListCell   *lc;
+	int			i = 0;
+	bool		first = true;
+	bool		all = step == STEP_INSERT || step == STEP_UPDATE;
+	char	   *time;
+
+	if (p->hist_qname == NULL)
+	{
+		appendStringInfoString(buf, " RETURNING 1");
+		return;
+	}
+	appendStringInfoString(buf, " RETURNING ");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history || (!all && !c->is_key))
+			continue;
+		appendStringInfo(buf, "%st.%s AS hc%d", first ? "" : ", ",
+						 quote_identifier(c->name), i);
+		first = false;
+	}
+	if (step == STEP_UPDATE)
+		appendStringInfoString(buf, ", cmp.hv AS xv");
+	time = history_step_time(p, step);
+	if (time)
+		appendStringInfo(buf, ", %s AS tm", time);
+}
+
+/*
+ * h.<key1> = <rel>.<...> AND ...: the history table's key columns (alias
+ * h) against target-typed values of rel, by the target key types'
+ * equality; how says which: 'n' rel.<key name>, 'h' rel.hc<N> (a written
+ * row), 'w' CAST(rel.k<i> AS <target type>) (a work table row).
+ */
+static void
+deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
+						  char how)
+{
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+		const char *qk = quote_identifier(k->name);
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("h.%s", qk), k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   how == 'n' ? psprintf("%s.%s", rel, qk) :
+									   how == 'h' ? psprintf("%s.hc%d", rel, key_col(p, i)) :
+									   psprintf("CAST(%s.k%d AS %s)", rel, i + 1, k->tgt_typename),
+									   k->tgt_type);
+	}
+}
+
+/*
+ * With a history table (SPEC 5), in the statement that writes the target:
+ *
+ * [, hi AS (SELECT z.* FROM (SELECT u.*, pg_catalog.max(u.tm) OVER
+ *			(PARTITION BY u.hc<K1>, ...) AS ktm FROM
+ *			(SELECT true AS wr, hc<N>, ..., NULL::timestamptz AS tm FROM ins
+ *			 UNION ALL SELECT false, r.c<N>, ..., <T of r> FROM <rows> AS r
+ *			 [WHERE r.ins]) AS u) AS z WHERE z.wr)]
+ * , hx AS (SELECT true AS oi, false AS od, hc<N>, ..., true AS xv, <T> AS tm
+ *			FROM ins | hi
+ *			UNION ALL SELECT false, false, hc<N>, ..., xv, tm FROM upd
+ *			UNION ALL SELECT false, true, hc<K>, ..., NULL, ..., true, tm FROM del)
+ *	 <hw, hu, ho: deparse_history_apply>
+ *
+ * hx is what the write steps wrote (ins when there are rows, upd when
+ * with_upd, del when with_del; a compare pass has only del), each with
+ * whether it opens a version (xv: an update of a column not ignored) and
+ * the time of its change (tm, history_step_time).  The insert step returns
+ * only the target's columns: when T is a column of the batch's row that
+ * the target lacks (a 'trigger' or 'logical' change time, a watermark the
+ * target does not copy), hi pairs each inserted row with its batch row
+ * by key through a window over both, not a join: a batch's joins are
+ * index lookups (incetl_begin_batch_settings), which CTEs do not have.
+ * <rows> is "cmp", or "d" for a first load.
+ */
+static void
+deparse_history_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+					 const char *rows, bool with_upd, bool with_del)
+{
+	ListCell   *lc;
+	int			i;
+	char	   *ins_time = history_step_time(p, STEP_INSERT);
+	char	   *row_time = NULL;
+	bool		pair = false;
+
+	if (p->hist_qname == NULL)
+		return;
+	/* 'logical': the layers before and the settle after (history_layers) */
+	if (history_layers(p) && rows != NULL)
+		return;
+
+	/* an insert's T from its batch row: through hi */
+	if (rows != NULL && ins_time == NULL)
+	{
+		if (history_change_time(p))
+			row_time = "r.bt";
+		else if (history_row_time(p))
+			row_time = history_wm_time(p->wm_type, "r.w");
+		pair = row_time != NULL;
+	}
+	if (pair)
+	{
+		appendStringInfoString(buf, ", hi AS (SELECT z.* FROM (SELECT u.*, pg_catalog.max(u.tm) OVER (PARTITION BY ");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, "%su.hc%d", i ? ", " : "", key_col(p, i));
+		appendStringInfoString(buf, ") AS ktm FROM (SELECT true AS wr");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			i++;
+			if (((IncetlColumn *) lfirst(lc))->in_history)
+				appendStringInfo(buf, ", hc%d", i);
+		}
+		appendStringInfoString(buf, ", NULL::pg_catalog.timestamptz AS tm FROM ins UNION ALL SELECT false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			i++;
+			if (((IncetlColumn *) lfirst(lc))->in_history)
+				appendStringInfo(buf, ", r.c%d", i);
+		}
+		appendStringInfo(buf, ", %s FROM %s AS r%s) AS u) AS z WHERE z.wr)", row_time, rows,
+						 strcmp(rows, "cmp") == 0 ? " WHERE r.ins" : "");
+	}
+
+	/* what the write steps wrote */
+	appendStringInfoString(buf, ", hx AS (");
+	for (int part = 0; part < 3; part++)
+	{
+		const char *from = part == 0 ? (pair ? "hi" : "ins") : part == 1 ? "upd" : "del";
+
+		if ((part == 0 && rows == NULL) || (part == 1 && !with_upd) ||
+			(part == 2 && !with_del))
+			continue;
+		if (part > 0 && rows != NULL)
+			appendStringInfoString(buf, " UNION ALL ");
+		appendStringInfo(buf, "SELECT %s AS oi, %s AS od",
+						 part == 0 && !history_layers(p) ? "true" : "false",
+						 part == 2 ? "true" : "false");
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			i++;
+			if (!c->in_history)
+				continue;
+			if (part == 2 && !c->is_key)
+				appendStringInfo(buf, ", CAST(NULL AS %s) AS hc%d", c->tgt_typename, i);
+			else
+				appendStringInfo(buf, ", hc%d", i);
+		}
+		appendStringInfo(buf, ", %s AS xv", part == 1 ? "xv" : "true");
+		if (part == 0)
+			appendStringInfoString(buf, pair ? ", ktm AS tm" : ins_time ? ", tm" :
+								   ", NULL::pg_catalog.timestamptz AS tm");
+		else
+			appendStringInfoString(buf, history_step_time(p, part == 1 ? STEP_UPDATE :
+														  rows == NULL ? STEP_COMPARE_DELETE :
+														  STEP_DELETE) ?
+								   ", tm" : ", NULL::pg_catalog.timestamptz AS tm");
+		appendStringInfo(buf, " FROM %s", from);
+	}
+	appendStringInfoChar(buf, ')');
+
+	deparse_history_apply(buf, p, run_param, "x.xv");
+}
+
+/*
+ * A watermark w of type type (timestamptz, timestamp or date) as a
+ * timestamptz, a timestamp read as UTC and a date as its midnight UTC,
+ * whatever TimeZone says.
+ */
+static char *
+history_wm_time(Oid type, const char *w)
+{
+	if (type == TIMESTAMPTZOID)
+		return pstrdup(w);
+	if (type == TIMESTAMPOID)
+		return psprintf("pg_catalog.timezone('UTC'::pg_catalog.text, %s)", w);
+	return psprintf("pg_catalog.timezone('UTC'::pg_catalog.text, CAST(%s AS pg_catalog.timestamp))", w);
+}
+
+/*
+ * , hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht
+ *			 WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf + '1 microsecond')
+ *			 ELSE GREATEST(y.ht, y.lt) END AS nt
+ *		FROM (SELECT x.*, lv.valid_from AS lf, lv.valid_to AS lt, lv.ctid AS lc,
+ *					 <hv> AS hv, COALESCE(x.tm, $<t0>) AS ht
+ *			  FROM hx AS x LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to, h.ctid[, h.<col>, ...]
+ *				FROM <history> AS h WHERE h.<key1> = x.hc<K1> ...
+ *				ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y),
+ *	 hu AS (UPDATE <history> AS h
+ *			SET valid_to = CASE WHEN <closes> THEN w.nt ELSE h.valid_to END
+ *			[, <ignored col> = CASE WHEN <closes> THEN h.<col> ELSE w.hc<N> END
+ *			 [, etl_run_id = CASE ... ELSE $<run> END]]
+ *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
+ *			AND (<closes> [OR true]) AND h.ctid = w.lc AND h.<key1> = w.hc<K1> ...
+ *			AND h.valid_from = w.lf),
+ *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
+ *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
+ *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
+ *			OR w.oi OR w.hv) RETURNING 1)
+ *
+ * After a CTE hx of (oi, od, hc<N>..., xv, tm): each key's last version
+ * (lv, through the unique index on (key, valid_from), which hu then
+ * updates by its tid: one index probe per key, not two); hv, the expression
+ * that says whether a change closes the current version and opens the
+ * next; T (ht), the change's time tm, or the run's start $<run_param + 1>;
+ * and nt, T, or just after the current version's start when T is not
+ * after it (clock skew), or not before the last version's end for a key
+ * that comes back.  <closes> is (w.od OR w.oi OR w.hv): a delete closes
+ * the current version; an insert opens one (closing a current version the
+ * target did not have); a change hv says is one closes and opens; one that
+ * is not writes the ignored columns into the current version, or opens a
+ * version for a key that has none (a comeback after a soft delete).  The
+ * statement's snapshot sees the current version, so both its end and its
+ * successor's start are nt.
+ */
+static void
+deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
+					  const char *hv)
+{
+	ListCell   *lc;
+	int			i;
+	bool		first;
+	const char *closes = "(w.od OR w.oi OR w.hv)";
+	int			t0 = run_param + 1;
+
+	/* each key's last version, and the change's time */
+	appendStringInfoString(buf, ", hw AS MATERIALIZED (SELECT y.*, CASE WHEN y.lf IS NULL THEN y.ht "
+						   "WHEN y.lt IS NULL THEN GREATEST(y.ht, y.lf OPERATOR(pg_catalog.+) "
+						   "'00:00:00.000001'::pg_catalog.interval) "
+						   "ELSE GREATEST(y.ht, y.lt) END AS nt FROM (SELECT x.*, "
+						   "lv.valid_from AS lf, lv.valid_to AS lt, lv.ctid AS lc, ");
+	appendStringInfo(buf, "%s AS hv, COALESCE(x.tm, $%d) AS ht FROM hx AS x", hv, t0);
+	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from, h.valid_to, h.ctid");
+	if (history_layers(p))
+	{
+		/* what the current version holds, for history_differs */
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			if (c->in_history && !c->is_key)
+				appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
+		}
+	}
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
+	deparse_history_key_match(buf, p, "x", 'h');
+	appendStringInfoString(buf, " ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true) AS y)");
+
+	/* close current versions, or update them in place */
+	appendStringInfo(buf, ", hu AS (UPDATE %s AS h SET valid_to = CASE WHEN %s THEN w.nt "
+					 "ELSE h.valid_to END", p->hist_qname, closes);
+	if (p->hist_in_place)
+	{
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+			const char *qc = quote_identifier(c->name);
+
+			i++;
+			if (!c->in_history || !c->history_ignored)
+				continue;
+			appendStringInfo(buf, ", %s = CASE WHEN %s THEN h.%s ELSE w.hc%d END",
+							 qc, closes, qc, i);
+		}
+		if (p->hist_etl_run_id)
+			appendStringInfo(buf, ", etl_run_id = CASE WHEN %s THEN h.etl_run_id ELSE $%d END",
+							 closes, run_param);
+	}
+	appendStringInfo(buf, " FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL AND (%s%s) AND ",
+					 closes, p->hist_in_place ? " OR true" : "");
+	/* the row hw found (its tid), if it is still that key's version */
+	deparse_catalog_clause(buf, "h.ctid", TIDOID, "=", "w.lc", TIDOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_history_key_match(buf, p, "w", 'h');
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "=", "w.lf", TIMESTAMPTZOID);
+	appendStringInfoChar(buf, ')');
+
+	/* open versions */
+	appendStringInfo(buf, ", ho AS (INSERT INTO %s AS h (", p->hist_qname);
+	first = true;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (!c->in_history)
+			continue;
+		appendStringInfo(buf, "%s%s", first ? "" : ", ", quote_identifier(c->name));
+		first = false;
+	}
+	appendStringInfoString(buf, ", valid_from");
+	if (p->hist_etl_run_id)
+		appendStringInfoString(buf, ", etl_run_id");
+	appendStringInfoString(buf, ") SELECT ");
+	i = 0;
+	first = true;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history)
+			continue;
+		appendStringInfo(buf, "%shc%d", first ? "" : ", ", i);
+		first = false;
+	}
+	appendStringInfoString(buf, ", nt");
+	if (p->hist_etl_run_id)
+		appendStringInfo(buf, ", $%d", run_param);
+	appendStringInfoString(buf, " FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR "
+						   "w.lt IS NOT NULL OR w.oi OR w.hv) RETURNING 1)");
+}
+
+/*
+ * WITH hx AS (SELECT false AS oi, t.<key1> IS NULL [OR t.<soft> IS TRUE] AS od,
+ *					  <hv> AS xv, <T of the target row> | NULL AS tm, h.<key1> AS hc<K1>, ..., t.<col> AS hc<N>, ...
+ *				FROM <history> AS h LEFT JOIN <target> AS t ON t.<key1> = h.<key1> ...
+ *				WHERE h.valid_to IS NULL AND (<od> OR <hv> [OR <hi>])
+ *				UNION ALL SELECT true, false, true, <T> | NULL, t.<key1>, ..., t.<col>, ...
+ *				FROM <target> AS t WHERE [t.<soft> IS NOT TRUE AND] NOT EXISTS
+ *				(SELECT 1 FROM <history> AS h WHERE h.<key1> = t.<key1> ...
+ *				 AND h.valid_to IS NULL))
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions
+ *
+ * Reconcile's repair of the current versions, after its keyed pass made
+ * the target equal to the source: a current version whose key the target
+ * no longer holds (live) closes; one whose columns (not ignored) differ
+ * from the target row closes, and the target row opens a new one; one
+ * whose ignored columns only differ takes them in place; a live target
+ * key without a current version opens one.  <hv> and <hi> compare the
+ * history's columns with the target's cast to their types, by the history
+ * types' equality.  $1 is the run id, $2 the run's start: T, unless the
+ * target holds the time watermark of a 'timestamp' pipeline (as rt).
+ */
+static void
+deparse_history_repair(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	StringInfoData hv;
+	StringInfoData hi;
+	StringInfoData od;
+	IncetlColumn *wm = NULL;
+
+	/* a time watermark the target holds too: T of the target's row */
+	if (history_row_time(p))
+	{
+		i = column_index(p, p->watermark_column);
+		if (i >= 0)
+			wm = list_nth(p->columns, i);
+		if (wm && !incetl_is_time_type(wm->tgt_type))
+			wm = NULL;
+	}
+
+	initStringInfo(&hv);
+	initStringInfo(&hi);
+	initStringInfo(&od);
+	deparse_history_differs(&hv, p, "h", "t", false);
+	deparse_history_differs(&hi, p, "h", "t", true);
+	appendStringInfo(&od, "(t.%s IS NULL", quote_identifier(p->keys[0]->name));
+	if (p->soft_delete)
+		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(&od, ')');
+
+	appendStringInfo(buf, "WITH hx AS (SELECT false AS oi, %s AS od, %s AS xv, %s AS tm", od.data, hv.data,
+					 wm ? history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))) :
+					 "NULL::pg_catalog.timestamptz");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (c->in_history)
+			appendStringInfo(buf, ", %s.%s AS hc%d", c->is_key ? "h" : "t",
+							 quote_identifier(c->name), i);
+	}
+	appendStringInfo(buf, " FROM %s AS h LEFT JOIN %s AS t ON ", p->hist_qname, p->tgt_qname);
+	deparse_history_key_match(buf, p, "t", 'n');
+	appendStringInfo(buf, " WHERE h.valid_to IS NULL AND (%s OR %s%s%s)", od.data, hv.data,
+					 p->hist_in_place ? " OR " : "", p->hist_in_place ? hi.data : "");
+	appendStringInfo(buf, " UNION ALL SELECT true, false, true, %s",
+					 wm ? history_wm_time(wm->tgt_type, psprintf("t.%s", quote_identifier(wm->name))) :
+					 "NULL::pg_catalog.timestamptz");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history)
+			appendStringInfo(buf, ", t.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS t WHERE ", p->tgt_qname);
+	if (p->soft_delete)
+		appendStringInfo(buf, "t.%s IS NOT TRUE AND ", quote_identifier(p->soft_delete_column));
+	appendStringInfo(buf, "NOT EXISTS (SELECT 1 FROM %s AS h WHERE ", p->hist_qname);
+	deparse_history_key_match(buf, p, "t", 'n');
+	appendStringInfoString(buf, " AND h.valid_to IS NULL))");
+	deparse_history_apply(buf, p, 1, "x.xv");
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
+}
+
+char *
+incetl_sql_history_repair(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_repair(&buf, p);
+	return buf.data;
+}
+
+/*
+ * WITH bk AS MATERIALIZED (SELECT DISTINCT ON (w.rn) w.k1, ... FROM <work table> AS w
+ *							WHERE w.rn > $1 AND w.rn <= $2 ORDER BY w.rn),
+ *	 hx AS (SELECT false AS oi, <od> AS od, CAST(bk.k1 AS <target type>) AS hc<K1>, ...,
+ *			t.<col> AS hc<N>, ..., <differs> AS xv, NULL::timestamptz AS tm
+ *			FROM bk LEFT JOIN <target> AS t ON t.<key1> = CAST(bk.k1 AS <target type>) ...
+ *			LEFT JOIN LATERAL (SELECT h.valid_from, h.<col>, ... FROM <history> AS h
+ *			  WHERE h.<key1> = CAST(bk.k1 AS <target type>) ... AND h.valid_to IS NULL
+ *			  ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true
+ *			WHERE (<od> AND cur.valid_from IS NOT NULL)
+ *			OR (NOT <od> AND (cur.valid_from IS NULL OR <differs> [OR <ignored differ>])))
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM ho)
+ *
+ * 'logical' history, after a keyed batch's statement, in its transaction:
+ * the layers (deparse_history_layer) recorded what the decoded changes
+ * committed; this makes the current versions of the batch's keys (rn in
+ * ($1, $2]) what the target now holds, where they are not: a key the
+ * target no longer holds (or soft-deleted: <od>) closes its current
+ * version (a TRUNCATE, which has no rows to decode); a live target row
+ * unlike its current version, or without one (a first run's or a
+ * reconcile's keys, a change committed after the changes were read),
+ * opens one; ignored columns are written in place.  T is the run's start,
+ * $4; $3 is the run id.
+ */
+static void
+deparse_history_settle(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+	StringInfoData od;
+	StringInfoData differs;
+	StringInfoData ignored;
+
+	initStringInfo(&od);
+	appendStringInfo(&od, "(t.%s IS NULL", quote_identifier(p->keys[0]->name));
+	if (p->soft_delete)
+		appendStringInfo(&od, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
+	appendStringInfoChar(&od, ')');
+	initStringInfo(&differs);
+	deparse_history_differs(&differs, p, "cur", "t", false);
+	initStringInfo(&ignored);
+	deparse_history_differs(&ignored, p, "cur", "t", true);
+
+	appendStringInfoString(buf, "WITH bk AS MATERIALIZED (SELECT DISTINCT ON (w.rn) ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sw.k%d", i ? ", " : "", i + 1);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w.rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w.rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfo(buf, " ORDER BY w.rn), hx AS (SELECT false AS oi, %s AS od", od.data);
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		i++;
+		if (!c->in_history)
+			continue;
+		if (c->is_key)
+		{
+			for (int k = 0; k < p->nkeys; k++)
+				if (p->keys[k] == c)
+					appendStringInfo(buf, ", CAST(bk.k%d AS %s) AS hc%d", k + 1,
+									 c->tgt_typename, i);
+		}
+		else
+			appendStringInfo(buf, ", t.%s AS hc%d", quote_identifier(c->name), i);
+	}
+	appendStringInfo(buf, ", %s AS xv, NULL::pg_catalog.timestamptz AS tm FROM bk LEFT JOIN %s AS t ON ",
+					 differs.data, p->tgt_qname);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(k->name)),
+									   k->tgt_type, type_equality_operator(k->tgt_type),
+									   psprintf("CAST(bk.k%d AS %s)", i + 1, k->tgt_typename),
+									   k->tgt_type);
+	}
+	appendStringInfoString(buf, " LEFT JOIN LATERAL (SELECT h.valid_from");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history && !c->is_key)
+			appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
+	deparse_history_key_match(buf, p, "bk", 'w');
+	appendStringInfo(buf, " AND h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true "
+					 "WHERE (%s AND cur.valid_from IS NOT NULL) OR (NOT %s AND "
+					 "(cur.valid_from IS NULL OR %s%s%s)))",
+					 od.data, od.data, differs.data,
+					 p->hist_in_place ? " OR " : "", p->hist_in_place ? ignored.data : "");
+	deparse_history_apply(buf, p, 3, "x.xv");
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM ho)");
+}
+
+char *
+incetl_sql_history_settle(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_settle(&buf, p);
+	return buf.data;
+}
+
+/*
+ * SELECT NOT EXISTS (SELECT 1 FROM <history>)
+ *
+ * Whether a history table holds no version (a run then repairs it at its
+ * end, deparse_history_repair).
+ */
+static void
+deparse_history_empty(StringInfo buf, IncetlPipeline *p)
+{
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)", p->hist_qname);
+}
+
+char *
+incetl_sql_history_empty(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_empty(&buf, p);
+	return buf.data;
+}
+
+/*
+ * Whether a history pipeline records every committed version ('logical':
+ * the work table holds each decoded change, deparse_history_layer).
+ */
+static bool
+history_layers(IncetlPipeline *p)
+{
+	return p->hist_qname != NULL && strcmp(p->strategy_name, "logical") == 0;
+}
+
+bool
+incetl_history_layers(IncetlPipeline *p)
+{
+	return history_layers(p);
+}
+
+/*
+ * (false OR <cur>.<col> distinct from CAST(<t>.<col> AS <history type>) ...)
+ *
+ * Whether the row t (target types) differs from the version cur in a
+ * column of the history table that is not ignored (or, when ignored, in an
+ * ignored one), by the history types' equality.
+ */
+static void
+deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
+						const char *t, bool ignored)
+{
+	ListCell   *lc;
+
+	appendStringInfoString(buf, "(false");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		IncetlColumn hc;
+		const char *qc = quote_identifier(c->name);
+
+		if (!c->in_history || c->is_key || c->history_ignored != ignored)
+			continue;
+		memcpy(&hc, c, sizeof(IncetlColumn));
+		hc.tgt_type = c->hist_type;
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, &hc, psprintf("%s.%s", cur, qc),
+						 psprintf("CAST(%s.%s AS %s)", t, qc, c->hist_typename));
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * CAST(CAST(CAST((hl.cv ->> '<col>') AS <source type>) AS <target type>)
+ *		AS <history type>)
+ *
+ * A decoded change's value of column c (the text of its source type, as
+ * the run casts a decoded key), as the target would hold it, in the history
+ * table's type.
+ */
+static char *
+history_layer_value(IncetlColumn *c)
+{
+	StringInfoData v;
+
+	initStringInfo(&v);
+	appendStringInfoString(&v, "CAST(CAST(CAST((");
+	deparse_catalog_clause(&v, "hl.cv", JSONBOID, "->>", quote_literal_cstr(c->name),
+						   UNKNOWNOID);
+	appendStringInfo(&v, ") AS %s) AS %s) AS %s)", c->src_typename, c->tgt_typename,
+					 c->hist_typename);
+	return v.data;
+}
+
+/*
+ * WITH hl AS MATERIALIZED (SELECT z.* FROM
+ *		(SELECT v.*, pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j
+ *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop, w.k1, ...
+ *			   FROM <work table> AS w WHERE w.rn > $1 AND w.rn <= $2
+ *			   AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z
+ *		WHERE z.j = $5),
+ *	 hx AS (SELECT false AS oi, hl.cop = 'D' AS od, hl.ct AS tm,
+ *			CAST(hl.k1 AS <target type>) AS hc<K1>, ...,
+ *			CASE WHEN hl.cv ? '<col>' THEN CAST(CAST(CAST(hl.cv ->> '<col>'
+ *				 AS <source type>) AS <target type>) AS <history type>)
+ *			ELSE cur.<col> END AS hc<N>, ..., <differs> AS xv
+ *			FROM hl LEFT JOIN LATERAL (SELECT h.<col>, ... FROM <history> AS h
+ *			WHERE h.<key1> = CAST(hl.k1 AS <target type>) ... AND h.valid_to IS NULL
+ *			ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)
+ *	 <hw, hu, ho of deparse_history_apply>
+ *	 SELECT (SELECT pg_catalog.count(*) FROM hl), (SELECT pg_catalog.count(*) FROM ho)
+ *
+ * 'logical' history (SPEC 5: every committed version, in commit order, at
+ * its commit time): layer $5 of the keys (rn in ($1, $2]) of a batch, the
+ * $5-th transaction that changed each of them, its last change of the key
+ * (one version per transaction per key).  A delete closes the current
+ * version; an insert or update opens one where it differs from the current
+ * version in a column that is not ignored, else writes the ignored columns
+ * in place.  A value the change did not carry (an unchanged TOASTed one) is
+ * the current version's.  The engine runs layers 1, 2, ... before the
+ * batch's statement, in its transaction, until one finds no key.  $3 is
+ * the run id, $4 the run's start.  Returns the layer's keys and the
+ * versions it opened.
+ */
+static void
+deparse_history_layer(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+
+	appendStringInfoString(buf, "WITH hl AS MATERIALIZED (SELECT z.* FROM (SELECT v.*, "
+						   "pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j "
+						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", w.k%d", i + 1);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w.rn", INT8OID, ">", "$1", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w.rn", INT8OID, "<=", "$2", INT8OID);
+	appendStringInfoString(buf, " AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z WHERE ");
+	deparse_catalog_clause(buf, "z.j", INT8OID, "=", "$5", INT8OID);
+	appendStringInfoString(buf, "), hx AS (SELECT false AS oi, ");
+	deparse_catalog_clause(buf, "hl.cop", CHAROID, "=", "'D'", UNKNOWNOID);
+	appendStringInfoString(buf, " AS od, hl.ct AS tm");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+		const char *lit = quote_literal_cstr(c->name);
+		StringInfoData has;
+
+		i++;
+		if (!c->in_history)
+			continue;
+		if (c->is_key)
+		{
+			for (int k = 0; k < p->nkeys; k++)
+				if (p->keys[k] == c)
+					appendStringInfo(buf, ", CAST(hl.k%d AS %s) AS hc%d", k + 1,
+									 c->tgt_typename, i);
+			continue;
+		}
+		initStringInfo(&has);
+		deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
+		appendStringInfo(buf, ", CASE WHEN %s THEN %s ELSE cur.%s END AS hc%d",
+						 has.data, history_layer_value(c), quote_identifier(c->name), i);
+	}
+	appendStringInfoString(buf, ", ");
+	{
+		/* differs from the current version: over hx's own values */
+		StringInfoData vals;
+
+		initStringInfo(&vals);
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+			IncetlColumn hc;
+			const char *lit = quote_literal_cstr(c->name);
+			StringInfoData has;
+
+			i++;
+			if (!c->in_history || c->is_key || c->history_ignored)
+				continue;
+			initStringInfo(&has);
+			deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
+			memcpy(&hc, c, sizeof(IncetlColumn));
+			hc.tgt_type = c->hist_type;
+			appendStringInfo(&vals, " OR (%s AND ", has.data);
+			deparse_distinct(&vals, &hc, psprintf("cur.%s", quote_identifier(c->name)),
+							 history_layer_value(c));
+			appendStringInfoChar(&vals, ')');
+		}
+		appendStringInfo(buf, "(false%s) AS xv", vals.data);
+	}
+	appendStringInfoString(buf, " FROM hl LEFT JOIN LATERAL (SELECT h.valid_from");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->in_history && !c->is_key)
+			appendStringInfo(buf, ", h.%s", quote_identifier(c->name));
+	}
+	appendStringInfo(buf, " FROM %s AS h WHERE ", p->hist_qname);
+	deparse_history_key_match(buf, p, "hl", 'w');
+	appendStringInfoString(buf, " AND h.valid_to IS NULL ORDER BY h.valid_from DESC LIMIT 1) AS cur ON true)");
+	deparse_history_apply(buf, p, 3, "x.xv");
+	appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM hl), "
+						   "(SELECT pg_catalog.count(*) FROM ho)");
+}
+
+char *
+incetl_sql_history_layer(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_layer(&buf, p);
+	return buf.data;
+}
+
+/* , (SELECT pg_catalog.count(*) FROM ho) AS history_versions: versions opened */
+static void
+deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch)
+{
+	if (p->hist_qname && !(batch && history_layers(p)))
+		appendStringInfoString(buf, ", (SELECT pg_catalog.count(*) FROM ho) AS history_versions");
+}
+
+/*
  * , cmp AS MATERIALIZED (...), ins AS (...), upd AS (...),
  *	 del AS (... | SELECT 1 WHERE false)[, st_up AS (...), st_del AS (...)]
  *
  * The apply tail shared by every kind of batch.  Expects CTEs "src" (see
  * deparse_src_columns), "d" (the rows to upsert, one per key) and, when
  * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
- * k1..kn).  $<run_param> is the run id.
+ * k1..kn).  $<run_param> is the run id; with a history table,
+ * $<run_param + 1> is the run's start (deparse_history_ctes follows).
  */
 static void
 deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
 				   bool with_gone, const char *state_table)
 {
-	if (p->tgt_citus != '\0')
+	bool		with_upd = true;
+
+	/* into Citus, no cmp (see there); history versions need cmp */
+	if (p->tgt_citus != '\0' && p->hist_qname == NULL)
 		deparse_citus_upsert_ctes(buf, p, run_param);
 	else
 	{
 		deparse_compare_cte(buf, p);
 		deparse_insert_cte(buf, p, run_param, "cmp WHERE ins");
-		deparse_update_cte(buf, p, run_param);
+		with_upd = deparse_update_cte(buf, p, run_param);
 	}
 	if (with_gone)
-		deparse_delete_cte(buf, p, run_param);
+		deparse_delete_cte(buf, p, run_param, false);
 	else
 		appendStringInfoString(buf, ", del AS (SELECT 1 WHERE false)");
 	if (state_table)
 		deparse_hash_state_ctes(buf, p, state_table);
+	deparse_history_ctes(buf, p, run_param, "cmp", with_upd, with_gone);
 }
 
 /*
@@ -1544,7 +2527,9 @@ deparse_compare_gone(StringInfo buf, IncetlPipeline *p, bool preview)
  *
  * The statement of one batch of a timestamp pass (write) or of a preview.
  * Parameters: lower bound ($1, or $1..$n+1 for a cursor), upper bound,
- * then the run id.  argtypes must hold INCETL_MAX_PARAMS(p) entries.
+ * then the run id, then, with a history table, the run's start.  argtypes
+ * must hold INCETL_MAX_PARAMS(p) entries.  A first load with a history
+ * table is not the plain INSERT: its versions open in the same statement.
  */
 static void
 deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
@@ -1553,7 +2538,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	int			np = 0;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
-	if (shape->fast_load && shape->edge)
+	if (shape->fast_load && shape->edge && p->hist_qname == NULL)
 	{
 		/*
 		 * INSERT INTO <target> AS t (...) SELECT c1, ... FROM
@@ -1595,6 +2580,8 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		*nargs = np;
 		return;
 	}
+	if (p->hist_qname)
+		argtypes[np++] = TIMESTAMPTZOID;
 	if (shape->fast_load)
 	{
 		/*
@@ -1603,12 +2590,15 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		 * the run read) violates the key's unique index; the caller then
 		 * redoes the batch the usual way.
 		 */
-		deparse_insert_cte(buf, p, np, "d");
+		int			run_param = p->hist_qname ? np - 1 : np;
+
+		deparse_insert_cte(buf, p, run_param, "d");
 		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false), "
 							   "del AS (SELECT 1 WHERE false)");
+		deparse_history_ctes(buf, p, run_param, "d", false, false);
 	}
 	else
-		deparse_apply_ctes(buf, p, np, flag, NULL);
+		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL);
 
 	deparse_counts(buf, "src");
 	if (!shape->edge)
@@ -1616,8 +2606,10 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		appendStringInfoString(buf, ", lst.w");
 		for (int i = 0; i < p->nkeys; i++)
 			appendStringInfo(buf, ", lst.k%d", i + 1);
-		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 	}
+	deparse_history_count(buf, p, true);
+	if (!shape->edge)
+		appendStringInfoString(buf, " FROM (SELECT) AS one LEFT JOIN lst ON true");
 
 	*nargs = np;
 }
@@ -1756,7 +2748,9 @@ incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c)
 /*
  * Keyed batches (hash, reconcile, trigger, logical) read their keys from a
  * work table in the session's temporary schema: rn, k1..kn (source key
- * types), op ('i', 'u' or 'd').
+ * types), op ('i', 'u' or 'd'), and for a 'logical' history pipeline one
+ * row per decoded change: ct (commit time), cl (commit LSN), cs (its order),
+ * cv (the new row, jsonb) and cop ('I', 'U' or 'D').
  */
 char *
 incetl_work_table_name(IncetlPipeline *p)
@@ -1811,7 +2805,9 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", k%d %s", i + 1,
 						 p->keys[i]->src_typename);
-	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8)");
+	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
+						   "ct pg_catalog.timestamptz, cl pg_catalog.pg_lsn, cs pg_catalog.int8, "
+						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\")");
 }
 
 char *
@@ -1977,16 +2973,17 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
 }
 
 /*
- * WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, k1, ..., op
- *						   FROM <work table> WHERE rn > $1 AND rn <= $2
+ * WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, k1, ..., op[, <ct>]
+ *						   FROM <work table> AS w WHERE rn > $1 AND rn <= $2
  *						   ORDER BY rn)
  *	 <keyed rows: sb, src, d0, d, gone>, cmp ..., ins ..., upd ..., del ...
  *	 [, st_up ..., st_del ...]
  *	 SELECT <counts of b, ins, upd, del>
  *
  * One keyed batch: rows rn in ($1, $2] of the work table, one per rn (a
- * key's queue entries share its rn).  $3 is the run id.  Returns keys
- * read, inserted, updated, deleted.
+ * key's queue entries share its rn).  $3 is the run id, $4 the run's start
+ * with a history table.  Returns keys read, inserted, updated, deleted
+ * [, history versions opened].
  */
 static void
 deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
@@ -1994,24 +2991,31 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 {
 	appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
 	deparse_key_list(buf, p);
-	appendStringInfo(buf, ", op FROM %s WHERE ", incetl_work_table_name(p));
+	appendStringInfoString(buf, ", op");
+	if (history_change_time(p))
+		deparse_change_time(buf, p);
+	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
 	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
-	appendStringInfoString(buf, " ORDER BY rn)");
-	deparse_keyed_rows(buf, p, with_state);
+	/* a 'logical' key's latest change */
+	appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
+	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
-	*nargs = 3;
+	argtypes[3] = TIMESTAMPTZOID;
+	*nargs = p->hist_qname ? 4 : 3;
 	if (incetl_keyed_batch_merges(p, with_state))
 	{
+		Assert(p->hist_qname == NULL);
 		deparse_merge_apply(buf, p, 3, true);
 		return;
 	}
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
 	deparse_counts(buf, "b");
+	deparse_history_count(buf, p, true);
 }
 
 /*
@@ -2122,6 +3126,11 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
  * <compare gone: WITH gone AS MATERIALIZED (... LIMIT <batch_size>)>
  *	 , del AS (...) SELECT pg_catalog.count(*) FROM del
  *
+ * or, with a history table,
+ *
+ *	 , del AS (...), <history CTEs> SELECT (SELECT pg_catalog.count(*) FROM del),
+ *	 (SELECT pg_catalog.count(*) FROM ho) AS history_versions
+ *
  * or, for a preview,
  *
  * <compare gone: WITH gone AS MATERIALIZED (...)>
@@ -2129,7 +3138,8 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
  *
  * delete_detection 'compare': up to batch_size target keys that the source
  * no longer has, deleted or soft-deleted by the apply's delete step.  $1
- * is the run id.  Returns the number deleted.
+ * is the run id ($2 the run's start, with a history table, whose current
+ * versions of those keys close).  Returns the number deleted.
  */
 static void
 deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
@@ -2142,8 +3152,13 @@ deparse_compare_deletes(StringInfo buf, IncetlPipeline *p, bool preview)
 		appendStringInfoString(buf, " FROM gone");
 		return;
 	}
-	deparse_delete_cte(buf, p, 1);
-	appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+	deparse_delete_cte(buf, p, 1, true);
+	deparse_history_ctes(buf, p, 1, NULL, false, true);
+	if (p->hist_qname)
+		appendStringInfoString(buf, " SELECT (SELECT pg_catalog.count(*) FROM del)");
+	else
+		appendStringInfoString(buf, " SELECT pg_catalog.count(*) FROM del");
+	deparse_history_count(buf, p, false);
 }
 
 char *
@@ -2167,7 +3182,7 @@ static void
 deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
 {
 	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
-	deparse_keyed_rows(buf, p, false);
+	deparse_keyed_rows(buf, p, false, false);
 	deparse_compare_cte(buf, p);
 	deparse_preview_select(buf, p, true);
 }

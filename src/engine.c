@@ -65,6 +65,7 @@ typedef struct EngineRun
 	bool		prepared;		/* step_prepare succeeded */
 	MemoryContext batch_cxt;	/* reset before each batch */
 	Oid			work_relid;		/* this run's work table, dropped by OID */
+	bool		history_empty;	/* the history table was empty at the start */
 	bool		wrote_target;	/* in the current transaction */
 	bool		any_target_write;	/* in the whole run */
 } EngineRun;
@@ -429,6 +430,15 @@ step_prepare(EngineRun *er)
 	const IncetlStrategyRoutine *strategy = run->strategy;
 
 	run->run_start = GetCurrentTimestamp();
+	if (p->hist_qname)
+	{
+		bool		isnull;
+
+		if (SPI_execute(incetl_sql_history_empty(p), true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "incetl: could not look at the history table");
+		er->history_empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	if (run->kind == RUN_KIND_BACKFILL && strategy->keyed)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -464,6 +474,25 @@ step_prepare(EngineRun *er)
 }
 
 /*
+ * The versions a batch opened in the history table (its history_versions
+ * column); a 'logical' pipeline's keyed batches open theirs in statements
+ * of their own (history_layers, history_settle).
+ */
+static int64
+history_count(EngineRun *er, HeapTuple tup, TupleDesc desc, bool keyed)
+{
+	bool		isnull;
+	int			col;
+
+	if (er->run.p->hist_qname == NULL || (keyed && incetl_history_layers(er->run.p)))
+		return 0;
+	col = SPI_fnumber(desc, "history_versions");
+	if (col <= 0)
+		elog(ERROR, "incetl: batch statement has no history_versions");
+	return DatumGetInt64(SPI_getbinval(tup, desc, col, &isnull));
+}
+
+/*
  * Add a batch's counts (the first four columns of its statement's one row:
  * read, inserted, updated, deleted) to the run's; returns the rows read.
  */
@@ -479,6 +508,8 @@ account_batch(EngineRun *er, HeapTuple tup, TupleDesc desc)
 	int64		nd = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 
 	count_batch(er, n, ni, nu, nd);
+	er->run.counts.history_versions += history_count(er, tup, desc,
+													 er->run.pass == PASS_KEYED);
 	return n;
 }
 
@@ -757,6 +788,8 @@ range_batch(EngineRun *er)
 	}
 
 	values[np++] = Int64GetDatum(run->run_id);
+	if (p->hist_qname)
+		values[np++] = TimestampTzGetDatum(run->run_start);
 	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
@@ -793,7 +826,7 @@ range_batch(EngineRun *er)
 
 	if (rc == SPI_OK_MERGE)
 		;						/* counted above */
-	else if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge)
+	else if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge && !p->hist_qname)
 	{
 		/* a plain INSERT: every row read was inserted */
 		n = (int64) SPI_processed;
@@ -848,19 +881,103 @@ pass_done(IncetlRun *run, IncetlPass pass)
 	run->pass = pass == PASS_KEYED && run->need_compare ? PASS_COMPARE : PASS_DONE;
 }
 
+/*
+ * 'logical' history (SPEC 5): before a keyed batch's statement, in its
+ * transaction, the versions its keys' decoded changes committed, one
+ * transaction of each key at a time (deparse_history_layer), in commit
+ * order.  A batch of keys a comparison found has none.  Returns the
+ * versions opened.
+ */
+static int64
+history_layers(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[5];
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	int64		opened = 0;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_HISTORY_LAYER;
+	plan = incetl_plan_get(&key, incetl_sql_history_layer(p), 5, argtypes, 0);
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
+	for (int64 layer = 1;; layer++)
+	{
+		bool		isnull;
+		int64		keys;
+
+		CHECK_FOR_INTERRUPTS();
+		values[4] = Int64GetDatum(layer);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "incetl: history layer failed");
+		keys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										   1, &isnull));
+		if (keys == 0)
+			break;
+		opened += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											  2, &isnull));
+	}
+	return opened;
+}
+
+/*
+ * 'logical' history, after a keyed batch's statement, in its transaction:
+ * the current versions of its keys become what the target holds where
+ * the layers left them otherwise (deparse_history_settle).  Returns the
+ * versions opened.
+ */
+static int64
+history_settle(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	IncetlPipeline *p = run->p;
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int			nest;
+	int			rc;
+
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_HISTORY_SETTLE;
+	plan = incetl_plan_get(&key, incetl_sql_history_settle(p), 4, argtypes, 0);
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
+	/* the target and the history by key, as the batch's statement */
+	nest = incetl_begin_batch_settings(p, true);
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	incetl_end_batch_settings(nest);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: history settle failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									   &isnull));
+}
+
 /* one batch of keys from the work table */
 static void
 keyed_batch(EngineRun *er)
 {
 	IncetlRun  *run = &er->run;
 	IncetlPipeline *p = run->p;
-	Oid			argtypes[3];
-	Datum		values[3];
+	Oid			argtypes[4];
+	Datum		values[4];
 	int			nargs;
 	SPIPlanPtr	plan;
 	int			rc;
 	IncetlPlanKey key;
 	char	   *sql;
+	int64		opened = 0;
 
 	sql = incetl_sql_keyed_batch(p, run->strategy->stores_hashes, &nargs, argtypes);
 	memset(&key, 0, sizeof(key));
@@ -871,9 +988,10 @@ keyed_batch(EngineRun *er)
 	values[0] = Int64GetDatum(run->work_pos);
 	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
 	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
 	if (incetl_keyed_batch_merges(p, run->strategy->stores_hashes))
 	{
-		/* one MERGE, which joins each key of the batch once */
+		/* one MERGE, which joins each key of the batch once (no history) */
 		int			nest = incetl_begin_batch_settings(p, true);
 		int64		n,
 					ni,
@@ -887,13 +1005,21 @@ keyed_batch(EngineRun *er)
 	}
 	else
 	{
-		int			nest = incetl_begin_batch_settings(p, true);
+		int			nest;
 
+		if (run->kind == RUN_KIND_RUN && incetl_history_layers(p))
+			opened = history_layers(er);
+		nest = incetl_begin_batch_settings(p, true);
 		rc = SPI_execute_plan(plan, values, NULL, false, 0);
 		incetl_end_batch_settings(nest);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "incetl: keyed batch returned %s", SPI_result_code_string(rc));
 		(void) account_batch(er, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		if (incetl_history_layers(p))
+			opened += history_settle(er);
+		run->counts.history_versions += opened;
+		if (opened > 0)
+			er->wrote_target = er->any_target_write = true;
 	}
 
 	run->work_pos += p->batch_size;
@@ -907,8 +1033,8 @@ compare_batch(EngineRun *er)
 {
 	IncetlRun  *run = &er->run;
 	IncetlPipeline *p = run->p;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
 	int			rc;
 	bool		isnull;
 	int64		nd;
@@ -919,8 +1045,10 @@ compare_batch(EngineRun *er)
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
 	key.kind = PLAN_COMPARE_DELETES;
-	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false), 1, argtypes, 0);
+	plan = incetl_plan_get(&key, incetl_sql_compare_deletes(p, false),
+						   p->hist_qname ? 2 : 1, argtypes, 0);
 	values[0] = Int64GetDatum(run->run_id);
+	values[1] = TimestampTzGetDatum(run->run_start);
 
 	/*
 	 * An anti-join of the whole target against the whole source: hashing is
@@ -941,6 +1069,8 @@ compare_batch(EngineRun *er)
 									 1, &isnull));
 	run->counts.batches++;
 	run->counts.deleted += nd;
+	run->counts.history_versions += history_count(er, SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, false);
 	if (nd > 0)
 		er->wrote_target = er->any_target_write = true;
 	if (nd < p->batch_size)
@@ -985,6 +1115,33 @@ step_batch(EngineRun *er)
 	}
 	if (run->strategy->after_batch)
 		run->strategy->after_batch(run);
+}
+
+/*
+ * Reconcile, after its keyed pass (and a run that found the history table
+ * empty, after its last batch): repair the history table's current
+ * versions against the target, which now equals the source
+ * (deparse_history_repair), in the last batch's transaction.
+ */
+static void
+step_history_repair(EngineRun *er)
+{
+	IncetlRun  *run = &er->run;
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		opened;
+
+	incetl_lock_wait(run->p->id, INCETL_LOCK_APPLY, ExclusiveLock);
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = TimestampTzGetDatum(run->run_start);
+	if (SPI_execute_with_args(incetl_sql_history_repair(run->p), 2, argtypes, values,
+							  NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "incetl: history repair failed");
+	opened = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										 1, &isnull));
+	run->counts.history_versions += opened;
+	er->wrote_target = er->any_target_write = true;
 }
 
 /* a run's strategy steps, as protected steps */
@@ -1129,6 +1286,16 @@ run_locked(EngineRun *er)
 			MemoryContextSwitchTo(run->cxt);
 		}
 	}
+
+	/*
+	 * Reconcile repairs the history's current versions; so does the first
+	 * run that finds the history table empty (a first load, or a history
+	 * table just given to a pipeline): rows the target already held and
+	 * the run did not write get their versions too.
+	 */
+	if (edata == NULL && run->p->hist_qname &&
+		(kind == RUN_KIND_RECONCILE || er->history_empty))
+		edata = protected_step(er, step_history_repair, AS_OWNER);
 
 	if (edata == NULL && is_run && run->strategy->finish_run)
 	{

@@ -97,14 +97,15 @@ explain_pipeline(IncetlPipeline *p, ReturnSetInfo *rsinfo)
 	p->strategy->explain(&ex);
 	if (p->strategy->keyed)
 	{
-		Oid		   *argtypes = palloc(sizeof(Oid) * 3);
-		Datum	   *values = palloc(sizeof(Datum) * 3);
+		Oid		   *argtypes = palloc(sizeof(Oid) * 4);
+		Datum	   *values = palloc(sizeof(Datum) * 4);
 		int			nargs;
 		char	   *sql;
 
 		values[0] = Int64GetDatum(0);
 		values[1] = Int64GetDatum(p->batch_size);
 		values[2] = Int64GetDatum(0);	/* the run id */
+		values[3] = TimestampTzGetDatum(GetCurrentTimestamp());	/* its start */
 		sql = incetl_sql_keyed_batch(p, p->strategy->stores_hashes, &nargs, argtypes);
 		incetl_explain_add(&ex, "apply", EXPLAIN_KEYED_BATCH, sql, nargs,
 						   argtypes, values, NULL);

@@ -58,6 +58,10 @@ typedef struct IncetlColumn
 	char	   *src_typename;	/* qualified source type with its typmod */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	Oid			eq_opr;			/* key columns: = of the target type */
+	bool		in_history;		/* a column of the history table (SPEC 5) */
+	bool		history_ignored;	/* in history_ignore_columns */
+	Oid			hist_type;		/* in_history: its type there */
+	char	   *hist_typename;
 } IncetlColumn;
 
 /* a pipeline as stored in incetl.pipelines, plus what validation derived */
@@ -114,6 +118,9 @@ typedef struct IncetlPipeline
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
+	char	   *hist_qname;		/* the history table, quoted; NULL: none */
+	bool		hist_etl_run_id;	/* it has etl_run_id */
+	bool		hist_in_place;	/* it has an ignored column, updated in place */
 } IncetlPipeline;
 
 /* watermark state of a pipeline */
@@ -136,6 +143,7 @@ typedef struct IncetlCounts
 	int64		updated;
 	int64		deleted;
 	int64		unchanged;
+	int64		history_versions;	/* versions opened in the history table */
 } IncetlCounts;
 
 /* incetl.c */
@@ -306,7 +314,7 @@ typedef struct IncetlBatchShape
 								 * no ORDER BY, no LIMIT */
 } IncetlBatchShape;
 
-#define INCETL_MAX_PARAMS(p) (3 * (p)->nkeys + 5)
+#define INCETL_MAX_PARAMS(p) (3 * (p)->nkeys + 6)
 
 extern char *incetl_sql_batch(IncetlPipeline *p, IncetlBatchShape *shape,
 							  int *nargs, Oid *argtypes);
@@ -339,6 +347,11 @@ extern char *incetl_sql_hash_state_empty(IncetlPipeline *p);
 extern char *incetl_sql_queue_keys(IncetlPipeline *p);
 extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
+extern char *incetl_sql_history_repair(IncetlPipeline *p);
+extern char *incetl_sql_history_layer(IncetlPipeline *p);
+extern char *incetl_sql_history_settle(IncetlPipeline *p);
+extern char *incetl_sql_history_empty(IncetlPipeline *p);
+extern bool incetl_history_layers(IncetlPipeline *p);
 
 /* plancache.c: prepared statements keyed by (pipeline, kind, variant) */
 typedef enum IncetlPlanKind
@@ -346,7 +359,9 @@ typedef enum IncetlPlanKind
 	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
 	PLAN_KEYED_BATCH,			/* variant: with the hash state */
 	PLAN_COMPARE_DELETES,
-	PLAN_RANGE_PROBE			/* variant: the batch shape */
+	PLAN_RANGE_PROBE,			/* variant: the batch shape */
+	PLAN_HISTORY_LAYER,			/* 'logical' history: one version per key */
+	PLAN_HISTORY_SETTLE			/* 'logical' history: current = target */
 } IncetlPlanKind;
 
 typedef struct IncetlPlanKey

@@ -63,7 +63,7 @@ text_arg(FunctionCallInfo fcinfo, int n, const char *dflt)
  * create_pipeline and alter_pipeline: history_table, history_ignore_columns,
  * max_retained_wal, freshness_target.  NULL leaves an option as it is
  * (create_pipeline starts from none); alter_pipeline clears
- * history_ignore_columns with '{}', max_retained_wal with '' and
+ * history_table with 0, history_ignore_columns with '{}', max_retained_wal with '' and
  * freshness_target with '0'.
  */
 static void
@@ -72,10 +72,16 @@ ops_args(FunctionCallInfo fcinfo, IncetlPipeline *p)
 	/* the functions of an older script, before ALTER EXTENSION UPDATE */
 	if (PG_NARGS() < 20)
 		return;
+	/*
+	 * history_table => 0 (or '-') clears it, and history_ignore_columns with
+	 * it; validation (validate.c) checks the table.
+	 */
 	if (!PG_ARGISNULL(16))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("history_table is not supported yet (pipeline \"%s\")", p->name)));
+	{
+		p->history_table = PG_GETARG_OID(16);
+		if (!OidIsValid(p->history_table))
+			p->history_ignore_columns = NIL;
+	}
 	if (!PG_ARGISNULL(17))
 	{
 		p->history_ignore_columns =

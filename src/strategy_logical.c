@@ -470,23 +470,44 @@ logical_fill_sql(IncetlPipeline *p)
 	StringInfoData sql;
 	int			i;
 
+	/*
+	 * With a history table (SPEC 5) each change also carries its commit
+	 * time and new row (decode.c's options "times" and "values"), and the
+	 * work table gets one row per change, a key's rows sharing its number:
+	 * ct (commit time), cl (commit LSN), cs (order of the change), cv (the
+	 * new row, as jsonb) and cop (I, U or D).  The engine records each
+	 * committed version from them (deparse_history_layer).
+	 */
+	bool		times = p->hist_qname != NULL;
+
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j "
-						   "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2) AS c "
-						   "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ");
+	appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
+					 "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2%s) "
+					 "WITH ORDINALITY AS c (lsn, xid, data, o) "
+					 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
+					 times ? ", 'times', 'on', 'values', 'on'" : "");
 	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
-	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
+	appendStringInfo(&sql, "op%s) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.%s() OVER (ORDER BY ",
+					 times ? ", ct, cl, cs, cv, cop" : "", times ? "dense_rank" : "row_number");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
-	appendStringInfoString(&sql, "), *, 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
+	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
 						 p->keys[i]->src_typename,
 						 i + 1);
-	appendStringInfo(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T') AS x "
+	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" AS op");
+	if (times)
+		appendStringInfoString(&sql, ", '2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
+							   "OPERATOR(pg_catalog.+) (CAST(ch.j OPERATOR(pg_catalog.->>) 't' AS pg_catalog.int8) "
+							   "OPERATOR(pg_catalog.*) '00:00:00.000001'::pg_catalog.interval) AS ct, "
+							   "ch.lsn AS cl, ch.o AS cs, ch.j OPERATOR(pg_catalog.->) 'n' AS cv, "
+							   "CAST(ch.j OPERATOR(pg_catalog.->>) 'op' AS pg_catalog.\"char\") AS cop");
+	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
+	appendStringInfo(&sql, ") AS x "
 					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,

@@ -486,6 +486,8 @@ timestamp_explain(IncetlExplain *ex)
 			continue;
 		}
 		values[np++] = Int64GetDatum(0);	/* the run id */
+		if (p->hist_qname)
+			values[np++] = TimestampTzGetDatum(GetCurrentTimestamp());	/* its start */
 		shape.fast_load = run.fast_load && run.pass == PASS_FORWARD;
 		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
 		Assert(nargs == np);
@@ -495,13 +497,15 @@ timestamp_explain(IncetlExplain *ex)
 	}
 	if (p->delete_detection == DELETE_DETECT_COMPARE)
 	{
-		Oid		   *argtypes = palloc(sizeof(Oid));
-		Datum	   *values = palloc(sizeof(Datum));
+		Oid		   *argtypes = palloc(sizeof(Oid) * 2);
+		Datum	   *values = palloc(sizeof(Datum) * 2);
 
 		argtypes[0] = INT8OID;
 		values[0] = Int64GetDatum(0);
+		argtypes[1] = TIMESTAMPTZOID;
+		values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 		incetl_explain_add(ex, "compare", EXPLAIN_PLAIN, incetl_sql_compare_deletes(p, false),
-						   1, argtypes, values, NULL);
+						   p->hist_qname ? 2 : 1, argtypes, values, NULL);
 	}
 }
 

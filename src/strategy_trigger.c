@@ -396,7 +396,10 @@ incetl_capture_check_privileges(IncetlPipeline *p)
 
 /*
  * Create the queue, as the extension owner, readable by the pipeline's
- * owner (a run reads it as that owner).
+ * owner (a run reads it as that owner).  changed_at is the writing
+ * transaction's start (a history table's T, SPEC 5): a default of
+ * incetl's own, a built-in function, so the capture's INSERT runs no code
+ * but core's.
  */
 static void
 create_queue(IncetlPipeline *p)
@@ -408,7 +411,8 @@ create_queue(IncetlPipeline *p)
 					 incetl_queue_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(&buf, "k%d %s, ", i + 1, queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod));
-	appendStringInfo(&buf, "op pg_catalog.\"char\" NOT NULL); "
+	appendStringInfo(&buf, "op pg_catalog.\"char\" NOT NULL, "
+					 "changed_at pg_catalog.timestamptz DEFAULT pg_catalog.now()); "
 					 "CREATE SEQUENCE %s_seq OWNED BY %s.seq; GRANT SELECT ON %s TO %s",
 					 incetl_queue_table_name(p), incetl_queue_table_name(p),
 					 incetl_queue_table_name(p),

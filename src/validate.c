@@ -209,9 +209,12 @@ require_source_column(IncetlPipeline *p, Relation src, const char *col,
 	return a;
 }
 
-/* true if rel has a valid, plain unique index whose columns are the keys */
+/*
+ * true if rel has a valid, plain unique index whose columns are the keys
+ * and, when extra is not NULL, that column too (in any order)
+ */
 static bool
-has_unique_index_on(Relation rel, IncetlPipeline *p)
+has_unique_index_on(Relation rel, IncetlPipeline *p, const char *extra)
 {
 	List	   *indexes;
 	ListCell   *lc;
@@ -229,29 +232,26 @@ has_unique_index_on(Relation rel, IncetlPipeline *p)
 		Form_pg_index ind = idx->rd_index;
 		bool		match = ind->indisunique && ind->indisvalid &&
 		ind->indislive &&
-		ind->indnkeyatts == p->nkeys &&
+		ind->indnkeyatts == p->nkeys + (extra ? 1 : 0) &&
 		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
 
-		if (match)
+		for (int i = 0; match && i < ind->indnkeyatts; i++)
 		{
-			for (int i = 0; i < ind->indnkeyatts && match; i++)
-			{
-				AttrNumber	attnum = ind->indkey.values[i];
-				const char *attname;
-				bool		in_keys = false;
+			AttrNumber	attnum = ind->indkey.values[i];
+			const char *attname;
+			bool		known;
 
-				if (attnum <= 0)
-				{
-					match = false;
-					break;
-				}
-				attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
-				for (int k = 0; k < p->nkeys; k++)
-					if (strcmp(p->keys[k]->name, attname) == 0)
-						in_keys = true;
-				match = in_keys;
+			if (attnum <= 0)
+			{
+				match = false;
+				break;
 			}
+			attname = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
+			known = extra != NULL && strcmp(attname, extra) == 0;
+			for (int k = 0; k < p->nkeys && !known; k++)
+				known = strcmp(p->keys[k]->name, attname) == 0;
+			match = known;
 		}
 		index_close(idx, AccessShareLock);
 		if (match)
@@ -367,6 +367,182 @@ existing_operator(Oid opr)
 	if (!OidIsValid(opr) || !SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(opr)))
 		return InvalidOid;
 	return opr;
+}
+
+/* a history column incetl fills must be a timestamptz */
+static void
+require_history_time(IncetlPipeline *p, Relation hist, const char *col)
+{
+	Form_pg_attribute a = find_attr(hist, col);
+
+	if (a == NULL || a->attgenerated)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("history table \"%s\" of pipeline \"%s\" has no column \"%s\"",
+						RelationGetRelationName(hist), p->name, col),
+				 errhint("A history table has the key columns, valid_from timestamptz NOT NULL and valid_to timestamptz.")));
+	if (a->atttypid != TIMESTAMPTZOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of history table \"%s\" of pipeline \"%s\" has type %s, not timestamptz",
+						col, RelationGetRelationName(hist), p->name,
+						format_type_be(a->atttypid))));
+}
+
+/*
+ * The history table (SPEC 5): the key columns, of the target's key types;
+ * valid_from and valid_to timestamptz; etl_run_id filled when present; any
+ * moved column, assignable from its target type; every other column left
+ * to its default, so none may be NOT NULL without one; a unique index on
+ * (key columns, valid_from).  history_ignore_columns names moved columns
+ * that are not keys.  Sets p->hist_qname and the columns' in_history and
+ * history_ignored.
+ */
+static void
+resolve_history(IncetlPipeline *p)
+{
+	Relation	hist;
+	TupleDesc	hdesc;
+	ListCell   *lc;
+	const char *hname;
+
+	p->hist_qname = NULL;
+	p->hist_etl_run_id = false;
+	p->hist_in_place = false;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		c->in_history = false;
+		c->history_ignored = false;
+	}
+
+	foreach(lc, p->history_ignore_columns)
+	{
+		const char *name = lfirst(lc);
+		IncetlColumn *found = NULL;
+		ListCell   *lc2;
+
+		if (!OidIsValid(p->history_table))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("history_ignore_columns of pipeline \"%s\" needs a history_table",
+							p->name)));
+		foreach(lc2, p->columns)
+			if (strcmp(((IncetlColumn *) lfirst(lc2))->name, name) == 0)
+				found = lfirst(lc2);
+		if (found == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" in history_ignore_columns of pipeline \"%s\" is not a column the pipeline moves",
+							name, p->name)));
+		if (found->is_key)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key column \"%s\" of pipeline \"%s\" cannot be in history_ignore_columns",
+							name, p->name)));
+		found->history_ignored = true;
+	}
+	if (!OidIsValid(p->history_table))
+		return;
+
+	hist = open_pipeline_relation(p, p->history_table, "history");
+	hname = RelationGetRelationName(hist);
+	if (hist->rd_rel->relkind != RELKIND_RELATION &&
+		hist->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("history table \"%s\" of pipeline \"%s\" is not a table",
+						hname, p->name)));
+	if (p->history_table == p->source || p->history_table == p->target)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("history table of pipeline \"%s\" must not be its source or target",
+						p->name)));
+	p->hist_qname = incetl_quote_qualified(p->history_table);
+
+	require_history_time(p, hist, "valid_from");
+	require_history_time(p, hist, "valid_to");
+
+	hdesc = RelationGetDescr(hist);
+	for (int i = 0; i < hdesc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(hdesc, i);
+		const char *aname = NameStr(a->attname);
+		IncetlColumn *c = NULL;
+
+		if (a->attisdropped || a->attgenerated)
+			continue;
+		if (strcmp(aname, "valid_from") == 0 || strcmp(aname, "valid_to") == 0)
+			continue;
+		foreach(lc, p->columns)
+			if (strcmp(((IncetlColumn *) lfirst(lc))->name, aname) == 0)
+				c = lfirst(lc);
+		if (c && c->is_key && a->atttypid != c->tgt_type)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key column \"%s\" of history table \"%s\" has type %s, not %s as in target \"%s\"",
+							aname, hname, format_type_be(a->atttypid),
+							format_type_be(c->tgt_type), get_rel_name(p->target))));
+		if (c && !c->is_key &&
+			!can_coerce_type(1, &c->tgt_type, &a->atttypid, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of history table \"%s\" has type %s, which type %s of target \"%s\" cannot be assigned to",
+							aname, hname, format_type_be(a->atttypid),
+							format_type_be(c->tgt_type), get_rel_name(p->target))));
+		if (c)
+		{
+			c->in_history = true;
+			c->hist_type = a->atttypid;
+			c->hist_typename = incetl_type_name(a->atttypid, a->atttypmod);
+			if (c->history_ignored)
+				p->hist_in_place = true;
+			continue;
+		}
+		if (strcmp(aname, "etl_run_id") == 0)
+		{
+			Oid			int8 = INT8OID;
+
+			if (!can_coerce_type(1, &int8, &a->atttypid, COERCION_ASSIGNMENT))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"etl_run_id\" of history table \"%s\" has type %s, not bigint",
+								hname, format_type_be(a->atttypid))));
+			p->hist_etl_run_id = true;
+			continue;
+		}
+		/* left to its default: an identity, a default, or NULL */
+		if (a->attnotnull && !a->atthasdef && !a->attidentity)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("column \"%s\" of history table \"%s\" of pipeline \"%s\" is NOT NULL without a default, and incetl does not fill it",
+							aname, hname, p->name),
+					 errhint("Give it a default, allow NULL, or drop it; incetl fills the key columns, the columns the pipeline moves, valid_from, valid_to and etl_run_id.")));
+	}
+	for (int k = 0; k < p->nkeys; k++)
+		if (!p->keys[k]->in_history)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("history table \"%s\" of pipeline \"%s\" has no key column \"%s\"",
+							hname, p->name, p->keys[k]->name)));
+
+	if (!has_unique_index_on(hist, p, "valid_from"))
+	{
+		StringInfoData cols;
+
+		initStringInfo(&cols);
+		for (int k = 0; k < p->nkeys; k++)
+			appendStringInfo(&cols, "%s, ", quote_identifier(p->keys[k]->name));
+		appendStringInfoString(&cols, "valid_from");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("history table \"%s\" of pipeline \"%s\" has no unique index on (%s)",
+						hname, p->name, cols.data),
+				 errhint("Create one: CREATE UNIQUE INDEX ON %s (%s);",
+						 p->hist_qname, cols.data)));
+	}
+	relation_close(hist, AccessShareLock);
 }
 
 /*
@@ -587,7 +763,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		k++;
 	}
 
-	if (!has_unique_index_on(tgt, p))
+	if (!has_unique_index_on(tgt, p, NULL))
 	{
 		StringInfoData cols;
 
@@ -601,7 +777,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errhint("Create one, for example: CREATE UNIQUE INDEX ON %s (%s);",
 						 p->tgt_qname, cols.data)));
 	}
-	p->src_key_unique = has_unique_index_on(src, p);
+	p->src_key_unique = has_unique_index_on(src, p, NULL);
 
 	/* the watermark column */
 	p->wm_type = InvalidOid;
@@ -730,6 +906,8 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
+
+	resolve_history(p);
 }
 
 /*
@@ -785,4 +963,12 @@ incetl_check_privileges(IncetlPipeline *p)
 				 errmsg("permission denied for target \"%s\" of pipeline \"%s\"",
 						get_rel_name(p->target), p->name),
 				 errdetail("A pipeline needs SELECT, INSERT, UPDATE and DELETE on its target.")));
+	need = ACL_SELECT | ACL_INSERT | ACL_UPDATE;
+	if (OidIsValid(p->history_table) &&
+		pg_class_aclmask(p->history_table, user, need, ACLMASK_ALL) != need)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for history table \"%s\" of pipeline \"%s\"",
+						get_rel_name(p->history_table), p->name),
+				 errdetail("A pipeline needs SELECT, INSERT and UPDATE on its history table.")));
 }

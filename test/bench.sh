@@ -11,7 +11,8 @@
 #   BENCH_REPS=3       repetitions per case (the no-change case does at least 5)
 #   BENCH_KEEP=1       leave the cluster's data directory in .bench/data
 #   BENCH_CASES=...    only these cases (comma-separated): initial, ts1, ts10,
-#                      nochange, hash, trigger, trigger1, logical, view
+#                      history, nochange, hash, trigger, trigger1, logical,
+#                      view
 #                      (default: all); the
 #                      initial load still happens, unmeasured, when others
 #                      need it
@@ -36,6 +37,9 @@
 #   timestamp 1%, 10%  a run after that share of rows was updated (updated_at
 #                      = now()) and 0.1% inserted, vs one MERGE of the rows
 #                      above a watermark kept in a one-row table
+#   history            the timestamp 1% run of a pipeline with a history
+#                      table vs the same run of one without (same source,
+#                      same repetitions): what history costs
 #   nothing changed    the same two with no change in the source
 #   hash               1% updated, 0.1% inserted, 0.1% deleted; baseline: md5
 #                      of both sides' rows joined on the key, MERGE, DELETE
@@ -130,7 +134,7 @@ START_SECONDS=$SECONDS
 
 say() { echo "bench: $*" >&2; }
 
-CASES=${BENCH_CASES:-initial,ts1,ts10,nochange,hash,trigger,trigger1,logical,view}
+CASES=${BENCH_CASES:-initial,ts1,ts10,history,nochange,hash,trigger,trigger1,logical,view}
 [[ -n $SCALE ]] && CASES=ts1,nochange
 # want <case>: whether the case was asked for
 want() { [[ ",$CASES," == *",$1,"* ]]; }
@@ -713,6 +717,54 @@ baseline_target
 
 if want ts1; then timestamp_case "timestamp, 1% upd + 0.1% ins" 100 0; fi
 if want ts10; then timestamp_case "timestamp, 10% upd + 0.1% ins" 10 5; fi
+
+# ---------------------------------------------------------------- history
+
+# history: the timestamp 1% run of a pipeline with a history table (SPEC 5)
+# against the same run of one without, both on app.users, in the same
+# repetitions: the "base s" column is the run without history, the ratio
+# what history costs (issue 14: at most 1.3).
+if want history; then
+	empty_target dw.users_hh
+	empty_target dw.users_nh
+	psql_b >/dev/null <<'EOF'
+CREATE TABLE dw.users_hist (id bigint NOT NULL, name text, email text, score numeric(12,2),
+	updated_at timestamptz, valid_from timestamptz NOT NULL, valid_to timestamptz, etl_run_id bigint,
+	UNIQUE (id, valid_from));
+SELECT incetl.create_pipeline('users_hh', source => 'app.users', target => 'dw.users_hh',
+	watermark_column => 'updated_at', history_table => 'dw.users_hist');
+SELECT incetl.create_pipeline('users_nh', source => 'app.users', target => 'dw.users_nh',
+	watermark_column => 'updated_at');
+CALL incetl.run('users_hh');
+CALL incetl.run('users_nh');
+VACUUM ANALYZE dw.users_hh, dw.users_nh, dw.users_hist;
+EOF
+	nupd=$((N / 100))
+	nins=$((N / 1000))
+	begin_case "timestamp 1%: history vs without"
+	for rep in $(seq 1 "$REPS"); do
+		make_insert app.users "$nins"
+		psql_b <<EOF
+BEGIN;
+UPDATE app.users SET score = score + 1, updated_at = now()
+WHERE id <= $N AND id % 100 = $(((37 + rep) % 100));
+$INS_SQL
+COMMIT;
+VACUUM ANALYZE app.users, dw.users_hh, dw.users_nh, dw.users_hist;
+EOF
+		sleep 1.2
+		run_pair "CALL incetl.run('users_hh');" "CALL incetl.run('users_nh');" "$rep"
+		expect_run users_hh $((nupd + nins))
+		expect_run users_nh $((nupd + nins))
+	done
+	check_same app.users dw.users_hh dw.users_nh
+	if [[ $(psql_b -Atc "SELECT count(*) FILTER (WHERE valid_to IS NULL) = (SELECT count(*) FROM app.users)
+		AND count(*) = (SELECT count(*) FROM app.users) + $REPS * $nupd FROM dw.users_hist") != t ]]; then
+		echo "bench: dw.users_hist does not hold one current version per row and one closed per update" >&2
+		exit 1
+	fi
+	end_case "timestamp 1%: history vs without" $((nupd + nins))
+fi
 
 # ---------------------------------------------------------------- nothing changed
 

@@ -590,6 +590,9 @@ sub configure
 	$r->{parts} = [ map { qi($r->{schema}) . '.' . qi("src$sfx p$_") } 0 .. 2 ]
 	  if $r->{kind} eq 'partitioned';
 	$r->{ctl} = 'public.' . qi("ctl_$seed");
+	# a history table (SPEC 5) on every third round, drawn from the seed
+	# alone so that the other draws stay what they were
+	$r->{hist} = $seed % 3 == 1 ? qi($r->{schema}) . '.' . qi("hist$sfx") : undef;
 	$r->{guardfn} = 'public.' . qi("guard_$seed");
 	$r->{lockkey} = 700000 + $seed % 100000;
 
@@ -650,7 +653,8 @@ sub describe
 		'payload ' . join(' ', map { $_->{type} } @{ $r->{payload} }),
 		($r->{osc} ne 'fail' ? "on_schema_change $r->{osc}" : ()),
 		($r->{roles} ? 'owner diff_owner, writers diff_writer' : ()),
-		(@{ $r->{settings} } ? 'runner ' . join('; ', @{ $r->{settings} }) : ()));
+		(@{ $r->{settings} } ? 'runner ' . join('; ', @{ $r->{settings} }) : ()),
+		($r->{hist} ? 'history table' : ()));
 }
 
 # ---------------------------------------------------------------------------
@@ -720,6 +724,15 @@ sub setup_round
 			  . "FOR VALUES WITH (MODULUS 2, REMAINDER $_)") foreach 0 .. 1;
 	}
 
+	# the history table: the target's key, payload and watermark columns
+	if ($r->{hist})
+	{
+		my @hcols = (@kcols, @pcols, qi($r->{wm}) . " $r->{wm_type}", 'valid_from timestamptz NOT NULL',
+			'valid_to timestamptz', 'etl_run_id bigint');
+		sok($main, "CREATE TABLE $r->{hist} (" . join(', ', shuffled(@hcols)) . ', UNIQUE ('
+			  . key_list() . ', valid_from))');
+	}
+
 	# the failure injector: a row trigger on the target that, when the
 	# control row says so, lets `remaining` rows (of the operations in ops)
 	# pass, then raises or waits
@@ -747,7 +760,8 @@ END \$g\$});
 	{
 		my @src = ($r->{src}, ($r->{base} // ()), @{ $r->{parts} // [] });
 		sok($main, 'GRANT USAGE ON SCHEMA ' . qi($r->{schema}) . ' TO diff_owner, diff_writer');
-		sok($main, "ALTER TABLE $_ OWNER TO diff_owner") foreach ($r->{table}, @{ $r->{parts} // [] }, $r->{tgt}, $r->{ctl});
+		sok($main, "ALTER TABLE $_ OWNER TO diff_owner")
+		  foreach ($r->{table}, @{ $r->{parts} // [] }, $r->{tgt}, $r->{ctl}, ($r->{hist} // ()));
 		sok($main, "ALTER VIEW $r->{src} OWNER TO diff_owner") if $r->{kind} eq 'view';
 		sok($main, "ALTER FUNCTION $r->{guardfn}() OWNER TO diff_owner");
 		sok($main, 'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ' . join(', ', @src) . ' TO diff_writer');
@@ -772,6 +786,7 @@ sub create_pipeline
 	push @o, 'hash_algorithm => ' . ql($r->{hash_algorithm}) if $r->{hash_algorithm} ne 'hash64';
 	push @o, "batch_size => $r->{batch_size}";
 	push @o, q{on_schema_change => 'ignore'} if $r->{osc} eq 'ignore';
+	push @o, 'history_table => ' . ql($r->{hist}) . '::regclass' if $r->{hist};
 	my $create = 'SELECT incetl.create_pipeline(' . join(', ', @o) . ')';
 	$create = "SET ROLE diff_owner;\n$create;\nRESET ROLE" if $r->{roles};
 	$r->{id} = sok($main, $create);
@@ -1192,6 +1207,7 @@ sub run_step
 	if ($quiet)
 	{
 		check_equal('after a run with no writer transaction open');
+		check_history('after a run with no writer transaction open');
 		if ($o{preview})
 		{
 			my $want = join(' ', map { "$_=" . ($pv{$_} // 0) } qw(insert update delete));
@@ -1389,7 +1405,11 @@ sub reconcile_step
 	sok($main, 'CALL incetl.reconcile(' . ql($R->{name}) . ')');
 	my @f = split /\|/, last_run();
 	fail_round("the reconcile did not succeed: @f") unless $f[1] eq 'reconcile' && $f[2] eq 'succeeded';
-	check_equal('after reconcile with no writer transaction open') if quiescent();
+	if (quiescent())
+	{
+		check_equal('after reconcile with no writer transaction open');
+		check_history('after reconcile with no writer transaction open');
+	}
 	return;
 }
 
@@ -1451,6 +1471,44 @@ sub check_equal
 		fail_round("target differs from source $when: " . join('; ', @bad) . "\n$detail");
 	}
 	$R->{checks}++;
+	return;
+}
+
+# the history table (SPEC 5), where the target equals the source: at most
+# one current version per key, no overlapping versions, valid_to after
+# valid_from, and the current versions are the target's live rows
+sub check_history
+{
+	my ($when) = @_;
+	return unless $R->{hist};
+	my @k = key_names();
+	my $k = key_list();
+	my @c = @k;
+	push @c, map { $_->{cmp} ? qi($_->{name}) . "::$_->{cmp}" : qi($_->{name}) } @{ $R->{payload} };
+	push @c, qi($R->{wm});
+	my $cols = join(', ', @c);
+	my $cur = "SELECT $cols FROM $R->{hist} WHERE valid_to IS NULL";
+	my $tgt = "SELECT $cols FROM $R->{tgt}" . ($R->{soft} ? ' WHERE is_deleted IS NOT TRUE' : '');
+	my @bad;
+	my $n = diff_rows($cur, $tgt);
+	push @bad, "$n current version(s) unlike any live target row" if $n;
+	$n = diff_rows($tgt, $cur);
+	push @bad, "$n live target row(s) without an equal current version" if $n;
+	$n = sok($main, "SELECT count(*) FROM (SELECT $k FROM $R->{hist} WHERE valid_to IS NULL "
+		  . "GROUP BY $k HAVING count(*) > 1) x");
+	push @bad, "$n key(s) with two current versions" if $n;
+	$n = sok($main, "SELECT count(*) FROM $R->{hist} a JOIN $R->{hist} b ON ("
+		  . join(', ', map { "a.$_" } @k) . ') = (' . join(', ', map { "b.$_" } @k)
+		  . ') AND a.valid_from < b.valid_from AND (a.valid_to IS NULL OR a.valid_to > b.valid_from)');
+	push @bad, "$n pair(s) of overlapping versions" if $n;
+	$n = sok($main, "SELECT count(*) FROM $R->{hist} WHERE valid_to <= valid_from");
+	push @bad, "$n version(s) ending before they start" if $n;
+	if (@bad)
+	{
+		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($cur EXCEPT $tgt) x LIMIT 10");
+		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($tgt EXCEPT $cur) x LIMIT 10");
+		fail_round("history table wrong $when: " . join('; ', @bad) . "\n$detail");
+	}
 	return;
 }
 
@@ -1585,6 +1643,7 @@ sub finish_round
 	run_step(preview => chance(0.5));
 	run_step(rerun => 1);
 	check_equal('at the end');
+	check_history('at the end');
 	check_state_tables();
 	check_run_log();
 	my $st = sok($main, 'SELECT last_status FROM incetl.status WHERE pipeline = ' . ql($R->{name}));
