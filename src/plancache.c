@@ -156,9 +156,11 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	 * mt_merge_inserted counts every INSERT action taken, also those a
 	 * BEFORE ROW trigger cancels (ExecMergeNotMatched adds one whatever
 	 * ExecInsert did), where the CTE form's RETURNING counts only the rows
-	 * written.  es_processed (the command tag's count) counts rows written
-	 * only (since 15.3; before, it counted cancelled updates and deletes
-	 * too, hence the bounds).
+	 * written.  es_processed (the command tag's count) counts only rows
+	 * written (ExecInsert adds one after its BEFORE ROW triggers; a merged
+	 * update or delete adds one where mt_merge_updated/deleted do); the
+	 * bounds keep a release that counted otherwise within reason.
+	 * (sql/50_review_merge.)
 	 */
 	*inserted = (int64) qd->estate->es_processed - *updated - *deleted;
 	if (*inserted > (int64) mt->mt_merge_inserted)
