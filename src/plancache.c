@@ -91,12 +91,13 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
  * Execute a prepared MERGE (one statement, no RETURNING) with parameters
  * values[0..nargs-1] (nulls as SPI_execute_plan takes them, or NULL), and
  * tell how many rows it joined (its source rows: the MERGE's join emits
- * each once) and how many its actions inserted, updated and deleted.  In PostgreSQL 15 a MERGE returns no rows
- * and SPI reports only their sum, so the statement runs through the
- * executor here, as SPI_execute_plan would run it (a new command id, a
- * fresh snapshot, the plan cache choosing a custom or generic plan), and
- * the counts are read from its ModifyTable node, where EXPLAIN ANALYZE
- * reads them (rows inserted from the command tag's count: see below).
+ * each once) and how many its actions inserted, updated and deleted.  In
+ * PostgreSQL 15 a MERGE returns no rows and SPI reports only their sum, so
+ * the statement runs through the executor here, as SPI_execute_plan would
+ * run it (a new command id, a fresh snapshot, the plan cache choosing a
+ * custom or generic plan), and the counts are read from its ModifyTable
+ * node, where EXPLAIN ANALYZE reads them (rows inserted from the command
+ * tag's count: see below).
  */
 void
 incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
