@@ -305,9 +305,9 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 
 /*
  * What Citus makes of relid: 'h' (hash-distributed), 'r' (reference,
- * replicated to every node), 'l' (a Citus local table), another of
- * pg_dist_partition's partition methods, or '\0' for a table Citus does not
- * manage (and on a server without Citus).
+ * replicated to every node), 'l' (a Citus local table, or a single-shard
+ * distributed one), another of pg_dist_partition's partition methods, or
+ * '\0' for a table Citus does not manage (and on a server without Citus).
  */
 char
 incetl_citus_table_kind(Oid relid)
@@ -352,7 +352,7 @@ incetl_check_not_citus_source(IncetlPipeline *p)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("source of pipeline \"%s\" is a Citus %s table, whose changes the '%s' strategy cannot capture",
 						p->name,
-						kind == 'r' ? "reference" : kind == 'l' ? "local" : "distributed",
+						kind == 'r' ? "reference" : kind == 'l' ? "local or single-shard" : "distributed",
 						p->strategy_name),
 				 errdetail("Its rows are written to shards, which capture on this node does not see."),
 				 errhint("Use the 'timestamp' or 'hash' strategy for a Citus table.")));
