@@ -1,7 +1,8 @@
 --
 -- 50_review_merge: the MERGE apply counts what it wrote, exactly as the CTE
--- form did; errors inside it (a raising target trigger) leave nothing
--- behind, in and out of a transaction block.
+-- form did, and so does a first load's plain INSERT (rows read 10, written
+-- 5, where a trigger cancels the rest); errors inside it (a raising target
+-- trigger) leave nothing behind, in and out of a transaction block.
 --
 CREATE SCHEMA t50;
 CREATE TABLE t50.src (id integer PRIMARY KEY, v text, ts timestamptz NOT NULL);

@@ -68,6 +68,8 @@ typedef struct EngineRun
 	bool		history_empty;	/* the history table was empty at the start */
 	bool		wrote_target;	/* in the current transaction */
 	bool		any_target_write;	/* in the whole run */
+	int64		fast_read;		/* rows the last plain INSERT read */
+	int64		fast_inserted;	/* and inserted */
 } EngineRun;
 
 typedef void (*RunStep) (EngineRun *er);
@@ -536,7 +538,7 @@ count_batch(EngineRun *er, int64 n, int64 ni, int64 nu, int64 nd)
  */
 static int
 execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
-				  Datum *values, char *nulls)
+				  int nargs, Oid *argtypes, Datum *values, char *nulls)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -549,7 +551,21 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 	PG_TRY();
 	{
 		nest = incetl_begin_batch_settings(er->run.p, false);
-		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		if (shape->edge && er->run.p->hist_qname == NULL)
+		{
+			/*
+			 * The plain INSERT: its rows read and written, which differ
+			 * where a target trigger cancels some
+			 */
+			int64		nu,
+						nd;
+
+			incetl_plan_execute_counted(plan, nargs, argtypes, values, nulls,
+										&er->fast_read, &er->fast_inserted, &nu, &nd);
+			rc = SPI_OK_INSERT;
+		}
+		else
+			rc = SPI_execute_plan(plan, values, nulls, false, 0);
 		incetl_end_batch_settings(nest);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -797,7 +813,7 @@ range_batch(EngineRun *er)
 	rc = -1;
 	if (shape.fast_load)
 	{
-		rc = execute_fast_load(er, &shape, plan, values, nulls);
+		rc = execute_fast_load(er, &shape, plan, nargs, argtypes, values, nulls);
 		if (rc < 0)
 			plan = range_plan(p, &shape, &nargs, argtypes);
 	}
@@ -810,7 +826,7 @@ range_batch(EngineRun *er)
 					nu,
 					nd;
 
-		incetl_plan_execute_merge(plan, nargs, argtypes, values, nulls,
+		incetl_plan_execute_counted(plan, nargs, argtypes, values, nulls,
 								  &n, &ni, &nu, &nd);
 		incetl_end_batch_settings(nest);
 		count_batch(er, n, ni, nu, nd);
@@ -828,12 +844,13 @@ range_batch(EngineRun *er)
 		;						/* counted above */
 	else if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge && !p->hist_qname)
 	{
-		/* a plain INSERT: every row read was inserted */
-		n = (int64) SPI_processed;
+		/* a plain INSERT: the rows it read, and those it wrote */
+		n = er->fast_read;
 		run->counts.batches++;
 		run->counts.extracted += n;
-		run->counts.inserted += n;
-		if (n > 0)
+		run->counts.inserted += er->fast_inserted;
+		run->counts.unchanged += n - er->fast_inserted;
+		if (er->fast_inserted > 0)
 			er->wrote_target = er->any_target_write = true;
 	}
 	else
@@ -998,7 +1015,7 @@ keyed_batch(EngineRun *er)
 					nu,
 					nd;
 
-		incetl_plan_execute_merge(plan, nargs, argtypes, values, NULL,
+		incetl_plan_execute_counted(plan, nargs, argtypes, values, NULL,
 								  &n, &ni, &nu, &nd);
 		incetl_end_batch_settings(nest);
 		count_batch(er, n, ni, nu, nd);

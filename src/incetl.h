@@ -376,11 +376,11 @@ typedef struct IncetlPlanKey
 #include "executor/spi.h"
 extern SPIPlanPtr incetl_plan_get(const IncetlPlanKey *key, const char *sql,
 								  int nargs, Oid *argtypes, int cursor_options);
-extern void incetl_plan_execute_merge(SPIPlanPtr plan, int nargs,
-									  const Oid *argtypes, Datum *values,
-									  const char *nulls, int64 *read,
-									  int64 *inserted, int64 *updated,
-									  int64 *deleted);
+extern void incetl_plan_execute_counted(SPIPlanPtr plan, int nargs,
+										const Oid *argtypes, Datum *values,
+										const char *nulls, int64 *read,
+										int64 *inserted, int64 *updated,
+										int64 *deleted);
 
 /* audit.c */
 extern void incetl_log_skipped(IncetlPipeline *p, const char *pipeline_name,

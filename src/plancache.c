@@ -88,7 +88,7 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
 }
 
 /*
- * Execute a prepared MERGE (one statement, no RETURNING) with parameters
+ * Execute a prepared MERGE, or INSERT (one statement, no RETURNING), with parameters
  * values[0..nargs-1] (nulls as SPI_execute_plan takes them, or NULL), and
  * tell how many rows it joined (its source rows: the MERGE's join emits
  * each once) and how many its actions inserted, updated and deleted.  In
@@ -100,7 +100,7 @@ incetl_plan_get(const IncetlPlanKey *key, const char *sql, int nargs,
  * tag's count: see below).
  */
 void
-incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
+incetl_plan_execute_counted(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 						  Datum *values, const char *nulls, int64 *read,
 						  int64 *inserted, int64 *updated, int64 *deleted)
 {
@@ -130,8 +130,8 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	if (list_length(cplan->stmt_list) != 1)
 		elog(ERROR, "incetl: a MERGE batch must be one statement");
 	stmt = linitial_node(PlannedStmt, cplan->stmt_list);
-	if (stmt->commandType != CMD_MERGE)
-		elog(ERROR, "incetl: the keyed batch is not a MERGE");
+	if (stmt->commandType != CMD_MERGE && stmt->commandType != CMD_INSERT)
+		elog(ERROR, "incetl: a counted batch must be a MERGE or an INSERT");
 
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -140,8 +140,10 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	ExecutorStart(qd, 0);
 
 	/*
-	 * Count the rows the join feeds the MERGE: row counting on that node
-	 * only (ExecProcNode picks its instrumented form at the first call).
+	 * Count the rows the join feeds the MERGE (or the query feeds the
+	 * INSERT): row counting on that node only (ExecProcNode picks its
+	 * instrumented form at the first call).  An INSERT leaves the merge
+	 * counts at zero.
 	 */
 	mt = castNode(ModifyTableState, qd->planstate);
 	joined = outerPlanState(mt);
@@ -164,7 +166,7 @@ incetl_plan_execute_merge(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	 * (sql/50_review_merge.)
 	 */
 	*inserted = (int64) qd->estate->es_processed - *updated - *deleted;
-	if (*inserted > (int64) mt->mt_merge_inserted)
+	if (stmt->commandType == CMD_MERGE && *inserted > (int64) mt->mt_merge_inserted)
 		*inserted = (int64) mt->mt_merge_inserted;
 	if (*inserted < 0)
 		*inserted = 0;
