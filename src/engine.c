@@ -532,6 +532,18 @@ count_batch(EngineRun *er, int64 n, int64 ni, int64 nu, int64 nd)
 }
 
 /*
+ * Whether a first load's plain INSERT runs through the counted executor
+ * path (plancache.c), which needs the plan PostgreSQL itself makes: not
+ * where Citus plans it (a Citus source or target).
+ */
+static bool
+fast_load_counted(IncetlPipeline *p, IncetlBatchShape *shape)
+{
+	return shape->edge && p->hist_qname == NULL && p->tgt_merge_ok &&
+		p->src_citus == '\0';
+}
+
+/*
  * Run the plain-INSERT statement of a first load; if a key turns up twice
  * (a row that moved while the run read: the unique index says so), undo it
  * and return -1: the batch, and the rest of the run, go the usual way.
@@ -551,7 +563,7 @@ execute_fast_load(EngineRun *er, IncetlBatchShape *shape, SPIPlanPtr plan,
 	PG_TRY();
 	{
 		nest = incetl_begin_batch_settings(er->run.p, false);
-		if (shape->edge && er->run.p->hist_qname == NULL)
+		if (fast_load_counted(er->run.p, shape))
 		{
 			/*
 			 * The plain INSERT: its rows read and written, which differ
@@ -844,7 +856,13 @@ range_batch(EngineRun *er)
 		;						/* counted above */
 	else if (rc == SPI_OK_INSERT && shape.fast_load && shape.edge && !p->hist_qname)
 	{
-		/* a plain INSERT: the rows it read, and those it wrote */
+		/*
+		 * A plain INSERT: the rows it read, and those it wrote (counted
+		 * through the executor; where that cannot be, a Citus target, SPI's
+		 * count of the rows written)
+		 */
+		if (!fast_load_counted(p, &shape))
+			er->fast_read = er->fast_inserted = (int64) SPI_processed;
 		n = er->fast_read;
 		run->counts.batches++;
 		run->counts.extracted += n;

@@ -145,7 +145,10 @@ incetl_plan_execute_counted(SPIPlanPtr plan, int nargs, const Oid *argtypes,
 	 * instrumented form at the first call).  An INSERT leaves the merge
 	 * counts at zero.
 	 */
-	mt = castNode(ModifyTableState, qd->planstate);
+	if (!IsA(qd->planstate, ModifyTableState) ||
+		outerPlanState(qd->planstate) == NULL)
+		elog(ERROR, "incetl: a counted batch must be planned as a ModifyTable node");
+	mt = (ModifyTableState *) qd->planstate;
 	joined = outerPlanState(mt);
 	joined->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
 
