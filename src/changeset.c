@@ -31,6 +31,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "strategy.h"
@@ -94,8 +95,21 @@ incetl_work_drop(Oid relid)
 		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		return;
 	ObjectAddressSet(obj, RelationRelationId, relid);
-	performDeletion(&obj, DROP_CASCADE, PERFORM_DELETION_INTERNAL |
-					PERFORM_DELETION_QUIETLY);
+
+	/*
+	 * Deleting catalog rows may need to read TOAST data, which needs a
+	 * snapshot; after a run's last commit there is none active.
+	 */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		performDeletion(&obj, DROP_CASCADE, PERFORM_DELETION_INTERNAL |
+						PERFORM_DELETION_QUIETLY);
+		PopActiveSnapshot();
+	}
+	else
+		performDeletion(&obj, DROP_CASCADE, PERFORM_DELETION_INTERNAL |
+						PERFORM_DELETION_QUIETLY);
 }
 
 /*

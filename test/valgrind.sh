@@ -258,7 +258,8 @@ run_suite() {
 	# a directory of logs per suite: the pids of two servers may repeat
 	(cd "$WORK" && INCETL_VALGRIND_LOGDIR=$LOGDIR/$name incetl_as_user \
 		timeout -k 60 "$SUITE_TIMEOUT" \
-		make PG_CONFIG="$PG_CONFIG" "$@" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
+		make PG_CONFIG="$PG_CONFIG" ${REGRESS:+REGRESS="$REGRESS"} \
+		${ISO_TESTS:+ISO_TESTS="$ISO_TESTS"} "$@" "$target" </dev/null) 2>&1 | tee "$WORK/$name.log"
 	rc=${PIPESTATUS[0]}
 	ok=$(grep -cE '^(test )? *[^ ]+ +\.\.\. ok( |$)' "$WORK/$name.log")
 	bad=$(grep -cE '^(test )? *[^ ]+ +\.\.\. (FAILED|failed)' "$WORK/$name.log")
