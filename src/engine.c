@@ -917,6 +917,19 @@ pass_done(IncetlRun *run, IncetlPass pass)
 }
 
 /*
+ * $1..$4 of the statements over one batch of the work table: rows rn in
+ * ($1, $2], the run id, the run's start.
+ */
+static void
+keyed_batch_params(IncetlRun *run, Datum *values)
+{
+	values[0] = Int64GetDatum(run->work_pos);
+	values[1] = Int64GetDatum(run->work_pos + run->p->batch_size);
+	values[2] = Int64GetDatum(run->run_id);
+	values[3] = TimestampTzGetDatum(run->run_start);
+}
+
+/*
  * 'logical' history (SPEC 5): before a keyed batch's statement, in its
  * transaction, the versions its keys' decoded changes committed, one
  * transaction of each key at a time (deparse_history_layer), in commit
@@ -938,10 +951,7 @@ history_layers(EngineRun *er)
 	key.pipeline_id = p->id;
 	key.kind = PLAN_HISTORY_LAYER;
 	plan = incetl_plan_get(&key, incetl_sql_history_layer(p), 5, argtypes, 0);
-	values[0] = Int64GetDatum(run->work_pos);
-	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
-	values[2] = Int64GetDatum(run->run_id);
-	values[3] = TimestampTzGetDatum(run->run_start);
+	keyed_batch_params(run, values);
 	for (int64 layer = 1;; layer++)
 	{
 		bool		isnull;
@@ -985,10 +995,7 @@ history_settle(EngineRun *er)
 	key.pipeline_id = p->id;
 	key.kind = PLAN_HISTORY_SETTLE;
 	plan = incetl_plan_get(&key, incetl_sql_history_settle(p), 4, argtypes, 0);
-	values[0] = Int64GetDatum(run->work_pos);
-	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
-	values[2] = Int64GetDatum(run->run_id);
-	values[3] = TimestampTzGetDatum(run->run_start);
+	keyed_batch_params(run, values);
 	/* the target and the history by key, as the batch's statement */
 	nest = incetl_begin_batch_settings(p, true);
 	rc = SPI_execute_plan(plan, values, NULL, false, 0);
@@ -1020,10 +1027,7 @@ keyed_batch(EngineRun *er)
 	key.kind = PLAN_KEYED_BATCH;
 	key.variant = run->strategy->stores_hashes;
 	plan = incetl_plan_get(&key, sql, nargs, argtypes, 0);
-	values[0] = Int64GetDatum(run->work_pos);
-	values[1] = Int64GetDatum(run->work_pos + p->batch_size);
-	values[2] = Int64GetDatum(run->run_id);
-	values[3] = TimestampTzGetDatum(run->run_start);
+	keyed_batch_params(run, values);
 	if (incetl_keyed_batch_merges(p, run->strategy->stores_hashes))
 	{
 		/* one MERGE, which joins each key of the batch once (no history) */

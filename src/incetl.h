@@ -113,8 +113,8 @@ typedef struct IncetlPipeline
 	bool		tgt_etl_run_id;
 	bool		tgt_soft_column;
 	bool		tgt_deleted_at;
-	char		src_citus;		/* incetl_citus_table_kind() of the source */
-	char		tgt_citus;		/* incetl_citus_table_kind() of the target */
+	char		src_citus;		/* what Citus makes of the source ('h', 'r', 'l'; '\0': nothing) */
+	char		tgt_citus;		/* and of the target */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
@@ -267,7 +267,6 @@ extern bool incetl_parse_delete_mode(const char *s);
 extern IncetlSchemaChange incetl_parse_schema_change(const char *s);
 extern void incetl_check_hash_algorithm(const char *s);
 extern int64 incetl_parse_wal_size(const char *s);
-extern char incetl_citus_table_kind(Oid relid);
 extern void incetl_check_not_citus_source(IncetlPipeline *p);
 extern bool incetl_is_time_type(Oid typid);
 extern char *incetl_type_name(Oid typid, int32 typmod);

@@ -309,8 +309,8 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
  * distributed one), another of pg_dist_partition's partition methods, or
  * '\0' for a table Citus does not manage (and on a server without Citus).
  */
-char
-incetl_citus_table_kind(Oid relid)
+static char
+citus_table_kind(Oid relid)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
@@ -340,12 +340,13 @@ incetl_citus_table_kind(Oid relid)
 /*
  * The strategies that capture changes where they are written ('trigger',
  * 'logical') see only what happens on this node: a Citus table's rows live
- * in shards, on the workers.
+ * in shards, on the workers.  After incetl_resolve_pipeline, which found
+ * what Citus makes of the source (strategies' check callbacks run after it).
  */
 void
 incetl_check_not_citus_source(IncetlPipeline *p)
 {
-	char		kind = incetl_citus_table_kind(p->source);
+	char		kind = p->src_citus;
 
 	if (kind != '\0')
 		ereport(ERROR,
@@ -590,8 +591,8 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 				 errmsg("target \"%s\" of pipeline \"%s\" is not a table",
 						RelationGetRelationName(tgt), p->name),
 				 errhint("The target must be a table or a partitioned table.")));
-	p->src_citus = incetl_citus_table_kind(p->source);
-	p->tgt_citus = incetl_citus_table_kind(p->target);
+	p->src_citus = citus_table_kind(p->source);
+	p->tgt_citus = citus_table_kind(p->target);
 	if (tgt->rd_rel->relhasrules)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
