@@ -52,6 +52,7 @@
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogrecovery.h"
+#include "access/xlogutils.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
@@ -63,18 +64,24 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
 #include "replication/slot.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
+#include "utils/queryenvironment.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/tuplestore.h"
 
 #include "strategy.h"
 
@@ -88,12 +95,27 @@ static bool incetl_logical_slot(IncetlPipeline *p, bool create, int64 run_id,
 								char **slot, XLogRecPtr *applied);
 static void incetl_logical_drop_slot_at_commit(IncetlPipeline *p);
 static void incetl_logical_advance(const char *slot, XLogRecPtr lsn);
-static void incetl_logical_catch_up(const char *slot);
 static Datum incetl_logical_peek_json(IncetlPipeline *p, const char *slot,
 									  XLogRecPtr applied, bool *truncated);
+
+/*
+ * What a run's read of its slot proposed for the slot's restart_lsn and
+ * catalog_xmin (see incetl_logical_read): the latest of each, applied when
+ * the run confirms.
+ */
+typedef struct SlotProposals
+{
+	XLogRecPtr	restart_valid;	/* once confirmed up to here ... */
+	XLogRecPtr	restart_lsn;	/* ... decoding may restart here */
+	XLogRecPtr	xmin_valid;		/* once confirmed up to here ... */
+	TransactionId catalog_xmin; /* ... catalog rows older may go */
+} SlotProposals;
+
 static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-								bool *truncated);
+								bool *truncated, SlotProposals *proposals);
+static void incetl_logical_confirm(const char *slot, XLogRecPtr lsn,
+								   const SlotProposals *proposals);
 
 
 /*
@@ -405,32 +427,6 @@ incetl_logical_advance(const char *slot, XLogRecPtr lsn)
 }
 
 /*
- * Move the slot's restart_lsn up to its confirmed position.  Every read of
- * the slot (peek or advance) decodes from restart_lsn, and one advance
- * leaves restart_lsn at the first snapshot the decoder saw after the
- * previous confirmed position: the next run would decode this run's WAL a
- * second time (its own target writes too, which are the bulk of it).  A
- * second advance to the same position, which decodes only that stretch
- * in fast-forward mode, moves restart_lsn close to it.  Measured on the
- * bench's 100k-change runs: a few ms, and the next run's peek reads a
- * third of the WAL it read before.
- */
-static void
-incetl_logical_catch_up(const char *slot)
-{
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
-
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_replication_slot_advance(slot_name, confirmed_flush_lsn) "
-							  "FROM pg_catalog.pg_replication_slots "
-							  "WHERE slot_name OPERATOR(pg_catalog.=) $1 "
-							  "AND restart_lsn OPERATOR(pg_catalog.<) confirmed_flush_lsn",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "incetl: could not advance replication slot \"%s\"", slot);
-}
-
-/*
  * Flush the WAL written so far and return the flush position.  Logical
  * decoding through SQL reads only up to the flush position, and a commit
  * with synchronous_commit = off is visible before its WAL is flushed: what
@@ -459,13 +455,240 @@ flush_wal(void)
 }
 
 /*
+ * The name under which a run's read of its slot is visible to the fill
+ * statement: an ephemeral named relation (as a trigger's transition
+ * tables are), which an unqualified name finds before any table.
+ */
+#define INCETL_CHANGES_ENR "incetl_slot_changes"
+
+/* what a read of the slot collects, as the output plugin writes it */
+typedef struct SlotRead
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;			/* (lsn pg_lsn, data text, o int8) */
+	int64		rows;
+	XLogRecPtr	above;			/* changes at or below it are applied */
+	XLogRecPtr	last_lsn;		/* the highest LSN of a change above it */
+	bool		truncated;		/* a TRUNCATE above it */
+} SlotRead;
+
+static void
+slot_read_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+						TransactionId xid, bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+static void
+slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+				TransactionId xid, bool last_write)
+{
+	SlotRead   *r = (SlotRead *) ctx->output_writer_private;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	text	   *data = cstring_to_text_with_len(ctx->out->data, ctx->out->len);
+
+	if (lsn > r->above)
+	{
+		if (lsn > r->last_lsn)
+			r->last_lsn = lsn;
+		/* decode.c writes a TRUNCATE as exactly this */
+		if (ctx->out->len == 10 && memcmp(ctx->out->data, "{\"op\":\"T\"}", 10) == 0)
+			r->truncated = true;
+	}
+	values[0] = LSNGetDatum(lsn);
+	values[1] = PointerGetDatum(data);
+	values[2] = Int64GetDatum(++r->rows);
+	tuplestore_putvalues(r->store, r->desc, values, nulls);
+	pfree(data);
+}
+
+/*
+ * Take what the decoder proposed for the slot since the last look: the
+ * slot keeps only the first proposal made after its confirmed position
+ * (logical.c's LogicalIncrease*ForSlot), so a reader that confirms once,
+ * after its transaction commits, would move restart_lsn only to the first
+ * snapshot after the previous run.  Taking each proposal out as it is
+ * made lets the next one in, and the run confirms with the latest.
+ */
+static void
+take_proposals(SlotProposals *proposals)
+{
+	ReplicationSlot *s = MyReplicationSlot;
+
+	SpinLockAcquire(&s->mutex);
+	if (s->candidate_restart_valid != InvalidXLogRecPtr)
+	{
+		proposals->restart_valid = s->candidate_restart_valid;
+		proposals->restart_lsn = s->candidate_restart_lsn;
+		s->candidate_restart_valid = InvalidXLogRecPtr;
+		s->candidate_restart_lsn = InvalidXLogRecPtr;
+	}
+	if (s->candidate_xmin_lsn != InvalidXLogRecPtr)
+	{
+		proposals->xmin_valid = s->candidate_xmin_lsn;
+		proposals->catalog_xmin = s->candidate_catalog_xmin;
+		s->candidate_xmin_lsn = InvalidXLogRecPtr;
+		s->candidate_catalog_xmin = InvalidTransactionId;
+	}
+	SpinLockRelease(&s->mutex);
+}
+
+/*
+ * Decode the slot's changes to the source, from its restart_lsn up to
+ * end_of_wal, without confirming anything: what pg_logical_slot_peek_changes
+ * does (noting the last LSN and any TRUNCATE above the LSN above), collected into a tuplestore in the caller's memory context, and
+ * with the decoder's proposals for the slot kept (take_proposals) so that
+ * confirming after the commit needs no second decoding of the same WAL
+ * (pg_replication_slot_advance decodes from restart_lsn again).  Runs as
+ * the current user (the pipeline's owner), with the same checks as the SQL
+ * functions; the output plugin is the slot's (incetl's decode.c).
+ */
+static SlotRead *
+incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
+					XLogRecPtr end_of_wal, SlotProposals *proposals)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	ResourceOwner old_resowner = CurrentResourceOwner;
+	SlotRead   *r = palloc0(sizeof(SlotRead));
+	List	   *options = NIL;
+	LogicalDecodingContext *ctx;
+
+	CheckSlotPermissions();
+	CheckLogicalDecodingRequirements();
+
+	r->desc = CreateTemplateTupleDesc(3);
+	TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+	TupleDescInitEntry(r->desc, (AttrNumber) 2, "data", TEXTOID, -1, 0);
+	TupleDescInitEntry(r->desc, (AttrNumber) 3, "o", INT8OID, -1, 0);
+	r->store = tuplestore_begin_heap(false, false, work_mem);
+	r->above = above;
+
+	options = lappend(options, makeDefElem("relid",
+										   (Node *) makeString(psprintf("%u", p->source)), -1));
+	if (p->hist_qname != NULL)
+	{
+		options = lappend(options, makeDefElem("times", (Node *) makeString("on"), -1));
+		options = lappend(options, makeDefElem("values", (Node *) makeString("on"), -1));
+	}
+
+	ReplicationSlotAcquire(slot, true);
+	PG_TRY();
+	{
+		ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									slot_read_prepare_write, slot_read_write, NULL);
+		if (XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("can no longer get changes from replication slot \"%s\"", slot),
+					 errdetail("This slot has never previously reserved WAL, or it has been invalidated.")));
+		MemoryContextSwitchTo(callercxt);
+		ctx->output_writer_private = r;
+
+		/* proposals made before this read are the decoder's, not ours */
+		take_proposals(proposals);
+		memset(proposals, 0, sizeof(SlotProposals));
+
+		XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
+		InvalidateSystemCaches();
+		while (ctx->reader->EndRecPtr < end_of_wal)
+		{
+			XLogRecord *record;
+			char	   *errm = NULL;
+
+			record = XLogReadRecord(ctx->reader, &errm);
+			if (errm)
+				elog(ERROR, "could not find record for logical decoding: %s", errm);
+			if (record != NULL)
+			{
+				LogicalDecodingProcessRecord(ctx, ctx->reader);
+				take_proposals(proposals);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+		CurrentResourceOwner = old_resowner;
+		FreeDecodingContext(ctx);
+		ReplicationSlotRelease();
+		InvalidateSystemCaches();
+	}
+	PG_CATCH();
+	{
+		InvalidateSystemCaches();
+		CurrentResourceOwner = old_resowner;
+
+		/*
+		 * Transaction abort does not release a slot (a walsender holds its
+		 * slot across transactions); a run that catches this error in a
+		 * subtransaction must find the slot free again.
+		 */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(callercxt);
+	return r;
+}
+
+/*
+ * Confirm the slot up to lsn after the run's commit: its confirmed_flush
+ * moves there, and its restart_lsn and catalog_xmin to what the read
+ * proposed for a position at or below lsn, as LogicalConfirmReceivedLocation
+ * does for a walsender's feedback.  Nothing is decoded.  Runs as the
+ * current user (the pipeline's owner), with the SQL functions' check.
+ */
+static void
+incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *proposals)
+{
+	ReplicationSlot *s;
+
+	if (lsn == InvalidXLogRecPtr)
+		return;
+	CheckSlotPermissions();
+	ReplicationSlotAcquire(slot, true);
+	s = MyReplicationSlot;
+	if (s->data.confirmed_flush < lsn)
+	{
+		SpinLockAcquire(&s->mutex);
+		if (proposals->restart_valid != InvalidXLogRecPtr &&
+			proposals->restart_valid <= lsn &&
+			proposals->restart_lsn > s->data.restart_lsn)
+		{
+			s->candidate_restart_valid = proposals->restart_valid;
+			s->candidate_restart_lsn = proposals->restart_lsn;
+		}
+		if (proposals->xmin_valid != InvalidXLogRecPtr &&
+			proposals->xmin_valid <= lsn &&
+			TransactionIdIsNormal(proposals->catalog_xmin) &&
+			TransactionIdPrecedes(s->data.catalog_xmin, proposals->catalog_xmin))
+		{
+			s->candidate_xmin_lsn = proposals->xmin_valid;
+			s->candidate_catalog_xmin = proposals->catalog_xmin;
+		}
+		SpinLockRelease(&s->mutex);
+		LogicalConfirmReceivedLocation(lsn);
+		/* as pg_logical_slot_get_changes: saved at the next checkpoint */
+		ReplicationSlotMarkDirty();
+		ReplicationSlotsComputeRequiredLSN();
+	}
+	ReplicationSlotRelease();
+}
+
+/*
  * The statement that peeks a slot's changes to the source ($1 slot, $2 the
- * source's OID as text, $3 the applied LSN or NULL) into the work table,
- * numbered from $4 + 1, and returns the highest number added, the last
- * LSN peeked, and whether a TRUNCATE was among the changes.
+ * source's OID as text, $3 the applied LSN or NULL) into the work table
+ * (from_read: reads them from what incetl_logical_read collected, the
+ * relation INCETL_CHANGES_ENR; else from pg_logical_slot_peek_changes,
+ * which EXPLAIN shows), numbered from $4 + 1, and returns the highest
+ * number added, the last LSN peeked, and whether a TRUNCATE was among the
+ * changes (from_read: NULL and false, the read knows them).  first: the
+ * work table is empty.
  */
 static char *
-logical_fill_sql(IncetlPipeline *p)
+logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 {
 	StringInfoData sql;
 	int			i;
@@ -481,11 +704,16 @@ logical_fill_sql(IncetlPipeline *p)
 	bool		times = p->hist_qname != NULL;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
-					 "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2%s) "
-					 "WITH ORDINALITY AS c (lsn, xid, data, o) "
-					 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
-					 times ? ", 'times', 'on', 'values', 'on'" : "");
+	if (from_read)
+		appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
+						 "FROM %s AS c WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
+						 INCETL_CHANGES_ENR);
+	else
+		appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
+						 "FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, NULL, 'relid', $2%s) "
+						 "WITH ORDINALITY AS c (lsn, xid, data, o) "
+						 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
+						 times ? ", 'times', 'on', 'values', 'on'" : "");
 	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
@@ -507,14 +735,24 @@ logical_fill_sql(IncetlPipeline *p)
 							   "ch.lsn AS cl, ch.o AS cs, ch.j OPERATOR(pg_catalog.->) 'n' AS cv, "
 							   "CAST(ch.j OPERATOR(pg_catalog.->>) 'op' AS pg_catalog.\"char\") AS cop");
 	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
-	appendStringInfo(&sql, ") AS x "
-					 "WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ", incetl_work_table_name(p));
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
-						 incetl_type_equality(p->keys[i]->src_type), i + 1);
-	appendStringInfoString(&sql, ") RETURNING rn) "
-						   "SELECT (SELECT pg_catalog.max(rn) FROM ins), (SELECT pg_catalog.max(lsn) FROM ch), "
-						   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
+	appendStringInfoString(&sql, ") AS x");
+	/* a work table that is still empty holds no key to skip */
+	if (!(from_read && first))
+	{
+		appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+						 incetl_work_table_name(p));
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
+							 incetl_type_equality(p->keys[i]->src_type), i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
+	appendStringInfoString(&sql, " RETURNING rn) SELECT (SELECT pg_catalog.max(rn) FROM ins)");
+	/* the read counted the last LSN and the TRUNCATEs as it collected them */
+	if (from_read)
+		appendStringInfoString(&sql, ", NULL::pg_catalog.pg_lsn, false");
+	else
+		appendStringInfoString(&sql, ", (SELECT pg_catalog.max(lsn) FROM ch), "
+							   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
 
 	return sql.data;
 }
@@ -529,7 +767,7 @@ logical_fill_sql(IncetlPipeline *p)
 static void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-					bool *truncated)
+					bool *truncated, SlotProposals *proposals)
 {
 	char	   *sql;
 	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
@@ -540,16 +778,33 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	bool		isnull;
 	Datum		d;
 	XLogRecPtr	flushed;
+	SlotRead   *r;
+	EphemeralNamedRelation enr;
+	int			rc;
+	int			nest;
 
-	sql = logical_fill_sql(p);
+	sql = logical_fill_sql(p, true, offset == 0);
 
 	/*
 	 * Everything committed up to the flush position read now is decoded by
-	 * the peek below, so once its changes are applied the slot may move there
-	 * even when this table had no change: a quiet source must not hold back
-	 * the WAL that other tables write.
+	 * the read below, so once its changes are applied the slot may move
+	 * there even when this table had no change: a quiet source must not hold
+	 * back the WAL that other tables write.
 	 */
 	flushed = flush_wal();
+	r = incetl_logical_read(p, slot, applied, flushed, proposals);
+
+	enr = palloc0(sizeof(EphemeralNamedRelationData));
+	enr->md.name = INCETL_CHANGES_ENR;
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = r->desc;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = (double) r->rows;
+	enr->reldata = r->store;
+	rc = SPI_register_relation(enr);
+	if (rc != SPI_OK_REL_REGISTER)
+		elog(ERROR, "incetl: could not register the changes read: %s",
+			 SPI_result_code_string(rc));
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(slot));
 	values[1] = CStringGetTextDatum(psprintf("%u", p->source));
@@ -558,19 +813,30 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	else
 		values[2] = LSNGetDatum(applied);
 	values[3] = Int64GetDatum(offset);
-	if (SPI_execute_with_args(sql, 4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+	/* the keys are sorted (row_number): in memory, as a batch would be */
+	nest = NewGUCNestLevel();
+	if (work_mem < 32 * 1024)
+		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_with_args(sql, 4, types, values, nulls, false, 0);
+	AtEOXact_GUC(true, nest);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	d = SPI_getbinval(tup, desc, 1, &isnull);
 	*max_rn = isnull ? offset : DatumGetInt64(d);
-	d = SPI_getbinval(tup, desc, 2, &isnull);
-	*last_lsn = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
 		*last_lsn = flushed;
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	*truncated = !isnull && DatumGetBool(d);
+	*truncated = r->truncated;
+
+	rc = SPI_unregister_relation(INCETL_CHANGES_ENR);
+	if (rc != SPI_OK_REL_UNREGISTER)
+		elog(ERROR, "incetl: could not unregister the changes read: %s",
+			 SPI_result_code_string(rc));
+	tuplestore_end(r->store);
 }
 
 /*
@@ -904,6 +1170,7 @@ typedef struct LogicalRun
 	XLogRecPtr	applied;		/* stored LSN at the start */
 	XLogRecPtr	last_lsn;		/* of the last change peeked */
 	bool		lsn_stored;
+	SlotProposals proposals;	/* what the read proposed for the slot */
 } LogicalRun;
 
 static void
@@ -951,7 +1218,7 @@ logical_fill_changes(IncetlRun *run)
 	/* confirm what an earlier run applied but could not confirm */
 	incetl_logical_advance(lr->slot, lr->applied);
 	incetl_logical_fill(run->p, lr->slot, lr->applied, run->work_total,
-						&run->work_total, &lr->last_lsn, &truncated);
+						&run->work_total, &lr->last_lsn, &truncated, &lr->proposals);
 	if (truncated)
 		run->need_compare = true;
 }
@@ -997,8 +1264,7 @@ logical_after_commit(IncetlRun *run)
 
 	if (lr->lsn_stored)
 	{
-		incetl_logical_advance(lr->slot, lr->last_lsn);
-		incetl_logical_catch_up(lr->slot);
+		incetl_logical_confirm(lr->slot, lr->last_lsn, &lr->proposals);
 	}
 }
 
@@ -1060,7 +1326,7 @@ logical_explain(IncetlExplain *ex)
 	else
 		values[2] = LSNGetDatum(state.applied);
 	values[3] = Int64GetDatum(0);
-	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p), 4, argtypes, values, nulls);
+	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p, false, false), 4, argtypes, values, nulls);
 }
 
 const IncetlStrategyRoutine incetl_logical_strategy = {
