@@ -117,6 +117,8 @@ static void deparse_insert_lists(StringInfo cols, StringInfo vals, IncetlPipelin
 								 int run_param, const char *rel);
 static void deparse_merge_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 								bool with_gone);
+static bool keyed_merge_direct(IncetlPipeline *p);
+static void deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param);
 static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -3000,13 +3002,18 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
 	/* a 'logical' key's latest change */
 	appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
-	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
 	argtypes[2] = INT8OID;
 	argtypes[3] = TIMESTAMPTZOID;
 	*nargs = p->hist_qname ? 4 : 3;
+	if (incetl_keyed_batch_merges(p, with_state) && keyed_merge_direct(p))
+	{
+		deparse_keyed_merge_direct(buf, p, 3);
+		return;
+	}
+	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
 	if (incetl_keyed_batch_merges(p, with_state))
 	{
 		Assert(p->hist_qname == NULL);
@@ -3035,6 +3042,87 @@ incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state)
 {
 	return !with_state && !p->soft_delete && !OidIsValid(p->history_table) &&
 		p->tgt_merge_ok;
+}
+
+/*
+ * Whether a keyed MERGE may join the batch's keys to the source and the
+ * target in one plan (deparse_keyed_merge_direct): the source is a table
+ * whose key is unique, so a key has at most one source row and needs no
+ * "newest row" step, and no delete flag turns a live row into a delete;
+ * not a Citus table (Citus plans the join of the batch to a distributed
+ * source as a CTE of its own, not inside a MERGE into a local table).
+ */
+static bool
+keyed_merge_direct(IncetlPipeline *p)
+{
+	return p->src_key_unique && p->src_relkind != 'v' && p->src_relkind != 'f' &&
+		p->src_citus == '\0' &&
+		p->delete_detection != DELETE_DETECT_FLAG && !history_change_time(p);
+}
+
+/*
+ * MERGE INTO <target> AS t
+ * USING (SELECT <source columns c1..cm>,
+ *				 CAST(b.k1 AS <target type>) AS g1, ...,
+ *				 s.<key1> IS NULL AS incetl_gone
+ *		  FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 AND ...) AS m
+ * ON t.<key1> = COALESCE(m.c<N1>, m.g1) AND ...
+ * WHEN MATCHED AND m.incetl_gone THEN DELETE
+ * WHEN MATCHED AND NOT m.incetl_gone AND <t changed by m> THEN UPDATE ...
+ * WHEN NOT MATCHED AND NOT m.incetl_gone THEN INSERT ...
+ *
+ * The keyed MERGE of deparse_merge_apply without the steps between: one
+ * probe of the source and one of the target per key, in one plan, where
+ * the general form materializes the source rows ("sb") and appends the
+ * live rows to the gone keys.  A live row is matched by its source key (as
+ * there), a gone key by the batch's: COALESCE picks the first, which is
+ * NULL exactly when the key is gone.  Same rows, same counts.
+ */
+static void
+deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
+{
+	int			i;
+	StringInfoData set;
+	StringInfoData cols;
+	StringInfoData vals;
+
+	appendStringInfo(buf, " MERGE INTO %s AS t USING (", p->tgt_qname);
+	deparse_src_columns(buf, p, false, false, false);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", CAST(b.k%d AS %s) AS g%d", i + 1,
+						 p->keys[i]->tgt_typename, i + 1);
+	appendStringInfo(buf, ", s.%s IS NULL AS incetl_gone FROM b LEFT JOIN %s AS s ON ",
+					 quote_identifier(p->keys[0]->name), p->src_qname);
+	deparse_source_key_match(buf, p, "b");
+	appendStringInfoString(buf, ") AS m ON ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		IncetlColumn *k = p->keys[i];
+
+		if (i)
+			appendStringInfoString(buf, " AND ");
+		incetl_deparse_operator_clause(buf,
+									   psprintf("t.%s", quote_identifier(k->name)),
+									   k->tgt_type,
+									   type_equality_operator(k->tgt_type),
+									   psprintf("COALESCE(m.c%d, m.g%d)", key_col(p, i), i + 1),
+									   k->tgt_type);
+	}
+	appendStringInfoString(buf, " WHEN MATCHED AND m.incetl_gone THEN DELETE");
+
+	initStringInfo(&set);
+	if (deparse_update_set(&set, p, run_param, "m"))
+	{
+		appendStringInfoString(buf, " WHEN MATCHED AND NOT m.incetl_gone AND ");
+		deparse_changes_row(buf, p, "m");
+		appendStringInfo(buf, " THEN UPDATE SET %s", set.data);
+	}
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	deparse_insert_lists(&cols, &vals, p, run_param, "m.");
+	appendStringInfo(buf, " WHEN NOT MATCHED AND NOT m.incetl_gone THEN INSERT %s VALUES (%s)",
+					 cols.data, vals.data);
 }
 
 /*
