@@ -18,12 +18,16 @@
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -43,6 +47,164 @@ incetl_run_kind_name(IncetlRunKind kind)
 			return "reconcile";
 	}
 	return "run";
+}
+
+/*
+ * The row of a run under way.  A run reserves its run_id when it starts
+ * and writes its row with its first progress (a committed batch, its
+ * estimate) or, for a run with nothing to do, once, at its end: a run
+ * that finds nothing writes one row instead of an INSERT and an UPDATE,
+ * which in a fresh session (a pg_cron job's) is most of what it costs.
+ * Nobody could see the row before the run's first commit after its start
+ * anyway, and that commit writes nothing else (the row appears with the
+ * first batch's commit, as its progress did).  "inserted" says this
+ * session inserted it; the transaction that did may have rolled back
+ * since, so an UPDATE that finds no row inserts it (log_update).
+ */
+typedef struct RunRow
+{
+	int64		run_id;
+	bool		inserted;
+	int32		pipeline_id;
+	char	   *pipeline;
+	IncetlRunKind kind;
+	char	   *watermark_before;
+	NameData	run_by;
+	TimestampTz started_at;
+	struct RunRow *next;
+} RunRow;
+
+static RunRow *run_rows = NULL;
+
+static RunRow *
+find_run_row(int64 run_id)
+{
+	for (RunRow *r = run_rows; r; r = r->next)
+		if (r->run_id == run_id)
+			return r;
+	return NULL;
+}
+
+static void
+forget_run_row(int64 run_id)
+{
+	RunRow	  **link = &run_rows;
+
+	while (*link)
+	{
+		RunRow	   *r = *link;
+
+		if (r->run_id == run_id)
+		{
+			*link = r->next;
+			pfree(r->pipeline);
+			if (r->watermark_before)
+				pfree(r->watermark_before);
+			pfree(r);
+			return;
+		}
+		link = &r->next;
+	}
+}
+
+static RunRow *
+remember_run_row(int64 run_id, bool inserted, IncetlPipeline *p, const char *pipeline_name,
+				 IncetlRunKind kind, const char *watermark_before, TimestampTz started_at)
+{
+	RunRow	   *r = MemoryContextAllocZero(TopMemoryContext, sizeof(RunRow));
+	int			n = 0;
+
+	/* rows of runs that ended in an error no one caught: keep a few */
+	for (RunRow *o = run_rows; o; o = o->next)
+		if (++n >= 8 && o->next)
+		{
+			forget_run_row(o->next->run_id);
+			break;
+		}
+	r->run_id = run_id;
+	r->inserted = inserted;
+	r->pipeline_id = p->id;
+	r->pipeline = MemoryContextStrdup(TopMemoryContext, pipeline_name);
+	r->kind = kind;
+	r->watermark_before = watermark_before ?
+		MemoryContextStrdup(TopMemoryContext, watermark_before) : NULL;
+	namestrcpy(&r->run_by, GetUserNameFromId(GetUserId(), false));
+	r->started_at = started_at;
+	r->next = run_rows;
+	run_rows = r;
+	return r;
+}
+
+/*
+ * Insert a run's row with what it has done so far: status NULL (running)
+ * or its end, and its estimate when rows_estimated >= 0.
+ */
+static void
+insert_run_row(RunRow *r, const char *status, IncetlCounts *c,
+			   const char *watermark_after, const char *error, int64 rows_estimated)
+{
+	Oid			argtypes[17] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, NAMEOID, TIMESTAMPTZOID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, TEXTOID, INT8OID};
+	Datum		values[17];
+	char		nulls[17];
+	StringInfoData sql;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(r->run_id);
+	values[1] = CStringGetTextDatum(r->pipeline);
+	values[2] = Int32GetDatum(r->pipeline_id);
+	values[3] = CStringGetTextDatum(incetl_run_kind_name(r->kind));
+	values[4] = CStringGetTextDatum(status ? status : "running");
+	if (r->watermark_before)
+		values[5] = CStringGetTextDatum(r->watermark_before);
+	else
+		nulls[5] = 'n';
+	if (watermark_after)
+		values[6] = CStringGetTextDatum(watermark_after);
+	else if (r->watermark_before)
+		values[6] = values[5];
+	else
+		nulls[6] = 'n';
+	values[7] = NameGetDatum(&r->run_by);
+	values[8] = TimestampTzGetDatum(r->started_at);
+	values[9] = Int32GetDatum(c->batches);
+	values[10] = Int64GetDatum(c->extracted);
+	values[11] = Int64GetDatum(c->inserted);
+	values[12] = Int64GetDatum(c->updated);
+	values[13] = Int64GetDatum(c->deleted);
+	values[14] = Int64GetDatum(c->unchanged);
+	if (error)
+		values[15] = CStringGetTextDatum(error);
+	else
+		nulls[15] = 'n';
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "INSERT INTO incetl.run_log (run_id, pipeline, pipeline_id, kind, "
+						   "status, watermark_before, watermark_after, run_by, started_at, "
+						   "batches, rows_extracted, rows_inserted, rows_updated, rows_deleted, "
+						   "rows_unchanged, error, finished_at");
+
+	/*
+	 * history_versions and rows_estimated (0.3) only when there is one to
+	 * write: a 0.2 catalog lacks the columns.
+	 */
+	if (c->history_versions != 0)
+		appendStringInfoString(&sql, ", history_versions");
+	if (rows_estimated >= 0)
+		appendStringInfoString(&sql, ", rows_estimated");
+	appendStringInfo(&sql, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+					 "$14, $15, $16, %s",
+					 status ? "pg_catalog.clock_timestamp()" : "NULL");
+	if (c->history_versions != 0)
+		appendStringInfoString(&sql, ", $17");
+	if (rows_estimated >= 0)
+		appendStringInfo(&sql, ", " INT64_FORMAT, rows_estimated);
+	appendStringInfoChar(&sql, ')');
+	values[16] = Int64GetDatum(c->history_versions);
+	incetl_spi_exec_owner(sql.data, c->history_versions != 0 ? 17 : 16,
+						  argtypes, values, nulls, SPI_OK_INSERT);
+	r->inserted = true;
 }
 
 /*
@@ -82,6 +244,13 @@ log_update(int64 run_id, const char *status, IncetlCounts *c,
 	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[11];
 	char		nulls[11];
+	RunRow	   *r = find_run_row(run_id);
+
+	if (r != NULL && !r->inserted)
+	{
+		insert_run_row(r, status, c, watermark_after, error, -1);
+		return;
+	}
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(run_id);
@@ -127,6 +296,9 @@ log_update(int64 run_id, const char *status, IncetlCounts *c,
 						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 						  c->history_versions == 0 ? 10 : 11,
 						  argtypes, values, nulls, SPI_OK_UPDATE);
+	/* inserted in a transaction that rolled back since */
+	if (SPI_processed == 0 && r != NULL)
+		insert_run_row(r, status, c, watermark_after, error, -1);
 }
 
 void
@@ -150,8 +322,19 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 	bool		no_id;
 	int32		pipeline_id;
 
+	RunRow	   *r;
+
 	log_update(run_id, status, c, watermark_after, error);
 
+	r = find_run_row(run_id);
+	if (r != NULL)
+	{
+		if (strcmp(status, "failed") == 0)
+			incetl_alert("failed", r->pipeline, run_id, status, error);
+		incetl_check_freshness(r->pipeline_id);
+		forget_run_row(run_id);
+		return;
+	}
 	tup = incetl_catalog_row("run_log", "run_id", F_INT8EQ, Int64GetDatum(run_id), &desc);
 	if (tup == NULL)
 		return;
@@ -173,16 +356,41 @@ incetl_log_estimate(int64 run_id, int64 rows)
 {
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		values[2];
+	RunRow	   *r;
 
 	/* a catalog older than the library has no such column */
 	if (get_attnum(get_relname_relid("run_log", get_namespace_oid("incetl", false)),
 				   "rows_estimated") == InvalidAttrNumber)
 		return;
+	r = find_run_row(run_id);
+	if (r != NULL && !r->inserted)
+	{
+		IncetlCounts none;
+
+		memset(&none, 0, sizeof(none));
+		insert_run_row(r, NULL, &none, NULL, NULL, rows);
+		return;
+	}
 	values[0] = Int64GetDatum(run_id);
 	values[1] = Int64GetDatum(rows);
 	incetl_spi_exec_owner("UPDATE incetl.run_log SET rows_estimated = $2 "
 						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 						  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * run_log's run_id sequence (the bigserial's), or InvalidOid when the
+ * catalog has none of that name: the run then inserts its row at once.
+ */
+static Oid
+run_log_sequence(void)
+{
+	Oid			nsp = get_namespace_oid("incetl", false);
+	Oid			seq = get_relname_relid("run_log_run_id_seq", nsp);
+
+	if (!OidIsValid(seq) || get_rel_relkind(seq) != RELKIND_SEQUENCE)
+		return InvalidOid;
+	return seq;
 }
 
 /*
@@ -278,6 +486,7 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	NameData	runby;
+	int64		run_id;
 
 	namestrcpy(&runby, GetUserNameFromId(GetUserId(), false));
 	values[0] = CStringGetTextDatum(pipeline_name);
@@ -299,12 +508,26 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 
 	if (!run_log_housekeeping_due(p->id, kind))
 	{
+		Oid			seq = run_log_sequence();
+		int64		run_id;
+
+		/* the row is written later (RunRow) */
+		if (OidIsValid(seq))
+		{
+			run_id = nextval_internal(seq, false);
+			remember_run_row(run_id, false, p, pipeline_name, kind, watermark_before,
+							 GetCurrentTimestamp());
+			return run_id;
+		}
 		incetl_spi_exec_owner("INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
 							  "watermark_before, watermark_after, run_by) "
 							  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
 							  5, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
-		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
+		run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+		remember_run_row(run_id, true, p, pipeline_name, kind, watermark_before,
+						 GetCurrentTimestamp());
+		return run_id;
 	}
 	incetl_spi_exec_owner("WITH closed AS (UPDATE incetl.run_log SET status = 'failed', "
 						  "finished_at = pg_catalog.clock_timestamp(), "
@@ -322,6 +545,9 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 						  "watermark_before, watermark_after, run_by) "
 						  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
 						  7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	remember_run_row(run_id, true, p, pipeline_name, kind, watermark_before,
+					 GetCurrentTimestamp());
+	return run_id;
 }
