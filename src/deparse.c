@@ -89,6 +89,7 @@ static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 							 const char *dcol);
 static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
 									 const char *rel, bool gone);
+static void deparse_target_key_match_to(StringInfo buf, IncetlPipeline *p, char **rhs);
 static void deparse_source_key_match(StringInfo buf, IncetlPipeline *p,
 									 const char *keyed);
 static void deparse_key_list(StringInfo buf, IncetlPipeline *p);
@@ -538,6 +539,17 @@ static void
 deparse_target_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
 						 bool gone)
 {
+	char	  **rhs = palloc(sizeof(char *) * p->nkeys);
+
+	for (int i = 0; i < p->nkeys; i++)
+		rhs[i] = psprintf("%s.%c%d", rel, gone ? 'g' : 'c', gone ? i + 1 : key_col(p, i));
+	deparse_target_key_match_to(buf, p, rhs);
+}
+
+/* t.<key1> = rhs[0] AND ...: target-typed expressions, the target's equality */
+static void
+deparse_target_key_match_to(StringInfo buf, IncetlPipeline *p, char **rhs)
+{
 	for (int i = 0; i < p->nkeys; i++)
 	{
 		IncetlColumn *k = p->keys[i];
@@ -548,9 +560,7 @@ deparse_target_key_match(StringInfo buf, IncetlPipeline *p, const char *rel,
 									   psprintf("t.%s", quote_identifier(k->name)),
 									   k->tgt_type,
 									   type_equality_operator(k->tgt_type),
-									   psprintf("%s.%c%d", rel, gone ? 'g' : 'c',
-												gone ? i + 1 : key_col(p, i)),
-									   k->tgt_type);
+									   rhs[i], k->tgt_type);
 	}
 }
 
@@ -3082,6 +3092,7 @@ static void
 deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 {
 	int			i;
+	char	  **rhs;
 	StringInfoData set;
 	StringInfoData cols;
 	StringInfoData vals;
@@ -3095,19 +3106,10 @@ deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 					 quote_identifier(p->keys[0]->name), p->src_qname);
 	deparse_source_key_match(buf, p, "b");
 	appendStringInfoString(buf, ") AS m ON ");
+	rhs = palloc(sizeof(char *) * p->nkeys);
 	for (i = 0; i < p->nkeys; i++)
-	{
-		IncetlColumn *k = p->keys[i];
-
-		if (i)
-			appendStringInfoString(buf, " AND ");
-		incetl_deparse_operator_clause(buf,
-									   psprintf("t.%s", quote_identifier(k->name)),
-									   k->tgt_type,
-									   type_equality_operator(k->tgt_type),
-									   psprintf("COALESCE(m.c%d, m.g%d)", key_col(p, i), i + 1),
-									   k->tgt_type);
-	}
+		rhs[i] = psprintf("COALESCE(m.c%d, m.g%d)", key_col(p, i), i + 1);
+	deparse_target_key_match_to(buf, p, rhs);
 	appendStringInfoString(buf, " WHEN MATCHED AND m.incetl_gone THEN DELETE");
 
 	initStringInfo(&set);
