@@ -301,6 +301,27 @@ log_update(int64 run_id, const char *status, IncetlCounts *c,
 		insert_run_row(r, status, c, watermark_after, error, -1);
 }
 
+/*
+ * Write a run's row now if it is still deferred (RunRow): a run that
+ * commits per batch shows as running from its start, so that incetl.status
+ * watches it while it reads, and a run killed before its first commit
+ * leaves a row that status shows as interrupted and the next run closes
+ * out (SPEC: one row per run).  Inside a transaction block nobody sees the
+ * row before the caller commits anyway, and a kill takes it back: there
+ * the row waits for the run's first progress or its end.
+ */
+void
+incetl_log_running(int64 run_id)
+{
+	RunRow	   *r = find_run_row(run_id);
+	IncetlCounts none;
+
+	if (r == NULL || r->inserted)
+		return;
+	memset(&none, 0, sizeof(none));
+	insert_run_row(r, NULL, &none, NULL, NULL, -1);
+}
+
 void
 incetl_log_progress(int64 run_id, IncetlCounts *c, const char *watermark_after)
 {

@@ -1292,6 +1292,9 @@ run_locked(EngineRun *er)
 	/* also closes out interrupted runs and prunes old rows */
 	run->run_id = incetl_log_begin_run(run->p, name, kind, run->wm_before);
 	run->wm_after = run->wm_before;
+	/* committed per batch: others see the run as running from here */
+	if (run->nonatomic)
+		incetl_log_running(run->run_id);
 	commit_if(er);
 
 	/*

@@ -801,6 +801,16 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
 	enr->md.enrtuples = (double) r->rows;
 	enr->reldata = r->store;
+
+	/*
+	 * In an SPI connection of the fill's own, which takes the registration
+	 * with it when it ends, also when the fill fails: the run's connection
+	 * serves run_all's next pipelines, which would find the name taken (and
+	 * the tuplestore it points to freed).  An error leaves the connection
+	 * to the abort of the step's subtransaction.
+	 */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	rc = SPI_register_relation(enr);
 	if (rc != SPI_OK_REL_REGISTER)
 		elog(ERROR, "incetl: could not register the changes read: %s",
@@ -832,10 +842,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 		*last_lsn = flushed;
 	*truncated = r->truncated;
 
-	rc = SPI_unregister_relation(INCETL_CHANGES_ENR);
-	if (rc != SPI_OK_REL_UNREGISTER)
-		elog(ERROR, "incetl: could not unregister the changes read: %s",
-			 SPI_result_code_string(rc));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 	tuplestore_end(r->store);
 }
 
