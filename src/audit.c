@@ -114,9 +114,13 @@ remember_run_row(int64 run_id, bool inserted, IncetlPipeline *p, const char *pip
 	RunRow	   *r = MemoryContextAllocZero(TopMemoryContext, sizeof(RunRow));
 	int			n = 0;
 
-	/* rows of runs that ended in an error no one caught: keep a few */
+	/*
+	 * The rows of the last runs of this session (an ended run's row stays
+	 * until then: see incetl_log_finish); a run under way is among them
+	 * unless 16 others began inside it.
+	 */
 	for (RunRow *o = run_rows; o; o = o->next)
-		if (++n >= 8 && o->next)
+		if (++n >= 16 && o->next)
 		{
 			forget_run_row(o->next->run_id);
 			break;
@@ -302,24 +306,28 @@ log_update(int64 run_id, const char *status, IncetlCounts *c,
 }
 
 /*
- * Write a run's row now if it is still deferred (RunRow): a run that
- * commits per batch shows as running from its start, so that incetl.status
- * watches it while it reads, and a run killed before its first commit
- * leaves a row that status shows as interrupted and the next run closes
- * out (SPEC: one row per run).  Inside a transaction block nobody sees the
- * row before the caller commits anyway, and a kill takes it back: there
- * the row waits for the run's first progress or its end.
+ * Write a run's row now if it is still deferred (RunRow), and say whether
+ * it did: a run that commits per batch shows as running (the engine
+ * commits it) before anything that may take time, so that incetl.status
+ * watches it while it reads, and a run killed then leaves a row that
+ * status shows as interrupted and the next run closes out (SPEC: one row
+ * per run).  The engine defers it only across the one-row probe that
+ * tells a run with nothing to do (engine.c, run_locked).  Inside a
+ * transaction block nobody sees the row before the caller commits anyway,
+ * and a kill takes it back: there the row waits for the run's first
+ * progress or its end.
  */
-void
+bool
 incetl_log_running(int64 run_id)
 {
 	RunRow	   *r = find_run_row(run_id);
 	IncetlCounts none;
 
 	if (r == NULL || r->inserted)
-		return;
+		return false;
 	memset(&none, 0, sizeof(none));
 	insert_run_row(r, NULL, &none, NULL, NULL, -1);
+	return true;
 }
 
 void
@@ -353,7 +361,12 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 		if (strcmp(status, "failed") == 0)
 			incetl_alert("failed", r->pipeline, run_id, status, error);
 		incetl_check_freshness(r->pipeline_id);
-		forget_run_row(run_id);
+
+		/*
+		 * Kept (remember_run_row keeps the last few): when the commit of
+		 * this end fails, the run records its failure, and the row this
+		 * end inserted went with the rollback.
+		 */
 		return;
 	}
 	tup = incetl_catalog_row("run_log", "run_id", F_INT8EQ, Int64GetDatum(run_id), &desc);

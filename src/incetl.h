@@ -384,7 +384,7 @@ extern void incetl_plan_execute_counted(SPIPlanPtr plan, int nargs,
 /* audit.c */
 extern void incetl_log_skipped(IncetlPipeline *p, const char *pipeline_name,
 							   IncetlRunKind kind, const char *watermark_before);
-extern void incetl_log_running(int64 run_id);
+extern bool incetl_log_running(int64 run_id);
 extern void incetl_log_progress(int64 run_id, IncetlCounts *c,
 								const char *watermark_after);
 extern void incetl_log_finish(int64 run_id, const char *status,
