@@ -650,6 +650,18 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
 	CheckSlotPermissions();
 	ReplicationSlotAcquire(slot, true);
 	s = MyReplicationSlot;
+
+	/*
+	 * Still the slot the run read: a slot dropped since and made again under
+	 * its name by someone else (physical, another database's, another
+	 * plugin's) is not ours to move.  The next run finds it not ours.
+	 */
+	if (!SlotIsLogical(s) || s->data.database != MyDatabaseId ||
+		strcmp(NameStr(s->data.plugin), "incetl") != 0)
+	{
+		ReplicationSlotRelease();
+		return;
+	}
 	if (s->data.confirmed_flush < lsn)
 	{
 		SpinLockAcquire(&s->mutex);
