@@ -592,7 +592,7 @@ nochange_case() {
 	local rep
 	begin_case "nothing changed"
 	psql_b -c 'VACUUM ANALYZE app.users, dw.users, dw.users_b'
-	for rep in $(seq 1 "$((REPS < 5 ? 5 : REPS))"); do
+	for rep in $(seq 1 "$((REPS < 15 ? 15 : REPS))"); do
 		run_pair "CALL incetl.run('users');" "$MERGE_USERS" "$rep"
 		expect_run users 0
 	done
