@@ -107,7 +107,7 @@ static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
 static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
 							   IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
-							   bool with_time);
+							   bool with_time, bool staged);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
 static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param);
 static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
@@ -1114,23 +1114,37 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
  * outer join of the keys to the source, in one snapshot.  with_time: "b"
  * has ct, when the key changed, which sb and gone carry as bt (for the
  * history table).
+ *
+ * staged (a Citus source, see incetl_sql_fill_stage): sb is the first CTE
+ * and reads the keys of rows rn in ($1, $2] of the stage, a table
+ * distributed with the source: a join Citus runs on each shard, so that
+ * only the batch's rows reach the coordinator (from "b", an intermediate
+ * result, it would pull the whole source there).
  */
 static void
 deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
-				   bool with_time)
+				   bool with_time, bool staged)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
 	/* one probe per key: the source row, or none when the key is gone */
-	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
+	appendStringInfoString(buf, staged ? "sb AS MATERIALIZED (" : ", sb AS MATERIALIZED (");
 	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
 	if (with_time)
 		appendStringInfoString(buf, ", b.ct AS bt");
-	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
+	appendStringInfo(buf, " FROM %s AS b LEFT JOIN %s AS s ON ",
+					 staged ? p->stage_qname : "b", p->src_qname);
 	deparse_source_key_match(buf, p, "b");
+	if (staged)
+	{
+		appendStringInfoString(buf, " WHERE ");
+		deparse_catalog_clause(buf, "b.rn", INT8OID, ">", "$1", INT8OID);
+		appendStringInfoString(buf, " AND ");
+		deparse_catalog_clause(buf, "b.rn", INT8OID, "<=", "$2", INT8OID);
+	}
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
 	deparse_dedupe(buf, p, p->watermark_column != NULL);
 
@@ -2777,6 +2791,22 @@ incetl_hash_state_name(IncetlPipeline *p)
 	return quote_qualified_identifier("incetl", incetl_hash_state_relname(p->id));
 }
 
+/*
+ * A 'hash' pipeline's stage on Citus, stage_<id>: the keys of a run's work
+ * table, in a table distributed with the source (incetl_sql_fill_stage).
+ */
+char *
+incetl_stage_relname(int32 pipeline_id)
+{
+	return psprintf("stage_%d", pipeline_id);
+}
+
+char *
+incetl_stage_name(IncetlPipeline *p)
+{
+	return quote_qualified_identifier("incetl", incetl_stage_relname(p->id));
+}
+
 char *
 incetl_queue_relname(int32 pipeline_id)
 {
@@ -2848,6 +2878,46 @@ incetl_sql_create_hash_state(IncetlPipeline *p)
 
 	initStringInfo(&buf);
 	deparse_create_hash_state(&buf, p);
+	return buf.data;
+}
+
+/*
+ * CREATE TABLE <stage> (rn pg_catalog.int8 NOT NULL, k1 <type> NOT NULL,
+ *		..., op pg_catalog."char")
+ */
+char *
+incetl_sql_create_stage(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (rn pg_catalog.int8 NOT NULL",
+					 incetl_stage_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, ", k%d %s NOT NULL", i + 1, p->keys[i]->src_typename);
+	appendStringInfoString(&buf, ", op pg_catalog.\"char\")");
+	return buf.data;
+}
+
+/*
+ * INSERT INTO <stage> (rn, k1, ..., op) SELECT rn, k1, ..., op
+ * FROM <work table>
+ *
+ * A run's keys, copied to the (emptied) stage once the work table holds
+ * them: the work table stays the engine's count and order of the keys;
+ * the keyed batches read their keys from the stage, on the shards.
+ */
+char *
+incetl_sql_fill_stage(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s (rn, ", incetl_stage_name(p));
+	deparse_key_list(&buf, p);
+	appendStringInfoString(&buf, ", op) SELECT rn, ");
+	deparse_key_list(&buf, p);
+	appendStringInfo(&buf, ", op FROM %s", incetl_work_table_name(p));
 	return buf.data;
 }
 
@@ -2989,18 +3059,29 @@ static void
 deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 					int *nargs, Oid *argtypes)
 {
-	appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
-	deparse_key_list(buf, p);
-	appendStringInfoString(buf, ", op");
-	if (history_change_time(p))
-		deparse_change_time(buf, p);
-	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
-	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
-	appendStringInfoString(buf, " AND ");
-	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
-	/* a 'logical' key's latest change */
-	appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
-	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
+	/* a 'hash' pipeline's batch on Citus reads its keys from the stage */
+	bool		staged = with_state && p->stage_qname != NULL;
+
+	if (staged)
+	{
+		Assert(!history_change_time(p) && p->src_key_unique);
+		appendStringInfoString(buf, "WITH ");
+	}
+	else
+	{
+		appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
+		deparse_key_list(buf, p);
+		appendStringInfoString(buf, ", op");
+		if (history_change_time(p))
+			deparse_change_time(buf, p);
+		appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+		deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
+		appendStringInfoString(buf, " AND ");
+		deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
+		/* a 'logical' key's latest change */
+		appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
+	}
+	deparse_keyed_rows(buf, p, with_state, history_change_time(p), staged);
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
@@ -3014,7 +3095,8 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 		return;
 	}
 	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
-	deparse_counts(buf, "b");
+	/* sb has one row per key of a staged batch (a unique source key) */
+	deparse_counts(buf, staged ? "sb" : "b");
 	deparse_history_count(buf, p, true);
 }
 
@@ -3182,7 +3264,7 @@ static void
 deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
 {
 	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
-	deparse_keyed_rows(buf, p, false, false);
+	deparse_keyed_rows(buf, p, false, false, false);
 	deparse_compare_cte(buf, p);
 	deparse_preview_select(buf, p, true);
 }
@@ -3406,14 +3488,16 @@ incetl_sql_hash_initial_keys(IncetlPipeline *p)
 }
 
 /*
- * SELECT NOT EXISTS (SELECT 1 FROM <hash state>)
+ * SELECT NOT EXISTS (SELECT 1 FROM <hash state> LIMIT 1)
  *
- * Whether a hash pipeline has no stored hashes: one row, one boolean.
+ * Whether a hash pipeline has no stored hashes: one row, one boolean.  (A
+ * hash state distributed by Citus sends the LIMIT to its shards; without
+ * it, Citus would bring every stored hash to the coordinator first.)
  */
 static void
 deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p)
 {
-	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)",
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s LIMIT 1)",
 					 incetl_hash_state_name(p));
 }
 
