@@ -24,9 +24,12 @@
  * coordinator, and a stage, incetl.stage_<id>, distributed with it too:
  * the run copies its keys there (engine.c) and each keyed batch reads its
  * source rows by a join on the shards (deparse_keyed_rows).  Both are made
- * at create (and at a reset) by the extension owner and given to the
- * pipeline's owner, as the hash state always was: in incetl's schema, where
- * no other role can make or replace a table.
+ * at create (and at a reset) by the extension owner in incetl's schema,
+ * where no other role can make or replace a table.  They stay the
+ * extension owner's, the pipeline's owner gets SELECT, INSERT, UPDATE and
+ * DELETE on them: Citus moves a shard by creating it on the other worker
+ * as the table's owner, who would need CREATE on incetl's schema, and a
+ * rebalance of the source's shards would fail.
  *
  * src/strategy_hash.c
  *
@@ -77,28 +80,31 @@ distribute_with_source(IncetlPipeline *p, const char *relname)
 }
 
 /*
- * The table of stored hashes (and on a distributed source the stage), made
- * by the extension owner, given to the owner.
+ * The table of stored hashes, made by the extension owner, given to the
+ * owner; on a distributed source, that table and the stage, distributed
+ * with the source, which the owner may read and write.
  */
 static void
 hash_setup(IncetlPipeline *p)
 {
 	const char *owner = quote_identifier(GetUserNameFromId(p->owner, false));
 	Oid			extowner = incetl_extension_owner();
-	bool		citus = p->src_dist_key >= 0 && p->src_key_unique;
 
 	incetl_exec_utility_as(extowner, incetl_sql_create_hash_state(p));
-	if (citus)
-		distribute_with_source(p, incetl_hash_state_relname(p->id));
-	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
-											  incetl_hash_state_name(p), owner));
-	incetl_depend_on_extension(incetl_hash_state_relname(p->id));
-	if (!citus)
+	if (p->src_dist_key < 0 || !p->src_key_unique)
+	{
+		incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
+												  incetl_hash_state_name(p), owner));
+		incetl_depend_on_extension(incetl_hash_state_relname(p->id));
 		return;
+	}
 	incetl_exec_utility_as(extowner, incetl_sql_create_stage(p));
+	distribute_with_source(p, incetl_hash_state_relname(p->id));
 	distribute_with_source(p, incetl_stage_relname(p->id));
-	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
-											  incetl_stage_name(p), owner));
+	incetl_exec_utility_as(extowner,
+						   psprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON %s, %s TO %s",
+									incetl_hash_state_name(p), incetl_stage_name(p), owner));
+	incetl_depend_on_extension(incetl_hash_state_relname(p->id));
 	incetl_depend_on_extension(incetl_stage_relname(p->id));
 }
 

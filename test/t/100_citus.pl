@@ -7,7 +7,14 @@
 #     deletes (delete_detection 'compare') with exact counts; a re-run
 #     writes nothing; the target equals the source;
 #   - 'hash' on a distributed source into a colocated distributed target,
-#     and 'timestamp' from a distributed source into a local target;
+#     and 'timestamp' from a distributed source into a local target; the
+#     hash pipeline keeps its hash state and a stage of each run's keys
+#     distributed with the source (the stage holds the last run's keys; the
+#     keyed batches read it on the shards: citus.log_remote_commands shows
+#     the join of stage and source shards), a reconcile repairs through it,
+#     and a plain role's pipeline can write both, which stay the extension
+#     owner's (Citus creates a moved shard as its table's owner, who must
+#     be able to create it in incetl's schema), through shard moves;
 #   - 'trigger' and 'logical' on a distributed or reference source are
 #     refused at create time (0A000), and nothing is left behind;
 #   - a shard of the target and of the source moved to the other worker
@@ -154,8 +161,62 @@ sleep 2;
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '4|20|2|succeeded', 'hash on a distributed source: changes counted exactly');
 equal('app.dsrc', 'dw.dist2', 'hash on a distributed source: target equals source');
+is($coord->safe_psql('postgres', q{
+SELECT count(*) FROM pg_dist_partition
+ WHERE colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'app.dsrc'::regclass)
+   AND logicalrelid::text IN (SELECT 'incetl.' || t || '_' || id FROM incetl.pipelines,
+							   unnest(ARRAY['hash_state', 'stage']) t WHERE name = 'h_dist')}),
+	'2', 'hash on a distributed source: hash state and stage are colocated with the source');
+my $h_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'h_dist'");
+is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.stage_$h_id"), '26',
+	"the stage holds the last run's keys");
+# the keyed batch joins stage and source shard by shard
+my ($rc, $out, $err) = $coord->psql('postgres', qq{
+UPDATE app.dsrc SET v = v || '~' WHERE id IN (20, 21, 22);
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('h_dist');
+});
+like($err, qr/FROM \(incetl\.stage_${h_id}_\d+ b LEFT JOIN app\.dsrc_\d+ s/,
+	'a keyed batch reads its source rows by a join of stage and source on each shard');
+is(last_run('h_dist'), '0|3|0|succeeded', 'hash on a distributed source: the staged run counted');
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '0|0|0|succeeded', 'hash on a distributed source: a re-run writes nothing');
+
+# a reconcile repairs the target through the stage
+$coord->safe_psql('postgres', q{
+DELETE FROM dw.dist2 WHERE id IN (30, 31);
+UPDATE dw.dist2 SET v = 'broken' WHERE id IN (40, 41, 42);
+INSERT INTO dw.dist2 VALUES (99999, 'extra', now());
+CALL incetl.reconcile('h_dist');
+});
+is(last_run('h_dist'), '2|3|1|succeeded', 'reconcile of a staged hash pipeline: exact counts');
+equal('app.dsrc', 'dw.dist2', 'reconcile of a staged hash pipeline: target equals source');
+
+# a plain role's hash pipeline on a distributed source: its state and stage
+$coord->safe_psql('postgres', q{
+CREATE ROLE alice LOGIN;
+GRANT USAGE ON SCHEMA app TO alice;
+GRANT USAGE, CREATE ON SCHEMA dw TO alice;
+GRANT SELECT ON app.dsrc TO alice;
+CREATE TABLE dw.alice_t (id integer PRIMARY KEY, v text, ts timestamptz);
+SELECT create_distributed_table('dw.alice_t', 'id', colocate_with => 'app.dsrc');
+ALTER TABLE dw.alice_t OWNER TO alice;
+});
+$coord->safe_psql('postgres', q{
+SET ROLE alice;
+SELECT incetl.create_pipeline('h_alice', 'app.dsrc', 'dw.alice_t', strategy => 'hash', batch_size => 500);
+CALL incetl.run('h_alice');
+});
+is(last_run('h_alice'), '2002|0|0|succeeded', "a plain role's staged hash pipeline: first run");
+my $a_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'h_alice'");
+is($coord->safe_psql('postgres',
+		"SELECT string_agg(relname || ':' || relowner::regrole || ':' || "
+		  . "has_table_privilege('alice', c.oid, 'SELECT, INSERT, UPDATE, DELETE'), ',' ORDER BY relname) "
+		  . "FROM pg_class c WHERE relname IN ('hash_state_$a_id', 'stage_$a_id')"),
+	"hash_state_$a_id:postgres:true,stage_$a_id:postgres:true",
+	"hash state and stage stay the extension owner's, the pipeline's owner writes them");
+equal('app.dsrc', 'dw.alice_t', "a plain role's staged hash pipeline: target equals source");
 $coord->safe_psql('postgres', "CALL incetl.run('ts_dsrc')");
 is(last_run('ts_dsrc'), '4|20|0|succeeded', 'distributed source into a local target: changes');
 
@@ -209,6 +270,13 @@ foreach my $case ([ 'ts_dist', 40 ], [ 'h_dist', 41 ])
 }
 equal('app.src', 'dw.dist', 'distributed target equals the source after a shard move');
 equal('app.dsrc', 'dw.dist2', 'distributed source and target equal after a shard move');
+$coord->safe_psql('postgres', "SET ROLE alice; CALL incetl.run('h_alice')");
+is(last_run('h_alice'), '0|41|0|succeeded', "a plain role's staged pipeline after the shard moves");
+equal('app.dsrc', 'dw.alice_t', "a plain role's staged pipeline: target equals source after the moves");
+$coord->safe_psql('postgres', "SELECT incetl.drop_pipeline('h_alice')");
+is($coord->safe_psql('postgres',
+		"SELECT count(*) FROM pg_class WHERE relname IN ('hash_state_$a_id', 'stage_$a_id')"),
+	'0', 'drop_pipeline drops the distributed hash state and stage');
 
 # a run applying 60 batches while a shard of its target moves and a writer writes
 $coord->safe_psql('postgres',
