@@ -142,6 +142,25 @@ foreach my $t ('dist', 'ref')
 	is(last_run("ts_$t"), '0|0|0|succeeded', "$t target: a re-run writes nothing");
 }
 
+# a batch into a distributed target is one INSERT ... ON CONFLICT DO UPDATE
+# per shard, which tells the rows it inserted from those it updated
+$coord->safe_psql('postgres', q{
+UPDATE app.src SET v = v || '^', ts = now() WHERE id IN (100, 200);
+INSERT INTO app.src VALUES (2006, 'v2006', now());
+});
+sleep 2;
+my ($rc0, $out0, $err0) = $coord->psql('postgres', qq{
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('ts_dist');
+});
+like($err0, qr/INSERT INTO dw\.dist_\d+ AS t .* ON CONFLICT\(id\) DO UPDATE SET/,
+	'a batch into a distributed target upserts on each shard');
+is(last_run('ts_dist'), '1|2|0|succeeded', 'the upsert counts inserts and updates apart');
+$coord->safe_psql('postgres', "CALL incetl.run('ts_ref')");
+is(last_run('ts_ref'), '1|2|0|succeeded', 'the same into a reference target');
+equal('app.src', 'dw.dist', 'distributed target equals the source after the upsert');
+
 # --- a distributed source: hash into a colocated target, timestamp into a local one
 $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('h_dist', 'app.dsrc', 'dw.dist2', strategy => 'hash', batch_size => 300)");
