@@ -37,10 +37,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "strategy.h"
 
@@ -113,8 +115,11 @@ hash_teardown(IncetlPipeline *p)
 {
 	incetl_exec_utility_as(incetl_extension_owner(),
 						   psprintf("DROP TABLE IF EXISTS %s", incetl_hash_state_name(p)));
-	incetl_exec_utility_as(incetl_extension_owner(),
-						   psprintf("DROP TABLE IF EXISTS %s", incetl_stage_name(p)));
+	/* the stage, where there is one (no NOTICE where there is none) */
+	if (OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
+									 get_namespace_oid("incetl", false))))
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("DROP TABLE %s", incetl_stage_name(p)));
 }
 
 /* the stored hashes no longer describe the rows: start afresh */
