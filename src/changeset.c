@@ -153,7 +153,7 @@ incetl_work_ready(IncetlPipeline *p, int64 rows)
 void
 incetl_stage_fill(IncetlPipeline *p, int64 rows)
 {
-	if (SPI_execute(psprintf("DELETE FROM %s", p->stage_qname), false, 0) != SPI_OK_DELETE)
+	if (SPI_execute(psprintf("DELETE FROM %s", incetl_stage_name(p)), false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "incetl: could not empty the stage");
 	if (rows > 0 &&
 		(SPI_execute(incetl_sql_fill_stage(p), false, 0) != SPI_OK_INSERT ||

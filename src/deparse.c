@@ -1136,7 +1136,7 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
 	if (with_time)
 		appendStringInfoString(buf, ", b.ct AS bt");
 	appendStringInfo(buf, " FROM %s AS b LEFT JOIN %s AS s ON ",
-					 staged ? p->stage_qname : "b", p->src_qname);
+					 staged ? incetl_stage_name(p) : "b", p->src_qname);
 	deparse_source_key_match(buf, p, "b");
 	if (staged)
 	{
@@ -2826,6 +2826,22 @@ incetl_stage_name(IncetlPipeline *p)
 	return quote_qualified_identifier("incetl", incetl_stage_relname(p->id));
 }
 
+/*
+ * The stage of p, quoted, where its keyed batches use one: a 'hash'
+ * pipeline whose source is hash-distributed by a column of its unique key
+ * has one from its create on (strategy_hash.c); else (made before, or
+ * distributed since) NULL, and the batches read the work table.
+ */
+char *
+incetl_stage_qname(IncetlPipeline *p)
+{
+	if (p->src_dist_key < 0 || !p->src_key_unique || p->id <= 0 ||
+		!OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
+									  get_namespace_oid("incetl", false))))
+		return NULL;
+	return incetl_stage_name(p);
+}
+
 char *
 incetl_queue_relname(int32 pipeline_id)
 {
@@ -3079,7 +3095,7 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 					int *nargs, Oid *argtypes)
 {
 	/* a 'hash' pipeline's batch on Citus reads its keys from the stage */
-	bool		staged = with_state && p->stage_qname != NULL;
+	bool		staged = with_state && incetl_stage_qname(p) != NULL;
 
 	if (staged)
 	{

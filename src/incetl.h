@@ -118,8 +118,6 @@ typedef struct IncetlPipeline
 	int			src_dist_key;	/* the key that is a hash-distributed
 								 * source's distribution column (0-based);
 								 * -1: none */
-	char	   *stage_qname;	/* a 'hash' pipeline's stage on Citus
-								 * (deparse.c), quoted; NULL: none */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
@@ -336,6 +334,7 @@ extern char *incetl_hash_state_relname(int32 pipeline_id);
 extern char *incetl_queue_table_name(IncetlPipeline *p);
 extern char *incetl_stage_name(IncetlPipeline *p);
 extern char *incetl_stage_relname(int32 pipeline_id);
+extern char *incetl_stage_qname(IncetlPipeline *p);
 extern char *incetl_sql_create_stage(IncetlPipeline *p);
 extern char *incetl_sql_fill_stage(IncetlPipeline *p);
 extern char *incetl_queue_relname(int32 pipeline_id);

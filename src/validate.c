@@ -339,13 +339,10 @@ citus_table_kind(Oid relid)
 
 /*
  * On a hash-distributed source: which key is its distribution column
- * (p->src_dist_key), and whether the pipeline keeps a stage there
- * (p->stage_qname: a 'hash' pipeline made one at create, strategy_hash.c,
- * when the source has a unique key that includes that column).  After the
- * keys and src_key_unique are known.
+ * (p->src_dist_key).  After the keys are known.
  */
 static void
-resolve_citus_stage(IncetlPipeline *p)
+resolve_citus_dist_key(IncetlPipeline *p)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
@@ -353,7 +350,6 @@ resolve_citus_stage(IncetlPipeline *p)
 	Datum		d;
 
 	p->src_dist_key = -1;
-	p->stage_qname = NULL;
 	if (p->src_citus != 'h')
 		return;
 	values[0] = ObjectIdGetDatum(p->source);
@@ -370,10 +366,6 @@ resolve_citus_stage(IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		if (strcmp(p->keys[i]->name, TextDatumGetCString(d)) == 0)
 			p->src_dist_key = i;
-	if (p->src_dist_key >= 0 && p->src_key_unique && p->id > 0 &&
-		OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
-									 get_namespace_oid("incetl", false))))
-		p->stage_qname = incetl_stage_name(p);
 }
 
 /*
@@ -943,7 +935,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	}
 
 	p->tgt_merge_ok = target_takes_merge(p, tgt);
-	resolve_citus_stage(p);
+	resolve_citus_dist_key(p);
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
