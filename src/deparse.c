@@ -2436,7 +2436,9 @@ deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
  *	SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, <key object> FROM cmp
  *	[UNION ALL SELECT 'delete', <key object of gone> FROM gone
  *	 WHERE EXISTS (SELECT 1 FROM <target> AS t WHERE t.<key1> = gone.g1 AND ...
- *				   AND t.<soft> IS NOT TRUE | AND true)]
+ *				   AND t.<soft> IS NOT TRUE | AND true)
+ *	 | FROM gone JOIN <target> AS t ON t.<key1> = gone.g1 ...
+ *	   [AND t.<soft> IS NOT TRUE]	-- a Citus target]
  *
  * A preview's rows, after the CTEs up to cmp: what cmp would insert or
  * update and, with_gone, the keys of "gone" that the target holds (and has
@@ -2452,6 +2454,19 @@ deparse_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
 		return;
 	appendStringInfoString(buf, " UNION ALL SELECT 'delete', ");
 	deparse_key_object(buf, p, "gone.", true);
+	if (p->tgt_citus != '\0')
+	{
+		/*
+		 * Citus runs no correlated subquery beside a CTE: a join, which it
+		 * sends to the shards (the target's key is unique: ON CONFLICT
+		 * needs it).
+		 */
+		appendStringInfo(buf, " FROM gone JOIN %s AS t ON ", p->tgt_qname);
+		deparse_target_key_match(buf, p, "gone", true);
+		if (p->soft_delete)
+			appendStringInfo(buf, " AND t.%s IS NOT TRUE", quote_identifier(p->soft_delete_column));
+		return;
+	}
 	appendStringInfo(buf, " FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
 					 p->tgt_qname);
 	deparse_target_key_match(buf, p, "gone", true);
