@@ -97,6 +97,7 @@ INSERT INTO app.dsrc SELECT g, 'd' || g, now() - interval '1 day' + g * interval
 CREATE TABLE dw.dist2 (id integer PRIMARY KEY, v text, ts timestamptz);
 SELECT create_distributed_table('dw.dist2', 'id', colocate_with => 'app.dsrc');
 CREATE TABLE dw.loc (id integer PRIMARY KEY, v text, ts timestamptz);
+CREATE TABLE dw.hloc (id integer PRIMARY KEY, v text, ts timestamptz);
 });
 
 # last_run($pipeline): "inserted|updated|deleted|status" of its last run
@@ -167,8 +168,12 @@ $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('h_dist', 'app.dsrc', 'dw.dist2', strategy => 'hash', batch_size => 300)");
 $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('ts_dsrc', 'app.dsrc', 'dw.loc', watermark_column => 'ts', batch_size => 300)");
+$coord->safe_psql('postgres',
+	"SELECT incetl.create_pipeline('h_dloc', 'app.dsrc', 'dw.hloc', strategy => 'hash', batch_size => 300)");
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '2000|0|0|succeeded', 'hash on a distributed source: first run counted');
+$coord->safe_psql('postgres', "CALL incetl.run('h_dloc')");
+is(last_run('h_dloc'), '2000|0|0|succeeded', 'hash from a distributed source into a local target');
 $coord->safe_psql('postgres', "CALL incetl.run('ts_dsrc')");
 is(last_run('ts_dsrc'), '2000|0|0|succeeded', 'distributed source into a local target: first run');
 $coord->safe_psql(
@@ -181,6 +186,9 @@ sleep 2;
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '4|20|2|succeeded', 'hash on a distributed source: changes counted exactly');
 equal('app.dsrc', 'dw.dist2', 'hash on a distributed source: target equals source');
+$coord->safe_psql('postgres', "CALL incetl.run('h_dloc')");
+is(last_run('h_dloc'), '4|20|2|succeeded', 'hash from a distributed source into a local target: changes');
+equal('app.dsrc', 'dw.hloc', 'hash from a distributed source into a local target: equal');
 is($coord->safe_psql('postgres', q{
 SELECT count(*) FROM pg_dist_partition
  WHERE colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'app.dsrc'::regclass)
