@@ -105,11 +105,13 @@ static void deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name
 static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
 								IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
-							   IncetlBatchShape *shape, int *np, Oid *argtypes);
+							   IncetlBatchShape *shape, int *np, Oid *argtypes,
+							   char **rows_again);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
 							   bool with_time, bool staged);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
-static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+									  const char *rows);
 static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
 static bool deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *rel);
@@ -158,7 +160,8 @@ static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									const char *state_table);
 static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
-							   bool with_gone, const char *state_table);
+							   bool with_gone, const char *state_table,
+							   const char *citus_rows);
 static void deparse_preview_select(StringInfo buf, IncetlPipeline *p,
 								   bool with_gone);
 static void deparse_counts(StringInfo buf, const char *read_from);
@@ -990,12 +993,13 @@ deparse_change_time(StringInfo buf, IncetlPipeline *p)
  */
 static void
 deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
-				   int *np, Oid *argtypes)
+				   int *np, Oid *argtypes, char **rows_again)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
 	const char *newest;
+	int			src_start;
 
 	/*
 	 * Without a unique index on the key, (watermark, key) may repeat (a
@@ -1014,6 +1018,7 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 
 	/* the batch: source rows in (watermark, key) order */
 	appendStringInfo(buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
+	src_start = buf->len;
 	deparse_src_columns(buf, p, true, flag, false);
 	appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
 	deparse_batch_where(buf, p, shape, np, argtypes);
@@ -1027,6 +1032,8 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		else
 			appendStringInfo(buf, " LIMIT %d", p->batch_size);
 	}
+	if (rows_again)
+		*rows_again = pnstrdup(buf->data + src_start, buf->len - src_start);
 	appendStringInfoString(buf, ")");
 	if (probe)
 	{
@@ -1085,6 +1092,15 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 
 	deparse_dedupe(buf, p, true);
 	newest = deparse_newest_guard(buf, p);
+
+	/*
+	 * rows_again: where d is src (one row per key, no guard, no flag), the
+	 * text of src's query, for the caller to read the same rows again in
+	 * the same statement (same snapshot); else NULL.
+	 */
+	if (rows_again && (probe || flag || strcmp(newest, "d0") != 0 ||
+					   !p->src_key_unique || p->src_relkind == 'v' || p->src_relkind == 'f'))
+		*rows_again = NULL;
 	if (flag)
 	{
 		appendStringInfo(buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
@@ -1253,14 +1269,21 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
  * rows and counts.  (A BEFORE INSERT trigger on the target sees every row
  * of the batch, also those that then update.)  With nothing to update
  * (only key columns), DO NOTHING.
+ *
+ * rows: the query of the batch's rows "d" to read again (a range batch
+ * from a local source, deparse_batch_rows), or NULL to read d.  Citus
+ * sends a CTE's rows that an INSERT ... SELECT reads to every worker
+ * first; the source read again in the same statement (the same snapshot,
+ * so the same rows) goes only to the shards.
  */
 static void
-deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param)
+deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+						  const char *rows)
 {
 	StringInfoData set;
 
 	appendStringInfoString(buf, ", ups AS (");
-	deparse_insert_into(buf, p, run_param, "d");
+	deparse_insert_into(buf, p, run_param, rows ? psprintf("(%s) AS d", rows) : "d");
 	appendStringInfoString(buf, " ON CONFLICT (");
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%s%s", i ? ", " : "", quote_identifier(p->keys[i]->name));
@@ -2407,16 +2430,18 @@ deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch)
  * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
  * k1..kn).  $<run_param> is the run id; with a history table,
  * $<run_param + 1> is the run's start (deparse_history_ctes follows).
+ * citus_rows: see deparse_citus_upsert_ctes.
  */
 static void
 deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
-				   bool with_gone, const char *state_table)
+				   bool with_gone, const char *state_table,
+				   const char *citus_rows)
 {
 	bool		with_upd = true;
 
 	/* into Citus, no cmp (see there); history versions need cmp */
 	if (p->tgt_citus != '\0' && p->hist_qname == NULL)
-		deparse_citus_upsert_ctes(buf, p, run_param);
+		deparse_citus_upsert_ctes(buf, p, run_param, citus_rows);
 	else
 	{
 		deparse_compare_cte(buf, p);
@@ -2585,6 +2610,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 {
 	int			np = 0;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+	char	   *citus_rows = NULL;
 
 	if (shape->fast_load && shape->edge && p->hist_qname == NULL)
 	{
@@ -2611,7 +2637,10 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		return;
 	}
 
-	deparse_batch_rows(buf, p, shape, &np, argtypes);
+	/* a local source into a Citus target: read the rows again there */
+	deparse_batch_rows(buf, p, shape, &np, argtypes,
+					   p->tgt_citus != '\0' && p->src_citus == '\0' && !shape->preview ?
+					   &citus_rows : NULL);
 
 	if (shape->preview)
 	{
@@ -2646,7 +2675,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		deparse_history_ctes(buf, p, run_param, "d", false, false);
 	}
 	else
-		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL);
+		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL, citus_rows);
 
 	deparse_counts(buf, "src");
 	if (!shape->edge)
@@ -3144,7 +3173,7 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 		deparse_merge_apply(buf, p, 3, true);
 		return;
 	}
-	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
+	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL, NULL);
 	/* sb has one row per key of a staged batch (a unique source key) */
 	deparse_counts(buf, staged ? "sb" : "b");
 	deparse_history_count(buf, p, true);
