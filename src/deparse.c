@@ -1462,14 +1462,22 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 			appendStringInfoString(buf, ", deleted_at = NULL");
 		first = false;
 	}
+	/*
+	 * (From EXCLUDED, what the insert would have set: Citus takes no
+	 * function but an immutable one in an ON CONFLICT's SET.)
+	 */
 	if (p->tgt_etl_updated_at)
 	{
-		appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
+		appendStringInfo(buf, "%setl_updated_at = %s", first ? "" : ", ",
+						 rel ? "pg_catalog.now()" : "EXCLUDED.etl_updated_at");
 		first = false;
 	}
 	if (p->tgt_etl_run_id)
 	{
-		appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		if (rel)
+			appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		else
+			appendStringInfo(buf, "%setl_run_id = EXCLUDED.etl_run_id", first ? "" : ", ");
 		first = false;
 	}
 	return !first;

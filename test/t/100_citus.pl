@@ -167,6 +167,36 @@ $coord->safe_psql('postgres', "CALL incetl.run('ts_ref')");
 is(last_run('ts_ref'), '1|2|0|succeeded', 'the same into a reference target');
 equal('app.src', 'dw.dist', 'distributed target equals the source after the upsert');
 
+# into a distributed target with etl columns and soft deletes: the upsert
+# sets them from what the insert would have (Citus takes no now() in an ON
+# CONFLICT's SET)
+$coord->safe_psql('postgres', q{
+CREATE TABLE app.s2 (id integer PRIMARY KEY, v text, ts timestamptz NOT NULL);
+INSERT INTO app.s2 SELECT g, 'v' || g, now() - interval '1 hour' FROM generate_series(1, 50) g;
+CREATE TABLE dw.soft (id integer PRIMARY KEY, v text, ts timestamptz, is_deleted boolean,
+					  etl_inserted_at timestamptz, etl_updated_at timestamptz, etl_run_id bigint);
+SELECT create_distributed_table('dw.soft', 'id');
+SELECT incetl.create_pipeline('ts_soft', 'app.s2', 'dw.soft', watermark_column => 'ts',
+							  delete_detection => 'compare', delete_mode => 'soft', batch_size => 20);
+CALL incetl.run('ts_soft');
+DELETE FROM app.s2 WHERE id = 2;
+UPDATE app.s2 SET v = v || '!', ts = now() WHERE id IN (3, 4);
+});
+sleep 2;
+$coord->safe_psql('postgres', "CALL incetl.run('ts_soft')");
+is(last_run('ts_soft'), '0|2|1|succeeded', 'etl columns and a soft delete into a distributed target');
+$coord->safe_psql('postgres', "INSERT INTO app.s2 VALUES (2, 'back', now())");
+sleep 2;
+$coord->safe_psql('postgres', "CALL incetl.run('ts_soft')");
+is(last_run('ts_soft'), '0|1|0|succeeded', 'a soft-deleted key that comes back is an update');
+is($coord->safe_psql('postgres', q{
+SELECT string_agg(id || ':' || v || ':' || is_deleted || ':' || (etl_updated_at > etl_inserted_at)
+				  || ':' || (etl_run_id = (SELECT max(run_id) FROM incetl.run_log WHERE pipeline = 'ts_soft')),
+				  ',' ORDER BY id)
+  FROM dw.soft WHERE id <= 5}),
+	'1:v1:false:false:false,2:back:false:true:true,3:v3!:false:true:false,4:v4!:false:true:false,5:v5:false:false:false',
+	'the upsert set the soft-delete flag and etl columns as an update does');
+
 # --- a distributed source: hash into a colocated target, timestamp into a local one
 $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('h_dist', 'app.dsrc', 'dw.dist2', strategy => 'hash', batch_size => 300)");
