@@ -11,6 +11,7 @@
 # make bench                           incetl against hand-written SQL, 1M rows (as root)
 # make bench-scale                     the same 1% and nothing-changed runs at 1M and
 #                                      10M rows: cost follows the change (as root, ~10 GB)
+# make bench-citus                     the same runs into Citus and local tables (as root)
 
 MODULE_big = incetl
 OBJS = \
@@ -132,7 +133,13 @@ bench:
 bench-scale:
 	BENCH_SCALE=1 $(if $(BENCH_SCALE_SIZES),BENCH_SCALE_SIZES='$(BENCH_SCALE_SIZES)') bash test/bench.sh
 
-.PHONY: bench bench-scale
+# make bench-citus [BENCH_N=rows]: the same runs on local tables and on Citus
+# tables (a coordinator and two workers started for it), side by side
+# (test/bench_citus.sh, as root; skipped, saying so, without Citus)
+bench-citus:
+	bash test/bench_citus.sh $(BENCH_N)
+
+.PHONY: bench bench-scale bench-citus
 
 # make valgrind: the regression and isolation suites with every server
 # process under Valgrind, on PostgreSQL 15 built from source with

@@ -158,6 +158,23 @@ incetl_work_ready(IncetlPipeline *p, int64 rows)
 }
 
 /*
+ * A 'hash' pipeline on Citus (strategy_hash.c): its keyed batches read
+ * their keys from the stage, a table distributed with the source.  Once
+ * the work table holds the run's keys, the stage gets them instead of
+ * what an earlier run (perhaps one that failed) left there.
+ */
+void
+incetl_stage_fill(IncetlPipeline *p, int64 rows)
+{
+	if (SPI_execute(psprintf("DELETE FROM %s", incetl_stage_name(p)), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "incetl: could not empty the stage");
+	if (rows > 0 &&
+		(SPI_execute(incetl_sql_fill_stage(p), false, 0) != SPI_OK_INSERT ||
+		 (int64) SPI_processed != rows))
+		elog(ERROR, "incetl: could not fill the stage");
+}
+
+/*
  * The preview of a keyed change set: keys_sql yields the keys k1..kn, each
  * classified against the source and the target exactly as a keyed batch
  * would apply it.  After a TRUNCATE (truncated) the run's compare pass

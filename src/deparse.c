@@ -106,11 +106,13 @@ static void deparse_last_row(StringInfo buf, IncetlPipeline *p, const char *name
 static void deparse_batch_where(StringInfo buf, IncetlPipeline *p,
 								IncetlBatchShape *shape, int *np, Oid *argtypes);
 static void deparse_batch_rows(StringInfo buf, IncetlPipeline *p,
-							   IncetlBatchShape *shape, int *np, Oid *argtypes);
+							   IncetlBatchShape *shape, int *np, Oid *argtypes,
+							   char **rows_again);
 static void deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
-							   bool with_time);
+							   bool with_time, bool staged);
 static void deparse_compare_cte(StringInfo buf, IncetlPipeline *p);
-static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+									  const char *rows);
 static void deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel);
 static bool deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 							   const char *rel);
@@ -161,7 +163,8 @@ static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 static void deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									const char *state_table);
 static void deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
-							   bool with_gone, const char *state_table);
+							   bool with_gone, const char *state_table,
+							   const char *citus_rows);
 static void deparse_preview_select(StringInfo buf, IncetlPipeline *p,
 								   bool with_gone);
 static void deparse_counts(StringInfo buf, const char *read_from);
@@ -1002,12 +1005,13 @@ deparse_change_time(StringInfo buf, IncetlPipeline *p)
  */
 static void
 deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
-				   int *np, Oid *argtypes)
+				   int *np, Oid *argtypes, char **rows_again)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 	const char *qwm = quote_identifier(p->watermark_column);
 	const char *newest;
+	int			src_start;
 
 	/*
 	 * Without a unique index on the key, (watermark, key) may repeat (a
@@ -1026,6 +1030,7 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 
 	/* the batch: source rows in (watermark, key) order */
 	appendStringInfo(buf, "WITH %s AS MATERIALIZED (", probe ? "src0" : "src");
+	src_start = buf->len;
 	deparse_src_columns(buf, p, true, flag, false);
 	appendStringInfo(buf, " FROM %s AS s WHERE ", p->src_qname);
 	deparse_batch_where(buf, p, shape, np, argtypes);
@@ -1039,6 +1044,8 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		else
 			appendStringInfo(buf, " LIMIT %d", p->batch_size);
 	}
+	if (rows_again)
+		*rows_again = pnstrdup(buf->data + src_start, buf->len - src_start);
 	appendStringInfoString(buf, ")");
 	if (probe)
 	{
@@ -1097,6 +1104,15 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 
 	deparse_dedupe(buf, p, true);
 	newest = deparse_newest_guard(buf, p);
+
+	/*
+	 * rows_again: where d is src (one row per key, no guard, no flag), the
+	 * text of src's query, for the caller to read the same rows again in
+	 * the same statement (same snapshot); else NULL.
+	 */
+	if (rows_again && (probe || flag || strcmp(newest, "d0") != 0 ||
+					   !p->src_key_unique || p->src_relkind == 'v' || p->src_relkind == 'f'))
+		*rows_again = NULL;
 	if (flag)
 	{
 		appendStringInfo(buf, ", d AS (SELECT * FROM %s WHERE f IS NOT TRUE), gone AS (SELECT ",
@@ -1126,23 +1142,37 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
  * outer join of the keys to the source, in one snapshot.  with_time: "b"
  * has ct, when the key changed, which sb and gone carry as bt (for the
  * history table).
+ *
+ * staged (a Citus source, see incetl_sql_fill_stage): sb is the first CTE
+ * and reads the keys of rows rn in ($1, $2] of the stage, a table
+ * distributed with the source: a join Citus runs on each shard, so that
+ * only the batch's rows reach the coordinator (from "b", an intermediate
+ * result, it would pull the whole source there).
  */
 static void
 deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
-				   bool with_time)
+				   bool with_time, bool staged)
 {
 	int			i;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
 
 	/* one probe per key: the source row, or none when the key is gone */
-	appendStringInfoString(buf, ", sb AS MATERIALIZED (");
+	appendStringInfoString(buf, staged ? "sb AS MATERIALIZED (" : ", sb AS MATERIALIZED (");
 	deparse_src_columns(buf, p, p->watermark_column != NULL, flag, with_hash);
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS bk%d", i + 1, i + 1);
 	if (with_time)
 		appendStringInfoString(buf, ", b.ct AS bt");
-	appendStringInfo(buf, " FROM b LEFT JOIN %s AS s ON ", p->src_qname);
+	appendStringInfo(buf, " FROM %s AS b LEFT JOIN %s AS s ON ",
+					 staged ? incetl_stage_name(p) : "b", p->src_qname);
 	deparse_source_key_match(buf, p, "b");
+	if (staged)
+	{
+		appendStringInfoString(buf, " WHERE ");
+		deparse_catalog_clause(buf, "b.rn", INT8OID, ">", "$1", INT8OID);
+		appendStringInfoString(buf, " AND ");
+		deparse_catalog_clause(buf, "b.rn", INT8OID, "<=", "$2", INT8OID);
+	}
 	appendStringInfoString(buf, "), src AS (SELECT * FROM sb WHERE sb.k1 IS NOT NULL)");
 	deparse_dedupe(buf, p, p->watermark_column != NULL);
 
@@ -1176,10 +1206,24 @@ deparse_keyed_rows(StringInfo buf, IncetlPipeline *p, bool with_hash,
 }
 
 /*
+ * <rel>.c<i>, the batch's value of column c (the i-th), or with rel NULL
+ * EXCLUDED.<col>: the same value as an INSERT ... ON CONFLICT DO UPDATE
+ * of the batch's rows sees it (deparse_citus_upsert_ctes).
+ */
+static char *
+batch_column(const char *rel, int i, IncetlColumn *c)
+{
+	if (rel == NULL)
+		return psprintf("EXCLUDED.%s", quote_identifier(c->name));
+	return psprintf("%s.c%d", rel, i);
+}
+
+/*
  * ((false OR <t.<col> distinct from <rel>.c<N>> ...[ OR t.<soft> IS TRUE])
  *	[AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
  *
- * A target row "t" that the row of <rel> (target-typed c1..cm) changes.
+ * A target row "t" that the row of <rel> (target-typed c1..cm) changes
+ * (rel NULL: the row EXCLUDED, see batch_column).
  */
 static void
 deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
@@ -1201,7 +1245,7 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 			continue;
 		appendStringInfoString(buf, " OR ");
 		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
-						 psprintf("%s.c%d", rel, i));
+						 batch_column(rel, i, c));
 	}
 	if (p->soft_delete)
 		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
@@ -1211,49 +1255,60 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 		appendStringInfoString(buf, " AND (");
 		incetl_deparse_operator_clause(buf, psprintf("t.%s", quote_identifier(seq->name)),
 									   seq->tgt_type, gt_seq,
-									   psprintf("%s.c%d", rel, seq_idx + 1), seq->tgt_type);
+									   batch_column(rel, seq_idx + 1, seq), seq->tgt_type);
 		appendStringInfoString(buf, ") IS NOT TRUE");
 	}
 	appendStringInfoChar(buf, ')');
 }
 
 /*
- * , upd AS (UPDATE <target> AS t SET <col2> = d.c2, ... FROM d
- *			 WHERE t.<key1> = d.c<N1> ... AND <t changed by d> RETURNING 1),
- *	 ins AS (INSERT INTO <target> AS t (...) SELECT c1, ... FROM d
- *			 ON CONFLICT (<key1>, ...) DO NOTHING RETURNING 1)
+ * , ups AS (INSERT INTO <target> AS t (...) SELECT c1, ... FROM d
+ *			 ON CONFLICT (<key1>, ...) DO UPDATE SET <col2> = EXCLUDED.<col2>, ...
+ *			 WHERE <t changed by EXCLUDED>
+ *			 RETURNING t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid AS i),
+ *	 ins AS (SELECT 1 FROM ups WHERE i), upd AS (SELECT 1 FROM ups WHERE NOT i)
  *
  * The insert and update steps into a Citus table.  The CTE form joins the
  * batch to the target with an outer join ("cmp"), which Citus can only run
- * by pulling the whole target to the coordinator; an UPDATE ... FROM the
- * batch and an INSERT ... ON CONFLICT DO NOTHING each go to the shards
- * (the batch is sent to them as an intermediate result).  The insert skips
- * the keys the target holds, updated or not: the same rows and counts.
+ * by pulling the whole target to the coordinator.  One INSERT ... ON
+ * CONFLICT DO UPDATE of the batch's rows is sent to the shards, each
+ * getting its own rows (an UPDATE ... FROM the batch and an INSERT ... ON
+ * CONFLICT DO NOTHING, as before, sent the batch to every worker and then
+ * again to the shards: about twice the time for a 1% run).  The update
+ * skips a row that would not change, as cmp does; a new row version's
+ * xmax is 0 only where the statement inserted it (an updated one carries
+ * the lock the conflict took), which tells inserts from updates: the same
+ * rows and counts.  (A BEFORE INSERT trigger on the target sees every row
+ * of the batch, also those that then update.)  With nothing to update
+ * (only key columns), DO NOTHING.
+ *
+ * rows: the query of the batch's rows "d" to read again (a range batch
+ * from a local source, deparse_batch_rows), or NULL to read d.  Citus
+ * sends a CTE's rows that an INSERT ... SELECT reads to every worker
+ * first; the source read again in the same statement (the same snapshot,
+ * so the same rows) goes only to the shards.
  */
 static void
-deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param)
+deparse_citus_upsert_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
+						  const char *rows)
 {
 	StringInfoData set;
 
-	initStringInfo(&set);
-	if (deparse_update_set(&set, p, run_param, "d"))
-	{
-		appendStringInfo(buf, ", upd AS (UPDATE %s AS t SET %s FROM d WHERE ",
-						 p->tgt_qname, set.data);
-		deparse_target_key_match(buf, p, "d", false);
-		appendStringInfoString(buf, " AND ");
-		deparse_changes_row(buf, p, "d");
-		appendStringInfoString(buf, " RETURNING 1)");
-	}
-	else
-		appendStringInfoString(buf, ", upd AS (SELECT 1 WHERE false)");
-
-	appendStringInfoString(buf, ", ins AS (");
-	deparse_insert_into(buf, p, run_param, "d");
+	appendStringInfoString(buf, ", ups AS (");
+	deparse_insert_into(buf, p, run_param, rows ? psprintf("(%s) AS d", rows) : "d");
 	appendStringInfoString(buf, " ON CONFLICT (");
 	for (int i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, "%s%s", i ? ", " : "", quote_identifier(p->keys[i]->name));
-	appendStringInfoString(buf, ") DO NOTHING RETURNING 1)");
+	initStringInfo(&set);
+	if (deparse_update_set(&set, p, run_param, NULL))
+	{
+		appendStringInfo(buf, ") DO UPDATE SET %s WHERE ", set.data);
+		deparse_changes_row(buf, p, NULL);
+		appendStringInfoString(buf, " RETURNING t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid AS i)");
+	}
+	else
+		appendStringInfoString(buf, ") DO NOTHING RETURNING true AS i)");
+	appendStringInfoString(buf, ", ins AS (SELECT 1 FROM ups WHERE i), upd AS (SELECT 1 FROM ups WHERE NOT i)");
 }
 
 /*
@@ -1387,8 +1442,9 @@ deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
  * <col2> = <rel>.c2, ...[, <soft> = false[, deleted_at = NULL]]
  * [, etl_updated_at = pg_catalog.now()][, etl_run_id = $<run_param>]
  *
- * What an update of a target row from the row of <rel> sets; false when
- * there is nothing to set (only key columns, no etl columns).
+ * What an update of a target row from the row of <rel> (NULL: EXCLUDED, see
+ * batch_column) sets; false when there is nothing to set (only key columns,
+ * no etl columns).
  */
 static bool
 deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1407,8 +1463,8 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 		i++;
 		if (c->is_key)
 			continue;
-		appendStringInfo(buf, "%s%s = %s.c%d", first ? "" : ", ",
-						 quote_identifier(c->name), rel, i);
+		appendStringInfo(buf, "%s%s = %s", first ? "" : ", ",
+						 quote_identifier(c->name), batch_column(rel, i, c));
 		first = false;
 	}
 	if (soft)
@@ -1418,14 +1474,22 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 			appendStringInfoString(buf, ", deleted_at = NULL");
 		first = false;
 	}
+	/*
+	 * (From EXCLUDED, what the insert would have set: Citus takes no
+	 * function but an immutable one in an ON CONFLICT's SET.)
+	 */
 	if (p->tgt_etl_updated_at)
 	{
-		appendStringInfo(buf, "%setl_updated_at = pg_catalog.now()", first ? "" : ", ");
+		appendStringInfo(buf, "%setl_updated_at = %s", first ? "" : ", ",
+						 rel ? "pg_catalog.now()" : "EXCLUDED.etl_updated_at");
 		first = false;
 	}
 	if (p->tgt_etl_run_id)
 	{
-		appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		if (rel)
+			appendStringInfo(buf, "%setl_run_id = $%d", first ? "" : ", ", run_param);
+		else
+			appendStringInfo(buf, "%setl_run_id = EXCLUDED.etl_run_id", first ? "" : ", ");
 		first = false;
 	}
 	return !first;
@@ -2386,16 +2450,18 @@ deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch)
  * with_gone, "gone" (target-typed keys g1..gn to delete, source-typed
  * k1..kn).  $<run_param> is the run id; with a history table,
  * $<run_param + 1> is the run's start (deparse_history_ctes follows).
+ * citus_rows: see deparse_citus_upsert_ctes.
  */
 static void
 deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
-				   bool with_gone, const char *state_table)
+				   bool with_gone, const char *state_table,
+				   const char *citus_rows)
 {
 	bool		with_upd = true;
 
 	/* into Citus, no cmp (see there); history versions need cmp */
 	if (p->tgt_citus != '\0' && p->hist_qname == NULL)
-		deparse_citus_upsert_ctes(buf, p, run_param);
+		deparse_citus_upsert_ctes(buf, p, run_param, citus_rows);
 	else
 	{
 		deparse_compare_cte(buf, p);
@@ -2415,7 +2481,9 @@ deparse_apply_ctes(StringInfo buf, IncetlPipeline *p, int run_param,
  *	SELECT CASE WHEN ins THEN 'insert' ELSE 'update' END, <key object> FROM cmp
  *	[UNION ALL SELECT 'delete', <key object of gone> FROM gone
  *	 WHERE EXISTS (SELECT 1 FROM <target> AS t WHERE t.<key1> = gone.g1 AND ...
- *				   AND t.<soft> IS NOT TRUE | AND true)]
+ *				   AND t.<soft> IS NOT TRUE | AND true)
+ *	 | FROM gone JOIN <target> AS t ON t.<key1> = gone.g1 ...
+ *	   [AND t.<soft> IS NOT TRUE]	-- a Citus target]
  *
  * A preview's rows, after the CTEs up to cmp: what cmp would insert or
  * update and, with_gone, the keys of "gone" that the target holds (and has
@@ -2431,6 +2499,19 @@ deparse_preview_select(StringInfo buf, IncetlPipeline *p, bool with_gone)
 		return;
 	appendStringInfoString(buf, " UNION ALL SELECT 'delete', ");
 	deparse_key_object(buf, p, "gone.", true);
+	if (p->tgt_citus != '\0')
+	{
+		/*
+		 * Citus runs no correlated subquery beside a CTE: a join, which it
+		 * sends to the shards (the target's key is unique: ON CONFLICT
+		 * needs it).
+		 */
+		appendStringInfo(buf, " FROM gone JOIN %s AS t ON ", p->tgt_qname);
+		deparse_target_key_match(buf, p, "gone", true);
+		if (p->soft_delete)
+			appendStringInfo(buf, " AND t.%s IS NOT TRUE", quote_identifier(p->soft_delete_column));
+		return;
+	}
 	appendStringInfo(buf, " FROM gone WHERE EXISTS (SELECT 1 FROM %s AS t WHERE ",
 					 p->tgt_qname);
 	deparse_target_key_match(buf, p, "gone", true);
@@ -2549,6 +2630,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 {
 	int			np = 0;
 	bool		flag = p->delete_detection == DELETE_DETECT_FLAG;
+	char	   *citus_rows = NULL;
 
 	if (shape->fast_load && shape->edge && p->hist_qname == NULL)
 	{
@@ -2575,7 +2657,10 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		return;
 	}
 
-	deparse_batch_rows(buf, p, shape, &np, argtypes);
+	/* a local source into a Citus target: read the rows again there */
+	deparse_batch_rows(buf, p, shape, &np, argtypes,
+					   p->tgt_citus != '\0' && p->src_citus == '\0' && !shape->preview ?
+					   &citus_rows : NULL);
 
 	if (shape->preview)
 	{
@@ -2610,7 +2695,7 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		deparse_history_ctes(buf, p, run_param, "d", false, false);
 	}
 	else
-		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL);
+		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL, citus_rows);
 
 	deparse_counts(buf, "src");
 	if (!shape->edge)
@@ -2789,6 +2874,38 @@ incetl_hash_state_name(IncetlPipeline *p)
 	return quote_qualified_identifier("incetl", incetl_hash_state_relname(p->id));
 }
 
+/*
+ * A 'hash' pipeline's stage on Citus, stage_<id>: the keys of a run's work
+ * table, in a table distributed with the source (incetl_sql_fill_stage).
+ */
+char *
+incetl_stage_relname(int32 pipeline_id)
+{
+	return psprintf("stage_%d", pipeline_id);
+}
+
+char *
+incetl_stage_name(IncetlPipeline *p)
+{
+	return quote_qualified_identifier("incetl", incetl_stage_relname(p->id));
+}
+
+/*
+ * The stage of p, quoted, where its keyed batches use one: a 'hash'
+ * pipeline whose source is hash-distributed by a column of its unique key
+ * has one from its create on (strategy_hash.c); else (made before, or
+ * distributed since) NULL, and the batches read the work table.
+ */
+char *
+incetl_stage_qname(IncetlPipeline *p)
+{
+	if (p->src_dist_key < 0 || !p->src_key_unique || p->id <= 0 ||
+		!OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
+									  get_namespace_oid("incetl", false))))
+		return NULL;
+	return incetl_stage_name(p);
+}
+
 char *
 incetl_queue_relname(int32 pipeline_id)
 {
@@ -2860,6 +2977,46 @@ incetl_sql_create_hash_state(IncetlPipeline *p)
 
 	initStringInfo(&buf);
 	deparse_create_hash_state(&buf, p);
+	return buf.data;
+}
+
+/*
+ * CREATE TABLE <stage> (rn pg_catalog.int8 NOT NULL, k1 <type> NOT NULL,
+ *		..., op pg_catalog."char")
+ */
+char *
+incetl_sql_create_stage(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (rn pg_catalog.int8 NOT NULL",
+					 incetl_stage_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(&buf, ", k%d %s NOT NULL", i + 1, p->keys[i]->src_typename);
+	appendStringInfoString(&buf, ", op pg_catalog.\"char\")");
+	return buf.data;
+}
+
+/*
+ * INSERT INTO <stage> (rn, k1, ..., op) SELECT rn, k1, ..., op
+ * FROM <work table>
+ *
+ * A run's keys, copied to the (emptied) stage once the work table holds
+ * them: the work table stays the engine's count and order of the keys;
+ * the keyed batches read their keys from the stage, on the shards.
+ */
+char *
+incetl_sql_fill_stage(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s (rn, ", incetl_stage_name(p));
+	deparse_key_list(&buf, p);
+	appendStringInfoString(&buf, ", op) SELECT rn, ");
+	deparse_key_list(&buf, p);
+	appendStringInfo(&buf, ", op FROM %s", incetl_work_table_name(p));
 	return buf.data;
 }
 
@@ -3001,17 +3158,28 @@ static void
 deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 					int *nargs, Oid *argtypes)
 {
-	appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
-	deparse_key_list(buf, p);
-	appendStringInfoString(buf, ", op");
-	if (history_change_time(p))
-		deparse_change_time(buf, p);
-	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
-	deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
-	appendStringInfoString(buf, " AND ");
-	deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
-	/* a 'logical' key's latest change */
-	appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
+	/* a 'hash' pipeline's batch on Citus reads its keys from the stage */
+	bool		staged = with_state && incetl_stage_qname(p) != NULL;
+
+	if (staged)
+	{
+		Assert(!history_change_time(p) && p->src_key_unique);
+		appendStringInfoString(buf, "WITH ");
+	}
+	else
+	{
+		appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
+		deparse_key_list(buf, p);
+		appendStringInfoString(buf, ", op");
+		if (history_change_time(p))
+			deparse_change_time(buf, p);
+		appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
+		deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
+		appendStringInfoString(buf, " AND ");
+		deparse_catalog_clause(buf, "rn", INT8OID, "<=", "$2", INT8OID);
+		/* a 'logical' key's latest change */
+		appendStringInfo(buf, " ORDER BY rn%s)", history_change_time(p) ? ", w.ct DESC NULLS LAST" : "");
+	}
 
 	argtypes[0] = INT8OID;
 	argtypes[1] = INT8OID;
@@ -3023,15 +3191,16 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 		deparse_keyed_merge_direct(buf, p, 3);
 		return;
 	}
-	deparse_keyed_rows(buf, p, with_state, history_change_time(p));
+	deparse_keyed_rows(buf, p, with_state, history_change_time(p), staged);
 	if (incetl_keyed_batch_merges(p, with_state))
 	{
 		Assert(p->hist_qname == NULL);
 		deparse_merge_apply(buf, p, 3, true);
 		return;
 	}
-	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL);
-	deparse_counts(buf, "b");
+	deparse_apply_ctes(buf, p, 3, true, with_state ? incetl_hash_state_name(p) : NULL, NULL);
+	/* sb has one row per key of a staged batch (a unique source key) */
+	deparse_counts(buf, staged ? "sb" : "b");
 	deparse_history_count(buf, p, true);
 }
 
@@ -3272,7 +3441,7 @@ static void
 deparse_keyed_preview(StringInfo buf, IncetlPipeline *p, const char *keys_sql)
 {
 	appendStringInfo(buf, "WITH b AS MATERIALIZED (%s)", keys_sql);
-	deparse_keyed_rows(buf, p, false, false);
+	deparse_keyed_rows(buf, p, false, false, false);
 	deparse_compare_cte(buf, p);
 	deparse_preview_select(buf, p, true);
 }
@@ -3496,14 +3665,16 @@ incetl_sql_hash_initial_keys(IncetlPipeline *p)
 }
 
 /*
- * SELECT NOT EXISTS (SELECT 1 FROM <hash state>)
+ * SELECT NOT EXISTS (SELECT 1 FROM <hash state> LIMIT 1)
  *
- * Whether a hash pipeline has no stored hashes: one row, one boolean.
+ * Whether a hash pipeline has no stored hashes: one row, one boolean.  (A
+ * hash state distributed by Citus sends the LIMIT to its shards; without
+ * it, Citus would bring every stored hash to the coordinator first.)
  */
 static void
 deparse_hash_state_empty(StringInfo buf, IncetlPipeline *p)
 {
-	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s)",
+	appendStringInfo(buf, "SELECT NOT EXISTS (SELECT 1 FROM %s LIMIT 1)",
 					 incetl_hash_state_name(p));
 }
 

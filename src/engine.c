@@ -487,6 +487,9 @@ step_prepare(EngineRun *er)
 		else
 			strategy->fill_changes(run);
 		incetl_work_ready(p, run->work_total);
+		/* deparse_keyed_batch: a 'hash' batch on Citus reads the stage */
+		if (strategy->stores_hashes && run->work_total > 0 && incetl_stage_qname(p))
+			incetl_stage_fill(p, run->work_total);
 		run->work_pos = 0;
 		run->pass = run->work_total > 0 ? PASS_KEYED :
 			run->need_compare ? PASS_COMPARE : PASS_DONE;

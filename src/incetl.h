@@ -115,6 +115,9 @@ typedef struct IncetlPipeline
 	bool		tgt_deleted_at;
 	char		src_citus;		/* what Citus makes of the source ('h', 'r', 'l'; '\0': nothing) */
 	char		tgt_citus;		/* and of the target */
+	int			src_dist_key;	/* the key that is a hash-distributed
+								 * source's distribution column (0-based);
+								 * -1: none */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
@@ -329,6 +332,11 @@ extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);
 extern char *incetl_hash_state_relname(int32 pipeline_id);
 extern char *incetl_queue_table_name(IncetlPipeline *p);
+extern char *incetl_stage_name(IncetlPipeline *p);
+extern char *incetl_stage_relname(int32 pipeline_id);
+extern char *incetl_stage_qname(IncetlPipeline *p);
+extern char *incetl_sql_create_stage(IncetlPipeline *p);
+extern char *incetl_sql_fill_stage(IncetlPipeline *p);
 extern char *incetl_queue_relname(int32 pipeline_id);
 extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);

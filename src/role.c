@@ -199,13 +199,24 @@ incetl_call_rolled_back(void (*fn) (void *arg), void *arg)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
+		/*
+		 * The error is copied out before the rollback: code that the abort
+		 * runs may use (and flush) the error state; Citus's, which rolls
+		 * back the subtransaction on the workers, left the error pointing at
+		 * freed memory, and reporting it crashed the backend.
+		 */
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		/* an abort leaves a slot acquired: only top-level cleanup frees it */
 		if (MyReplicationSlot != NULL)
 			ReplicationSlotRelease();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
 	RollbackAndReleaseCurrentSubTransaction();

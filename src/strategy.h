@@ -232,6 +232,7 @@ extern Oid	incetl_work_create(IncetlPipeline *p);
 extern void incetl_work_drop(Oid relid);
 extern void incetl_work_fill_compare(IncetlRun *run, bool against_target);
 extern void incetl_work_ready(IncetlPipeline *p, int64 rows);
+extern void incetl_stage_fill(IncetlPipeline *p, int64 rows);
 extern void incetl_preview_keyed(IncetlPreview *pv, const char *keys_sql,
 								 bool truncated);
 

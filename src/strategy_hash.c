@@ -18,15 +18,31 @@
  * keys the source lacks and re-reads the others, and if it fails halfway,
  * the next run still finds what it did not reach.
  *
+ * On Citus, a pipeline whose source is hash-distributed (by a column of a
+ * unique key) keeps its hash state distributed with the source, so that a
+ * run's comparison runs on each shard and only the changed keys reach the
+ * coordinator, and a stage, incetl.stage_<id>, distributed with it too:
+ * the run copies its keys there (engine.c) and each keyed batch reads its
+ * source rows by a join on the shards (deparse_keyed_rows).  Both are made
+ * at create (and at a reset) by the extension owner in incetl's schema,
+ * where no other role can make or replace a table.  They stay the
+ * extension owner's, the pipeline's owner gets SELECT, INSERT, UPDATE and
+ * DELETE on them: Citus moves a shard by creating it on the other worker
+ * as the table's owner, who would need CREATE on incetl's schema, and a
+ * rebalance of the source's shards would fail.
+ *
  * src/strategy_hash.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "strategy.h"
 
@@ -45,7 +61,31 @@ hash_state_empty(IncetlPipeline *p)
 	return !isnull && empty;
 }
 
-/* the table of stored hashes, made by the extension owner, given to the owner */
+/*
+ * Distribute incetl.<relname> (k<dist> its distribution column) as the
+ * extension owner, colocated with the source: its shards live, and move,
+ * with the source's.
+ */
+static void
+distribute_with_source(IncetlPipeline *p, const char *relname)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(quote_qualified_identifier("incetl", relname));
+	values[1] = CStringGetTextDatum(psprintf("k%d", p->src_dist_key + 1));
+	values[2] = CStringGetTextDatum(p->src_qname);
+	(void) incetl_spi_exec_as(incetl_extension_owner(),
+							  "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
+							  "colocate_with => $3)",
+							  3, argtypes, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * The table of stored hashes, made by the extension owner, given to the
+ * owner; on a distributed source, that table and the stage, distributed
+ * with the source, which the owner may read and write.
+ */
 static void
 hash_setup(IncetlPipeline *p)
 {
@@ -53,9 +93,21 @@ hash_setup(IncetlPipeline *p)
 	Oid			extowner = incetl_extension_owner();
 
 	incetl_exec_utility_as(extowner, incetl_sql_create_hash_state(p));
-	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
-											  incetl_hash_state_name(p), owner));
+	if (p->src_dist_key < 0 || !p->src_key_unique)
+	{
+		incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s OWNER TO %s",
+												  incetl_hash_state_name(p), owner));
+		incetl_depend_on_extension(incetl_hash_state_relname(p->id));
+		return;
+	}
+	incetl_exec_utility_as(extowner, incetl_sql_create_stage(p));
+	distribute_with_source(p, incetl_hash_state_relname(p->id));
+	distribute_with_source(p, incetl_stage_relname(p->id));
+	incetl_exec_utility_as(extowner,
+						   psprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON %s, %s TO %s",
+									incetl_hash_state_name(p), incetl_stage_name(p), owner));
 	incetl_depend_on_extension(incetl_hash_state_relname(p->id));
+	incetl_depend_on_extension(incetl_stage_relname(p->id));
 }
 
 static void
@@ -63,6 +115,11 @@ hash_teardown(IncetlPipeline *p)
 {
 	incetl_exec_utility_as(incetl_extension_owner(),
 						   psprintf("DROP TABLE IF EXISTS %s", incetl_hash_state_name(p)));
+	/* the stage, where there is one (no NOTICE where there is none) */
+	if (OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
+									 get_namespace_oid("incetl", false))))
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("DROP TABLE %s", incetl_stage_name(p)));
 }
 
 /* the stored hashes no longer describe the rows: start afresh */

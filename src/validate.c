@@ -338,6 +338,37 @@ citus_table_kind(Oid relid)
 }
 
 /*
+ * On a hash-distributed source: which key is its distribution column
+ * (p->src_dist_key).  After the keys are known.
+ */
+static void
+resolve_citus_dist_key(IncetlPipeline *p)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	p->src_dist_key = -1;
+	if (p->src_citus != 'h')
+		return;
+	values[0] = ObjectIdGetDatum(p->source);
+	if (SPI_execute_with_args("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) "
+							  "FROM pg_catalog.pg_dist_partition "
+							  "WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "incetl: could not read pg_dist_partition");
+	if (SPI_processed != 1)
+		return;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	for (int i = 0; i < p->nkeys; i++)
+		if (strcmp(p->keys[i]->name, TextDatumGetCString(d)) == 0)
+			p->src_dist_key = i;
+}
+
+/*
  * The strategies that capture changes where they are written ('trigger',
  * 'logical') see only what happens on this node: a Citus table's rows live
  * in shards, on the workers.  After incetl_resolve_pipeline, which found
@@ -904,6 +935,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	}
 
 	p->tgt_merge_ok = target_takes_merge(p, tgt);
+	resolve_citus_dist_key(p);
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);

@@ -12,8 +12,8 @@
 #   BENCH_KEEP=1       leave the cluster's data directory in .bench/data
 #   BENCH_CASES=...    only these cases (comma-separated): initial, ts1, ts10,
 #                      history, nochange, hash, trigger, trigger1, logical,
-#                      view
-#                      (default: all); the
+#                      view; or citus alone: test/bench_citus.sh
+#                      (default: all but citus); the
 #                      initial load still happens, unmeasured, when others
 #                      need it
 #   BENCH_SCALE=1      scale mode (make bench-scale): see below; N is ignored
@@ -135,6 +135,11 @@ START_SECONDS=$SECONDS
 say() { echo "bench: $*" >&2; }
 
 CASES=${BENCH_CASES:-initial,ts1,ts10,history,nochange,hash,trigger,trigger1,logical,view}
+# BENCH_CASES=citus: the Citus mode, a script of its own (its own cluster of
+# three nodes, N defaults to 100,000)
+if [[ $CASES == citus ]]; then
+	exec bash "$(dirname "$0")/bench_citus.sh" "$@"
+fi
 [[ -n $SCALE ]] && CASES=ts1,nochange
 # want <case>: whether the case was asked for
 want() { [[ ",$CASES," == *",$1,"* ]]; }

@@ -7,7 +7,15 @@
 #     deletes (delete_detection 'compare') with exact counts; a re-run
 #     writes nothing; the target equals the source;
 #   - 'hash' on a distributed source into a colocated distributed target,
-#     and 'timestamp' from a distributed source into a local target;
+#     and 'timestamp' from a distributed source into a local target; the
+#     hash pipeline keeps its hash state and a stage of each run's keys
+#     distributed with the source (the stage holds the last run's keys; the
+#     keyed batches read it on the shards: citus.log_remote_commands shows
+#     the join of stage and source shards), a reconcile repairs through it,
+#     a preview lists the changes (it crashed on Citus's error before),
+#     and a plain role's pipeline can write both, which stay the extension
+#     owner's (Citus creates a moved shard as its table's owner, who must
+#     be able to create it in incetl's schema), through shard moves;
 #   - 'trigger' and 'logical' on a distributed or reference source are
 #     refused at create time (0A000), and nothing is left behind;
 #   - a shard of the target and of the source moved to the other worker
@@ -89,6 +97,7 @@ INSERT INTO app.dsrc SELECT g, 'd' || g, now() - interval '1 day' + g * interval
 CREATE TABLE dw.dist2 (id integer PRIMARY KEY, v text, ts timestamptz);
 SELECT create_distributed_table('dw.dist2', 'id', colocate_with => 'app.dsrc');
 CREATE TABLE dw.loc (id integer PRIMARY KEY, v text, ts timestamptz);
+CREATE TABLE dw.hloc (id integer PRIMARY KEY, v text, ts timestamptz);
 });
 
 # last_run($pipeline): "inserted|updated|deleted|status" of its last run
@@ -135,13 +144,70 @@ foreach my $t ('dist', 'ref')
 	is(last_run("ts_$t"), '0|0|0|succeeded', "$t target: a re-run writes nothing");
 }
 
+# a batch into a distributed target is one INSERT ... ON CONFLICT DO UPDATE
+# per shard, which tells the rows it inserted from those it updated
+$coord->safe_psql('postgres', q{
+UPDATE app.src SET v = v || '^', ts = now() WHERE id IN (100, 200);
+INSERT INTO app.src VALUES (2006, 'v2006', now());
+});
+sleep 2;
+my ($rc0, $out0, $err0) = $coord->psql('postgres', qq{
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('ts_dist');
+});
+like($err0, qr/INSERT INTO dw\.dist_\d+ AS t .* ON CONFLICT\(id\) DO UPDATE SET/,
+	'a batch into a distributed target upserts on each shard');
+# (the compare pass that follows sends its keys to the workers: not the batch)
+my ($upsert_part) = split /DO UPDATE SET/, $err0;
+unlike($upsert_part, qr/COPY "\d+_\d+" FROM STDIN/,
+	'and the batch is not first sent to every worker as an intermediate result');
+is(last_run('ts_dist'), '1|2|0|succeeded', 'the upsert counts inserts and updates apart');
+$coord->safe_psql('postgres', "CALL incetl.run('ts_ref')");
+is(last_run('ts_ref'), '1|2|0|succeeded', 'the same into a reference target');
+equal('app.src', 'dw.dist', 'distributed target equals the source after the upsert');
+
+# into a distributed target with etl columns and soft deletes: the upsert
+# sets them from what the insert would have (Citus takes no now() in an ON
+# CONFLICT's SET)
+$coord->safe_psql('postgres', q{
+CREATE TABLE app.s2 (id integer PRIMARY KEY, v text, ts timestamptz NOT NULL);
+INSERT INTO app.s2 SELECT g, 'v' || g, now() - interval '1 hour' FROM generate_series(1, 50) g;
+CREATE TABLE dw.soft (id integer PRIMARY KEY, v text, ts timestamptz, is_deleted boolean,
+					  etl_inserted_at timestamptz, etl_updated_at timestamptz, etl_run_id bigint);
+SELECT create_distributed_table('dw.soft', 'id');
+SELECT incetl.create_pipeline('ts_soft', 'app.s2', 'dw.soft', watermark_column => 'ts',
+							  delete_detection => 'compare', delete_mode => 'soft', batch_size => 20);
+CALL incetl.run('ts_soft');
+DELETE FROM app.s2 WHERE id = 2;
+UPDATE app.s2 SET v = v || '!', ts = now() WHERE id IN (3, 4);
+});
+sleep 2;
+$coord->safe_psql('postgres', "CALL incetl.run('ts_soft')");
+is(last_run('ts_soft'), '0|2|1|succeeded', 'etl columns and a soft delete into a distributed target');
+$coord->safe_psql('postgres', "INSERT INTO app.s2 VALUES (2, 'back', now())");
+sleep 2;
+$coord->safe_psql('postgres', "CALL incetl.run('ts_soft')");
+is(last_run('ts_soft'), '0|1|0|succeeded', 'a soft-deleted key that comes back is an update');
+is($coord->safe_psql('postgres', q{
+SELECT string_agg(id || ':' || v || ':' || is_deleted || ':' || (etl_updated_at > etl_inserted_at)
+				  || ':' || (etl_run_id = (SELECT max(run_id) FROM incetl.run_log WHERE pipeline = 'ts_soft')),
+				  ',' ORDER BY id)
+  FROM dw.soft WHERE id <= 5}),
+	'1:v1:false:false:false,2:back:false:true:true,3:v3!:false:true:false,4:v4!:false:true:false,5:v5:false:false:false',
+	'the upsert set the soft-delete flag and etl columns as an update does');
+
 # --- a distributed source: hash into a colocated target, timestamp into a local one
 $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('h_dist', 'app.dsrc', 'dw.dist2', strategy => 'hash', batch_size => 300)");
 $coord->safe_psql('postgres',
 	"SELECT incetl.create_pipeline('ts_dsrc', 'app.dsrc', 'dw.loc', watermark_column => 'ts', batch_size => 300)");
+$coord->safe_psql('postgres',
+	"SELECT incetl.create_pipeline('h_dloc', 'app.dsrc', 'dw.hloc', strategy => 'hash', batch_size => 300)");
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '2000|0|0|succeeded', 'hash on a distributed source: first run counted');
+$coord->safe_psql('postgres', "CALL incetl.run('h_dloc')");
+is(last_run('h_dloc'), '2000|0|0|succeeded', 'hash from a distributed source into a local target');
 $coord->safe_psql('postgres', "CALL incetl.run('ts_dsrc')");
 is(last_run('ts_dsrc'), '2000|0|0|succeeded', 'distributed source into a local target: first run');
 $coord->safe_psql(
@@ -154,8 +220,77 @@ sleep 2;
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '4|20|2|succeeded', 'hash on a distributed source: changes counted exactly');
 equal('app.dsrc', 'dw.dist2', 'hash on a distributed source: target equals source');
+$coord->safe_psql('postgres', "CALL incetl.run('h_dloc')");
+is(last_run('h_dloc'), '4|20|2|succeeded', 'hash from a distributed source into a local target: changes');
+equal('app.dsrc', 'dw.hloc', 'hash from a distributed source into a local target: equal');
+is($coord->safe_psql('postgres', q{
+SELECT count(*) FROM pg_dist_partition
+ WHERE colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'app.dsrc'::regclass)
+   AND logicalrelid::text IN (SELECT 'incetl.' || t || '_' || id FROM incetl.pipelines,
+							   unnest(ARRAY['hash_state', 'stage']) t WHERE name = 'h_dist')}),
+	'2', 'hash on a distributed source: hash state and stage are colocated with the source');
+my $h_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'h_dist'");
+is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.stage_$h_id"), '26',
+	"the stage holds the last run's keys");
+# the keyed batch joins stage and source shard by shard
+my ($rc, $out, $err) = $coord->psql('postgres', qq{
+UPDATE app.dsrc SET v = v || '~' WHERE id IN (20, 21, 22);
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('h_dist');
+});
+like($err, qr/FROM \(incetl\.stage_${h_id}_\d+ b LEFT JOIN app\.dsrc_\d+ s/,
+	'a keyed batch reads its source rows by a join of stage and source on each shard');
+is(last_run('h_dist'), '0|3|0|succeeded', 'hash on a distributed source: the staged run counted');
 $coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
 is(last_run('h_dist'), '0|0|0|succeeded', 'hash on a distributed source: a re-run writes nothing');
+
+# a preview of a hash pipeline on distributed tables (it crashed the
+# backend: Citus's error, reported after the preview's rollback)
+$coord->safe_psql('postgres', q{
+UPDATE app.dsrc SET v = v || '?' WHERE id = 50;
+DELETE FROM app.dsrc WHERE id = 51;
+});
+is($coord->safe_psql('postgres',
+		"SELECT string_agg(op || ':' || key::text, ',' ORDER BY op) FROM incetl.preview('h_dist')"),
+	'delete:{"id": 51},update:{"id": 50}', 'preview of a staged hash pipeline');
+$coord->safe_psql('postgres', "CALL incetl.run('h_dist')");
+is(last_run('h_dist'), '0|1|1|succeeded', 'and the run does what it previewed');
+
+# a reconcile repairs the target through the stage
+$coord->safe_psql('postgres', q{
+DELETE FROM dw.dist2 WHERE id IN (30, 31);
+UPDATE dw.dist2 SET v = 'broken' WHERE id IN (40, 41, 42);
+INSERT INTO dw.dist2 VALUES (99999, 'extra', now());
+CALL incetl.reconcile('h_dist');
+});
+is(last_run('h_dist'), '2|3|1|succeeded', 'reconcile of a staged hash pipeline: exact counts');
+equal('app.dsrc', 'dw.dist2', 'reconcile of a staged hash pipeline: target equals source');
+
+# a plain role's hash pipeline on a distributed source: its state and stage
+$coord->safe_psql('postgres', q{
+CREATE ROLE alice LOGIN;
+GRANT USAGE ON SCHEMA app TO alice;
+GRANT USAGE, CREATE ON SCHEMA dw TO alice;
+GRANT SELECT ON app.dsrc TO alice;
+CREATE TABLE dw.alice_t (id integer PRIMARY KEY, v text, ts timestamptz);
+SELECT create_distributed_table('dw.alice_t', 'id', colocate_with => 'app.dsrc');
+ALTER TABLE dw.alice_t OWNER TO alice;
+});
+$coord->safe_psql('postgres', q{
+SET ROLE alice;
+SELECT incetl.create_pipeline('h_alice', 'app.dsrc', 'dw.alice_t', strategy => 'hash', batch_size => 500);
+CALL incetl.run('h_alice');
+});
+is(last_run('h_alice'), '2001|0|0|succeeded', "a plain role's staged hash pipeline: first run");
+my $a_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'h_alice'");
+is($coord->safe_psql('postgres',
+		"SELECT string_agg(relname || ':' || relowner::regrole || ':' || "
+		  . "has_table_privilege('alice', c.oid, 'SELECT, INSERT, UPDATE, DELETE'), ',' ORDER BY relname) "
+		  . "FROM pg_class c WHERE relname IN ('hash_state_$a_id', 'stage_$a_id')"),
+	"hash_state_$a_id:postgres:true,stage_$a_id:postgres:true",
+	"hash state and stage stay the extension owner's, the pipeline's owner writes them");
+equal('app.dsrc', 'dw.alice_t', "a plain role's staged hash pipeline: target equals source");
 $coord->safe_psql('postgres', "CALL incetl.run('ts_dsrc')");
 is(last_run('ts_dsrc'), '4|20|0|succeeded', 'distributed source into a local target: changes');
 
@@ -209,6 +344,13 @@ foreach my $case ([ 'ts_dist', 40 ], [ 'h_dist', 41 ])
 }
 equal('app.src', 'dw.dist', 'distributed target equals the source after a shard move');
 equal('app.dsrc', 'dw.dist2', 'distributed source and target equal after a shard move');
+$coord->safe_psql('postgres', "SET ROLE alice; CALL incetl.run('h_alice')");
+is(last_run('h_alice'), '0|41|0|succeeded', "a plain role's staged pipeline after the shard moves");
+equal('app.dsrc', 'dw.alice_t', "a plain role's staged pipeline: target equals source after the moves");
+$coord->safe_psql('postgres', "SELECT incetl.drop_pipeline('h_alice')");
+is($coord->safe_psql('postgres',
+		"SELECT count(*) FROM pg_class WHERE relname IN ('hash_state_$a_id', 'stage_$a_id')"),
+	'0', 'drop_pipeline drops the distributed hash state and stage');
 
 # a run applying 60 batches while a shard of its target moves and a writer writes
 $coord->safe_psql('postgres',
