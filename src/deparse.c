@@ -1808,10 +1808,11 @@ history_wm_time(Oid type, const char *w)
  *			 [, etl_run_id = CASE ... ELSE $<run> END]]
  *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
  *			AND (<closes> [OR true]) AND h.ctid = w.lc AND h.<key1> = w.hc<K1> ...
- *			AND h.valid_from = w.lf),
+ *			AND h.valid_from = w.lf RETURNING 1),
  *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
  *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
- *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
+ *			FROM hw AS w WHERE (SELECT pg_catalog.count(*) FROM hu) IS NOT NULL
+ *			AND NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
  *			OR w.oi OR w.hv) RETURNING 1)
  *
  * After a CTE hx of (oi, od, hc<N>..., xv, tm): each key's last version
@@ -1827,7 +1828,12 @@ history_wm_time(Oid type, const char *w)
  * is not writes the ignored columns into the current version, or opens a
  * version for a key that has none (a comeback after a soft delete).  The
  * statement's snapshot sees the current version, so both its end and its
- * successor's start are nt.
+ * successor's start are nt.  hu runs to its end before ho inserts a row
+ * (ho's one-time filter counts hu): a closing update then finds the free
+ * space of the current version's page unclaimed and stays HOT (no new
+ * index entry, no tuple moved to another page), and the new versions go
+ * where the free space map says, mostly the table's end; the other way
+ * round, the inserts took that space and most closes moved their tuple.
  */
 static void
 deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1891,7 +1897,7 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 	deparse_history_key_match(buf, p, "w", 'h');
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "=", "w.lf", TIMESTAMPTZOID);
-	appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, " RETURNING 1)");
 
 	/* open versions */
 	appendStringInfo(buf, ", ho AS (INSERT INTO %s AS h (", p->hist_qname);
@@ -1924,8 +1930,9 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 	appendStringInfoString(buf, ", nt");
 	if (p->hist_etl_run_id)
 		appendStringInfo(buf, ", $%d", run_param);
-	appendStringInfoString(buf, " FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR "
-						   "w.lt IS NOT NULL OR w.oi OR w.hv) RETURNING 1)");
+	appendStringInfoString(buf, " FROM hw AS w WHERE (SELECT pg_catalog.count(*) FROM hu) IS NOT NULL "
+						   "AND NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL OR w.oi OR w.hv) "
+						   "RETURNING 1)");
 }
 
 /*
