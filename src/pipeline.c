@@ -2,7 +2,9 @@
  *
  * pipeline.c
  *	  The SQL functions that define pipelines: create_pipeline,
- *	  alter_pipeline, drop_pipeline, set_watermark and reset_watermark.
+ *	  alter_pipeline, drop_pipeline, set_watermark and reset_watermark;
+ *	  and the event trigger that keeps a pipeline's history table from
+ *	  being dropped.
  *
  * Each checks what the caller may do, validates as the pipeline's owner
  * (validation may run the owner's code: a domain's input function, say),
