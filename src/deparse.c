@@ -2240,7 +2240,10 @@ history_layer_value(IncetlColumn *c)
 /*
  * WITH hl AS MATERIALIZED (SELECT z.* FROM
  *		(SELECT v.*, pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j
- *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop, w.k1, ...
+ *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct,
+ *			   (SELECT jsonb_object_agg(e.key, e.value ORDER BY w2.cs)
+ *				FROM <work table> AS w2, jsonb_each(w2.cv) AS e WHERE w2.rn = w.rn
+ *				AND w2.cl = w.cl AND w2.cs <= w.cs) AS cv, w.cop, w.k1, ...
  *			   FROM <work table> AS w WHERE w.rn > $1 AND w.rn <= $2
  *			   AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z
  *		WHERE z.j = $5),
@@ -2258,7 +2261,10 @@ history_layer_value(IncetlColumn *c)
  * 'logical' history (SPEC 5: every committed version, in commit order, at
  * its commit time): layer $5 of the keys (rn in ($1, $2]) of a batch, the
  * $5-th transaction that changed each of them, its last change of the key
- * (one version per transaction per key).  A delete closes the current
+ * (one version per transaction per key), with the values of the
+ * transaction's earlier changes of the key where the last one has none
+ * (an UPDATE's row leaves out a TOASTed value it did not change, even one
+ * that an INSERT of the same transaction wrote).  A delete closes the current
  * version; an insert or update opens one where it differs from the current
  * version in a column that is not ignored, else writes the ignored columns
  * in place.  A value the change did not carry (an unchanged TOASTed one) is
@@ -2275,7 +2281,17 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 
 	appendStringInfoString(buf, "WITH hl AS MATERIALIZED (SELECT z.* FROM (SELECT v.*, "
 						   "pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j "
-						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop");
+						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, ");
+	/* the values of the transaction's changes of the key, the last one's first */
+	appendStringInfo(buf, "(SELECT pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY w2.cs) "
+					 "FROM %s AS w2, pg_catalog.jsonb_each(w2.cv) AS e WHERE ",
+					 incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w2.rn", INT8OID, "=", "w.rn", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w2.cl", LSNOID, "=", "w.cl", LSNOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w2.cs", INT8OID, "<=", "w.cs", INT8OID);
+	appendStringInfoString(buf, ") AS cv, w.cop");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", w.k%d", i + 1);
 	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
