@@ -245,3 +245,20 @@ BEGIN
 	END LOOP;
 END;
 $$;
+
+/*
+ * A pipeline's history table cannot be dropped while the pipeline keeps
+ * its history there (src/pipeline.c): the DROP fails with 2BP01, as a DROP
+ * of a table a view depends on does, and the hint says to stop keeping
+ * history (alter_pipeline(name, history_table => 0)) or drop the pipeline
+ * first.
+ */
+CREATE FUNCTION incetl._history_table_dropped()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'incetl_history_table_dropped';
+COMMENT ON FUNCTION incetl._history_table_dropped() IS 'refuses to drop a pipeline''s history table (internal)';
+REVOKE ALL ON FUNCTION incetl._history_table_dropped() FROM PUBLIC;
+
+CREATE EVENT TRIGGER incetl_history_table_dropped ON sql_drop
+	EXECUTE FUNCTION incetl._history_table_dropped();

@@ -339,7 +339,65 @@ SELECT current_user = session_user AS caller_unchanged, to_regclass('pg_temp.t47
 SELECT id, v, valid_from, valid_to FROM t47o.hist ORDER BY valid_from;
 SELECT incetl.drop_pipeline('h47o');
 
+-- A history table cannot be dropped while its pipeline keeps history there
+-- (2BP01, as for a table a view depends on), however the DROP reaches it,
+-- and whoever drops it; once the pipeline stops keeping history, it can.
+CREATE SCHEMA t47d;
+GRANT ALL ON SCHEMA t47d TO r47;
+CREATE TABLE t47d.src (id integer PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+CREATE TABLE t47d.tgt (id integer PRIMARY KEY, v text, updated_at timestamptz);
+ALTER TABLE t47d.src OWNER TO r47;
+ALTER TABLE t47d.tgt OWNER TO r47;
+SET ROLE r47;
+CREATE TABLE t47d."Hist 1" (id integer NOT NULL, v text, valid_from timestamptz NOT NULL,
+							valid_to timestamptz, UNIQUE (id, valid_from));
+INSERT INTO t47d.src VALUES (1, 'a', '2026-01-01 00:00+00');
+SELECT incetl.create_pipeline('h47 "d"', 't47d.src', 't47d.tgt', watermark_column => 'updated_at',
+							  history_table => 't47d."Hist 1"') > 0 AS created;
+CALL incetl.run('h47 "d"');
+\set VERBOSITY default
+DROP TABLE t47d."Hist 1";
+\set VERBOSITY terse
+DROP TABLE t47d."Hist 1" CASCADE;
+RESET ROLE;
+DROP SCHEMA t47d CASCADE;
+DROP OWNED BY r47;
+SELECT count(*) AS versions FROM t47d."Hist 1";
+-- dropping something else, or a column of the history table, is not refused
+CREATE TABLE t47d.other (i integer);
+DROP TABLE t47d.other;
+-- moved to another table, the old one may go; without history, the new one too
+CREATE TABLE t47d.hist2 (LIKE t47d."Hist 1" INCLUDING ALL);
+ALTER TABLE t47d.hist2 OWNER TO r47;
+SET ROLE r47;
+SELECT incetl.alter_pipeline('h47 "d"', history_table => 't47d.hist2');
+ALTER TABLE t47d.hist2 ADD COLUMN extra integer;
+ALTER TABLE t47d.hist2 DROP COLUMN extra;
+DROP TABLE t47d."Hist 1";
+SELECT incetl.alter_pipeline('h47 "d"', history_table => 0);
+DROP TABLE t47d.hist2;
+RESET ROLE;
+-- a history table dropped while the event trigger was disabled (or before
+-- the update to 0.3): runs fail with 42P01, naming the pipeline, until it
+-- stops keeping history or gets another table
+CREATE TABLE t47d.hist3 (LIKE t47d.tgt, valid_from timestamptz NOT NULL, valid_to timestamptz,
+						 UNIQUE (id, valid_from));
+ALTER TABLE t47d.hist3 OWNER TO r47;
+SELECT incetl.alter_pipeline('h47 "d"', history_table => 't47d.hist3');
+ALTER EVENT TRIGGER incetl_history_table_dropped DISABLE;
+DROP TABLE t47d.hist3;
+ALTER EVENT TRIGGER incetl_history_table_dropped ENABLE;
+\set VERBOSITY default
+CALL incetl.run('h47 "d"');
+\set VERBOSITY terse
+SELECT incetl.alter_pipeline('h47 "d"', history_table => 0);
+UPDATE t47d.src SET v = 'b', updated_at = '2026-01-02 00:00+00';
+CALL incetl.run('h47 "d"');
+SELECT * FROM t47d.tgt;
+SELECT incetl.drop_pipeline('h47 "d"');
+
 SET client_min_messages = warning;
+DROP SCHEMA t47d CASCADE;
 DROP SCHEMA t47o CASCADE;
 DROP SCHEMA t47 CASCADE;
 RESET client_min_messages;

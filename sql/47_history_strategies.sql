@@ -184,6 +184,17 @@ SELECT * FROM regress.history_problems('t47s.hist_logical', 't47s.tgt_logical', 
 -- reconcile keeps the versions as they are
 CALL incetl.reconcile('hs_logical');
 SELECT t47s.opened('hs_logical');
+-- a TOASTed value that a later change of its transaction left alone (not in
+-- that change's decoded row) is the value the earlier change wrote, not
+-- the key's previous version's (080_differential seed 3649): one version
+ALTER TABLE t47s.src_logical ALTER COLUMN v SET STORAGE EXTERNAL;
+BEGIN;
+INSERT INTO t47s.src_logical VALUES (20, repeat('y', 5000), 'n');
+UPDATE t47s.src_logical SET note = 'n2' WHERE id = 20;
+COMMIT;
+CALL incetl.run('hs_logical');
+SELECT id, length(v) AS v_length, note, valid_to IS NULL AS current
+  FROM t47s.hist_logical WHERE id = 20 ORDER BY valid_from;
 SELECT incetl.drop_pipeline('hs_logical');
 
 SET client_min_messages = warning;

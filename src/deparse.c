@@ -1884,10 +1884,11 @@ history_wm_time(Oid type, const char *w)
  *			 [, etl_run_id = CASE ... ELSE $<run> END]]
  *			FROM hw AS w WHERE w.lf IS NOT NULL AND w.lt IS NULL
  *			AND (<closes> [OR true]) AND h.ctid = w.lc AND h.<key1> = w.hc<K1> ...
- *			AND h.valid_from = w.lf),
+ *			AND h.valid_from = w.lf RETURNING 1),
  *	 ho AS (INSERT INTO <history> AS h (<key1>, ..., <col>, ..., valid_from
  *			[, etl_run_id]) SELECT hc<K1>, ..., hc<N>, ..., nt[, $<run>]
- *			FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
+ *			FROM hw AS w WHERE (SELECT pg_catalog.count(*) FROM hu) IS NOT NULL
+ *			AND NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL
  *			OR w.oi OR w.hv) RETURNING 1)
  *
  * After a CTE hx of (oi, od, hc<N>..., xv, tm): each key's last version
@@ -1903,7 +1904,12 @@ history_wm_time(Oid type, const char *w)
  * is not writes the ignored columns into the current version, or opens a
  * version for a key that has none (a comeback after a soft delete).  The
  * statement's snapshot sees the current version, so both its end and its
- * successor's start are nt.
+ * successor's start are nt.  hu runs to its end before ho inserts a row
+ * (ho's one-time filter counts hu): a closing update then finds the free
+ * space of the current version's page unclaimed and stays HOT (no new
+ * index entry, no tuple moved to another page), and the new versions go
+ * where the free space map says, mostly the table's end; the other way
+ * round, the inserts took that space and most closes moved their tuple.
  */
 static void
 deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -1967,7 +1973,7 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 	deparse_history_key_match(buf, p, "w", 'h');
 	appendStringInfoString(buf, " AND ");
 	deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "=", "w.lf", TIMESTAMPTZOID);
-	appendStringInfoChar(buf, ')');
+	appendStringInfoString(buf, " RETURNING 1)");
 
 	/* open versions */
 	appendStringInfo(buf, ", ho AS (INSERT INTO %s AS h (", p->hist_qname);
@@ -2000,8 +2006,9 @@ deparse_history_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 	appendStringInfoString(buf, ", nt");
 	if (p->hist_etl_run_id)
 		appendStringInfo(buf, ", $%d", run_param);
-	appendStringInfoString(buf, " FROM hw AS w WHERE NOT w.od AND (w.lf IS NULL OR "
-						   "w.lt IS NOT NULL OR w.oi OR w.hv) RETURNING 1)");
+	appendStringInfoString(buf, " FROM hw AS w WHERE (SELECT pg_catalog.count(*) FROM hu) IS NOT NULL "
+						   "AND NOT w.od AND (w.lf IS NULL OR w.lt IS NOT NULL OR w.oi OR w.hv) "
+						   "RETURNING 1)");
 }
 
 /*
@@ -2309,7 +2316,10 @@ history_layer_value(IncetlColumn *c)
 /*
  * WITH hl AS MATERIALIZED (SELECT z.* FROM
  *		(SELECT v.*, pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j
- *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop, w.k1, ...
+ *		 FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct,
+ *			   (SELECT jsonb_object_agg(e.key, e.value ORDER BY w2.cs)
+ *				FROM <work table> AS w2, jsonb_each(w2.cv) AS e WHERE w2.rn = w.rn
+ *				AND w2.cl = w.cl AND w2.cs <= w.cs) AS cv, w.cop, w.k1, ...
  *			   FROM <work table> AS w WHERE w.rn > $1 AND w.rn <= $2
  *			   AND w.cl IS NOT NULL ORDER BY w.rn, w.cl, w.cs DESC) AS v) AS z
  *		WHERE z.j = $5),
@@ -2327,7 +2337,10 @@ history_layer_value(IncetlColumn *c)
  * 'logical' history (SPEC 5: every committed version, in commit order, at
  * its commit time): layer $5 of the keys (rn in ($1, $2]) of a batch, the
  * $5-th transaction that changed each of them, its last change of the key
- * (one version per transaction per key).  A delete closes the current
+ * (one version per transaction per key), with the values of the
+ * transaction's earlier changes of the key where the last one has none
+ * (an UPDATE's row leaves out a TOASTed value it did not change, even one
+ * that an INSERT of the same transaction wrote).  A delete closes the current
  * version; an insert or update opens one where it differs from the current
  * version in a column that is not ignored, else writes the ignored columns
  * in place.  A value the change did not carry (an unchanged TOASTed one) is
@@ -2344,7 +2357,17 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 
 	appendStringInfoString(buf, "WITH hl AS MATERIALIZED (SELECT z.* FROM (SELECT v.*, "
 						   "pg_catalog.row_number() OVER (PARTITION BY v.rn ORDER BY v.cl) AS j "
-						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, w.cv, w.cop");
+						   "FROM (SELECT DISTINCT ON (w.rn, w.cl) w.rn, w.cl, w.ct, ");
+	/* the values of the transaction's changes of the key, the last one's first */
+	appendStringInfo(buf, "(SELECT pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY w2.cs) "
+					 "FROM %s AS w2, pg_catalog.jsonb_each(w2.cv) AS e WHERE ",
+					 incetl_work_table_name(p));
+	deparse_catalog_clause(buf, "w2.rn", INT8OID, "=", "w.rn", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w2.cl", LSNOID, "=", "w.cl", LSNOID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w2.cs", INT8OID, "<=", "w.cs", INT8OID);
+	appendStringInfoString(buf, ") AS cv, w.cop");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", w.k%d", i + 1);
 	appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));

@@ -2,7 +2,9 @@
  *
  * pipeline.c
  *	  The SQL functions that define pipelines: create_pipeline,
- *	  alter_pipeline, drop_pipeline, set_watermark and reset_watermark.
+ *	  alter_pipeline, drop_pipeline, set_watermark and reset_watermark;
+ *	  and the event trigger that keeps a pipeline's history table from
+ *	  being dropped.
  *
  * Each checks what the caller may do, validates as the pipeline's owner
  * (validation may run the owner's code: a domain's input function, say),
@@ -16,8 +18,10 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -32,6 +36,7 @@ PG_FUNCTION_INFO_V1(incetl_alter_pipeline);
 PG_FUNCTION_INFO_V1(incetl_drop_pipeline);
 PG_FUNCTION_INFO_V1(incetl_set_watermark);
 PG_FUNCTION_INFO_V1(incetl_reset_watermark);
+PG_FUNCTION_INFO_V1(incetl_history_table_dropped);
 
 /*
  * Connect SPI and load a pipeline that the caller may change, once no run
@@ -431,6 +436,58 @@ incetl_reset_watermark(PG_FUNCTION_ARGS)
 
 	p = open_idle_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	incetl_state_save_cursor(p, NULL, NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Event trigger on sql_drop: a statement that drops a pipeline's history
+ * table fails, as a DROP of a table a view depends on does.  The history
+ * is what nothing else can give back, and a pipeline left pointing at a
+ * dropped table fails every run (or, should a new table get the old OID,
+ * would write into it).  The hint says what to do first: stop keeping
+ * history (alter_pipeline(name, history_table => 0)), move it to another
+ * table, or drop the pipeline.  incetl's catalog is read as the extension
+ * owner (the dropper may not read it); with incetl itself being dropped
+ * there is nothing to check.
+ */
+Datum
+incetl_history_table_dropped(PG_FUNCTION_ARGS)
+{
+	Oid			nsp;
+	int			n;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("incetl._history_table_dropped() must be called as an event trigger")));
+	nsp = get_namespace_oid("incetl", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("pipelines", nsp)))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	n = incetl_spi_exec_owner("SELECT p.name, d.object_identity "
+							  "FROM pg_catalog.pg_event_trigger_dropped_objects() AS d "
+							  "JOIN incetl.pipelines AS p "
+							  "ON CAST(p.history_table AS pg_catalog.oid) OPERATOR(pg_catalog.=) d.objid "
+							  "WHERE d.classid OPERATOR(pg_catalog.=) "
+							  "CAST('pg_catalog.pg_class' AS pg_catalog.regclass) "
+							  "AND d.objsubid OPERATOR(pg_catalog.=) 0 "
+							  "ORDER BY p.name LIMIT 1",
+							  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (n > 0)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *table = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop table %s because pipeline \"%s\" keeps its history in it",
+						table, name),
+				 errhint("Stop keeping history first with SELECT incetl.alter_pipeline(%s, history_table => 0), "
+						 "or drop the pipeline.", quote_literal_cstr(name))));
+	}
 	SPI_finish();
 	PG_RETURN_VOID();
 }

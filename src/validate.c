@@ -295,6 +295,12 @@ open_pipeline_relation(IncetlPipeline *p, Oid relid, const char *role)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 
+	if (rel == NULL && strcmp(role, "history") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("history table of pipeline \"%s\" does not exist", p->name),
+				 errhint("Stop keeping history with SELECT incetl.alter_pipeline(%s, history_table => 0), "
+						 "or point it at another history table.", quote_literal_cstr(p->name))));
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),

@@ -26,6 +26,18 @@
 # say, and every etl_run_id in the target names a run that wrote that many
 # rows.  preview() is checked against what the next run does.
 #
+# A 'logical' round with a history table also checks SPEC 5's as-of
+# promise: whenever no writer transaction is open and no run is in flight,
+# main copies the source with the time of the copy T (clock_timestamp(),
+# after every commit so far returned and before any later one began); at
+# the end the history's versions valid at each T (valid_from <= T AND
+# (valid_to IS NULL OR valid_to > T)) must be exactly that copy.  Copies
+# made between a successful run and a TRUNCATE, reset_watermark or
+# reconcile are dropped, and none are made from then to the next run, nor
+# before the first: those record the state they see at their own start
+# (README, "History"), not each commit.  The new keys of key changes are
+# left out of the comparison unless the gate history_key_change_toast is on.
+#
 # The generator stays within what README promises.  Workloads that hit a
 # known bug are gated: INCETL_DIFF_KNOWN=1 turns on all of them,
 # INCETL_DIFF_KNOWN=name,name some (the names are the keys of %GATES).  Once
@@ -112,6 +124,11 @@ my %GATES = (
 	# a backfill and a run alongside it both insert a key new to the
 	# target: the one that commits second fails on the target's unique index
 	backfill_alongside_run => 'a run alongside a backfill',
+	# logical history: the new key of a key change gets, for a column whose
+	# TOASTed value the change left alone (not in the decoded row), the new
+	# key's own previous version's value (or NULL), not the old key's, until
+	# the run's end settles it (as-of wrong from the commit to the run)
+	history_key_change_toast => 'logical history: as of T for the new key of a key change',
 );
 my %known;
 {
@@ -733,6 +750,18 @@ sub setup_round
 			  . key_list() . ', valid_from))');
 	}
 
+	# the as-of copies of the source (see the head of this file)
+	if (asof_on())
+	{
+		$r->{asof_t} = 'public.' . qi("asof_t_$r->{seed}");
+		$r->{asof_rows} = 'public.' . qi("asof_rows_$r->{seed}");
+		sok($main, "CREATE TABLE $r->{asof_t} (t timestamptz PRIMARY KEY, ok boolean NOT NULL)");
+		sok($main, "CREATE TABLE $r->{asof_rows} AS SELECT NULL::timestamptz AS asof_t, "
+			  . join(', ', key_names(), (map { qi($_->{name}) } @{ $r->{payload} }), qi($r->{wm}))
+			  . " FROM $r->{src} WITH NO DATA");
+		$r->{asof_blind} = 1;
+	}
+
 	# the failure injector: a row trigger on the target that, when the
 	# control row says so, lets `remaining` rows (of the operations in ops)
 	# pass, then raises or waits
@@ -1043,6 +1072,7 @@ sub op_keychange
 	return undef unless @live;
 	my $old = pick(@live);
 	my $new = absent_key($w, 0);
+	$R->{asof_skip}{$new} = 1 if asof_on() && !gate('history_key_change_toast');
 	delete $c->{$old};
 	$c->{$new} = 0;
 	my @k = key_names();
@@ -1157,11 +1187,13 @@ sub truncate_step
 			}
 		}
 		sok($main, "TRUNCATE $R->{parts}[$i]");
+		asof_collapse();
 		$R->{truncated} = $R->{truncate_pending} = 1;
 		note_round("truncated partition $i");
 		return 1;
 	}
 	sok($main, "TRUNCATE $rel");
+	asof_collapse();
 	$R->{state}[$_] = {} foreach 0 .. 2;
 	$R->{truncated} = $R->{truncate_pending} = 1;
 	note_round('truncated the source');
@@ -1204,6 +1236,7 @@ sub run_step
 	fail_round("the run did not succeed: $row") unless $f[2] eq 'succeeded';
 	$R->{runs}++;
 	$R->{truncate_pending} = 0;
+	asof_confirm();
 	if ($quiet)
 	{
 		check_equal('after a run with no writer transaction open');
@@ -1403,6 +1436,7 @@ sub reconcile_step
 {
 	return if $R->{flag} && !gate('flag_reconcile');
 	sok($main, 'CALL incetl.reconcile(' . ql($R->{name}) . ')');
+	asof_collapse();
 	my @f = split /\|/, last_run();
 	fail_round("the reconcile did not succeed: @f") unless $f[1] eq 'reconcile' && $f[2] eq 'succeeded';
 	if (quiescent())
@@ -1416,6 +1450,7 @@ sub reconcile_step
 sub reset_step
 {
 	sok($main, 'SELECT incetl.reset_watermark(' . ql($R->{name}) . ')');
+	asof_collapse();
 	note_round('reset_watermark');
 	return;
 }
@@ -1509,6 +1544,84 @@ sub check_history
 		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($tgt EXCEPT $cur) x LIMIT 10");
 		fail_round("history table wrong $when: " . join('; ', @bad) . "\n$detail");
 	}
+	return;
+}
+
+# ---------------------------------------------------------------------------
+# The as-of promise of a 'logical' history (see the head of this file)
+
+sub asof_on { return $R->{hist} && $R->{strategy} eq 'logical'; }
+
+# the compared columns: key, payload and watermark, <alias> prefixed
+sub asof_cols
+{
+	my ($alias) = @_;
+	my @c = map { $alias . $_ } key_names();
+	push @c, map { $_->{cmp} ? "$alias" . qi($_->{name}) . "::$_->{cmp}" : $alias . qi($_->{name}) }
+	  @{ $R->{payload} };
+	push @c, $alias . qi($R->{wm});
+	return join(', ', @c);
+}
+
+# a copy of the source at T, where the source is as it was at every
+# moment since the last commit: no writer transaction open, no run in
+# flight (a run does not write the source, but its end is where copies
+# stop being dropped)
+sub asof_copy
+{
+	return unless asof_on() && quiescent() && !$R->{asof_blind};
+	my @raw = (key_names(), (map { qi($_->{name}) } @{ $R->{payload} }), qi($R->{wm}));
+	sok($main, "WITH t AS (INSERT INTO $R->{asof_t} VALUES (clock_timestamp(), false) RETURNING t) "
+		  . "INSERT INTO $R->{asof_rows} SELECT t.t, " . join(', ', map { "s.$_" } @raw)
+		  . " FROM $R->{src} AS s, t");
+	return;
+}
+
+# a run succeeded: the copies so far are the history's to match
+sub asof_confirm
+{
+	return unless asof_on();
+	sok($main, "UPDATE $R->{asof_t} SET ok = true WHERE NOT ok");
+	$R->{asof_blind} = 0;
+	return;
+}
+
+# a TRUNCATE, reset_watermark or reconcile: copies since the last run go,
+# and none are made until the next
+sub asof_collapse
+{
+	return unless asof_on();
+	sok($main, "DELETE FROM $R->{asof_rows} WHERE asof_t IN (SELECT t FROM $R->{asof_t} WHERE NOT ok)");
+	sok($main, "DELETE FROM $R->{asof_t} WHERE NOT ok");
+	$R->{asof_blind} = 1;
+	return;
+}
+
+sub check_asof
+{
+	return unless asof_on();
+	my $at = "h.valid_from <= a.t AND (h.valid_to IS NULL OR h.valid_to > a.t)";
+	my $hist = "SELECT a.t, " . asof_cols('h.') . " FROM $R->{asof_t} AS a JOIN $R->{hist} AS h ON $at"
+	  . ' WHERE a.ok';
+	my $src = "SELECT r.asof_t, " . asof_cols('r.') . " FROM $R->{asof_rows} AS r JOIN $R->{asof_t} AS a"
+	  . ' ON a.t = r.asof_t WHERE a.ok';
+	# keys a key change made, unless its gate is on (%GATES)
+	my @skip = sort { $a <=> $b } keys %{ $R->{asof_skip} // {} };
+	if (@skip)
+	{
+		$hist .= ' AND NOT ' . key_match('h', @skip);
+		$src .= ' AND NOT ' . key_match('r', @skip);
+	}
+	my $n = sok($main, "SELECT count(*) FROM $R->{asof_t} WHERE ok");
+	my $bad = sok($main, "SELECT count(*) FROM (($hist EXCEPT ALL $src) UNION ALL ($src EXCEPT ALL $hist)) x");
+	if ($bad)
+	{
+		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($hist EXCEPT ALL $src) x ORDER BY 1 LIMIT 10");
+		$detail .= "\n" . sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT ALL $hist) x ORDER BY 1 LIMIT 10");
+		fail_round("history as of T is not the source at T ($bad row(s) differ over $n copies)\n$detail");
+	}
+	note_round("history as of T equals the source at T for $n copies") if $n;
+	$R->{asof_checked} += $n;
 	return;
 }
 
@@ -1644,6 +1757,7 @@ sub finish_round
 	run_step(rerun => 1);
 	check_equal('at the end');
 	check_history('at the end');
+	check_asof();
 	check_state_tables();
 	check_run_log();
 	my $st = sok($main, 'SELECT last_status FROM incetl.status WHERE pipeline = ' . ql($R->{name}));
@@ -1663,6 +1777,7 @@ sub cleanup_round
 		sq($main, "DROP VIEW IF EXISTS $r->{src}") if $r->{kind} eq 'view';
 		sq($main, "DROP TABLE IF EXISTS $r->{table}, $r->{tgt}, $r->{ctl} CASCADE") if $r->{table};
 		sq($main, "DROP FUNCTION IF EXISTS $r->{guardfn}()");
+		sq($main, "DROP TABLE IF EXISTS $r->{asof_t}, $r->{asof_rows}") if $r->{asof_t};
 	};
 	return;
 }
@@ -1708,7 +1823,11 @@ sub play_round
 			reset => 0.2);
 		if ($step eq 'write')
 		{
-			writer_step(rnd(3)) foreach 1 .. between(1, 4);
+			foreach (1 .. between(1, 4))
+			{
+				writer_step(rnd(3));
+				asof_copy();
+			}
 		}
 		elsif ($step eq 'run') { run_step(preview => chance(0.3), rerun => chance(0.2)); }
 		elsif ($step eq 'failing') { failing_run_step(); }
@@ -1720,6 +1839,7 @@ sub play_round
 		elsif ($step eq 'reconcile') { reconcile_step(); }
 		elsif ($step eq 'truncate') { truncate_step(); }
 		elsif ($step eq 'reset') { reset_step(); }
+		asof_copy();
 	}
 	finish_round();
 	note_round(sprintf('%d runs, %d equality checks, %d injected failures, %d terminated runs',
