@@ -301,6 +301,17 @@ incetl_begin_batch_settings(IncetlPipeline *p, bool keyed)
 		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	}
+
+	/*
+	 * A keyed batch probes the source and the target by key.  A target
+	 * analyzed while empty (a first hash run after VACUUM ANALYZE) looks free
+	 * to scan whole, and a nested loop over a scan of it, rescanned per key
+	 * while the statement inserts into it, cost 11.6 s instead of ~1.5 s for
+	 * 100k keys: the keys' lookups go through the indexes.
+	 */
+	if (keyed && lookups_only)
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	if (!keyed && p->src_relkind == RELKIND_FOREIGN_TABLE)
 		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
