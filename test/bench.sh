@@ -746,19 +746,19 @@ SELECT incetl.create_pipeline('users_nh', source => 'app.users', target => 'dw.u
 CALL incetl.run('users_hh');
 CALL incetl.run('users_nh');
 -- history by hand: a copy of the history pipeline's target, history and watermark
-CREATE TABLE dw.users_hb (LIKE dw.users_hh INCLUDING ALL);
-INSERT INTO dw.users_hb SELECT * FROM dw.users_hh;
+CREATE TABLE dw.users_hhb (LIKE dw.users_hh INCLUDING ALL);
+INSERT INTO dw.users_hhb SELECT * FROM dw.users_hh;
 CREATE TABLE dw.users_hist_b (LIKE dw.users_hist INCLUDING ALL);
 INSERT INTO dw.users_hist_b SELECT * FROM dw.users_hist;
-CREATE TABLE dw.wm_hb (wm timestamptz NOT NULL);
-INSERT INTO dw.wm_hb SELECT max(updated_at) FROM dw.users_hb;
-VACUUM ANALYZE dw.users_hh, dw.users_nh, dw.users_hist, dw.users_hb, dw.users_hist_b;
+CREATE TABLE dw.wm_hhb (wm timestamptz NOT NULL);
+INSERT INTO dw.wm_hhb SELECT max(updated_at) FROM dw.users_hhb;
+VACUUM ANALYZE dw.users_hh, dw.users_nh, dw.users_hist, dw.users_hhb, dw.users_hist_b;
 EOF
 	# the history by hand: what a run with history writes, at the least
 	# (every row above the watermark is taken as changed, T = updated_at)
 	HIST_BY_HAND="BEGIN;
-SELECT wm AS bench_wm FROM dw.wm_hb \\gset
-MERGE INTO dw.users_hb t
+SELECT wm AS bench_wm FROM dw.wm_hhb \\gset
+MERGE INTO dw.users_hhb t
 USING (SELECT * FROM app.users WHERE updated_at > :'bench_wm') s ON t.id = s.id
 WHEN MATCHED THEN UPDATE SET name = s.name, email = s.email, score = s.score, updated_at = s.updated_at
 WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.name, s.email, s.score, s.updated_at);
@@ -766,7 +766,7 @@ UPDATE dw.users_hist_b h SET valid_to = s.updated_at
 FROM app.users s WHERE s.updated_at > :'bench_wm' AND h.id = s.id AND h.valid_to IS NULL;
 INSERT INTO dw.users_hist_b (id, name, email, score, updated_at, valid_from)
 SELECT id, name, email, score, updated_at, updated_at FROM app.users WHERE updated_at > :'bench_wm';
-UPDATE dw.wm_hb SET wm = coalesce((SELECT max(updated_at) FROM app.users WHERE updated_at > :'bench_wm'), wm);
+UPDATE dw.wm_hhb SET wm = coalesce((SELECT max(updated_at) FROM app.users WHERE updated_at > :'bench_wm'), wm);
 COMMIT;"
 	nupd=$((N / 100))
 	nins=$((N / 1000))
@@ -780,7 +780,7 @@ UPDATE app.users SET score = score + 1, updated_at = now()
 WHERE id <= $N AND id % 100 = $(((37 + rep) % 100));
 $INS_SQL
 COMMIT;
-VACUUM ANALYZE app.users, dw.users_hh, dw.users_nh, dw.users_hist, dw.users_hb, dw.users_hist_b;
+VACUUM ANALYZE app.users, dw.users_hh, dw.users_nh, dw.users_hist, dw.users_hhb, dw.users_hist_b;
 EOF
 		sleep 1.2
 		run_pair "CALL incetl.run('users_hh');" "CALL incetl.run('users_nh');" "$rep"
@@ -791,7 +791,7 @@ EOF
 		H_BASE+=("$M_SECS"); H_BHWM+=("$M_HWM")
 		say "    rep $rep: history by hand $M_SECS s"
 	done
-	check_same app.users dw.users_hh dw.users_nh dw.users_hb
+	check_same app.users dw.users_hh dw.users_nh dw.users_hhb
 	if [[ $(psql_b -Atc "SELECT count(*) FILTER (WHERE valid_to IS NULL) = (SELECT count(*) FROM app.users)
 		AND count(*) = (SELECT count(*) FROM app.users) + $REPS * $nupd FROM dw.users_hist") != t ]]; then
 		echo "bench: dw.users_hist does not hold one current version per row and one closed per update" >&2
