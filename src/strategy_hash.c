@@ -130,12 +130,26 @@ hash_reset(IncetlPipeline *p)
 	hash_setup(p);
 }
 
+/*
+ * Runs and reconciles: an empty hash state (the first run, or the next run
+ * or reconcile after alter_pipeline(hash_algorithm => ...) emptied it) is
+ * seeded from the target first.  A run compares the source with the stored
+ * hashes, and a reconcile stores the hashes of the keys it writes: without
+ * the seed, a reconcile left a state holding only those, and the next run,
+ * finding it not empty, never saw the keys the source lost after the
+ * reconcile (080_differential seed 6713295; sql/55_hash_reconcile_state).
+ */
 static void
-hash_fill_changes(IncetlRun *run)
+hash_prepare(IncetlRun *run)
 {
 	if (hash_state_empty(run->p) &&
 		SPI_execute(incetl_sql_seed_hash_state(run->p), false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "incetl: could not fill the hash state");
+}
+
+static void
+hash_fill_changes(IncetlRun *run)
+{
 	incetl_work_fill_compare(run, false);
 }
 
@@ -164,6 +178,7 @@ const IncetlStrategyRoutine incetl_hash_strategy = {
 	.setup = hash_setup,
 	.teardown = hash_teardown,
 	.reset = hash_reset,
+	.prepare = hash_prepare,
 	.fill_changes = hash_fill_changes,
 	.preview = hash_preview,
 	.explain = hash_explain,
