@@ -116,6 +116,7 @@ static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr 
 								bool *truncated, SlotProposals *proposals);
 static void incetl_logical_confirm(const char *slot, XLogRecPtr lsn,
 								   const SlotProposals *proposals);
+static bool slot_is_ours(ReplicationSlot *s);
 
 
 /*
@@ -537,8 +538,9 @@ take_proposals(SlotProposals *proposals)
 /*
  * Decode the slot's changes to the source, from its restart_lsn up to
  * end_of_wal, without confirming anything: what pg_logical_slot_peek_changes
- * does (noting the last LSN and any TRUNCATE above the LSN above), collected into a tuplestore in the caller's memory context, and
- * with the decoder's proposals for the slot kept (take_proposals) so that
+ * does (noting the last LSN and any TRUNCATE above the LSN "above"),
+ * collected into a tuplestore in the caller's memory context, and with the
+ * decoder's proposals for the slot kept (take_proposals) so that
  * confirming after the commit needs no second decoding of the same WAL
  * (pg_replication_slot_advance decodes from restart_lsn again).  Runs as
  * the current user (the pipeline's owner), with the same checks as the SQL
@@ -656,8 +658,7 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
 	 * its name by someone else (physical, another database's, another
 	 * plugin's) is not ours to move.  The next run finds it not ours.
 	 */
-	if (!SlotIsLogical(s) || s->data.database != MyDatabaseId ||
-		strcmp(NameStr(s->data.plugin), "incetl") != 0)
+	if (!slot_is_ours(s))
 	{
 		ReplicationSlotRelease();
 		return;
@@ -909,6 +910,14 @@ typedef struct PendingSlotDrop
 static PendingSlotDrop *pending_drops = NULL;
 static bool drop_callbacks_registered = false;
 
+/* a slot of incetl's plugin in this database (so a logical one) */
+static bool
+slot_is_ours(ReplicationSlot *s)
+{
+	return s != NULL && s->in_use && s->data.database == MyDatabaseId &&
+		strcmp(NameStr(s->data.plugin), "incetl") == 0;
+}
+
 /* drop a slot if it is one of incetl's in this database and still there */
 static void
 drop_slot_if_ours(const char *name)
@@ -918,8 +927,7 @@ drop_slot_if_ours(const char *name)
 
 	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 	s = SearchNamedReplicationSlot(name, false);
-	ours = s != NULL && s->in_use && s->data.database == MyDatabaseId &&
-		strcmp(NameStr(s->data.plugin), "incetl") == 0;
+	ours = slot_is_ours(s);
 	LWLockRelease(ReplicationSlotControlLock);
 	if (ours)
 		ReplicationSlotDrop(name, true);
@@ -1072,8 +1080,7 @@ incetl_logical_check_slot(int32 pipeline_id, const char *stored, int64 limit, bo
 
 	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 	s = SearchNamedReplicationSlot(name, false);
-	ours = s != NULL && s->in_use && s->data.database == MyDatabaseId &&
-		strcmp(NameStr(s->data.plugin), "incetl") == 0;
+	ours = slot_is_ours(s);
 	if (ours)
 	{
 		SpinLockAcquire(&s->mutex);
@@ -1163,8 +1170,7 @@ incetl_drop_extension_slots(PG_FUNCTION_ARGS)
 	{
 		ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
 
-		if (s->in_use && s->data.database == MyDatabaseId &&
-			strcmp(NameStr(s->data.plugin), "incetl") == 0 &&
+		if (slot_is_ours(s) &&
 			strncmp(NameStr(s->data.name), prefix, strlen(prefix)) == 0)
 			names = lappend(names, pstrdup(NameStr(s->data.name)));
 	}
