@@ -211,6 +211,16 @@ insert_run_row(RunRow *r, const char *status, IncetlCounts *c,
 	r->inserted = true;
 }
 
+/* insert a run's row as running, with its estimate when rows_estimated >= 0 */
+static void
+insert_running_row(RunRow *r, int64 rows_estimated)
+{
+	IncetlCounts none;
+
+	memset(&none, 0, sizeof(none));
+	insert_run_row(r, NULL, &none, NULL, NULL, rows_estimated);
+}
+
 /*
  * Record a run that did not take place: another session holds the
  * pipeline's lock.
@@ -321,12 +331,10 @@ bool
 incetl_log_running(int64 run_id)
 {
 	RunRow	   *r = find_run_row(run_id);
-	IncetlCounts none;
 
 	if (r == NULL || r->inserted)
 		return false;
-	memset(&none, 0, sizeof(none));
-	insert_run_row(r, NULL, &none, NULL, NULL, -1);
+	insert_running_row(r, -1);
 	return true;
 }
 
@@ -350,7 +358,6 @@ incetl_log_finish(int64 run_id, const char *status, IncetlCounts *c,
 	bool		isnull;
 	bool		no_id;
 	int32		pipeline_id;
-
 	RunRow	   *r;
 
 	log_update(run_id, status, c, watermark_after, error);
@@ -399,10 +406,7 @@ incetl_log_estimate(int64 run_id, int64 rows)
 	r = find_run_row(run_id);
 	if (r != NULL && !r->inserted)
 	{
-		IncetlCounts none;
-
-		memset(&none, 0, sizeof(none));
-		insert_run_row(r, NULL, &none, NULL, NULL, rows);
+		insert_running_row(r, rows);
 		return;
 	}
 	values[0] = Int64GetDatum(run_id);
@@ -543,7 +547,6 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 	if (!run_log_housekeeping_due(p->id, kind))
 	{
 		Oid			seq = run_log_sequence();
-		int64		run_id;
 
 		/* the row is written later (RunRow) */
 		if (OidIsValid(seq))
@@ -557,28 +560,24 @@ incetl_log_begin_run(IncetlPipeline *p, const char *pipeline_name,
 							  "watermark_before, watermark_after, run_by) "
 							  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
 							  5, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
-		run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		remember_run_row(run_id, true, p, pipeline_name, kind, watermark_before,
-						 GetCurrentTimestamp());
-		return run_id;
 	}
-	incetl_spi_exec_owner("WITH closed AS (UPDATE incetl.run_log SET status = 'failed', "
-						  "finished_at = pg_catalog.clock_timestamp(), "
-						  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
-						  "WHERE pipeline_id OPERATOR(pg_catalog.=) $2 "
-						  "AND kind OPERATOR(pg_catalog.=) ANY ($6) "
-						  "AND status OPERATOR(pg_catalog.=) 'running' RETURNING 1), "
-						  "pruned AS (DELETE FROM incetl.run_log WHERE run_id OPERATOR(pg_catalog.=) ANY "
-						  "(ARRAY(SELECT o.run_id FROM incetl.run_log o WHERE $7 IS NOT NULL "
-						  "AND o.started_at OPERATOR(pg_catalog.<) "
-						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $7)) "
-						  "AND o.status OPERATOR(pg_catalog.<>) 'running' "
-						  "FOR UPDATE SKIP LOCKED)) RETURNING 1) "
-						  "INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
-						  "watermark_before, watermark_after, run_by) "
-						  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
-						  7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
+	else
+		incetl_spi_exec_owner("WITH closed AS (UPDATE incetl.run_log SET status = 'failed', "
+							  "finished_at = pg_catalog.clock_timestamp(), "
+							  "error = 'interrupted: the session running it ended (terminated backend or server crash)' "
+							  "WHERE pipeline_id OPERATOR(pg_catalog.=) $2 "
+							  "AND kind OPERATOR(pg_catalog.=) ANY ($6) "
+							  "AND status OPERATOR(pg_catalog.=) 'running' RETURNING 1), "
+							  "pruned AS (DELETE FROM incetl.run_log WHERE run_id OPERATOR(pg_catalog.=) ANY "
+							  "(ARRAY(SELECT o.run_id FROM incetl.run_log o WHERE $7 IS NOT NULL "
+							  "AND o.started_at OPERATOR(pg_catalog.<) "
+							  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $7)) "
+							  "AND o.status OPERATOR(pg_catalog.<>) 'running' "
+							  "FOR UPDATE SKIP LOCKED)) RETURNING 1) "
+							  "INSERT INTO incetl.run_log (pipeline, pipeline_id, kind, status, "
+							  "watermark_before, watermark_after, run_by) "
+							  "VALUES ($1, $2, $3, 'running', $4, $4, $5) RETURNING run_id",
+							  7, argtypes, values, nulls, SPI_OK_INSERT_RETURNING);
 	run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	remember_run_row(run_id, true, p, pipeline_name, kind, watermark_before,
