@@ -15,6 +15,10 @@
 --      work_mem, search_path of the caller unchanged after
 --   3. run_log and its sequence: she cannot take run ids, lock run_log or
 --      touch bob's rows; bob's run afterwards is logged as his
+--   4. bob's 'logical' pipeline: with REPLICATION she may (PostgreSQL's
+--      rule, any slot) advance bob's slot past changes he has not applied,
+--      and drop it; bob's next runs must not lose those changes (the run
+--      compares the whole source, as after a lost slot)
 --
 CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
 CREATE ROLE t56_mal NOLOGIN REPLICATION;
@@ -147,6 +151,38 @@ CALL incetl.run('t56_bp');
 RESET ROLE;
 SELECT status, inserted, updated, error FROM regress.last_counts('t56_bp');
 SELECT run_by, count(*) FROM incetl.run_log WHERE pipeline = 't56_bp' GROUP BY 1;
+
+\echo '-- 4. the slot of bob''s logical pipeline, advanced and dropped by her'
+-- the notices' details name the slot, whose name holds oids
+\set VERBOSITY terse
+RESET ROLE;
+ALTER ROLE t56_bob REPLICATION;
+SET ROLE t56_bob;
+CREATE TABLE t56_b.lsrc (id integer PRIMARY KEY, v text);
+CREATE TABLE t56_b.ltgt (id integer PRIMARY KEY, v text);
+INSERT INTO t56_b.lsrc VALUES (1, 'a'), (2, 'b');
+SELECT incetl.create_pipeline('t56_bl', 't56_b.lsrc', 't56_b.ltgt', strategy => 'logical') > 0 AS created;
+CALL incetl.run('t56_bl');
+UPDATE t56_b.lsrc SET v = 'a2' WHERE id = 1;
+INSERT INTO t56_b.lsrc VALUES (3, 'c');
+RESET ROLE;
+SELECT 'incetl_' || (SELECT oid FROM pg_database WHERE datname = current_database())
+	|| '_' || (SELECT id FROM incetl.pipelines WHERE name = 't56_bl') AS bslot \gset
+SET ROLE t56_mal;
+SELECT count(*) AS advanced FROM pg_replication_slot_advance(:'bslot', pg_current_wal_lsn());
+RESET ROLE;
+SET ROLE t56_bob;
+CALL incetl.run('t56_bl');
+SELECT * FROM t56_b.ltgt ORDER BY id;
+DELETE FROM t56_b.lsrc WHERE id = 2;
+SET ROLE t56_mal;
+SELECT pg_drop_replication_slot(:'bslot');
+SET ROLE t56_bob;
+CALL incetl.run('t56_bl');
+SELECT * FROM t56_b.ltgt ORDER BY id;
+SELECT incetl.drop_pipeline('t56_bl');
+RESET ROLE;
+\set VERBOSITY default
 
 -- clean up
 RESET work_mem;
