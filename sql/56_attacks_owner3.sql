@@ -102,6 +102,9 @@ SET work_mem = '4MB';
 SET enable_seqscan = on;
 CALL incetl.run('t56_h');
 SELECT status, inserted, updated, deleted, error FROM regress.last_counts('t56_h');
+-- the run is logged as the caller's, with a run id of its own
+SELECT run_by = current_user AS by_caller, count(DISTINCT run_id) AS ids
+  FROM incetl.run_log WHERE pipeline = 't56_h' GROUP BY 1;
 SELECT current_user, current_setting('search_path') AS sp, current_setting('work_mem') AS wm,
 	current_setting('enable_seqscan') AS seqscan;
 SELECT DISTINCT what, who, sup FROM t56_m.log ORDER BY 1;
