@@ -55,16 +55,29 @@
  *
  * A run copies the distinct queued keys, with the tuple id and the seq of
  * every entry it saw, into its work table, and applies them in keyed
- * batches; each batch deletes exactly the entries it copied, in its own
- * transaction: by tuple id (a TID scan, no index), and only where the seq
- * there is one it copied.  VACUUM FULL, CLUSTER or pg_repack move entries
- * to other tuple ids: the seq check keeps the batch from deleting whatever
- * now sits at an old one, and an entry that moved stays for the next run,
- * which applies its key once more (harmless: it loads the current row).
- * An entry it copied was committed before the batch's snapshot, so the
- * change it stands for is in the source rows the batch read; an entry it
- * did not see stays for the next run.  Nothing is lost, and since applying
- * a key means loading its current source row, nothing is applied twice.
+ * batches.  The entries it copied go in the transaction of its last batch,
+ * once every batch before has committed: an entry it copied was committed
+ * before the copy, so the change it stands for is in the source rows a
+ * later batch read; an entry it did not see stays for the next run.  A run
+ * that fails before its end leaves every entry, and the next run applies
+ * those keys once more: harmless, applying a key loads its current row.
+ * Nothing is lost, and nothing is applied twice.
+ *
+ * When the queue holds nothing but what the run copied, the run empties
+ * it with TRUNCATE, which costs nothing per entry: it takes the queue's
+ * ACCESS EXCLUSIVE lock only if no one holds any lock on it (a writer
+ * whose entries are not committed yet holds one until it ends, so it never
+ * waits and no writer waits long: just for the end of the run), then
+ * counts the queue's entries with a snapshot taken after the lock.  Only
+ * the extension owner, and runs, which exclude each other, delete entries,
+ * so as many entries as the run copied are exactly those.  Otherwise (a
+ * writer in flight, entries committed since the copy, a run inside a
+ * transaction block, which would hold the lock until its caller ends) it
+ * deletes exactly the entries it copied: by tuple id (a TID scan, no
+ * index), and only where the seq there is one it copied.  VACUUM FULL,
+ * CLUSTER or pg_repack move entries to other tuple ids: the seq check
+ * keeps it from deleting whatever now sits at an old one, and an entry
+ * that moved stays for the next run.
  *
  * src/capture.c
  *
@@ -87,6 +100,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "port/pg_bitutils.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -96,6 +110,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
@@ -1438,7 +1453,7 @@ incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e)
 typedef struct TriggerRun
 {
 	IncetlQueueEntries markers; /* TRUNCATE markers (seqs == 0: none) */
-	IncetlQueueEntries drained; /* entries of the batch in flight */
+	int64		copied;			/* entries the run copied, markers included */
 } TriggerRun;
 
 static TriggerRun *
@@ -1501,7 +1516,11 @@ trigger_fill_changes(IncetlRun *run)
 	incetl_capture_markers(run->p, &tr->markers);
 	MemoryContextSwitchTo(oldcxt);
 	if (tr->markers.seqs != (Datum) 0)
+	{
 		run->need_compare = true;
+		tr->copied += ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(tr->markers.seqs)),
+									 ARR_DIMS(DatumGetArrayTypeP(tr->markers.seqs)));
+	}
 
 	/* the entries are sorted by key: in memory, as a batch would be */
 	nest = NewGUCNestLevel();
@@ -1514,6 +1533,7 @@ trigger_fill_changes(IncetlRun *run)
 	AtEOXact_GUC(true, nest);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "incetl: could not drain the queue");
+	tr->copied += (int64) SPI_processed;
 	if (SPI_processed == 0)
 		return;
 
@@ -1538,45 +1558,93 @@ trigger_fill_changes(IncetlRun *run)
 
 /*
  * A partition attached since the last check gets its capture triggers
- * before this batch can read it; the queue entries the batch applies go
- * with it.
+ * before this batch can read it.
  */
 static void
 trigger_before_batch(IncetlRun *run)
 {
-	TriggerRun *tr = trigger_run(run);
-
 	(void) incetl_capture_cover(run->p, CAPTURE_COVER_QUEUE_KEYS);
-	tr->drained.tids = tr->drained.seqs = (Datum) 0;
-	if (run->kind == RUN_KIND_RUN && run->pass == PASS_KEYED)
-		incetl_capture_batch_entries(run->p, run->work_pos,
-									 run->work_pos + run->p->batch_size,
-									 &tr->drained);
 }
 
 /* one attached while the batch read gets them, and a compare next run */
 static void
 trigger_after_batch(IncetlRun *run)
 {
-	TriggerRun *tr = trigger_run(run);
-
-	incetl_capture_forget(run->p, &tr->drained);
-	tr->drained.tids = tr->drained.seqs = (Datum) 0;
 	(void) incetl_capture_cover(run->p, CAPTURE_COVER_QUEUE_KEYS |
 								CAPTURE_COVER_AFTER_READ);
 }
 
-/* the TRUNCATEs that asked for the compare pass are done */
-static void
-trigger_pass_done(IncetlRun *run, IncetlPass pass)
+/*
+ * Empty the queue with TRUNCATE if it holds exactly the `copied` entries
+ * the run copied (see the file's header); false if it may hold others.
+ * The lock is taken only if no one holds any: a writer with entries in
+ * flight holds one until it ends, so its entries are never cut off, and
+ * the count, with a snapshot taken after the lock, sees every entry
+ * committed before.
+ */
+static bool
+truncate_queue_if_copied(IncetlPipeline *p, int64 copied)
 {
-	if (pass == PASS_COMPARE)
-		incetl_capture_forget(run->p, &trigger_run(run)->markers);
+	Oid			queue = queue_relid(p->id);
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int64		n;
+
+	if (!OidIsValid(queue) || !ConditionalLockRelationOid(queue, AccessExclusiveLock))
+		return false;
+	plan = SPI_prepare(psprintf("SELECT pg_catalog.count(*) FROM %s",
+								incetl_queue_table_name(p)), 0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "incetl: could not count the queue");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									&isnull));
+	SPI_freeplan(plan);
+	if (n != copied)
+	{
+		/* writers may go on while the run deletes what it copied */
+		UnlockRelationOid(queue, AccessExclusiveLock);
+		return false;
+	}
+	incetl_spi_exec_owner(psprintf("TRUNCATE %s", incetl_queue_table_name(p)),
+						  0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	return true;
+}
+
+/*
+ * After the last batch, in its transaction: the entries the run copied
+ * are applied; delete them (see the file's header).  A batch at a time,
+ * so that the tuple ids held stay as many as a batch's keys.
+ */
+static void
+trigger_forget_copied(IncetlRun *run)
+{
+	TriggerRun *tr = trigger_run(run);
+	IncetlQueueEntries e;
+
+	if (tr->copied == 0)
+		return;
+	if (run->nonatomic && truncate_queue_if_copied(run->p, tr->copied))
+		return;
+	for (int64 from = 0; from < run->work_total; from += run->p->batch_size)
+	{
+		incetl_capture_batch_entries(run->p, from, from + run->p->batch_size, &e);
+		incetl_capture_forget(run->p, &e);
+		if (e.seqs != (Datum) 0)
+		{
+			pfree(DatumGetPointer(e.tids));
+			pfree(DatumGetPointer(e.seqs));
+		}
+	}
+	incetl_capture_forget(run->p, &tr->markers);
 }
 
 static void
 trigger_finish_run(IncetlRun *run)
 {
+	trigger_forget_copied(run);
 	incetl_state_save_run_start(run->p,
 								incetl_canonical_text(TimestampTzGetDatum(run->run_start),
 													  TIMESTAMPTZOID));
@@ -1625,7 +1693,6 @@ const IncetlStrategyRoutine incetl_trigger_strategy = {
 	.fill_changes = trigger_fill_changes,
 	.before_batch = trigger_before_batch,
 	.after_batch = trigger_after_batch,
-	.pass_done = trigger_pass_done,
 	.finish_run = trigger_finish_run,
 	.preview = trigger_preview,
 	.explain = trigger_explain,
