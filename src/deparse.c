@@ -52,6 +52,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
@@ -85,6 +86,7 @@ static IncetlColumn *sequence_target_column(IncetlPipeline *p, int *idx,
 static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 								   const char *strategy_op, int strategy,
 								   int firstparam);
+static bool update_sets_keys(IncetlPipeline *p);
 static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 							 const char *dcol);
 static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
@@ -342,6 +344,35 @@ incetl_type_equality(Oid typid)
 }
 
 /*
+ * " COLLATE <schema>.<name>" of a key column's source collation where it is
+ * not its type's own, else "".  The work table's keys carry it, and the
+ * statements that rank, group or compare keys from elsewhere (the queue,
+ * decoded changes) say it: keys equal under a nondeterministic collation
+ * ('abc' and 'ABC', case-insensitive) are one key of the source, and two
+ * work table rows for them would have one batch match one target row twice.
+ */
+const char *
+incetl_key_collate(IncetlColumn *c)
+{
+	HeapTuple	tup;
+	Form_pg_collation coll;
+	char	   *res;
+
+	if (!OidIsValid(c->src_collation) ||
+		c->src_collation == get_typcollation(c->src_type))
+		return "";
+	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(c->src_collation));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", c->src_collation);
+	coll = (Form_pg_collation) GETSTRUCT(tup);
+	res = psprintf(" COLLATE %s",
+				   quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+											  NameStr(coll->collname)));
+	ReleaseSysCache(tup);
+	return res;
+}
+
+/*
  * The pg_catalog operator "name" that the parser picks for inputs of types
  * ltype and rtype (UNKNOWNOID for a quoted literal): the one
  * OPERATOR(pg_catalog.name) written between them would mean.
@@ -511,25 +542,37 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 }
 
 /*
- * ((<tcol> = <dcol>) IS NOT TRUE AND NOT (<tcol> IS NULL AND <dcol> IS NULL))
+ * (CAST(ROW(<tcol>) AS record) OPERATOR(pg_catalog.*<>) CAST(ROW(<dcol>) AS record))
  *
- * True when target column tcol and batch column dcol differ (NULL-aware),
- * by the target type's equality, else by their text.
+ * True when target column tcol and batch column dcol (of the same type)
+ * differ, NULL-aware, by their binary images, as REFRESH MATERIALIZED VIEW
+ * CONCURRENTLY tells rows apart (matview.c): a type's equality says 1.0 =
+ * 1.00, 'abc' = 'ABC' under a case-insensitive collation, '1 day' = '24
+ * hours', and a target kept equal by it would never show the source's
+ * value.  Values that are the same but stored differently (compressed,
+ * TOASTed, short headers) compare equal.  (The casts to record make it
+ * one comparison of two records: between two ROW constructors the parser
+ * would compare column by column, with an operator *<> no type has.)
  */
 static void
 deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
-	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+	appendStringInfo(buf, "(CAST(ROW(%s) AS pg_catalog.record) OPERATOR(pg_catalog.*<>) "
+					 "CAST(ROW(%s) AS pg_catalog.record))", tcol, dcol);
+}
 
-	appendStringInfoString(buf, "((");
-	if (OidIsValid(eq) && SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(eq)))
-		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
-	else
-		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
-									   dcol, c->tgt_type);
-	appendStringInfo(buf, ") IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
-					 tcol, dcol);
+/*
+ * Whether the target's key columns are written by an update, and compared
+ * for it: a key equal by its type's equality may still differ from the
+ * source's ('abc' and 'ABC' under a case-insensitive collation, 1.0 and
+ * 1.00), and the target should hold the source's.  Not into a Citus table,
+ * which takes no update of its distribution column.
+ */
+static bool
+update_sets_keys(IncetlPipeline *p)
+{
+	return p->tgt_citus == '\0';
 }
 
 /*
@@ -1219,11 +1262,13 @@ batch_column(const char *rel, int i, IncetlColumn *c)
 }
 
 /*
- * ((false OR <t.<col> distinct from <rel>.c<N>> ...[ OR t.<soft> IS TRUE])
- *	[AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
+ * ((CAST(ROW(t.<col1>, ...) AS record) OPERATOR(pg_catalog.*<>)
+ *	  CAST(ROW(<rel>.c1, ...) AS record) [OR t.<soft> IS TRUE]) [AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
  *
  * A target row "t" that the row of <rel> (target-typed c1..cm) changes
- * (rel NULL: the row EXCLUDED, see batch_column).
+ * (rel NULL: the row EXCLUDED, see batch_column): any column, the keys
+ * too where an update writes them (update_sets_keys), differs by its
+ * binary image (deparse_distinct).
  */
 static void
 deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
@@ -1233,20 +1278,29 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 	int			seq_idx;
 	Oid			gt_seq;
 	IncetlColumn *seq = sequence_target_column(p, &seq_idx, &gt_seq);
+	StringInfoData tcols;
+	StringInfoData dcols;
 
-	appendStringInfoString(buf, "((false");
+	/* one image comparison of the rows' columns (deparse_distinct) */
+	initStringInfo(&tcols);
+	initStringInfo(&dcols);
 	i = 0;
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
 
 		i++;
-		if (c->is_key)
+		if (c->is_key && !update_sets_keys(p))
 			continue;
-		appendStringInfoString(buf, " OR ");
-		deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
-						 batch_column(rel, i, c));
+		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", quote_identifier(c->name));
+		appendStringInfo(&dcols, "%s%s", dcols.len ? ", " : "", batch_column(rel, i, c));
 	}
+	if (tcols.len)
+		appendStringInfo(buf, "((CAST(ROW(%s) AS pg_catalog.record) OPERATOR(pg_catalog.*<>) "
+						 "CAST(ROW(%s) AS pg_catalog.record)",
+						 tcols.data, dcols.data);
+	else
+		appendStringInfoString(buf, "((false");
 	if (p->soft_delete)
 		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
 	appendStringInfoChar(buf, ')');
@@ -1461,7 +1515,7 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 		IncetlColumn *c = lfirst(lc);
 
 		i++;
-		if (c->is_key)
+		if (c->is_key && !update_sets_keys(p))
 			continue;
 		appendStringInfo(buf, "%s%s = %s", first ? "" : ", ",
 						 quote_identifier(c->name), batch_column(rel, i, c));
@@ -2955,8 +3009,8 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 	appendStringInfo(buf, "CREATE TEMPORARY TABLE %s (rn pg_catalog.int8",
 					 incetl_work_table_name(p));
 	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, ", k%d %s", i + 1,
-						 p->keys[i]->src_typename);
+		appendStringInfo(buf, ", k%d %s%s", i + 1,
+						 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
 	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
 						   "ct pg_catalog.timestamptz, cl pg_catalog.pg_lsn, cs pg_catalog.int8, "
 						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\")");
@@ -2986,8 +3040,8 @@ deparse_create_hash_state(StringInfo buf, IncetlPipeline *p)
 	row_hash_sql(p, &rh);
 	appendStringInfo(buf, "CREATE TABLE %s (", incetl_hash_state_name(p));
 	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, "k%d %s NOT NULL, ", i + 1,
-						 p->keys[i]->src_typename);
+		appendStringInfo(buf, "k%d %s%s NOT NULL, ", i + 1,
+						 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
 	appendStringInfo(buf, "h %s NOT NULL, PRIMARY KEY (", rh.type);
 	deparse_key_list(buf, p);
 	appendStringInfoString(buf, "))");
@@ -3016,7 +3070,8 @@ incetl_sql_create_stage(IncetlPipeline *p)
 	appendStringInfo(&buf, "CREATE TABLE %s (rn pg_catalog.int8 NOT NULL",
 					 incetl_stage_name(p));
 	for (int i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, ", k%d %s NOT NULL", i + 1, p->keys[i]->src_typename);
+		appendStringInfo(&buf, ", k%d %s%s NOT NULL", i + 1, p->keys[i]->src_typename,
+						 incetl_key_collate(p->keys[i]));
 	appendStringInfoString(&buf, ", op pg_catalog.\"char\")");
 	return buf.data;
 }

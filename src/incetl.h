@@ -56,6 +56,7 @@ typedef struct IncetlColumn
 	int32		tgt_typmod;
 	bool		is_key;
 	char	   *src_typename;	/* qualified source type with its typmod */
+	Oid			src_collation;	/* the source column's collation, or 0 */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	Oid			eq_opr;			/* key columns: = of the target type */
 	bool		in_history;		/* a column of the history table (SPEC 5) */
@@ -328,6 +329,7 @@ extern char *incetl_sql_range_edge(IncetlPipeline *p, IncetlBatchShape *shape,
 								   int *nargs, Oid *argtypes);
 extern char *incetl_quote_qualified(Oid relid);
 extern char *incetl_type_equality(Oid typid);
+extern const char *incetl_key_collate(IncetlColumn *c);
 extern char *incetl_work_table_name(IncetlPipeline *p);
 extern char *incetl_hash_state_name(IncetlPipeline *p);
 extern char *incetl_hash_state_relname(int32 pipeline_id);

@@ -736,9 +736,9 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
+		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s)%s AS k%d",
 						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 p->keys[i]->src_typename,
+						 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]),
 						 i + 1);
 	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" AS op");
 	if (times)

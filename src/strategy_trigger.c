@@ -1344,11 +1344,18 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 {
 	StringInfoData buf;
 	StringInfoData keys;
+	StringInfoData values;
 	int			i;
 
+	initStringInfo(&values);
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&values, "%sq.k%d", i ? ", " : "", i + 1);
+
+	/* ranked by the source's collations (incetl_key_collate) */
 	initStringInfo(&keys);
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&keys, "%sq.k%d", i ? ", " : "", i + 1);
+		appendStringInfo(&keys, "%sq.k%d%s", i ? ", " : "", i + 1,
+						 incetl_key_collate(p->keys[i]));
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
@@ -1359,11 +1366,12 @@ incetl_sql_fill_from_queue(IncetlPipeline *p)
 					 "%s, 'u'::pg_catalog.\"char\", q.ctid, q.seq "
 					 "FROM %s AS q WHERE q.op OPERATOR(pg_catalog.<>) 'T' "
 					 "AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
-					 keys.data, keys.data, incetl_queue_table_name(p),
+					 keys.data, values.data, incetl_queue_table_name(p),
 					 incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&buf, "%sw.k%d %s q.k%d", i ? " AND " : "", i + 1,
-						 incetl_type_equality(p->keys[i]->src_type), i + 1);
+		appendStringInfo(&buf, "%sw.k%d %s q.k%d%s", i ? " AND " : "", i + 1,
+						 incetl_type_equality(p->keys[i]->src_type), i + 1,
+						 incetl_key_collate(p->keys[i]));
 	appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
