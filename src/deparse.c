@@ -58,6 +58,7 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "parser/parse_oper.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -97,6 +98,9 @@ static void deparse_source_key_match(StringInfo buf, IncetlPipeline *p,
 static void deparse_key_list(StringInfo buf, IncetlPipeline *p);
 static void deparse_key_object(StringInfo buf, IncetlPipeline *p,
 							   const char *prefix, bool gone);
+static bool have_row_bytes(void);
+static void append_row_image_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
+								  bool cast);
 static void append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
 							bool cast);
 static void deparse_src_columns(StringInfo buf, IncetlPipeline *p, bool with_wm,
@@ -542,7 +546,7 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 }
 
 /*
- * (CAST(ROW(<tcol>) AS record) OPERATOR(pg_catalog.*<>) CAST(ROW(<dcol>) AS record))
+ * pg_catalog.record_image_ne(ROW(<tcol>), ROW(<dcol>))
  *
  * True when target column tcol and batch column dcol (of the same type)
  * differ, NULL-aware, by their binary images, as REFRESH MATERIALIZED VIEW
@@ -550,16 +554,17 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
  * 1.00, 'abc' = 'ABC' under a case-insensitive collation, '1 day' = '24
  * hours', and a target kept equal by it would never show the source's
  * value.  Values that are the same but stored differently (compressed,
- * TOASTed, short headers) compare equal.  (The casts to record make it
- * one comparison of two records: between two ROW constructors the parser
- * would compare column by column, with an operator *<> no type has.)
+ * TOASTed, short headers) compare equal.  (The function behind the *<>
+ * operator, called by name: written as an operator between two ROW
+ * constructors, the parser would compare column by column with an operator
+ * *<> that no type has, and a cast to record that prevents it is lost where
+ * Citus deparses the statement for its workers.)
  */
 static void
 deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
-	appendStringInfo(buf, "(CAST(ROW(%s) AS pg_catalog.record) OPERATOR(pg_catalog.*<>) "
-					 "CAST(ROW(%s) AS pg_catalog.record))", tcol, dcol);
+	appendStringInfo(buf, "pg_catalog.record_image_ne(ROW(%s), ROW(%s))", tcol, dcol);
 }
 
 /*
@@ -764,6 +769,59 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 	if (!any)
 		appendStringInfoString(buf, "NULL::pg_catalog.int4");
 	appendStringInfoString(buf, rh.close);
+}
+
+/*
+ * Whether incetl.row_bytes(record) exists: not while the SQL objects are
+ * 0.2's, between installing this library and ALTER EXTENSION UPDATE.
+ */
+static bool
+have_row_bytes(void)
+{
+	Oid			argtype = RECORDOID;
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("incetl"),
+												makeString("row_bytes")),
+									 1, &argtype, true));
+}
+
+/*
+ * incetl.row_hash(ROW(incetl.row_bytes(ROW(<col1>, ...))))
+ *
+ * Reconcile's hash of a row, over the given alias: of its columns' stored
+ * bytes (row_bytes), the keys too where an update writes them, so that it
+ * tells apart what the apply tells apart (deparse_distinct: 1.0 and 1.00,
+ * 'abc' and 'ABC' under a nondeterministic collation), whatever the
+ * pipeline's hash_algorithm, whose hash64 takes values equal by their
+ * type's equality as equal.  cast: the source's values, in the target's
+ * types.
+ */
+static void
+append_row_image_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	Assert(have_row_bytes());
+
+	appendStringInfoString(buf, "incetl.row_hash(ROW(incetl.row_bytes(ROW(");
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (c->is_key && !update_sets_keys(p))
+			continue;
+		if (cast)
+			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
+							 quote_identifier(c->name), c->tgt_typename);
+		else
+			appendStringInfo(buf, "%s%s.%s", any ? ", " : "", alias,
+							 quote_identifier(c->name));
+		any = true;
+	}
+	if (!any)
+		appendStringInfoString(buf, "NULL::pg_catalog.int4");
+	appendStringInfoString(buf, "))))");
 }
 
 /*
@@ -1262,8 +1320,8 @@ batch_column(const char *rel, int i, IncetlColumn *c)
 }
 
 /*
- * ((CAST(ROW(t.<col1>, ...) AS record) OPERATOR(pg_catalog.*<>)
- *	  CAST(ROW(<rel>.c1, ...) AS record) [OR t.<soft> IS TRUE]) [AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
+ * ((pg_catalog.record_image_ne(ROW(t.<col1>, ...), ROW(<rel>.c1, ...))
+ *	 [OR t.<soft> IS TRUE]) [AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
  *
  * A target row "t" that the row of <rel> (target-typed c1..cm) changes
  * (rel NULL: the row EXCLUDED, see batch_column): any column, the keys
@@ -1296,8 +1354,7 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 		appendStringInfo(&dcols, "%s%s", dcols.len ? ", " : "", batch_column(rel, i, c));
 	}
 	if (tcols.len)
-		appendStringInfo(buf, "((CAST(ROW(%s) AS pg_catalog.record) OPERATOR(pg_catalog.*<>) "
-						 "CAST(ROW(%s) AS pg_catalog.record)",
+		appendStringInfo(buf, "((pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
 						 tcols.data, dcols.data);
 	else
 		appendStringInfoString(buf, "((false");
@@ -3161,7 +3218,10 @@ deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 		appendStringInfo(buf, "s.%s AS k%d, ", quote_identifier(p->keys[i]->name), i + 1);
 	if (flag)
 		appendStringInfo(buf, "s.%s AS f, ", quote_identifier(p->delete_flag_column));
-	append_row_hash(buf, p, "s", reconcile);
+	if (reconcile && have_row_bytes())
+		append_row_image_hash(buf, p, "s", true);
+	else
+		append_row_hash(buf, p, "s", reconcile);
 	appendStringInfo(buf, " AS h FROM %s AS s) AS s FULL JOIN ", p->src_qname);
 	if (reconcile)
 	{
@@ -3172,7 +3232,10 @@ deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 							 quote_identifier(p->keys[i]->name),
 							 p->keys[i]->src_typename,
 							 i + 1);
-		append_row_hash(buf, p, "t", false);
+		if (have_row_bytes())
+			append_row_image_hash(buf, p, "t", false);
+		else
+			append_row_hash(buf, p, "t", false);
 		appendStringInfo(buf, " AS h FROM %s AS t", p->tgt_qname);
 		if (p->soft_delete)
 			appendStringInfo(buf, " WHERE t.%s IS NOT TRUE",
