@@ -88,6 +88,8 @@ static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 								   const char *strategy_op, int strategy,
 								   int firstparam);
 static bool update_sets_keys(IncetlPipeline *p);
+static void deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
+								 const char *dcol);
 static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 							 const char *dcol);
 static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
@@ -565,6 +567,29 @@ deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
 				 const char *dcol)
 {
 	appendStringInfo(buf, "pg_catalog.record_image_ne(ROW(%s), ROW(%s))", tcol, dcol);
+}
+
+/*
+ * ((<tcol> = <dcol>) IS NOT TRUE AND NOT (<tcol> IS NULL AND <dcol> IS NULL))
+ *
+ * True when target column tcol and batch column dcol differ by the target
+ * type's equality (NULL-aware), else by their text: a cheap first test
+ * (deparse_changes_row), never the last word (deparse_distinct).
+ */
+static void
+deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
+					 const char *dcol)
+{
+	Oid			eq = lookup_type_cache(c->tgt_type, TYPECACHE_EQ_OPR)->eq_opr;
+
+	appendStringInfoString(buf, "((");
+	if (OidIsValid(eq) && SearchSysCacheExists1(OPEROID, ObjectIdGetDatum(eq)))
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, eq, dcol, c->tgt_type);
+	else
+		incetl_deparse_operator_clause(buf, tcol, c->tgt_type, TextEqualOperator,
+									   dcol, c->tgt_type);
+	appendStringInfo(buf, ") IS NOT TRUE AND NOT (%s IS NULL AND %s IS NULL))",
+					 tcol, dcol);
 }
 
 /*
@@ -1320,7 +1345,8 @@ batch_column(const char *rel, int i, IncetlColumn *c)
 }
 
 /*
- * ((pg_catalog.record_image_ne(ROW(t.<col1>, ...), ROW(<rel>.c1, ...))
+ * ((false OR <t.<col> differs from <rel>.c<N> by its type> ...
+ *	 OR pg_catalog.record_image_ne(ROW(t.<col1>, ...), ROW(<rel>.c1, ...))
  *	 [OR t.<soft> IS TRUE]) [AND (t.<seq> > <rel>.c<S>) IS NOT TRUE])
  *
  * A target row "t" that the row of <rel> (target-typed c1..cm) changes
@@ -1339,25 +1365,36 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 	StringInfoData tcols;
 	StringInfoData dcols;
 
-	/* one image comparison of the rows' columns (deparse_distinct) */
+	/*
+	 * One image comparison of the rows' columns (deparse_distinct), after
+	 * each non-key column's equality: a row that changed a value usually
+	 * differs by it, which is cheaper to find (record_image_ne forms both
+	 * rows: ~0.15 us a row here), so only rows equal by their types pay for
+	 * the images.
+	 */
 	initStringInfo(&tcols);
 	initStringInfo(&dcols);
+	appendStringInfoString(buf, "((false");
 	i = 0;
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
 
 		i++;
+		if (!c->is_key)
+		{
+			appendStringInfoString(buf, " OR ");
+			deparse_type_differs(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+								 batch_column(rel, i, c));
+		}
 		if (c->is_key && !update_sets_keys(p))
 			continue;
 		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", quote_identifier(c->name));
 		appendStringInfo(&dcols, "%s%s", dcols.len ? ", " : "", batch_column(rel, i, c));
 	}
 	if (tcols.len)
-		appendStringInfo(buf, "((pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
+		appendStringInfo(buf, " OR pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
 						 tcols.data, dcols.data);
-	else
-		appendStringInfoString(buf, "((false");
 	if (p->soft_delete)
 		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
 	appendStringInfoChar(buf, ')');
