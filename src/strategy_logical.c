@@ -26,10 +26,11 @@
  * finds the stored LSN next time and skips what it applied.
  *
  * Everything here that touches the slot (create, peek, advance, drop a
- * lost slot), and the casts of decoded keys to the key types (a domain's
- * CHECK is the owner's code), runs as the current user, which is the
- * pipeline's owner in a run or a preview; that owner must have the
- * REPLICATION attribute, as it would to use a slot by hand.  Only
+ * lost slot), and the fill of the work table from the decoded keys (the
+ * key types' operators, and on the JSON path their casts, a domain's
+ * CHECK among them, are the owner's code), runs as the current user,
+ * which is the pipeline's owner in a run or a preview; that owner must
+ * have the REPLICATION attribute, as it would to use a slot by hand.  Only
  * incetl.state is read and written as the extension owner.
  *
  * drop_pipeline and DROP EXTENSION incetl drop slots when their
@@ -83,6 +84,7 @@
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
+#include "decode.h"
 #include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
@@ -462,15 +464,23 @@ flush_wal(void)
  */
 #define INCETL_CHANGES_ENR "incetl_slot_changes"
 
-/* what a read of the slot collects, as the output plugin writes it */
+/*
+ * What a read of the slot collects, as the output plugin writes it: JSON
+ * text (lsn pg_lsn, data text, o int8), or, typed, the changes above
+ * "above" as the pipeline's keys (lsn pg_lsn, op "char", k1 .. kn, o
+ * int8), a TRUNCATE only noted.
+ */
 typedef struct SlotRead
 {
 	Tuplestorestate *store;
-	TupleDesc	desc;			/* (lsn pg_lsn, data text, o int8) */
+	TupleDesc	desc;
+	bool		typed;
 	int64		rows;
 	XLogRecPtr	above;			/* changes at or below it are applied */
 	XLogRecPtr	last_lsn;		/* the highest LSN of a change above it */
 	bool		truncated;		/* a TRUNCATE above it */
+	Datum	   *values;			/* typed: a row being put */
+	bool	   *nulls;
 } SlotRead;
 
 static void
@@ -487,8 +497,12 @@ slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 	SlotRead   *r = (SlotRead *) ctx->output_writer_private;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-	text	   *data = cstring_to_text_with_len(ctx->out->data, ctx->out->len);
+	text	   *data;
 
+	/* decode.c hands a typed read's changes to slot_read_put */
+	if (r->typed)
+		elog(ERROR, "incetl: unexpected text output in a typed read of a replication slot");
+	data = cstring_to_text_with_len(ctx->out->data, ctx->out->len);
 	if (lsn > r->above)
 	{
 		if (lsn > r->last_lsn)
@@ -502,6 +516,35 @@ slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 	values[2] = Int64GetDatum(++r->rows);
 	tuplestore_putvalues(r->store, r->desc, values, nulls);
 	pfree(data);
+}
+
+/*
+ * A typed read's change from decode.c (IncetlDecodePut): a row of the
+ * store when it is above the applied LSN (what the fill of a JSON read
+ * leaves out in SQL), the copies of its key datums in the store's memory.
+ */
+static void
+slot_read_put(IncetlDecodeSink *sink, XLogRecPtr lsn, char op, Datum *values,
+			  bool *nulls)
+{
+	SlotRead   *r = (SlotRead *) sink->arg;
+	int			n = sink->nkeys;
+
+	if (lsn <= r->above)
+		return;
+	if (lsn > r->last_lsn)
+		r->last_lsn = lsn;
+	if (op == 'T')
+	{
+		r->truncated = true;
+		return;
+	}
+	r->values[0] = LSNGetDatum(lsn);
+	r->values[1] = CharGetDatum(op);
+	memcpy(&r->values[2], values, sizeof(Datum) * n);
+	memcpy(&r->nulls[2], nulls, sizeof(bool) * n);
+	r->values[n + 2] = Int64GetDatum(++r->rows);
+	tuplestore_putvalues(r->store, r->desc, r->values, r->nulls);
 }
 
 /*
@@ -548,21 +591,57 @@ take_proposals(SlotProposals *proposals)
  */
 static SlotRead *
 incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
-					XLogRecPtr end_of_wal, SlotProposals *proposals)
+					XLogRecPtr end_of_wal, bool typed, SlotProposals *proposals)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	ResourceOwner old_resowner = CurrentResourceOwner;
 	SlotRead   *r = palloc0(sizeof(SlotRead));
 	List	   *options = NIL;
 	LogicalDecodingContext *ctx;
+	IncetlDecodeSink sink;
 
 	CheckSlotPermissions();
 	CheckLogicalDecodingRequirements();
 
-	r->desc = CreateTemplateTupleDesc(3);
-	TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
-	TupleDescInitEntry(r->desc, (AttrNumber) 2, "data", TEXTOID, -1, 0);
-	TupleDescInitEntry(r->desc, (AttrNumber) 3, "o", INT8OID, -1, 0);
+	r->typed = typed;
+	if (typed)
+	{
+		/*
+		 * Each key column in its source type, typmod and the type's
+		 * collation: what the JSON fill's CAST to the type made of it.
+		 */
+		r->desc = CreateTemplateTupleDesc(p->nkeys + 3);
+		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
+		for (int i = 0; i < p->nkeys; i++)
+			TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
+							   p->keys[i]->src_type, p->keys[i]->src_typmod, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) (p->nkeys + 3), "o", INT8OID, -1, 0);
+		r->values = palloc0(sizeof(Datum) * (p->nkeys + 3));
+		r->nulls = palloc0(sizeof(bool) * (p->nkeys + 3));
+
+		memset(&sink, 0, sizeof(sink));
+		sink.relid = p->source;
+		sink.nkeys = p->nkeys;
+		sink.names = palloc(sizeof(char *) * Max(p->nkeys, 1));
+		sink.types = palloc(sizeof(Oid) * Max(p->nkeys, 1));
+		sink.typmods = palloc(sizeof(int32) * Max(p->nkeys, 1));
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			sink.names[i] = p->keys[i]->name;
+			sink.types[i] = p->keys[i]->src_type;
+			sink.typmods[i] = p->keys[i]->src_typmod;
+		}
+		sink.put = slot_read_put;
+		sink.arg = r;
+	}
+	else
+	{
+		r->desc = CreateTemplateTupleDesc(3);
+		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 2, "data", TEXTOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 3, "o", INT8OID, -1, 0);
+	}
 	r->store = tuplestore_begin_heap(false, false, work_mem);
 	r->above = above;
 
@@ -577,6 +656,9 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	ReplicationSlotAcquire(slot, true);
 	PG_TRY();
 	{
+		/* for the decoding context made now only (decode.c claims it) */
+		if (typed)
+			incetl_decode_sink = &sink;
 		ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -589,6 +671,13 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 					 errdetail("This slot has never previously reserved WAL, or it has been invalidated.")));
 		MemoryContextSwitchTo(callercxt);
 		ctx->output_writer_private = r;
+		if (typed)
+		{
+			incetl_decode_sink = NULL;
+			/* not the plugin that takes a sink: not a run's slot to read typed */
+			if (!sink.claimed)
+				sink.failed = true;
+		}
 
 		/* proposals made before this read are the decoder's, not ours */
 		take_proposals(proposals);
@@ -596,7 +685,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 
 		XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 		InvalidateSystemCaches();
-		while (ctx->reader->EndRecPtr < end_of_wal)
+		while (ctx->reader->EndRecPtr < end_of_wal && !(typed && sink.failed))
 		{
 			XLogRecord *record;
 			char	   *errm = NULL;
@@ -618,6 +707,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	}
 	PG_CATCH();
 	{
+		incetl_decode_sink = NULL;
 		InvalidateSystemCaches();
 		CurrentResourceOwner = old_resowner;
 
@@ -632,6 +722,17 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(callercxt);
+
+	/*
+	 * A change the typed read could not hand over (decode.c): read it all
+	 * again as JSON, which the fill casts as it always did.  Rare: a key
+	 * column dropped, renamed or altered while the slot held changes.
+	 */
+	if (typed && sink.failed)
+	{
+		tuplestore_end(r->store);
+		return incetl_logical_read(p, slot, above, end_of_wal, false, proposals);
+	}
 	return r;
 }
 
@@ -698,10 +799,12 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
  * which EXPLAIN shows), numbered from $4 + 1, and returns the highest
  * number added, the last LSN peeked, and whether a TRUNCATE was among the
  * changes (from_read: NULL and false, the read knows them).  first: the
- * work table is empty.
+ * work table is empty.  typed (from_read, no history table): the read
+ * collected the keys typed (lsn, op, k1 .. kn, o), only those above $3 and
+ * no TRUNCATE: no JSON to parse, no casts.
  */
 static char *
-logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
+logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 {
 	StringInfoData sql;
 	int			i;
@@ -716,8 +819,11 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 	 */
 	bool		times = p->hist_qname != NULL;
 
+	Assert(!typed || (from_read && !times));
 	initStringInfo(&sql);
-	if (from_read)
+	if (typed)
+		;
+	else if (from_read)
 		appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
 						 "FROM %s AS c WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
 						 INCETL_CHANGES_ENR);
@@ -727,7 +833,8 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 						 "WITH ORDINALITY AS c (lsn, xid, data, o) "
 						 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
 						 times ? ", 'times', 'on', 'values', 'on'" : "");
-	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	appendStringInfo(&sql, "%sins AS (INSERT INTO %s (rn, ", typed ? "WITH " : "",
+					 incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
 	appendStringInfo(&sql, "op%s) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.%s() OVER (ORDER BY ",
@@ -736,10 +843,15 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
-						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-						 p->keys[i]->src_typename,
-						 i + 1);
+	{
+		if (typed)
+			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
+		else
+			appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
+							 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
+							 p->keys[i]->src_typename,
+							 i + 1);
+	}
 	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" AS op");
 	if (times)
 		appendStringInfoString(&sql, ", '2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
@@ -747,7 +859,10 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 							   "OPERATOR(pg_catalog.*) '00:00:00.000001'::pg_catalog.interval) AS ct, "
 							   "ch.lsn AS cl, ch.o AS cs, ch.j OPERATOR(pg_catalog.->) 'n' AS cv, "
 							   "CAST(ch.j OPERATOR(pg_catalog.->>) 'op' AS pg_catalog.\"char\") AS cop");
-	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
+	if (typed)
+		appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
+	else
+		appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	appendStringInfoString(&sql, ") AS x");
 	/* a work table that is still empty holds no key to skip */
 	if (!(from_read && first))
@@ -774,8 +889,11 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
  * Peek the slot's changes above applied into the work table, numbered
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
  * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
- * Runs as the current user (the pipeline's owner): the casts of the keys
- * run the key types' code, a domain's CHECK included.
+ * Runs as the current user (the pipeline's owner): the sort and DISTINCT
+ * of the keys run the key types' code; on the JSON path (a history table,
+ * or a typed read that fell back) so do the casts, a domain's CHECK
+ * included.  A typed read runs no CHECK: its keys come from the source
+ * table's own WAL, as stored, so they passed it when they were written.
  */
 static void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
@@ -796,8 +914,6 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	int			rc;
 	int			nest;
 
-	sql = logical_fill_sql(p, true, offset == 0);
-
 	/*
 	 * Everything committed up to the flush position read now is decoded by
 	 * the read below, so once its changes are applied the slot may move
@@ -805,7 +921,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 * back the WAL that other tables write.
 	 */
 	flushed = flush_wal();
-	r = incetl_logical_read(p, slot, applied, flushed, proposals);
+	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
+	sql = logical_fill_sql(p, true, r->typed, offset == 0);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
 	enr->md.name = INCETL_CHANGES_ENR;
@@ -1352,7 +1469,7 @@ logical_explain(IncetlExplain *ex)
 	else
 		values[2] = LSNGetDatum(state.applied);
 	values[3] = Int64GetDatum(0);
-	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p, false, false), 4, argtypes, values, nulls);
+	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p, false, false, false), 4, argtypes, values, nulls);
 }
 
 const IncetlStrategyRoutine incetl_logical_strategy = {
