@@ -27,11 +27,11 @@
  *
  * Everything here that touches the slot (create, peek, advance, drop a
  * lost slot), and the fill of the work table from the decoded keys (the
- * key types' operators, and on the JSON path their casts, a domain's
- * CHECK among them, are the owner's code), runs as the current user,
- * which is the pipeline's owner in a run or a preview; that owner must
- * have the REPLICATION attribute, as it would to use a slot by hand.  Only
- * incetl.state is read and written as the extension owner.
+ * key types' operators and casts, a domain's CHECK among them, are the
+ * owner's code), runs as the current user, which is the pipeline's owner
+ * in a run or a preview; that owner must have the REPLICATION attribute,
+ * as it would to use a slot by hand.  Only incetl.state is read and
+ * written as the extension owner.
  *
  * drop_pipeline and DROP EXTENSION incetl drop slots when their
  * transaction commits (PRE_COMMIT), so a rolled-back drop keeps its slot;
@@ -607,15 +607,22 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	if (typed)
 	{
 		/*
-		 * Each key column in its source type, typmod and the type's
-		 * collation: what the JSON fill's CAST to the type made of it.
+		 * Each key column in its source type and typmod, a domain's in its
+		 * base type and typmod: the fill casts it to the domain
+		 * (logical_fill_sql), which runs the domain's CHECK as the JSON
+		 * path's cast did.
 		 */
 		r->desc = CreateTemplateTupleDesc(p->nkeys + 3);
 		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
 		TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
 		for (int i = 0; i < p->nkeys; i++)
+		{
+			int32		typmod = p->keys[i]->src_typmod;
+			Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
+
 			TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
-							   p->keys[i]->src_type, p->keys[i]->src_typmod, 0);
+							   type, typmod, 0);
+		}
 		TupleDescInitEntry(r->desc, (AttrNumber) (p->nkeys + 3), "o", INT8OID, -1, 0);
 		r->values = palloc0(sizeof(Datum) * (p->nkeys + 3));
 		r->nulls = palloc0(sizeof(bool) * (p->nkeys + 3));
@@ -730,6 +737,8 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	 */
 	if (typed && sink.failed)
 	{
+		elog(DEBUG1, "incetl: reading replication slot \"%s\" again as JSON: its changes to \"%s\" have other key columns than the pipeline's now",
+			 slot, get_rel_name(p->source));
 		tuplestore_end(r->store);
 		return incetl_logical_read(p, slot, above, end_of_wal, false, proposals);
 	}
@@ -801,7 +810,8 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
  * changes (from_read: NULL and false, the read knows them).  first: the
  * work table is empty.  typed (from_read, no history table): the read
  * collected the keys typed (lsn, op, k1 .. kn, o), only those above $3 and
- * no TRUNCATE: no JSON to parse, no casts.
+ * no TRUNCATE: no JSON to parse, and no casts but a domain key's, from its
+ * base type (what the read collected) to the domain.
  */
 static char *
 logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
@@ -844,7 +854,10 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 	{
-		if (typed)
+		if (typed && get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+			appendStringInfo(&sql, "%sCAST(c.k%d AS %s) AS k%d", i ? ", " : "", i + 1,
+							 p->keys[i]->src_typename, i + 1);
+		else if (typed)
 			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
 		else
 			appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
@@ -890,10 +903,12 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
  * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
  * Runs as the current user (the pipeline's owner): the sort and DISTINCT
- * of the keys run the key types' code; on the JSON path (a history table,
- * or a typed read that fell back) so do the casts, a domain's CHECK
- * included.  A typed read runs no CHECK: its keys come from the source
- * table's own WAL, as stored, so they passed it when they were written.
+ * of the keys and their casts run the key types' code, a domain's CHECK
+ * included.  A typed read's keys come from the source table's own WAL, as
+ * stored, so they passed the CHECK when they were written; the fill still
+ * casts a domain key (from its base type), so a CHECK changed since (ALTER
+ * DOMAIN ... NOT VALID) fails the run as on the JSON path, and the
+ * domain's code runs as the owner, as it always did.
  */
 static void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
