@@ -808,13 +808,10 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
  * which EXPLAIN shows), numbered from $4 + 1, and returns the highest
  * number added, the last LSN peeked, and whether a TRUNCATE was among the
  * changes (from_read: NULL and false, the read knows them).  first: the
- * work table is empty.  typed (from_read, no history table): the read
- * collected the keys typed (lsn, op, k1 .. kn, o), only those above $3 and
- * no TRUNCATE: no JSON to parse, and no casts but a domain key's, from its
- * base type (what the read collected) to the domain.
+ * work table is empty.  A typed read's fill is logical_fill_typed_sql's.
  */
 static char *
-logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
+logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 {
 	StringInfoData sql;
 	int			i;
@@ -829,11 +826,8 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 	 */
 	bool		times = p->hist_qname != NULL;
 
-	Assert(!typed || (from_read && !times));
 	initStringInfo(&sql);
-	if (typed)
-		;
-	else if (from_read)
+	if (from_read)
 		appendStringInfo(&sql, "WITH ch AS MATERIALIZED (SELECT c.lsn, c.data::pg_catalog.jsonb AS j, c.o "
 						 "FROM %s AS c WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
 						 INCETL_CHANGES_ENR);
@@ -843,8 +837,7 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 						 "WITH ORDINALITY AS c (lsn, xid, data, o) "
 						 "WHERE $3 IS NULL OR c.lsn OPERATOR(pg_catalog.>) $3), ",
 						 times ? ", 'times', 'on', 'values', 'on'" : "");
-	appendStringInfo(&sql, "%sins AS (INSERT INTO %s (rn, ", typed ? "WITH " : "",
-					 incetl_work_table_name(p));
+	appendStringInfo(&sql, "ins AS (INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
 	appendStringInfo(&sql, "op%s) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.%s() OVER (ORDER BY ",
@@ -853,18 +846,10 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
-	{
-		if (typed && get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
-			appendStringInfo(&sql, "%sCAST(c.k%d AS %s) AS k%d", i ? ", " : "", i + 1,
-							 p->keys[i]->src_typename, i + 1);
-		else if (typed)
-			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
-		else
-			appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
-							 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
-							 p->keys[i]->src_typename,
-							 i + 1);
-	}
+		appendStringInfo(&sql, "%sCAST(((ch.j OPERATOR(pg_catalog.->) 'k') OPERATOR(pg_catalog.->>) %s) AS %s) AS k%d",
+						 i ? ", " : "", quote_literal_cstr(p->keys[i]->name),
+						 p->keys[i]->src_typename,
+						 i + 1);
 	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" AS op");
 	if (times)
 		appendStringInfoString(&sql, ", '2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
@@ -872,10 +857,7 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 							   "OPERATOR(pg_catalog.*) '00:00:00.000001'::pg_catalog.interval) AS ct, "
 							   "ch.lsn AS cl, ch.o AS cs, ch.j OPERATOR(pg_catalog.->) 'n' AS cv, "
 							   "CAST(ch.j OPERATOR(pg_catalog.->>) 'op' AS pg_catalog.\"char\") AS cop");
-	if (typed)
-		appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
-	else
-		appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
+	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	appendStringInfoString(&sql, ") AS x");
 	/* a work table that is still empty holds no key to skip */
 	if (!(from_read && first))
@@ -895,6 +877,60 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool typed, bool first)
 		appendStringInfoString(&sql, ", (SELECT pg_catalog.max(lsn) FROM ch), "
 							   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
 
+	return sql.data;
+}
+
+/*
+ * The fill of a typed read (incetl_logical_read): its rows are the changes
+ * above the applied LSN, no TRUNCATE, with the keys typed (lsn, op, k1 ..
+ * kn, o), so there is no JSON to parse and nothing to cast but a domain
+ * key, from its base type (what the read collected) to the domain.  Each
+ * key once, numbered from $4 + 1 in key order (the batches read the
+ * source in that order); the rows inserted are the numbers added, so the
+ * statement returns nothing.  first: the work table is empty.
+ *
+ * INSERT INTO <work table> (rn, k1, ..., op)
+ * SELECT $4 + row_number() OVER (ORDER BY k1, ...), x.k1, ..., 'u'
+ * FROM (SELECT DISTINCT c.k1, ... FROM incetl_slot_changes AS c) AS x
+ * [WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)]
+ */
+static char *
+logical_fill_typed_sql(IncetlPipeline *p, bool first)
+{
+	StringInfoData sql;
+	int			i;
+
+	Assert(p->hist_qname == NULL);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, "k%d, ", i + 1);
+	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, "%sx.k%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&sql, ")");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, ", x.k%d", i + 1);
+	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+			appendStringInfo(&sql, "%sCAST(c.k%d AS %s) AS k%d", i ? ", " : "", i + 1,
+							 p->keys[i]->src_typename, i + 1);
+		else
+			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
+	}
+	appendStringInfo(&sql, " FROM %s AS c) AS x", INCETL_CHANGES_ENR);
+	/* a work table that is still empty holds no key to skip */
+	if (!first)
+	{
+		appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+						 incetl_work_table_name(p));
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
+							 incetl_type_equality(p->keys[i]->src_type), i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
 	return sql.data;
 }
 
@@ -937,7 +973,8 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 */
 	flushed = flush_wal();
 	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
-	sql = logical_fill_sql(p, true, r->typed, offset == 0);
+	sql = r->typed ? logical_fill_typed_sql(p, offset == 0) :
+		logical_fill_sql(p, true, offset == 0);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
 	enr->md.name = INCETL_CHANGES_ENR;
@@ -973,15 +1010,29 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	if (work_mem < 32 * 1024)
 		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * The read's row count is known but not how many keys are distinct:
+	 * the planner's guess (200) makes it hash them and then sort what the
+	 * hash kept; sorting once serves DISTINCT and row_number both.
+	 */
+	if (r->typed)
+		(void) set_config_option("enable_hashagg", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute_with_args(sql, 4, types, values, nulls, false, 0);
 	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT)
+	if (rc != (r->typed ? SPI_OK_INSERT : SPI_OK_SELECT))
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	d = SPI_getbinval(tup, desc, 1, &isnull);
-	*max_rn = isnull ? offset : DatumGetInt64(d);
+	if (r->typed)
+		*max_rn = offset + (int64) SPI_processed;
+	else
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		d = SPI_getbinval(tup, desc, 1, &isnull);
+		*max_rn = isnull ? offset : DatumGetInt64(d);
+	}
 	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
 		*last_lsn = flushed;
@@ -1484,7 +1535,7 @@ logical_explain(IncetlExplain *ex)
 	else
 		values[2] = LSNGetDatum(state.applied);
 	values[3] = Int64GetDatum(0);
-	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p, false, false, false), 4, argtypes, values, nulls);
+	incetl_explain_add(ex, "read slot", EXPLAIN_PLAIN, logical_fill_sql(p, false, false), 4, argtypes, values, nulls);
 }
 
 const IncetlStrategyRoutine incetl_logical_strategy = {
