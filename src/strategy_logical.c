@@ -560,6 +560,14 @@ take_proposals(SlotProposals *proposals)
 {
 	ReplicationSlot *s = MyReplicationSlot;
 
+	/*
+	 * Called after every record, and nearly every time there is nothing to
+	 * take: only the process that holds the slot, this one, proposes, so a
+	 * look without the lock sees what it proposed.
+	 */
+	if (s->candidate_restart_valid == InvalidXLogRecPtr &&
+		s->candidate_xmin_lsn == InvalidXLogRecPtr)
+		return;
 	SpinLockAcquire(&s->mutex);
 	if (s->candidate_restart_valid != InvalidXLogRecPtr)
 	{
