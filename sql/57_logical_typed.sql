@@ -11,7 +11,8 @@
 -- and INSERTs, then a TRUNCATE amid changes; the target equals the source
 -- after each run.  Then a key column altered to another type and back
 -- while the slot holds changes: decoded with the historic type, those
--- changes are read again as JSON, and nothing is lost.
+-- changes are read again as JSON, and nothing is lost.  Last, a source
+-- with REPLICA IDENTITY FULL and long keys.
 --
 CREATE SCHEMA t57;
 CREATE DOMAIN t57.code AS integer CHECK (VALUE > 0);
@@ -98,4 +99,23 @@ SELECT * FROM regress.last_counts('l57');
 SELECT * FROM t57.diff();
 
 SELECT incetl.drop_pipeline('l57');
+
+\echo '-- REPLICA IDENTITY FULL: the old row, long values flattened, is the old key'
+CREATE TABLE t57.fsrc (name text, v text);
+ALTER TABLE t57.fsrc REPLICA IDENTITY FULL;
+CREATE TABLE t57.ftgt (name text PRIMARY KEY, v text);
+INSERT INTO t57.fsrc VALUES (t57.big(5), 'f5'), (t57.big(6), 'f6'), ('short', 's');
+SELECT incetl.create_pipeline('f57', 't57.fsrc', 't57.ftgt', strategy => 'logical',
+							  key_columns => '{name}') > 0 AS created;
+CALL incetl.run('f57');
+UPDATE t57.fsrc SET v = 'f5 changed' WHERE name = t57.big(5);
+UPDATE t57.fsrc SET name = t57.big(7) WHERE name = t57.big(6);
+UPDATE t57.fsrc SET name = t57.big(8), v = 'was short' WHERE name = 'short';
+INSERT INTO t57.fsrc VALUES (t57.big(9), 'f9');
+DELETE FROM t57.fsrc WHERE name = t57.big(9);
+CALL incetl.run('f57');
+SELECT * FROM regress.last_counts('f57');
+SELECT (SELECT count(*) FROM (TABLE t57.fsrc EXCEPT TABLE t57.ftgt) a) AS missing,
+	   (SELECT count(*) FROM (TABLE t57.ftgt EXCEPT TABLE t57.fsrc) b) AS extra;
+SELECT incetl.drop_pipeline('f57');
 DROP SCHEMA t57 CASCADE;
