@@ -29,6 +29,10 @@
  * transaction); pg_replication_slot_advance() to it skips that transaction.
  * A relation without replica identity yields an empty key object "{}".
  *
+ * A run that decodes its slot in its own backend takes the changes typed
+ * instead (decode.h): the pipeline's key datums and the op go straight to
+ * its sink, no text is written, and no output function is called.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -45,6 +49,7 @@
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
 #include "replication/walsender.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -54,6 +59,8 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 
+#include "decode.h"
+
 extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 
 /* Cached description of one key column */
@@ -61,6 +68,10 @@ typedef struct DecodeKeyAtt
 {
 	AttrNumber	attnum;
 	int16		typlen;
+	bool		typbyval;
+	Oid			typid;
+	int32		typmod;
+	char	   *attname;
 	char	   *jsonname;		/* escaped JSON key incl. quotes and colon */
 	FmgrInfo	outfunc;
 } DecodeKeyAtt;
@@ -78,7 +89,19 @@ typedef struct DecodeData
 	int			ncols;
 	DecodeKeyAtt *cols;			/* every column, for "n" */
 	int			guc_nest;		/* of the pinned output settings, or 0 */
+
+	/*
+	 * A run's typed sink (decode.h), or NULL; sinkmap[i] is the index in
+	 * keys of the sink's key i, valid when sink_ok (rebuilt with keys).
+	 */
+	IncetlDecodeSink *sink;
+	int		   *sinkmap;
+	bool		sink_ok;
+	Datum	   *sinkvals[2];	/* new and old key datums */
+	bool	   *sinknulls[2];
 } DecodeData;
+
+IncetlDecodeSink *incetl_decode_sink = NULL;
 
 /*
  * Set by the invalidation callbacks.  Those are registered once per backend
@@ -193,6 +216,28 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("incetl: option \"relid\" is required")));
+
+	/*
+	 * The run reading its slot in this backend (incetl_logical_read) set a
+	 * sink for the context it creates, which is this one: the first to
+	 * start while the sink is set.  A history run's changes stay JSON.
+	 */
+	if (incetl_decode_sink != NULL && !incetl_decode_sink->claimed &&
+		incetl_decode_sink->relid == data->relid &&
+		!data->times && !data->values)
+	{
+		IncetlDecodeSink *sink = incetl_decode_sink;
+
+		sink->claimed = true;
+		data->sink = sink;
+		for (int i = 0; i < 2; i++)
+		{
+			data->sinkvals[i] = MemoryContextAllocZero(ctx->context,
+													   sizeof(Datum) * Max(sink->nkeys, 1));
+			data->sinknulls[i] = MemoryContextAllocZero(ctx->context,
+														sizeof(bool) * Max(sink->nkeys, 1));
+		}
+	}
 
 	/*
 	 * Pin the settings that output functions follow, in a GUC nest level of
@@ -311,6 +356,10 @@ decode_build_cache(DecodeData *data, Relation rel)
 		key = &data->keys[data->nkeys++];
 		key->attnum = att->attnum;
 		key->typlen = att->attlen;
+		key->typbyval = att->attbyval;
+		key->typid = att->atttypid;
+		key->typmod = att->atttypmod;
+		key->attname = pstrdup(NameStr(att->attname));
 
 		initStringInfo(&name);
 		escape_json(&name, NameStr(att->attname));
@@ -322,6 +371,39 @@ decode_build_cache(DecodeData *data, Relation rel)
 	}
 
 	bms_free(idattrs);
+
+	/*
+	 * The sink's keys among the decoded relation's identity columns, by
+	 * name, as the JSON path's reader finds them in "k".  The relation is
+	 * the historic one, as of the change: a key column that is not there,
+	 * or whose type or typmod is not the pipeline's now (dropped, renamed,
+	 * altered since), could feed the work table a datum of the wrong type.
+	 * Then no change is handed over typed; the reader reads the slot again
+	 * as JSON, whose casts make of it what they always did.
+	 */
+	if (data->sink != NULL)
+	{
+		IncetlDecodeSink *sink = data->sink;
+
+		data->sinkmap = palloc(sizeof(int) * Max(sink->nkeys, 1));
+		data->sink_ok = true;
+		for (i = 0; i < sink->nkeys; i++)
+		{
+			int			j;
+
+			for (j = 0; j < data->nkeys; j++)
+				if (strcmp(data->keys[j].attname, sink->names[i]) == 0)
+					break;
+			if (j == data->nkeys ||
+				data->keys[j].typid != sink->types[i] ||
+				data->keys[j].typmod != sink->typmods[i])
+			{
+				data->sink_ok = false;
+				break;
+			}
+			data->sinkmap[i] = j;
+		}
+	}
 	MemoryContextSwitchTo(oldcxt);
 
 	data->cache_valid = true;
@@ -380,6 +462,129 @@ decode_append_key(StringInfo buf, DecodeData *data, TupleDesc tupdesc,
 			appendStringInfoString(buf, "null");
 	}
 	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * The sink's key datums of tuple into vals/nulls, taken as
+ * decode_append_key takes them (an unchanged TOASTed key of an UPDATE's
+ * new tuple from oldtuple; what neither has is NULL).  A varlena is
+ * detoasted: decoding hands over a TOASTed value as an indirect pointer to
+ * the reassembled, maybe compressed, chunks, which must not reach the
+ * sink's tuplestore as a pointer.  The copies live in the change's memory
+ * context; the sink copies what it keeps.
+ */
+static void
+decode_get_typed_key(DecodeData *data, TupleDesc tupdesc, HeapTuple tuple,
+					 HeapTuple oldtuple, Datum *vals, bool *nulls)
+{
+	for (int i = 0; i < data->sink->nkeys; i++)
+	{
+		DecodeKeyAtt *key = &data->keys[data->sinkmap[i]];
+		Datum		val = (Datum) 0;
+		bool		found;
+
+		found = decode_get_key_value(key, tupdesc, tuple, &val);
+		if (!found && oldtuple != NULL && key->typlen == -1 &&
+			!heap_attisnull(tuple, key->attnum, tupdesc))
+			found = decode_get_key_value(key, tupdesc, oldtuple, &val);
+		if (found && key->typlen == -1)
+			val = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(val)));
+		vals[i] = found ? val : (Datum) 0;
+		nulls[i] = !found;
+	}
+}
+
+/*
+ * Whether two keys from decode_get_typed_key are the same bytes (a
+ * varlena's data whatever its header).  The JSON path compares their text;
+ * equal bytes make equal text, and a key this calls changed that is not
+ * only costs the reader a duplicate, which it drops.
+ */
+static bool
+decode_typed_keys_equal(DecodeData *data, Datum *v1, bool *n1, Datum *v2, bool *n2)
+{
+	for (int i = 0; i < data->sink->nkeys; i++)
+	{
+		DecodeKeyAtt *key = &data->keys[data->sinkmap[i]];
+
+		if (n1[i] != n2[i])
+			return false;
+		if (n1[i])
+			continue;
+		if (key->typlen == -1)
+		{
+			Pointer		p1 = DatumGetPointer(v1[i]);
+			Pointer		p2 = DatumGetPointer(v2[i]);
+
+			if (VARSIZE_ANY_EXHDR(p1) != VARSIZE_ANY_EXHDR(p2) ||
+				memcmp(VARDATA_ANY(p1), VARDATA_ANY(p2), VARSIZE_ANY_EXHDR(p1)) != 0)
+				return false;
+		}
+		else if (!datumIsEqual(v1[i], v2[i], key->typbyval, key->typlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * decode_change for a sink: the same records as the JSON path writes, as
+ * datums.  A change of a relation whose key columns are not the
+ * pipeline's (decode_build_cache) fails the sink instead.
+ */
+static void
+decode_change_typed(LogicalDecodingContext *ctx, DecodeData *data,
+					TupleDesc tupdesc, ReorderBufferChange *change,
+					HeapTuple oldtup, HeapTuple newtup)
+{
+	IncetlDecodeSink *sink = data->sink;
+	Datum	   *newvals = data->sinkvals[0];
+	bool	   *newnulls = data->sinknulls[0];
+	Datum	   *oldvals = data->sinkvals[1];
+	bool	   *oldnulls = data->sinknulls[1];
+	XLogRecPtr	lsn = ctx->write_location;
+
+	if (!data->sink_ok)
+	{
+		sink->failed = true;
+		return;
+	}
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			if (newtup == NULL)
+				break;
+			decode_get_typed_key(data, tupdesc, newtup, NULL, newvals, newnulls);
+			sink->put(sink, lsn, 'I', newvals, newnulls);
+			break;
+
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			if (newtup == NULL)
+				break;
+			decode_get_typed_key(data, tupdesc, newtup, oldtup, newvals, newnulls);
+			if (oldtup != NULL)
+			{
+				/* old key is logged if it changed (or is toasted / FULL) */
+				decode_get_typed_key(data, tupdesc, oldtup, NULL, oldvals, oldnulls);
+				if (!decode_typed_keys_equal(data, oldvals, oldnulls, newvals, newnulls))
+					sink->put(sink, lsn, 'D', oldvals, oldnulls);
+			}
+			sink->put(sink, lsn, 'U', newvals, newnulls);
+			break;
+
+		case REORDER_BUFFER_CHANGE_DELETE:
+			/* no old tuple if the table has no replica identity: "{}" */
+			if (oldtup != NULL)
+				decode_get_typed_key(data, tupdesc, oldtup, NULL, oldvals, oldnulls);
+			else
+				for (int i = 0; i < sink->nkeys; i++)
+					oldnulls[i] = true;
+			sink->put(sink, lsn, 'D', oldvals, oldnulls);
+			break;
+
+		default:
+			break;
+	}
 }
 
 /*
@@ -494,6 +699,14 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	oldcxt = MemoryContextSwitchTo(data->change_cxt);
 
+	if (data->sink != NULL)
+	{
+		decode_change_typed(ctx, data, tupdesc, change, oldtup, newtup);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(data->change_cxt);
+		return;
+	}
+
 	switch (change->action)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
@@ -552,6 +765,11 @@ decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		if (RelationGetRelid(relations[i]) == data->relid)
 		{
 			decode_set_write_location(ctx, txn);
+			if (data->sink != NULL)
+			{
+				data->sink->put(data->sink, ctx->write_location, 'T', NULL, NULL);
+				return;
+			}
 			OutputPluginPrepareWrite(ctx, true);
 			appendStringInfoString(ctx->out, "{\"op\":\"T\"}");
 			OutputPluginWrite(ctx, true);

@@ -26,11 +26,12 @@
  * finds the stored LSN next time and skips what it applied.
  *
  * Everything here that touches the slot (create, peek, advance, drop a
- * lost slot), and the casts of decoded keys to the key types (a domain's
- * CHECK is the owner's code), runs as the current user, which is the
- * pipeline's owner in a run or a preview; that owner must have the
- * REPLICATION attribute, as it would to use a slot by hand.  Only
- * incetl.state is read and written as the extension owner.
+ * lost slot), and the fill of the work table from the decoded keys (the
+ * key types' operators and casts, a domain's CHECK among them, are the
+ * owner's code), runs as the current user, which is the pipeline's owner
+ * in a run or a preview; that owner must have the REPLICATION attribute,
+ * as it would to use a slot by hand.  Only incetl.state is read and
+ * written as the extension owner.
  *
  * drop_pipeline and DROP EXTENSION incetl drop slots when their
  * transaction commits (PRE_COMMIT), so a rolled-back drop keeps its slot;
@@ -83,6 +84,7 @@
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
+#include "decode.h"
 #include "strategy.h"
 
 PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
@@ -462,15 +464,23 @@ flush_wal(void)
  */
 #define INCETL_CHANGES_ENR "incetl_slot_changes"
 
-/* what a read of the slot collects, as the output plugin writes it */
+/*
+ * What a read of the slot collects, as the output plugin writes it: JSON
+ * text (lsn pg_lsn, data text, o int8), or, typed, the changes above
+ * "above" as the pipeline's keys (lsn pg_lsn, op "char", k1 .. kn, o
+ * int8), a TRUNCATE only noted.
+ */
 typedef struct SlotRead
 {
 	Tuplestorestate *store;
-	TupleDesc	desc;			/* (lsn pg_lsn, data text, o int8) */
+	TupleDesc	desc;
+	bool		typed;
 	int64		rows;
 	XLogRecPtr	above;			/* changes at or below it are applied */
 	XLogRecPtr	last_lsn;		/* the highest LSN of a change above it */
 	bool		truncated;		/* a TRUNCATE above it */
+	Datum	   *values;			/* typed: a row being put */
+	bool	   *nulls;
 } SlotRead;
 
 static void
@@ -487,8 +497,12 @@ slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 	SlotRead   *r = (SlotRead *) ctx->output_writer_private;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-	text	   *data = cstring_to_text_with_len(ctx->out->data, ctx->out->len);
+	text	   *data;
 
+	/* decode.c hands a typed read's changes to slot_read_put */
+	if (r->typed)
+		elog(ERROR, "incetl: unexpected text output in a typed read of a replication slot");
+	data = cstring_to_text_with_len(ctx->out->data, ctx->out->len);
 	if (lsn > r->above)
 	{
 		if (lsn > r->last_lsn)
@@ -505,6 +519,35 @@ slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 }
 
 /*
+ * A typed read's change from decode.c (IncetlDecodePut): a row of the
+ * store when it is above the applied LSN (what the fill of a JSON read
+ * leaves out in SQL), the copies of its key datums in the store's memory.
+ */
+static void
+slot_read_put(IncetlDecodeSink *sink, XLogRecPtr lsn, char op, Datum *values,
+			  bool *nulls)
+{
+	SlotRead   *r = (SlotRead *) sink->arg;
+	int			n = sink->nkeys;
+
+	if (lsn <= r->above)
+		return;
+	if (lsn > r->last_lsn)
+		r->last_lsn = lsn;
+	if (op == 'T')
+	{
+		r->truncated = true;
+		return;
+	}
+	r->values[0] = LSNGetDatum(lsn);
+	r->values[1] = CharGetDatum(op);
+	memcpy(&r->values[2], values, sizeof(Datum) * n);
+	memcpy(&r->nulls[2], nulls, sizeof(bool) * n);
+	r->values[n + 2] = Int64GetDatum(++r->rows);
+	tuplestore_putvalues(r->store, r->desc, r->values, r->nulls);
+}
+
+/*
  * Take what the decoder proposed for the slot since the last look: the
  * slot keeps only the first proposal made after its confirmed position
  * (logical.c's LogicalIncrease*ForSlot), so a reader that confirms once,
@@ -517,6 +560,14 @@ take_proposals(SlotProposals *proposals)
 {
 	ReplicationSlot *s = MyReplicationSlot;
 
+	/*
+	 * Called after every record, and nearly every time there is nothing to
+	 * take: only the process that holds the slot, this one, proposes, so a
+	 * look without the lock sees what it proposed.
+	 */
+	if (s->candidate_restart_valid == InvalidXLogRecPtr &&
+		s->candidate_xmin_lsn == InvalidXLogRecPtr)
+		return;
 	SpinLockAcquire(&s->mutex);
 	if (s->candidate_restart_valid != InvalidXLogRecPtr)
 	{
@@ -548,21 +599,64 @@ take_proposals(SlotProposals *proposals)
  */
 static SlotRead *
 incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
-					XLogRecPtr end_of_wal, SlotProposals *proposals)
+					XLogRecPtr end_of_wal, bool typed, SlotProposals *proposals)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	ResourceOwner old_resowner = CurrentResourceOwner;
 	SlotRead   *r = palloc0(sizeof(SlotRead));
 	List	   *options = NIL;
 	LogicalDecodingContext *ctx;
+	IncetlDecodeSink sink;
 
 	CheckSlotPermissions();
 	CheckLogicalDecodingRequirements();
 
-	r->desc = CreateTemplateTupleDesc(3);
-	TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
-	TupleDescInitEntry(r->desc, (AttrNumber) 2, "data", TEXTOID, -1, 0);
-	TupleDescInitEntry(r->desc, (AttrNumber) 3, "o", INT8OID, -1, 0);
+	r->typed = typed;
+	if (typed)
+	{
+		/*
+		 * Each key column in its source type and typmod, a domain's in its
+		 * base type and typmod: the fill casts it to the domain
+		 * (logical_fill_sql), which runs the domain's CHECK as the JSON
+		 * path's cast did.
+		 */
+		r->desc = CreateTemplateTupleDesc(p->nkeys + 3);
+		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			int32		typmod = p->keys[i]->src_typmod;
+			Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
+
+			TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
+							   type, typmod, 0);
+		}
+		TupleDescInitEntry(r->desc, (AttrNumber) (p->nkeys + 3), "o", INT8OID, -1, 0);
+		r->values = palloc0(sizeof(Datum) * (p->nkeys + 3));
+		r->nulls = palloc0(sizeof(bool) * (p->nkeys + 3));
+
+		memset(&sink, 0, sizeof(sink));
+		sink.relid = p->source;
+		sink.nkeys = p->nkeys;
+		sink.names = palloc(sizeof(char *) * Max(p->nkeys, 1));
+		sink.types = palloc(sizeof(Oid) * Max(p->nkeys, 1));
+		sink.typmods = palloc(sizeof(int32) * Max(p->nkeys, 1));
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			sink.names[i] = p->keys[i]->name;
+			sink.types[i] = p->keys[i]->src_type;
+			sink.typmods[i] = p->keys[i]->src_typmod;
+		}
+		sink.put = slot_read_put;
+		sink.arg = r;
+	}
+	else
+	{
+		r->desc = CreateTemplateTupleDesc(3);
+		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 2, "data", TEXTOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 3, "o", INT8OID, -1, 0);
+	}
 	r->store = tuplestore_begin_heap(false, false, work_mem);
 	r->above = above;
 
@@ -577,6 +671,9 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	ReplicationSlotAcquire(slot, true);
 	PG_TRY();
 	{
+		/* for the decoding context made now only (decode.c claims it) */
+		if (typed)
+			incetl_decode_sink = &sink;
 		ctx = CreateDecodingContext(InvalidXLogRecPtr, options, false,
 									XL_ROUTINE(.page_read = read_local_xlog_page,
 											   .segment_open = wal_segment_open,
@@ -589,6 +686,13 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 					 errdetail("This slot has never previously reserved WAL, or it has been invalidated.")));
 		MemoryContextSwitchTo(callercxt);
 		ctx->output_writer_private = r;
+		if (typed)
+		{
+			incetl_decode_sink = NULL;
+			/* not the plugin that takes a sink: not a run's slot to read typed */
+			if (!sink.claimed)
+				sink.failed = true;
+		}
 
 		/* proposals made before this read are the decoder's, not ours */
 		take_proposals(proposals);
@@ -596,7 +700,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 
 		XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 		InvalidateSystemCaches();
-		while (ctx->reader->EndRecPtr < end_of_wal)
+		while (ctx->reader->EndRecPtr < end_of_wal && !(typed && sink.failed))
 		{
 			XLogRecord *record;
 			char	   *errm = NULL;
@@ -618,6 +722,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	}
 	PG_CATCH();
 	{
+		incetl_decode_sink = NULL;
 		InvalidateSystemCaches();
 		CurrentResourceOwner = old_resowner;
 
@@ -632,6 +737,19 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(callercxt);
+
+	/*
+	 * A change the typed read could not hand over (decode.c): read it all
+	 * again as JSON, which the fill casts as it always did.  Rare: a key
+	 * column dropped, renamed or altered while the slot held changes.
+	 */
+	if (typed && sink.failed)
+	{
+		elog(DEBUG1, "incetl: reading replication slot \"%s\" again as JSON: its changes to \"%s\" have other key columns than the pipeline's now",
+			 slot, get_rel_name(p->source));
+		tuplestore_end(r->store);
+		return incetl_logical_read(p, slot, above, end_of_wal, false, proposals);
+	}
 	return r;
 }
 
@@ -698,7 +816,7 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
  * which EXPLAIN shows), numbered from $4 + 1, and returns the highest
  * number added, the last LSN peeked, and whether a TRUNCATE was among the
  * changes (from_read: NULL and false, the read knows them).  first: the
- * work table is empty.
+ * work table is empty.  A typed read's fill is logical_fill_typed_sql's.
  */
 static char *
 logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
@@ -771,11 +889,70 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 }
 
 /*
+ * The fill of a typed read (incetl_logical_read): its rows are the changes
+ * above the applied LSN, no TRUNCATE, with the keys typed (lsn, op, k1 ..
+ * kn, o), so there is no JSON to parse and nothing to cast but a domain
+ * key, from its base type (what the read collected) to the domain.  Each
+ * key once, numbered from $4 + 1 in key order (the batches read the
+ * source in that order); the rows inserted are the numbers added, so the
+ * statement returns nothing.  first: the work table is empty.
+ *
+ * INSERT INTO <work table> (rn, k1, ..., op)
+ * SELECT $4 + row_number() OVER (ORDER BY k1, ...), x.k1, ..., 'u'
+ * FROM (SELECT DISTINCT c.k1, ... FROM incetl_slot_changes AS c) AS x
+ * [WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)]
+ */
+static char *
+logical_fill_typed_sql(IncetlPipeline *p, bool first)
+{
+	StringInfoData sql;
+	int			i;
+
+	Assert(p->hist_qname == NULL);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, "k%d, ", i + 1);
+	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, "%sx.k%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&sql, ")");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(&sql, ", x.k%d", i + 1);
+	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
+	for (i = 0; i < p->nkeys; i++)
+	{
+		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+			appendStringInfo(&sql, "%sCAST(c.k%d AS %s) AS k%d", i ? ", " : "", i + 1,
+							 p->keys[i]->src_typename, i + 1);
+		else
+			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
+	}
+	appendStringInfo(&sql, " FROM %s AS c) AS x", INCETL_CHANGES_ENR);
+	/* a work table that is still empty holds no key to skip */
+	if (!first)
+	{
+		appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+						 incetl_work_table_name(p));
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
+							 incetl_type_equality(p->keys[i]->src_type), i + 1);
+		appendStringInfoChar(&sql, ')');
+	}
+	return sql.data;
+}
+
+/*
  * Peek the slot's changes above applied into the work table, numbered
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
  * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
- * Runs as the current user (the pipeline's owner): the casts of the keys
- * run the key types' code, a domain's CHECK included.
+ * Runs as the current user (the pipeline's owner): the sort and DISTINCT
+ * of the keys and their casts run the key types' code, a domain's CHECK
+ * included.  A typed read's keys come from the source table's own WAL, as
+ * stored, so they passed the CHECK when they were written; the fill still
+ * casts a domain key (from its base type), so a CHECK changed since (ALTER
+ * DOMAIN ... NOT VALID) fails the run as on the JSON path, and the
+ * domain's code runs as the owner, as it always did.
  */
 static void
 incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
@@ -796,8 +973,6 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	int			rc;
 	int			nest;
 
-	sql = logical_fill_sql(p, true, offset == 0);
-
 	/*
 	 * Everything committed up to the flush position read now is decoded by
 	 * the read below, so once its changes are applied the slot may move
@@ -805,7 +980,9 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 * back the WAL that other tables write.
 	 */
 	flushed = flush_wal();
-	r = incetl_logical_read(p, slot, applied, flushed, proposals);
+	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
+	sql = r->typed ? logical_fill_typed_sql(p, offset == 0) :
+		logical_fill_sql(p, true, offset == 0);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
 	enr->md.name = INCETL_CHANGES_ENR;
@@ -841,15 +1018,29 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	if (work_mem < 32 * 1024)
 		(void) set_config_option("work_mem", "32MB", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * The read's row count is known but not how many keys are distinct:
+	 * the planner's guess (200) makes it hash them and then sort what the
+	 * hash kept; sorting once serves DISTINCT and row_number both.
+	 */
+	if (r->typed)
+		(void) set_config_option("enable_hashagg", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute_with_args(sql, 4, types, values, nulls, false, 0);
 	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT)
+	if (rc != (r->typed ? SPI_OK_INSERT : SPI_OK_SELECT))
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	d = SPI_getbinval(tup, desc, 1, &isnull);
-	*max_rn = isnull ? offset : DatumGetInt64(d);
+	if (r->typed)
+		*max_rn = offset + (int64) SPI_processed;
+	else
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		d = SPI_getbinval(tup, desc, 1, &isnull);
+		*max_rn = isnull ? offset : DatumGetInt64(d);
+	}
 	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
 		*last_lsn = flushed;
