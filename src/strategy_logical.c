@@ -922,11 +922,14 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first)
 	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 	{
+		/* grouped and ranked by the source's collation (incetl_key_collate) */
 		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
-			appendStringInfo(&sql, "%sCAST(c.k%d AS %s) AS k%d", i ? ", " : "", i + 1,
-							 p->keys[i]->src_typename, i + 1);
+			appendStringInfo(&sql, "%sCAST(c.k%d AS %s)%s AS k%d", i ? ", " : "", i + 1,
+							 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]),
+							 i + 1);
 		else
-			appendStringInfo(&sql, "%sc.k%d", i ? ", " : "", i + 1);
+			appendStringInfo(&sql, "%sc.k%d%s AS k%d", i ? ", " : "", i + 1,
+							 incetl_key_collate(p->keys[i]), i + 1);
 	}
 	appendStringInfo(&sql, " FROM %s AS c) AS x", INCETL_CHANGES_ENR);
 	/* a work table that is still empty holds no key to skip */
