@@ -1,0 +1,56 @@
+--
+-- 59_review5_image: rows told apart by binary image (review of 7786d25 /
+-- 691f1bf).  The expected output is the correct behaviour.
+--
+-- 1. SPEC 3.5, "Re-running with no source change writes nothing to the
+--    target": a target whose BEFORE trigger normalises a value to one its
+--    type calls equal (numeric 10.5 -> round(10.5, 2) = 10.50) now differs
+--    from the batch's value by image at every run, and every run that
+--    reads the row (here through lookback) rewrites it: a new tuple
+--    version, etl columns, history versions, for ever.  It counted as
+--    unchanged before 7786d25.
+-- 2. SPEC 5, "the current version equal to the target row": a case-only
+--    key change under a nondeterministic collation now reaches the target
+--    ('abc' -> 'ABC'), but the history's current version keeps 'abc': the
+--    apply's row test includes the keys, the history's (hv) does not, so
+--    the change counts as one to ignored columns only.
+--
+SET incetl.late_commit_margin = 0;
+SET TimeZone = 'UTC';
+CREATE SCHEMA t59i;
+
+-- 1. a normalising target trigger: nothing changes in the source
+CREATE TABLE t59i.src (id integer PRIMARY KEY, amount numeric,
+					   updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE t59i.tgt (id integer PRIMARY KEY, amount numeric, updated_at timestamptz);
+CREATE FUNCTION t59i.cents() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN NEW.amount := round(NEW.amount, 2); RETURN NEW; END$$;
+CREATE TRIGGER cents BEFORE INSERT OR UPDATE ON t59i.tgt FOR EACH ROW EXECUTE FUNCTION t59i.cents();
+INSERT INTO t59i.src (id, amount) VALUES (1, 10.5), (2, 3);
+SELECT incetl.create_pipeline('i59_norm', 't59i.src', 't59i.tgt', watermark_column => 'updated_at',
+							  lookback => '1 hour') > 0 AS created;
+CALL incetl.run('i59_norm');
+CALL incetl.run('i59_norm');
+CALL incetl.run('i59_norm');
+SELECT status, rows_extracted, rows_inserted, rows_updated, rows_unchanged
+  FROM incetl.run_log WHERE pipeline = 'i59_norm' ORDER BY run_id;
+SELECT incetl.drop_pipeline('i59_norm');
+
+-- 2. a case-only key change and the history's current version
+CREATE COLLATION t59i.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE t59i.hsrc (id text COLLATE t59i.ci PRIMARY KEY, v text);
+CREATE TABLE t59i.htgt (id text COLLATE t59i.ci PRIMARY KEY, v text);
+CREATE TABLE t59i.hist (id text COLLATE t59i.ci NOT NULL, v text, valid_from timestamptz NOT NULL,
+						valid_to timestamptz, UNIQUE (id, valid_from));
+INSERT INTO t59i.hsrc VALUES ('abc', 'x'), ('def', 'y');
+SELECT incetl.create_pipeline('i59_hist', 't59i.hsrc', 't59i.htgt', strategy => 'trigger',
+							  history_table => 't59i.hist') > 0 AS created;
+CALL incetl.run('i59_hist');
+UPDATE t59i.hsrc SET id = 'ABC' WHERE id = 'abc';
+CALL incetl.run('i59_hist');
+SELECT id FROM t59i.htgt ORDER BY id COLLATE "C";
+-- the current versions spell the keys as the target does
+SELECT id, v FROM t59i.hist WHERE valid_to IS NULL ORDER BY id COLLATE "C";
+SELECT incetl.drop_pipeline('i59_hist');
+
+DROP SCHEMA t59i CASCADE;
