@@ -351,7 +351,9 @@ incetl_type_equality(Oid typid)
 
 /*
  * " COLLATE <schema>.<name>" of a key column's source collation where it is
- * not its type's own, else "".  The work table's keys carry it, and the
+ * not its base type's own, else "".  (The base type's, not the domain's: the
+ * queue holds a domain key as its base type, whose collation a domain's
+ * COLLATE does not change.)  The work table's keys carry it, and the
  * statements that rank, group or compare keys from elsewhere (the queue,
  * decoded changes) say it: keys equal under a nondeterministic collation
  * ('abc' and 'ABC', case-insensitive) are one key of the source, and two
@@ -365,7 +367,7 @@ incetl_key_collate(IncetlColumn *c)
 	char	   *res;
 
 	if (!OidIsValid(c->src_collation) ||
-		c->src_collation == get_typcollation(c->src_type))
+		c->src_collation == get_typcollation(getBaseType(c->src_type)))
 		return "";
 	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(c->src_collation));
 	if (!HeapTupleIsValid(tup))
