@@ -39,7 +39,8 @@ CALL incetl.run('i59_norm');
 CALL incetl.run('i59_norm');
 CALL incetl.run('i59_norm');
 SELECT status, rows_extracted, rows_inserted, rows_updated, rows_unchanged
-  FROM incetl.run_log WHERE pipeline = 'i59_norm' ORDER BY run_id;
+  FROM incetl.run_log WHERE pipeline_id = (SELECT id FROM incetl.pipelines WHERE name = 'i59_norm')
+ ORDER BY run_id;
 SELECT incetl.drop_pipeline('i59_norm');
 
 -- 2. a case-only key change and the history's current version
