@@ -7,8 +7,9 @@
 --    type calls equal (numeric 10.5 -> round(10.5, 2) = 10.50) now differs
 --    from the batch's value by image at every run, and every run that
 --    reads the row (here through lookback) rewrites it: a new tuple
---    version, etl columns, history versions, for ever.  It counted as
---    unchanged before 7786d25.
+--    version, etl columns, and a new history version of each such key at
+--    every run (each equal to the one before: the history table stores the
+--    batch's 10.5), for ever.  It counted as unchanged before 7786d25.
 -- 2. SPEC 5, "the current version equal to the target row": a case-only
 --    key change under a nondeterministic collation now reaches the target
 --    ('abc' -> 'ABC'), but the history's current version keeps 'abc': the
@@ -29,18 +30,22 @@ CREATE SCHEMA t59i;
 CREATE TABLE t59i.src (id integer PRIMARY KEY, amount numeric,
 					   updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
 CREATE TABLE t59i.tgt (id integer PRIMARY KEY, amount numeric, updated_at timestamptz);
+CREATE TABLE t59i.nhist (id integer NOT NULL, amount numeric, valid_from timestamptz NOT NULL,
+						 valid_to timestamptz, UNIQUE (id, valid_from));
 CREATE FUNCTION t59i.cents() RETURNS trigger LANGUAGE plpgsql AS
 $$BEGIN NEW.amount := round(NEW.amount, 2); RETURN NEW; END$$;
 CREATE TRIGGER cents BEFORE INSERT OR UPDATE ON t59i.tgt FOR EACH ROW EXECUTE FUNCTION t59i.cents();
 INSERT INTO t59i.src (id, amount) VALUES (1, 10.5), (2, 3);
 SELECT incetl.create_pipeline('i59_norm', 't59i.src', 't59i.tgt', watermark_column => 'updated_at',
-							  lookback => '1 hour') > 0 AS created;
+							  lookback => '1 hour', history_table => 't59i.nhist') > 0 AS created;
 CALL incetl.run('i59_norm');
 CALL incetl.run('i59_norm');
 CALL incetl.run('i59_norm');
-SELECT status, rows_extracted, rows_inserted, rows_updated, rows_unchanged
+SELECT status, rows_extracted, rows_inserted, rows_updated, rows_unchanged, history_versions
   FROM incetl.run_log WHERE pipeline_id = (SELECT id FROM incetl.pipelines WHERE name = 'i59_norm')
  ORDER BY run_id;
+-- one version per key: the source never changed
+SELECT id, amount, count(*) AS versions FROM t59i.nhist GROUP BY id, amount ORDER BY id;
 SELECT incetl.drop_pipeline('i59_norm');
 
 -- 2. a case-only key change and the history's current version
