@@ -47,15 +47,18 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
@@ -87,7 +90,8 @@ static IncetlColumn *sequence_target_column(IncetlPipeline *p, int *idx,
 static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 								   const char *strategy_op, int strategy,
 								   int firstparam);
-static bool update_sets_keys(IncetlPipeline *p);
+static bool equality_is_image(Oid type, Oid collation);
+static bool key_written(IncetlPipeline *p, IncetlColumn *c);
 static void deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
 								 const char *dcol);
 static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
@@ -595,16 +599,46 @@ deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
 }
 
 /*
- * Whether the target's key columns are written by an update, and compared
- * for it: a key equal by its type's equality may still differ from the
- * source's ('abc' and 'ABC' under a case-insensitive collation, 1.0 and
- * 1.00), and the target should hold the source's.  Not into a Citus table,
- * which takes no update of its distribution column.
+ * Whether a type's equality under a collation is equality of binary
+ * images: the default btree operator class's "equalimage" support
+ * function says so, as for B-tree deduplication (_bt_allequalimage).  Only
+ * a built-in one is asked (a user's is code of theirs); without one, no.
  */
 static bool
-update_sets_keys(IncetlPipeline *p)
+equality_is_image(Oid type, Oid collation)
 {
-	return p->tgt_citus == '\0';
+	Oid			base = getBaseType(type);
+	Oid			opclass = GetDefaultOpClass(base, BTREE_AM_OID);
+	Oid			opcintype;
+	Oid			proc;
+
+	if (!OidIsValid(opclass))
+		return false;
+	opcintype = get_opclass_input_type(opclass);
+	proc = get_opfamily_proc(get_opclass_family(opclass), opcintype, opcintype,
+							 BTEQUALIMAGE_PROC);
+	if (!OidIsValid(proc) || proc >= FirstNormalObjectId)
+		return false;
+	if (!OidIsValid(collation) && type_is_collatable(base))
+		collation = DEFAULT_COLLATION_OID;
+	return DatumGetBool(OidFunctionCall1Coll(proc, collation, ObjectIdGetDatum(opcintype)));
+}
+
+/*
+ * Whether an update writes key column c, and compares it: a key equal by
+ * its type's equality may still differ from the source's ('abc' and 'ABC'
+ * under a case-insensitive collation, numeric 1.0 and 1.00), and the
+ * target should hold the source's.  Only such keys: writing an int or a
+ * deterministic text key to the value it holds would fire the target's
+ * UPDATE OF <key> triggers for nothing.  Not into a Citus table, which
+ * takes no update of its distribution column.
+ */
+static bool
+key_written(IncetlPipeline *p, IncetlColumn *c)
+{
+	return p->tgt_citus == '\0' &&
+		!(equality_is_image(c->src_type, c->src_collation) &&
+		  equality_is_image(c->tgt_type, c->tgt_collation));
 }
 
 /*
@@ -836,7 +870,7 @@ append_row_image_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool
 	{
 		IncetlColumn *c = lfirst(lc);
 
-		if (c->is_key && !update_sets_keys(p))
+		if (c->is_key && !key_written(p, c))
 			continue;
 		if (cast)
 			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
@@ -1353,7 +1387,7 @@ batch_column(const char *rel, int i, IncetlColumn *c)
  *
  * A target row "t" that the row of <rel> (target-typed c1..cm) changes
  * (rel NULL: the row EXCLUDED, see batch_column): any column, the keys
- * too where an update writes them (update_sets_keys), differs by its
+ * too where an update writes them (key_written), differs by its
  * binary image (deparse_distinct).
  */
 static void
@@ -1389,7 +1423,7 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 			deparse_type_differs(buf, c, psprintf("t.%s", quote_identifier(c->name)),
 								 batch_column(rel, i, c));
 		}
-		if (c->is_key && !update_sets_keys(p))
+		if (c->is_key && !key_written(p, c))
 			continue;
 		appendStringInfo(&tcols, "%st.%s", tcols.len ? ", " : "", quote_identifier(c->name));
 		appendStringInfo(&dcols, "%s%s", dcols.len ? ", " : "", batch_column(rel, i, c));
@@ -1611,7 +1645,7 @@ deparse_update_set(StringInfo buf, IncetlPipeline *p, int run_param,
 		IncetlColumn *c = lfirst(lc);
 
 		i++;
-		if (c->is_key && !update_sets_keys(p))
+		if (c->is_key && !key_written(p, c))
 			continue;
 		appendStringInfo(buf, "%s%s = %s", first ? "" : ", ",
 						 quote_identifier(c->name), batch_column(rel, i, c));

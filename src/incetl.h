@@ -57,6 +57,7 @@ typedef struct IncetlColumn
 	bool		is_key;
 	char	   *src_typename;	/* qualified source type with its typmod */
 	Oid			src_collation;	/* the source column's collation, or 0 */
+	Oid			tgt_collation;	/* the target column's */
 	char	   *tgt_typename;	/* qualified target type, for CAST */
 	Oid			eq_opr;			/* key columns: = of the target type */
 	bool		in_history;		/* a column of the history table (SPEC 5) */

@@ -414,7 +414,9 @@ incetl_capture_check_privileges(IncetlPipeline *p)
  * owner (a run reads it as that owner).  changed_at is the writing
  * transaction's start (a history table's T, SPEC 5): a default of
  * incetl's own, a built-in function, so the capture's INSERT runs no code
- * but core's.
+ * but core's.  REPLICA IDENTITY FULL: the queue has no key, and in a
+ * database with a FOR ALL TABLES publication a table without a replica
+ * identity takes no DELETE.
  */
 static void
 create_queue(IncetlPipeline *p)
@@ -428,9 +430,10 @@ create_queue(IncetlPipeline *p)
 		appendStringInfo(&buf, "k%d %s, ", i + 1, queue_type(p->keys[i]->src_type, p->keys[i]->src_typmod));
 	appendStringInfo(&buf, "op pg_catalog.\"char\" NOT NULL, "
 					 "changed_at pg_catalog.timestamptz DEFAULT pg_catalog.now()); "
+					 "ALTER TABLE %s REPLICA IDENTITY FULL; "
 					 "CREATE SEQUENCE %s_seq OWNED BY %s.seq; GRANT SELECT ON %s TO %s",
 					 incetl_queue_table_name(p), incetl_queue_table_name(p),
-					 incetl_queue_table_name(p),
+					 incetl_queue_table_name(p), incetl_queue_table_name(p),
 					 quote_identifier(GetUserNameFromId(p->owner, false)));
 	incetl_exec_utility_as(incetl_extension_owner(), buf.data);
 	incetl_depend_on_extension(incetl_queue_relname(p->id));

@@ -753,6 +753,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 		c->tgt_typmod = ta->atttypmod;
 		c->src_typename = incetl_type_name(sa->atttypid, sa->atttypmod);
 		c->src_collation = sa->attcollation;
+		c->tgt_collation = ta->attcollation;
 		c->tgt_typename = incetl_type_name(ta->atttypid, ta->atttypmod);
 		p->columns = lappend(p->columns, c);
 	}
