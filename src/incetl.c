@@ -24,6 +24,9 @@ int			incetl_late_commit_margin_ms = 1000;
 /* run_log rows older than this are pruned by runs; 0 keeps them for ever */
 int			incetl_run_log_retention_s = 30 * 24 * 3600;
 
+/* a 'trigger' run empties its queue by TRUNCATE from this many entries */
+int			incetl_queue_truncate_min = 10000;
+
 void		_PG_init(void);
 
 void
@@ -45,6 +48,15 @@ _PG_init(void)
 							30 * 24 * 3600, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("incetl.queue_truncate_min",
+							"Fewest queue entries a trigger run empties its queue of by TRUNCATE.",
+							"At its end a trigger run removes the entries it applied: by TRUNCATE when at least this many are left and the queue holds nothing else, else by deleting them.",
+							&incetl_queue_truncate_min,
+							10000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("incetl");

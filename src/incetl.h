@@ -153,6 +153,7 @@ typedef struct IncetlCounts
 
 /* incetl.c */
 extern int	incetl_late_commit_margin_ms;
+extern int	incetl_queue_truncate_min;
 extern int	incetl_run_log_retention_s;
 
 /* role.c */

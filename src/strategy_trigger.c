@@ -139,7 +139,8 @@ typedef struct IncetlQueueEntries
 static void incetl_capture_markers(IncetlPipeline *p, IncetlQueueEntries *e);
 static void incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
 										 IncetlQueueEntries *e);
-static void incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
+static int64 incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e);
+static void forget_rows(struct IncetlRun *run, int64 to);
 
 
 /* the capture triggers a pipeline puts on one relation */
@@ -1435,20 +1436,21 @@ incetl_capture_batch_entries(IncetlPipeline *p, int64 from, int64 to,
  * An entry moved since (VACUUM FULL, CLUSTER, pg_repack) is left for the
  * next run, and whatever now sits at its old tuple id is left alone.
  */
-static void
+static int64
 incetl_capture_forget(IncetlPipeline *p, IncetlQueueEntries *e)
 {
 	Oid			argtypes[2] = {TIDARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
 
 	if (e->seqs == (Datum) 0)
-		return;
+		return 0;
 	values[0] = e->tids;
 	values[1] = e->seqs;
 	incetl_spi_exec_owner(psprintf("DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) "
 								   "AND seq OPERATOR(pg_catalog.=) ANY ($2)",
 								   incetl_queue_table_name(p)),
 						  2, argtypes, values, NULL, SPI_OK_DELETE);
+	return (int64) SPI_processed;
 }
 
 /*
@@ -1465,7 +1467,19 @@ typedef struct TriggerRun
 {
 	IncetlQueueEntries markers; /* TRUNCATE markers (seqs == 0: none) */
 	int64		copied;			/* entries the run copied, markers included */
+	int64		forgotten_to;	/* entries of work rows up to it deleted */
+	int64		deleted;		/* how many */
 } TriggerRun;
+
+/*
+ * A run deletes the entries it applied every FORGET_BATCHES batches, so a
+ * run that fails applies again at most that many batches' keys the next
+ * time (a long backlog whose runs are cut short still drains); the rest
+ * go at its end, by TRUNCATE when at least incetl.queue_truncate_min are
+ * left (fewer are cheaper to delete than a TRUNCATE, which rewrites the
+ * queue's catalog row and makes every writer plan its capture again).
+ */
+#define FORGET_BATCHES			4
 
 static TriggerRun *
 trigger_run(IncetlRun *run)
@@ -1581,39 +1595,83 @@ trigger_before_batch(IncetlRun *run)
 static void
 trigger_after_batch(IncetlRun *run)
 {
+	TriggerRun *tr = trigger_run(run);
+
 	(void) incetl_capture_cover(run->p, CAPTURE_COVER_QUEUE_KEYS |
 								CAPTURE_COVER_AFTER_READ);
+
+	/*
+	 * Every FORGET_BATCHES keyed batches, the entries they applied, in the
+	 * transaction of the last of them; those of the run's last batches go
+	 * at its end (trigger_forget_copied).
+	 */
+	if (tr->copied > 0 && run->work_pos < run->work_total &&
+		run->work_pos - tr->forgotten_to >= (int64) FORGET_BATCHES * run->p->batch_size)
+		forget_rows(run, run->work_pos);
 }
 
 /*
- * Empty the queue with TRUNCATE if it holds exactly the `copied` entries
- * the run copied (see the file's header); false if it may hold others.
- * The lock is taken only if no one holds any: a writer with entries in
- * flight holds one until it ends, so its entries are never cut off, and
- * the count, with a snapshot taken after the lock, sees every entry
- * committed before.
+ * Delete the entries of work table rows (tr->forgotten_to, to], a batch's
+ * worth at a time, so that the tuple ids held stay as many as a batch's.
  */
-static bool
-truncate_queue_if_copied(IncetlPipeline *p, int64 copied)
+static void
+forget_rows(IncetlRun *run, int64 to)
 {
-	Oid			queue = queue_relid(p->id);
+	TriggerRun *tr = trigger_run(run);
+	IncetlQueueEntries e;
+
+	for (int64 from = tr->forgotten_to; from < to; from += run->p->batch_size)
+	{
+		incetl_capture_batch_entries(run->p, from, Min(from + run->p->batch_size, to), &e);
+		tr->deleted += incetl_capture_forget(run->p, &e);
+		if (e.seqs != (Datum) 0)
+		{
+			pfree(DatumGetPointer(e.tids));
+			pfree(DatumGetPointer(e.seqs));
+		}
+	}
+	tr->forgotten_to = to;
+}
+
+/* the number of entries in the queue, seen with snapshot (or the current) */
+static int64
+count_queue(IncetlPipeline *p, Snapshot snapshot)
+{
 	SPIPlanPtr	plan;
 	bool		isnull;
 	int64		n;
 
-	if (!OidIsValid(queue) || !ConditionalLockRelationOid(queue, AccessExclusiveLock))
-		return false;
 	plan = SPI_prepare(psprintf("SELECT pg_catalog.count(*) FROM %s",
 								incetl_queue_table_name(p)), 0, NULL);
 	if (plan == NULL ||
-		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+		SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot,
 							 true, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "incetl: could not count the queue");
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 									&isnull));
 	SPI_freeplan(plan);
-	if (n != copied)
+	return n;
+}
+
+/*
+ * Empty the queue with TRUNCATE if it holds exactly the `left` entries of
+ * the run's that it has not deleted (see the file's header); false if it
+ * may hold others.  A first count, without the lock, spares writers the
+ * wait when it cannot match.  The lock is taken only if no one holds any:
+ * a writer with entries in flight holds one until it ends, so its entries
+ * are never cut off, and the count, with a snapshot taken after the lock,
+ * sees every entry committed before.
+ */
+static bool
+truncate_queue_if_copied(IncetlPipeline *p, int64 left)
+{
+	Oid			queue = queue_relid(p->id);
+
+	if (!OidIsValid(queue) || count_queue(p, InvalidSnapshot) != left ||
+		!ConditionalLockRelationOid(queue, AccessExclusiveLock))
+		return false;
+	if (count_queue(p, GetLatestSnapshot()) != left)
 	{
 		/* writers may go on while the run deletes what it copied */
 		UnlockRelationOid(queue, AccessExclusiveLock);
@@ -1626,30 +1684,22 @@ truncate_queue_if_copied(IncetlPipeline *p, int64 copied)
 
 /*
  * After the last batch, in its transaction: the entries the run copied
- * are applied; delete them (see the file's header).  A batch at a time,
- * so that the tuple ids held stay as many as a batch's keys.
+ * and has not deleted yet are applied; delete them (see the file's
+ * header).
  */
 static void
 trigger_forget_copied(IncetlRun *run)
 {
 	TriggerRun *tr = trigger_run(run);
-	IncetlQueueEntries e;
+	int64		left = tr->copied - tr->deleted;
 
 	if (tr->copied == 0)
 		return;
-	if (run->nonatomic && truncate_queue_if_copied(run->p, tr->copied))
+	if (run->nonatomic && left >= incetl_queue_truncate_min &&
+		truncate_queue_if_copied(run->p, left))
 		return;
-	for (int64 from = 0; from < run->work_total; from += run->p->batch_size)
-	{
-		incetl_capture_batch_entries(run->p, from, from + run->p->batch_size, &e);
-		incetl_capture_forget(run->p, &e);
-		if (e.seqs != (Datum) 0)
-		{
-			pfree(DatumGetPointer(e.tids));
-			pfree(DatumGetPointer(e.seqs));
-		}
-	}
-	incetl_capture_forget(run->p, &tr->markers);
+	forget_rows(run, run->work_total);
+	(void) incetl_capture_forget(run->p, &tr->markers);
 }
 
 static void
