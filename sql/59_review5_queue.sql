@@ -1,6 +1,6 @@
 --
 -- 59_review5_queue: the 'trigger' queue's end-of-run cleanup (review of
--- cc10604).  The expected output is the correct behaviour.
+-- cc10604).  Fixed: queues are REPLICA IDENTITY FULL.
 --
 -- A database with a FOR ALL TABLES publication (logical replication of the
 -- whole database, a major-version upgrade by logical replication, Debezium
