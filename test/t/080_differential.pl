@@ -16,9 +16,11 @@
 # reset_watermark.
 #
 # Whenever no writer transaction is open and a run succeeds, the target
-# must equal the source (EXCEPT both ways over the mapped columns;
-# soft-deleted rows must be flagged, live ones not; with delete_detection
-# 'none' only rows whose key is still in the source are compared).  At the
+# must equal the source (EXCEPT both ways over the mapped columns, by the
+# types' equality and by the rows' text, which tells apart values equal
+# but stored differently: README, How a run works 5; soft-deleted rows
+# must be flagged, live ones not; with delete_detection 'none' only rows
+# whose key is still in the source are compared).  At the
 # end of a round: a last run, the same comparison, a run that must write
 # nothing, and run_log must add up: rows_extracted = inserted + updated +
 # deleted + unchanged (a compare-deletes pass adds deletes that were not
@@ -1215,6 +1217,7 @@ sub run_step
 	my (%o) = @_;
 	my $quiet = quiescent();
 	my %pv;
+	my $pvrows = '';
 	$o{preview} = 0
 	  if $R->{truncate_pending} && !gate('preview_truncate')
 	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
@@ -1223,11 +1226,9 @@ sub run_step
 	$o{preview} = 0 if $R->{kind} eq 'log';
 	if ($quiet && $o{preview})
 	{
-		foreach my $l (split /\n/, sok($main, 'SELECT op, count(*) FROM incetl.preview(' . ql($R->{name}) . ') GROUP BY op'))
-		{
-			my ($op, $n) = split /\|/, $l;
-			$pv{$op} = $n;
-		}
+		# its rows, to show when they are not what the run does
+		$pvrows = sok($main, 'SELECT op, key FROM incetl.preview(' . ql($R->{name}) . ') ORDER BY 1, 2');
+		$pv{ (split /\|/, $_)[0] }++ foreach split /\n/, $pvrows;
 	}
 	# run_all runs every enabled pipeline: this round's is the only one
 	sok($main, chance(0.15) ? 'CALL incetl.run_all()' : run_call());
@@ -1245,7 +1246,7 @@ sub run_step
 		{
 			my $want = join(' ', map { "$_=" . ($pv{$_} // 0) } qw(insert update delete));
 			my $got = "insert=$f[4] update=$f[5] delete=$f[6]";
-			fail_round("preview() said $want, the run did $got") unless $want eq $got;
+			fail_round("preview() said $want, the run did $got; preview():\n$pvrows") unless $want eq $got;
 		}
 		if ($o{rerun})
 		{
@@ -1464,6 +1465,40 @@ sub diff_rows
 	return sok($main, "SELECT count(*) FROM ($a EXCEPT $b) x");
 }
 
+# Rows equal by their types may still differ (numeric 1.0 and 1.000, 'abc'
+# and 'ABC' under a case-insensitive collation, ...), and the target must
+# hold the source's values (README, How a run works 5): the checks also
+# compare the rows' text, which tells those apart.  Both sides are printed
+# by main in one statement, so one set of output settings prints them; in
+# a transaction of its own whose extra_float_digits prints every float
+# exactly (a round's runner may print fewer digits, which would hide a
+# difference).  Returns the query's output.
+sub in_image_txn
+{
+	my ($sql) = @_;
+	return sok($main, "BEGIN;\nSET LOCAL extra_float_digits = 3;\n$sql;\nCOMMIT");
+}
+
+# the rows of query q as their text images
+sub images { my ($q) = @_; return "SELECT x::text AS img FROM ($q) AS x"; }
+
+# how many rows of a are not in b, by their text (bag: with ALL)
+sub diff_images
+{
+	my ($a, $b, $all) = @_;
+	$all = $all ? ' ALL' : '';
+	return in_image_txn('SELECT count(*) FROM (' . images($a) . " EXCEPT$all " . images($b) . ') d');
+}
+
+# up to 10 of those rows, each as "<label>: <row>"
+sub image_detail
+{
+	my ($label, $a, $b, $all) = @_;
+	$all = $all ? ' ALL' : '';
+	return in_image_txn("SELECT '$label: ' || img FROM (" . images($a) . " EXCEPT$all " . images($b)
+		  . ') d ORDER BY 1 LIMIT 10');
+}
+
 # the source's current rows: of a log, the newest version of each key
 sub src_current
 {
@@ -1494,6 +1529,16 @@ sub check_equal
 	my @bad;
 	push @bad, "$missing source row(s) missing or different in the target" if $missing;
 	push @bad, "$extra target row(s) not in the source" if $extra;
+	# the same by the rows' text, where the types' equality saw none
+	my ($imissing, $iextra) = (0, 0);
+	if (!@bad)
+	{
+		$imissing = diff_images($src, $tgt);
+		$iextra = diff_images($extra_q, $src);
+		push @bad, "$imissing source row(s) whose text differs from the target's (equal by their types)"
+		  if $imissing;
+		push @bad, "$iextra target row(s) whose text is not in the source (equal by their types)" if $iextra;
+	}
 	if ($R->{soft} && $R->{deleted_at})
 	{
 		my $n = sok($main, "SELECT count(*) FROM $R->{tgt} WHERE (is_deleted IS TRUE) <> (deleted_at IS NOT NULL)");
@@ -1501,8 +1546,16 @@ sub check_equal
 	}
 	if (@bad)
 	{
-		my $detail = sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT $tgt) x LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($extra_q EXCEPT $src) x LIMIT 10");
+		my $detail;
+		if ($imissing || $iextra)
+		{
+			$detail = image_detail('source', $src, $tgt) . "\n" . image_detail('target', $extra_q, $src);
+		}
+		else
+		{
+			$detail = sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT $tgt) x LIMIT 10");
+			$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($extra_q EXCEPT $src) x LIMIT 10");
+		}
 		fail_round("target differs from source $when: " . join('; ', @bad) . "\n$detail");
 	}
 	$R->{checks}++;
@@ -1525,10 +1578,10 @@ sub check_history
 	my $cur = "SELECT $cols FROM $R->{hist} WHERE valid_to IS NULL";
 	my $tgt = "SELECT $cols FROM $R->{tgt}" . ($R->{soft} ? ' WHERE is_deleted IS NOT TRUE' : '');
 	my @bad;
-	my $n = diff_rows($cur, $tgt);
-	push @bad, "$n current version(s) unlike any live target row" if $n;
-	$n = diff_rows($tgt, $cur);
-	push @bad, "$n live target row(s) without an equal current version" if $n;
+	my $n = diff_rows($cur, $tgt) || diff_images($cur, $tgt);
+	push @bad, "$n current version(s) unlike any live target row (by type or by text)" if $n;
+	$n = diff_rows($tgt, $cur) || diff_images($tgt, $cur);
+	push @bad, "$n live target row(s) without an equal current version (by type or by text)" if $n;
 	$n = sok($main, "SELECT count(*) FROM (SELECT $k FROM $R->{hist} WHERE valid_to IS NULL "
 		  . "GROUP BY $k HAVING count(*) > 1) x");
 	push @bad, "$n key(s) with two current versions" if $n;
@@ -1540,8 +1593,7 @@ sub check_history
 	push @bad, "$n version(s) ending before they start" if $n;
 	if (@bad)
 	{
-		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($cur EXCEPT $tgt) x LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($tgt EXCEPT $cur) x LIMIT 10");
+		my $detail = image_detail('history', $cur, $tgt) . "\n" . image_detail('target', $tgt, $cur);
 		fail_round("history table wrong $when: " . join('; ', @bad) . "\n$detail");
 	}
 	return;
@@ -1614,10 +1666,11 @@ sub check_asof
 	}
 	my $n = sok($main, "SELECT count(*) FROM $R->{asof_t} WHERE ok");
 	my $bad = sok($main, "SELECT count(*) FROM (($hist EXCEPT ALL $src) UNION ALL ($src EXCEPT ALL $hist)) x");
+	# the same by the rows' text (see diff_images)
+	$bad ||= diff_images($hist, $src, 1) + diff_images($src, $hist, 1);
 	if ($bad)
 	{
-		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($hist EXCEPT ALL $src) x ORDER BY 1 LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT ALL $hist) x ORDER BY 1 LIMIT 10");
+		my $detail = image_detail('history', $hist, $src, 1) . "\n" . image_detail('source', $src, $hist, 1);
 		fail_round("history as of T is not the source at T ($bad row(s) differ over $n copies)\n$detail");
 	}
 	note_round("history as of T equals the source at T for $n copies") if $n;
