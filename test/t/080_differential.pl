@@ -45,7 +45,10 @@
 # case under a case-insensitive collation or citext): the target must take
 # the source's (README, How a run works 5).  hash64 by design does not see
 # such a change (README, Which hash): rounds that start with it store one
-# representation of each value (see `canon` in configure()).
+# representation of each value (see `canon` in configure()).  Keys of a
+# case-insensitive type (citext; text under the nondeterministic ICU
+# collation diff_ci) are written in several spellings and key changes
+# sometimes change the case only, with or without anything else.
 #
 # The generator stays within what README promises.  Workloads that hit a
 # known bug are gated: INCETL_DIFF_KNOWN=1 turns on all of them,
@@ -138,6 +141,26 @@ my %GATES = (
 	# key's own previous version's value (or NULL), not the old key's, until
 	# the run's end settles it (as-of wrong from the commit to the run)
 	history_key_change_toast => 'logical history: as of T for the new key of a key change',
+	# hash: a key respelled under its own equality (citext 'Key5' ->
+	# 'KEY5', or a case change under a nondeterministic collation) with
+	# nothing else changed is never applied, by hash64 or a digest: the
+	# hash state is matched by the key's equality and both hashes cover the
+	# non-key columns only, so the run finds the row unchanged and the
+	# target keeps the old spelling (README, How a run works 5, promises
+	# the new one; reconcile, which hashes keys too, repairs it)
+	hash_key_respell => 'hash strategy: a key respelled (case only) with nothing else changed',
+	# trigger, logical: preview() lists a key twice as 'update' when a
+	# write changed its spelling only (UPDATE 'k1' -> 'K1' under a
+	# case-insensitive collation or citext, or DELETE 'k2' and INSERT
+	# 'K2'): the queue (decoded changes) holds both spellings and the
+	# preview does not fold them by the key's collation as the run does;
+	# the run writes one update
+	preview_respell => 'preview checked after a key was respelled (trigger, logical)',
+	# history: a key respelled with nothing else changed updates the
+	# target (the new spelling) but opens no version: the history's current
+	# version keeps the old spelling (its change test compares the non-key
+	# columns only), and history as of T shows it too
+	history_key_respell => 'history table: a key respelled (case only) with nothing else changed',
 );
 my %known;
 {
@@ -237,6 +260,16 @@ sub text_key
 	return ($n % 3 ? 'k' : 'K') . $n . $deco[ $n % @deco ];
 }
 
+# key spellings of a case-insensitive key type: variant 0 is the key's
+# usual spelling, 1-3 the same key in other cases (ASCII letters only:
+# the test's strings are bytes)
+sub respell
+{
+	my ($s, $v) = @_;
+	$v //= 0;
+	return $v == 1 ? uc($s) : $v == 2 ? lc($s) : $v == 3 ? ucfirst(lc($s)) : $s;
+}
+
 # seconds since 1970 as an ISO timestamp (UTC), with microseconds
 sub gmt
 {
@@ -297,7 +330,14 @@ my %KEYTYPES = (
 	},
 	citext => {
 		cols => [ [ 'id', 'public.citext' ] ],
-		lit => sub { return ql(($_[0] % 2 ? 'Key' : 'kEY') . $_[0]) . '::public.citext' },
+		lit => sub { return ql(respell(($_[0] % 2 ? 'Key' : 'kEY') . $_[0], $_[1])) . '::public.citext' },
+		spell => 1,
+	},
+	# text under a nondeterministic (case-insensitive) ICU collation
+	ci => {
+		cols => [ [ 'id', 'text COLLATE public.diff_ci' ] ],
+		lit => sub { return ql(respell(text_key($_[0]), $_[1])) . '::text' },
+		spell => 1,
 	},
 	ltree => {
 		cols => [ [ 'id', 'public.ltree' ] ],
@@ -646,7 +686,7 @@ sub configure
 	$r->{kind} = chance(0.5) ? 'table' : pick(@kinds);
 
 	# the key
-	my @keys = qw(bigint text numeric uuid domain composite citext ltree);
+	my @keys = qw(bigint text numeric uuid domain composite citext ci ltree);
 	push @keys, 'char3' if gate('char_key');
 	push @keys, 'float8' if $r->{strategy} ne 'logical' || gate('float_key_logical');
 	@keys = grep { $_ ne 'ltree' } @keys
@@ -999,6 +1039,29 @@ sub payload_value
 	return $g->() . "::$type";
 }
 
+# a key's literals in one of its spellings (a case-insensitive key type:
+# sometimes another than its usual)
+sub keylits_spelled
+{
+	my ($n) = @_;
+	return keylits($n) unless $KEYTYPES{ $R->{keytype} }{spell} && chance(0.3);
+	$R->{respelled} = 1;
+	return $R->{keylit}->($n, between(1, 3));
+}
+
+# does a watermark value written change the row for hash64?  now() and
+# values relative to it do; NULL and a constant may be what it held
+sub fresh_wm { my ($v) = @_; return defined $v && $v =~ /now\(\)|LOCALTIMESTAMP/; }
+
+# may a write respell a key and change nothing else?  Not where a known
+# bug misses that (gates hash_key_respell, history_key_respell)
+sub bare_respell_ok
+{
+	return 0 if $R->{strategy} eq 'hash' && !gate('hash_key_respell');
+	return 0 if $R->{hist} && !gate('history_key_respell');
+	return 1;
+}
+
 # the relation a write goes to
 sub wrel
 {
@@ -1016,24 +1079,23 @@ sub op_insert
 	my $c = cur($w);
 	my $skew = $R->{can_skew} && chance(0.2);
 	my $m = $bulk ? between(15, 70) : between(1, 5);
-	my @ns;
+	my @cols = (key_names(), map { qi($_->{name}) } @{ $R->{payload} });
+	push @cols, qi($R->{wm});
+	my $bulk_wmv = wm_value($skew);
+	my @rows;
 	my %seen;
 	for (1 .. $m)
 	{
+		my $wmv = $bulk ? $bulk_wmv : wm_value($skew);
 		# a late row of the timestamp strategy must be a new key (gate
-		# lookback_existing)
-		my $n = absent_key($w, $skew && $R->{strategy} eq 'timestamp' && !gate('lookback_existing'));
+		# lookback_existing); so must a row whose watermark may be what the
+		# key held before it left, where a key that came back in another
+		# spelling with nothing else changed is missed (bare_respell_ok)
+		my $n = absent_key($w, ($skew && $R->{strategy} eq 'timestamp' && !gate('lookback_existing'))
+			  || (!fresh_wm($wmv) && !bare_respell_ok()));
 		next if $seen{$n}++;
-		push @ns, $n;
-	}
-	my @cols = (key_names(), map { qi($_->{name}) } @{ $R->{payload} });
-	push @cols, qi($R->{wm});
-	my $wmv = wm_value($skew);
-	my @rows;
-	foreach my $n (@ns)
-	{
-		my @v = (keylits($n), map { payload_value($_) } @{ $R->{payload} });
-		push @v, $bulk ? $wmv : wm_value($skew);
+		my @v = (keylits_spelled($n), map { payload_value($_) } @{ $R->{payload} });
+		push @v, $wmv;
 		push @rows, '(' . join(', ', @v) . ')';
 		$c->{$n} = 0;
 		$R->{touched}[$w]{$n} = 1;
@@ -1107,7 +1169,7 @@ sub log_versions
 	my @rows;
 	foreach my $n (@ns)
 	{
-		my @v = (keylits($n), (map { payload_value($_) } @{ $R->{payload} }), $wmv);
+		my @v = (keylits_spelled($n), (map { payload_value($_) } @{ $R->{payload} }), $wmv);
 		push @v, $flag ? 'true' : 'false' if $R->{flag};
 		push @rows, '(' . join(', ', @v) . ')';
 		$R->{touched}[$w]{$n} = 1;
@@ -1184,12 +1246,26 @@ sub op_keychange
 	my @live = present_keys($w, 0);
 	return undef unless @live;
 	my $old = pick(@live);
+	my @k = key_names();
+	if ($KEYTYPES{ $R->{keytype} }{spell} && chance(0.5))
+	{
+		# the same key in another spelling (or, by chance, its own): a key
+		# change its type's equality does not see; the model's key stays
+		my @l = $R->{keylit}->($old, rnd(4));
+		$R->{respelled} = 1;
+		my @sets = map { "$k[$_] = $l[$_]" } 0 .. $#k;
+		# sometimes nothing else changes, where the strategy must see that
+		push @sets, qi($R->{wm}) . ' = ' . wm_value(0)
+		  unless $R->{silent_updates} && bare_respell_ok() && chance(0.4);
+		push @sets, map { qi($_->{name}) . ' = ' . payload_value($_) } grep { chance(0.3) } @{ $R->{payload} };
+		$R->{touched}[$w]{$old} = 1;
+		return 'UPDATE ' . wrel() . ' SET ' . join(', ', @sets) . ' WHERE ' . key_match('', $old);
+	}
 	my $new = absent_key($w, 0);
 	$R->{asof_skip}{$new} = 1 if asof_on() && !gate('history_key_change_toast');
 	delete $c->{$old};
 	$c->{$new} = 0;
-	my @k = key_names();
-	my @l = keylits($new);
+	my @l = keylits_spelled($new);
 	my @sets = map { "$k[$_] = $l[$_]" } 0 .. $#k;
 	push @sets, qi($R->{wm}) . ' = ' . wm_value(0);
 	push @sets, map { qi($_->{name}) . ' = ' . payload_value($_) } grep { chance(0.3) } @{ $R->{payload} };
@@ -1332,6 +1408,9 @@ sub run_step
 	$o{preview} = 0
 	  if $R->{truncate_pending} && !gate('preview_truncate')
 	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
+	$o{preview} = 0
+	  if $R->{respelled} && !gate('preview_respell')
+	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
 	# of a log, preview shows the net effect per key; a run inserts a new
 	# key in one batch and updates it with a newer version in the next
 	$o{preview} = 0 if $R->{kind} eq 'log';
@@ -1348,6 +1427,8 @@ sub run_step
 	fail_round("the run did not succeed: $row") unless $f[2] eq 'succeeded';
 	$R->{runs}++;
 	$R->{truncate_pending} = 0;
+	# what was respelled before it, this run has applied
+	$R->{respelled} = 0 if $quiet;
 	asof_confirm();
 	if ($quiet)
 	{
