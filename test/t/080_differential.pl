@@ -147,19 +147,20 @@ my %GATES = (
 	# hash state is matched by the key's equality and both hashes cover the
 	# non-key columns only, so the run finds the row unchanged and the
 	# target keeps the old spelling (README, How a run works 5, promises
-	# the new one; reconcile, which hashes keys too, repairs it)
+	# the new one; reconcile, which hashes keys too, repairs it).  Seeds
+	# 225, 5100 (5101 with history_key_respell too: it has a history)
 	hash_key_respell => 'hash strategy: a key respelled (case only) with nothing else changed',
 	# trigger, logical: preview() lists a key twice as 'update' when a
 	# write changed its spelling only (UPDATE 'k1' -> 'K1' under a
 	# case-insensitive collation or citext, or DELETE 'k2' and INSERT
 	# 'K2'): the queue (decoded changes) holds both spellings and the
 	# preview does not fold them by the key's collation as the run does;
-	# the run writes one update
+	# the run writes one update.  Seeds 38, 114, 170
 	preview_respell => 'preview checked after a key was respelled (trigger, logical)',
 	# history: a key respelled with nothing else changed updates the
 	# target (the new spelling) but opens no version: the history's current
 	# version keeps the old spelling (its change test compares the non-key
-	# columns only), and history as of T shows it too
+	# columns only), and history as of T shows it too.  Seed 112
 	history_key_respell => 'history table: a key respelled (case only) with nothing else changed',
 );
 my %known;
