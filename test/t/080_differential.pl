@@ -1681,8 +1681,16 @@ sub images { my ($q) = @_; return "SELECT x::text AS img FROM ($q) AS x"; }
 sub diff_images
 {
 	my ($a, $b, $all) = @_;
+	return (diff_images2($a, $b, $b, $a, $all))[0];
+}
+
+# diff_images of (a, b) and of (c, d), in one statement
+sub diff_images2
+{
+	my ($a, $b, $c, $d, $all) = @_;
 	$all = $all ? ' ALL' : '';
-	return in_image_txn('SELECT count(*) FROM (' . images($a) . " EXCEPT$all " . images($b) . ') d');
+	return split /\|/, in_image_txn('SELECT (SELECT count(*) FROM (' . images($a) . " EXCEPT$all " . images($b)
+		  . ') d), (SELECT count(*) FROM (' . images($c) . " EXCEPT$all " . images($d) . ') d)');
 }
 
 # up to 10 of those rows, each as "<label>: <row>"
@@ -1728,8 +1736,7 @@ sub check_equal
 	my ($imissing, $iextra) = (0, 0);
 	if (!@bad)
 	{
-		$imissing = diff_images($src, $tgt);
-		$iextra = diff_images($extra_q, $src);
+		($imissing, $iextra) = diff_images2($src, $tgt, $extra_q, $src);
 		push @bad, "$imissing source row(s) whose text differs from the target's (equal by their types)"
 		  if $imissing;
 		push @bad, "$iextra target row(s) whose text is not in the source (equal by their types)" if $iextra;
@@ -1862,7 +1869,11 @@ sub check_asof
 	my $n = sok($main, "SELECT count(*) FROM $R->{asof_t} WHERE ok");
 	my $bad = sok($main, "SELECT count(*) FROM (($hist EXCEPT ALL $src) UNION ALL ($src EXCEPT ALL $hist)) x");
 	# the same by the rows' text (see diff_images)
-	$bad ||= diff_images($hist, $src, 1) + diff_images($src, $hist, 1);
+	if (!$bad)
+	{
+		my ($x, $y) = diff_images2($hist, $src, $src, $hist, 1);
+		$bad = $x + $y;
+	}
 	if ($bad)
 	{
 		my $detail = image_detail('history', $hist, $src, 1) . "\n" . image_detail('source', $src, $hist, 1);
