@@ -16,9 +16,11 @@
 # reset_watermark.
 #
 # Whenever no writer transaction is open and a run succeeds, the target
-# must equal the source (EXCEPT both ways over the mapped columns;
-# soft-deleted rows must be flagged, live ones not; with delete_detection
-# 'none' only rows whose key is still in the source are compared).  At the
+# must equal the source (EXCEPT both ways over the mapped columns, by the
+# types' equality and by the rows' text, which tells apart values equal
+# but stored differently: README, How a run works 5; soft-deleted rows
+# must be flagged, live ones not; with delete_detection 'none' only rows
+# whose key is still in the source are compared).  At the
 # end of a round: a last run, the same comparison, a run that must write
 # nothing, and run_log must add up: rows_extracted = inserted + updated +
 # deleted + unchanged (a compare-deletes pass adds deletes that were not
@@ -37,6 +39,16 @@
 # before the first: those record the state they see at their own start
 # (README, "History"), not each commit.  The new keys of key changes are
 # left out of the comparison unless the gate history_key_change_toast is on.
+#
+# Updates sometimes change only how values are stored (numeric scale,
+# float 0 and -0, intervals '1 day' and '24 hours', jsonb 1.0 and 1.00,
+# case under a case-insensitive collation or citext): the target must take
+# the source's (README, How a run works 5).  hash64 by design does not see
+# such a change (README, Which hash): rounds that start with it store one
+# representation of each value (see `canon` in configure()).  Keys of a
+# case-insensitive type (citext; text under the nondeterministic ICU
+# collation diff_ci) are written in several spellings and key changes
+# sometimes change the case only, with or without anything else.
 #
 # The generator stays within what README promises.  Workloads that hit a
 # known bug are gated: INCETL_DIFF_KNOWN=1 turns on all of them,
@@ -129,6 +141,27 @@ my %GATES = (
 	# key's own previous version's value (or NULL), not the old key's, until
 	# the run's end settles it (as-of wrong from the commit to the run)
 	history_key_change_toast => 'logical history: as of T for the new key of a key change',
+	# hash: a key respelled under its own equality (citext 'Key5' ->
+	# 'KEY5', or a case change under a nondeterministic collation) with
+	# nothing else changed is never applied, by hash64 or a digest: the
+	# hash state is matched by the key's equality and both hashes cover the
+	# non-key columns only, so the run finds the row unchanged and the
+	# target keeps the old spelling (README, How a run works 5, promises
+	# the new one; reconcile, which hashes keys too, repairs it).  Seeds
+	# 225, 5100 (5101 with history_key_respell too: it has a history)
+	hash_key_respell => 'hash strategy: a key respelled (case only) with nothing else changed',
+	# trigger, logical: preview() lists a key twice as 'update' when a
+	# write changed its spelling only (UPDATE 'k1' -> 'K1' under a
+	# case-insensitive collation or citext, or DELETE 'k2' and INSERT
+	# 'K2'): the queue (decoded changes) holds both spellings and the
+	# preview does not fold them by the key's collation as the run does;
+	# the run writes one update.  Seeds 38, 114, 170
+	preview_respell => 'preview checked after a key was respelled (trigger, logical)',
+	# history: a key respelled with nothing else changed updates the
+	# target (the new spelling) but opens no version: the history's current
+	# version keeps the old spelling (its change test compares the non-key
+	# columns only), and history as of T shows it too.  Seed 112
+	history_key_respell => 'history table: a key respelled (case only) with nothing else changed',
 );
 my %known;
 {
@@ -228,6 +261,16 @@ sub text_key
 	return ($n % 3 ? 'k' : 'K') . $n . $deco[ $n % @deco ];
 }
 
+# key spellings of a case-insensitive key type: variant 0 is the key's
+# usual spelling, 1-3 the same key in other cases (ASCII letters only:
+# the test's strings are bytes)
+sub respell
+{
+	my ($s, $v) = @_;
+	$v //= 0;
+	return $v == 1 ? uc($s) : $v == 2 ? lc($s) : $v == 3 ? ucfirst(lc($s)) : $s;
+}
+
 # seconds since 1970 as an ISO timestamp (UTC), with microseconds
 sub gmt
 {
@@ -288,7 +331,14 @@ my %KEYTYPES = (
 	},
 	citext => {
 		cols => [ [ 'id', 'public.citext' ] ],
-		lit => sub { return ql(($_[0] % 2 ? 'Key' : 'kEY') . $_[0]) . '::public.citext' },
+		lit => sub { return ql(respell(($_[0] % 2 ? 'Key' : 'kEY') . $_[0], $_[1])) . '::public.citext' },
+		spell => 1,
+	},
+	# text under a nondeterministic (case-insensitive) ICU collation
+	ci => {
+		cols => [ [ 'id', 'text COLLATE public.diff_ci' ] ],
+		lit => sub { return ql(respell(text_key($_[0]), $_[1])) . '::text' },
+		spell => 1,
 	},
 	ltree => {
 		cols => [ [ 'id', 'public.ltree' ] ],
@@ -320,6 +370,27 @@ sub v_text
 	return $v{$r};
 }
 
+# Representation-only changes.  Values a type calls equal can be stored
+# differently (numeric 1.0 and 1.000, float 0 and -0, intervals '1 day'
+# and '24 hours', jsonb 1.0 and 1.00, 'abc' and 'ABC' under a
+# case-insensitive collation); the target must take the source's (README,
+# How a run works 5).  A column's `repr` gives an expression that changes
+# only the representation of the value x, for an UPDATE to set; its `canon`
+# is `gen` without values that equal another of its values by type: the
+# generator of hash64 rounds (see `canon` in configure()).
+sub repr_numeric
+{
+	my ($x) = @_;
+	return pick("pg_catalog.round($x, coalesce(pg_catalog.scale($x), 0) + " . between(1, 3) . ')',
+		"pg_catalog.trim_scale($x)");
+}
+sub repr_zero { my ($x) = @_; return "CASE WHEN $x = 0 THEN -$x ELSE $x END"; }
+sub repr_case
+{
+	my ($x, $cast) = @_;
+	return pick('upper', 'lower', 'initcap') . "($x)" . ($cast // '');
+}
+
 my @PAYLOAD = (
 	{ name => 't', type => 'text', gen => sub { ql(v_text()) } },
 	{
@@ -327,18 +398,30 @@ my @PAYLOAD = (
 		gen => sub {
 			ql(pick('0', '-0.0', '1.10', '1.1', '1.100', 'NaN', 'Infinity', '-Infinity',
 				'123456789012345678901234567890.123456789', '1e-20', rnd(100000) / 100));
-		}
+		},
+		canon => sub {
+			ql(pick('0', '1.1', 'NaN', 'Infinity', '-Infinity', '123456789012345678901234567890.123456789',
+				'1e-20', rnd(100000) / 100));
+		},
+		repr => \&repr_numeric,
 	},
 	{
 		name => 'f8', type => 'float8',
 		gen => sub {
 			ql(pick('0', '-0', 'NaN', 'Infinity', '-Infinity', '1e308', '5e-324', '0.1',
 				'0.30000000000000004', '-123.456', rnd32() / 7));
-		}
+		},
+		canon => sub {
+			ql(pick('0', 'NaN', 'Infinity', '-Infinity', '1e308', '5e-324', '0.1',
+				'0.30000000000000004', '-123.456', rnd32() / 7));
+		},
+		repr => \&repr_zero,
 	},
 	{
 		name => 'f4', type => 'real',
-		gen => sub { ql(pick('0', '-0', 'NaN', '3.4e38', '1.4e-45', '0.1', rnd(1000) / 3)) }
+		gen => sub { ql(pick('0', '-0', 'NaN', '3.4e38', '1.4e-45', '0.1', rnd(1000) / 3)) },
+		canon => sub { ql(pick('0', 'NaN', '3.4e38', '1.4e-45', '0.1', rnd(1000) / 3)) },
+		repr => \&repr_zero,
 	},
 	{
 		name => 'tstz', type => 'timestamptz',
@@ -357,14 +440,35 @@ my @PAYLOAD = (
 	},
 	{
 		name => 'iv', type => 'interval',
-		gen => sub { ql(pick('1 day', '24 hours', '1 mon', '30 days', '-1 year 2 mons', '00:00:00.000001', '0')) }
+		gen => sub { ql(pick('1 day', '24 hours', '1 mon', '30 days', '-1 year 2 mons', '00:00:00.000001', '0')) },
+		canon => sub { ql(pick('1 day', '1 mon', '-1 year 2 mons', '00:00:00.000001', '0')) },
+		repr => sub {
+			my ($x) = @_;
+			return pick("pg_catalog.justify_hours($x)", "pg_catalog.justify_days($x)",
+				"pg_catalog.justify_interval($x)", "($x - interval '1 day' + interval '24 hours')",
+				"($x - interval '1 mon' + interval '30 days')");
+		},
 	},
 	{
 		name => 'jb', type => 'jsonb',
 		gen => sub {
 			ql(pick('{}', '[]', 'null', '{"a": 1, "b": [1, 2.0, "x"]}', '1.0', '1', '"str"',
 				'{"k": {"nested": true, "n": null}}', sprintf('{"r": %d}', rnd(1000))));
-		}
+		},
+		canon => sub {
+			ql(pick('{}', '[]', 'null', '{"a": 1, "b": [1, 2.0, "x"]}', '1', '"str"',
+				'{"k": {"nested": true, "n": null}}', sprintf('{"r": %d}', rnd(1000))));
+		},
+		# its numbers with a 0 more, or integers with '.0', or trailing
+		# zeros stripped (no string the generator makes holds a digit)
+		repr => sub {
+			my ($x) = @_;
+			return pick(
+				"pg_catalog.regexp_replace(${x}::text, '(\\.[0-9]+)', '\\10', 'g')::jsonb",
+				"pg_catalog.regexp_replace(${x}::text, '(?<![0-9.])([0-9]+)(?![0-9.])', '\\1.0', 'g')::jsonb",
+				"pg_catalog.regexp_replace(pg_catalog.regexp_replace(${x}::text, '(\\.[0-9]*[1-9])0+(?![0-9])', '\\1', 'g'), "
+				  . "'\\.0+(?![0-9])', '', 'g')::jsonb");
+		},
 	},
 	{
 		name => 'js', type => 'json', cmp => 'text',
@@ -383,7 +487,16 @@ my @PAYLOAD = (
 	},
 	{
 		name => 'ci', type => 'public.citext',
-		gen => sub { ql(pick('Abc', 'abc', 'ABC', 'ß', 'x' . rnd(100))) }
+		gen => sub { ql(pick('Abc', 'abc', 'ABC', 'ß', 'x' . rnd(100))) },
+		canon => sub { ql(pick('abc', 'ß', 'x' . rnd(100))) },
+		repr => sub { repr_case($_[0], '::public.citext') },
+	},
+	# text under a nondeterministic (case-insensitive) collation
+	{
+		name => 'cit', type => 'text COLLATE public.diff_ci',
+		gen => sub { ql(pick('abc', 'ABC', 'Abc', 'straße', 'STRASSE', 'ünï', 'ÜNÏ', v_text())) },
+		canon => sub { ql(pick('abc', 'straße', 'ünï', v_text())) },
+		repr => sub { repr_case($_[0]) },
 	},
 	{
 		name => 'lt', type => 'public.ltree',
@@ -409,7 +522,12 @@ my @PAYLOAD = (
 		gen => sub { ql(pick('\\x', '\\x00ff', '\\xdeadbeef', sprintf('\\x%08x', rnd32()))) }
 	},
 	{ name => 'mood', type => 'public.diff_mood', gen => sub { ql(pick('sad', 'ok', 'happy')) } },
-	{ name => 'pn', type => 'public.diff_posnum', gen => sub { ql(pick('0.5', '1', '1.0', '99.99')) } },
+	{
+		name => 'pn', type => 'public.diff_posnum',
+		gen => sub { ql(pick('0.5', '1', '1.0', '99.99')) },
+		canon => sub { ql(pick('0.5', '1', '99.99')) },
+		repr => \&repr_numeric,
+	},
 	{ name => 'b', type => 'boolean', gen => sub { ql(pick('true', 'false')) } },
 	{ name => 'i2', type => 'smallint', gen => sub { ql(pick(-32768, 0, 1, 32767, rnd(100))) } },
 );
@@ -569,7 +687,7 @@ sub configure
 	$r->{kind} = chance(0.5) ? 'table' : pick(@kinds);
 
 	# the key
-	my @keys = qw(bigint text numeric uuid domain composite citext ltree);
+	my @keys = qw(bigint text numeric uuid domain composite citext ci ltree);
 	push @keys, 'char3' if gate('char_key');
 	push @keys, 'float8' if $r->{strategy} ne 'logical' || gate('float_key_logical');
 	@keys = grep { $_ ne 'ltree' } @keys
@@ -623,6 +741,19 @@ sub configure
 	$r->{etl} = chance(0.6);
 	$r->{dropped_col} = chance(0.3);
 	$r->{hash_algorithm} = chance(0.3) ? 'sha256' : 'hash64';
+	# hash64 hashes each value by its type's hash, equal for values the
+	# type calls equal: by design (README, Which hash) it does not see a
+	# change of representation only (1.0 -> 1.000), and a target may keep
+	# the old one.  Rather than let the check accept that (which would hide
+	# the same miss elsewhere), a round whose pipeline starts with hash64
+	# never stores two representations of one value: its payload comes
+	# from the columns' `canon` generators and its updates use no `repr`,
+	# so every update hash64 must see changes a value hash64 sees.  Such a
+	# round may switch between hash64 and a digest (alter_step); a round
+	# that starts with a digest, whose writes change representations
+	# freely, never switches to hash64.  Digests see stored bytes and must
+	# apply every representation change.
+	$r->{canon} = $r->{strategy} eq 'hash' && $r->{hash_algorithm} eq 'hash64';
 	$r->{batch_size} = between(1, 50);
 	$r->{explicit_keys} = $r->{kind} eq 'view' || $r->{kind} eq 'log' || chance(0.3);
 	$r->{seqcol} = $r->{kind} eq 'log' ? 'seq' : undef;
@@ -666,7 +797,7 @@ sub describe
 		"batch_size $r->{batch_size}",
 		(defined $r->{lookback} ? "lookback $r->{lookback}" : ()),
 		($r->{wm_type} ne 'timestamptz' ? "watermark $r->{wm_type}" : ()),
-		($r->{strategy} eq 'hash' ? "hash $r->{hash_algorithm}" : ()),
+		($r->{strategy} eq 'hash' ? "hash $r->{hash_algorithm}" . ($r->{canon} ? ' (canon)' : '') : ()),
 		'payload ' . join(' ', map { $_->{type} } @{ $r->{payload} }),
 		($r->{osc} ne 'fail' ? "on_schema_change $r->{osc}" : ()),
 		($r->{roles} ? 'owner diff_owner, writers diff_writer' : ()),
@@ -901,9 +1032,35 @@ sub wm_value
 sub payload_value
 {
 	my ($c) = @_;
-	return "NULL::$c->{type}" if chance(0.15);
-	my $g = $c->{shapes} && gate('array_shape') && chance(0.5) ? $c->{shapes} : $c->{gen};
-	return $g->() . "::$c->{type}";
+	my $type = $c->{type} =~ s/ COLLATE .*//r;
+	return "NULL::$type" if chance(0.15);
+	my $g = $c->{shapes} && gate('array_shape') && chance(0.5) ? $c->{shapes}
+	  : $R->{canon} && $c->{canon} ? $c->{canon}
+	  : $c->{gen};
+	return $g->() . "::$type";
+}
+
+# a key's literals in one of its spellings (a case-insensitive key type:
+# sometimes another than its usual)
+sub keylits_spelled
+{
+	my ($n) = @_;
+	return keylits($n) unless $KEYTYPES{ $R->{keytype} }{spell} && chance(0.3);
+	$R->{respelled} = 1;
+	return $R->{keylit}->($n, between(1, 3));
+}
+
+# does a watermark value written change the row for hash64?  now() and
+# values relative to it do; NULL and a constant may be what it held
+sub fresh_wm { my ($v) = @_; return defined $v && $v =~ /now\(\)|LOCALTIMESTAMP/; }
+
+# may a write respell a key and change nothing else?  Not where a known
+# bug misses that (gates hash_key_respell, history_key_respell)
+sub bare_respell_ok
+{
+	return 0 if $R->{strategy} eq 'hash' && !gate('hash_key_respell');
+	return 0 if $R->{hist} && !gate('history_key_respell');
+	return 1;
 }
 
 # the relation a write goes to
@@ -923,24 +1080,23 @@ sub op_insert
 	my $c = cur($w);
 	my $skew = $R->{can_skew} && chance(0.2);
 	my $m = $bulk ? between(15, 70) : between(1, 5);
-	my @ns;
+	my @cols = (key_names(), map { qi($_->{name}) } @{ $R->{payload} });
+	push @cols, qi($R->{wm});
+	my $bulk_wmv = wm_value($skew);
+	my @rows;
 	my %seen;
 	for (1 .. $m)
 	{
+		my $wmv = $bulk ? $bulk_wmv : wm_value($skew);
 		# a late row of the timestamp strategy must be a new key (gate
-		# lookback_existing)
-		my $n = absent_key($w, $skew && $R->{strategy} eq 'timestamp' && !gate('lookback_existing'));
+		# lookback_existing); so must a row whose watermark may be what the
+		# key held before it left, where a key that came back in another
+		# spelling with nothing else changed is missed (bare_respell_ok)
+		my $n = absent_key($w, ($skew && $R->{strategy} eq 'timestamp' && !gate('lookback_existing'))
+			  || (!fresh_wm($wmv) && !bare_respell_ok()));
 		next if $seen{$n}++;
-		push @ns, $n;
-	}
-	my @cols = (key_names(), map { qi($_->{name}) } @{ $R->{payload} });
-	push @cols, qi($R->{wm});
-	my $wmv = wm_value($skew);
-	my @rows;
-	foreach my $n (@ns)
-	{
-		my @v = (keylits($n), map { payload_value($_) } @{ $R->{payload} });
-		push @v, $bulk ? $wmv : wm_value($skew);
+		my @v = (keylits_spelled($n), map { payload_value($_) } @{ $R->{payload} });
+		push @v, $wmv;
 		push @rows, '(' . join(', ', @v) . ')';
 		$c->{$n} = 0;
 		$R->{touched}[$w]{$n} = 1;
@@ -955,9 +1111,29 @@ sub update_sql
 	my @pc = grep { chance(0.6) } @{ $R->{payload} };
 	# with its gate, a change of the array alone (so only its shape may change)
 	@pc = grep { $_->{shapes} } @{ $R->{payload} } if gate('array_shape') && chance(0.4);
+	# a change of representation only: of some columns, or (a fifth of the
+	# updates) of every column that has one; never in a canon round (see
+	# configure())
+	my @rc;
+	if (!$R->{canon})
+	{
+		my @can = grep { $_->{repr} } @{ $R->{payload} };
+		if (@can && chance(0.2))
+		{
+			@rc = @can;
+			@pc = ();
+		}
+		else
+		{
+			@rc = grep { $_->{repr} && chance(0.3) } @pc;
+			my %r = map { $_->{name} => 1 } @rc;
+			@pc = grep { !$r{ $_->{name} } } @pc;
+		}
+	}
 	my @k = key_names();
 	my @alias = map { "k$_" } 1 .. @k;
 	my @sets = map { qi($_->{name}) . ' = v.' . qi($_->{name}) } @pc;
+	push @sets, map { qi($_->{name}) . ' = ' . $_->{repr}->('s.' . qi($_->{name})) } @rc;
 	push @sets, qi($R->{wm}) . " = $set_wm" if defined $set_wm;
 	# nothing to set: touch a column with its own value
 	push @sets, qi($R->{wm}) . ' = s.' . qi($R->{wm}) unless @sets;
@@ -994,7 +1170,7 @@ sub log_versions
 	my @rows;
 	foreach my $n (@ns)
 	{
-		my @v = (keylits($n), (map { payload_value($_) } @{ $R->{payload} }), $wmv);
+		my @v = (keylits_spelled($n), (map { payload_value($_) } @{ $R->{payload} }), $wmv);
 		push @v, $flag ? 'true' : 'false' if $R->{flag};
 		push @rows, '(' . join(', ', @v) . ')';
 		$R->{touched}[$w]{$n} = 1;
@@ -1071,12 +1247,26 @@ sub op_keychange
 	my @live = present_keys($w, 0);
 	return undef unless @live;
 	my $old = pick(@live);
+	my @k = key_names();
+	if ($KEYTYPES{ $R->{keytype} }{spell} && chance(0.5))
+	{
+		# the same key in another spelling (or, by chance, its own): a key
+		# change its type's equality does not see; the model's key stays
+		my @l = $R->{keylit}->($old, rnd(4));
+		$R->{respelled} = 1;
+		my @sets = map { "$k[$_] = $l[$_]" } 0 .. $#k;
+		# sometimes nothing else changes, where the strategy must see that
+		push @sets, qi($R->{wm}) . ' = ' . wm_value(0)
+		  unless $R->{silent_updates} && bare_respell_ok() && chance(0.4);
+		push @sets, map { qi($_->{name}) . ' = ' . payload_value($_) } grep { chance(0.3) } @{ $R->{payload} };
+		$R->{touched}[$w]{$old} = 1;
+		return 'UPDATE ' . wrel() . ' SET ' . join(', ', @sets) . ' WHERE ' . key_match('', $old);
+	}
 	my $new = absent_key($w, 0);
 	$R->{asof_skip}{$new} = 1 if asof_on() && !gate('history_key_change_toast');
 	delete $c->{$old};
 	$c->{$new} = 0;
-	my @k = key_names();
-	my @l = keylits($new);
+	my @l = keylits_spelled($new);
 	my @sets = map { "$k[$_] = $l[$_]" } 0 .. $#k;
 	push @sets, qi($R->{wm}) . ' = ' . wm_value(0);
 	push @sets, map { qi($_->{name}) . ' = ' . payload_value($_) } grep { chance(0.3) } @{ $R->{payload} };
@@ -1215,19 +1405,21 @@ sub run_step
 	my (%o) = @_;
 	my $quiet = quiescent();
 	my %pv;
+	my $pvrows = '';
 	$o{preview} = 0
 	  if $R->{truncate_pending} && !gate('preview_truncate')
+	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
+	$o{preview} = 0
+	  if $R->{respelled} && !gate('preview_respell')
 	  && ($R->{strategy} eq 'trigger' || $R->{strategy} eq 'logical');
 	# of a log, preview shows the net effect per key; a run inserts a new
 	# key in one batch and updates it with a newer version in the next
 	$o{preview} = 0 if $R->{kind} eq 'log';
 	if ($quiet && $o{preview})
 	{
-		foreach my $l (split /\n/, sok($main, 'SELECT op, count(*) FROM incetl.preview(' . ql($R->{name}) . ') GROUP BY op'))
-		{
-			my ($op, $n) = split /\|/, $l;
-			$pv{$op} = $n;
-		}
+		# its rows, to show when they are not what the run does
+		$pvrows = sok($main, 'SELECT op, key FROM incetl.preview(' . ql($R->{name}) . ') ORDER BY 1, 2');
+		$pv{ (split /\|/, $_)[0] }++ foreach split /\n/, $pvrows;
 	}
 	# run_all runs every enabled pipeline: this round's is the only one
 	sok($main, chance(0.15) ? 'CALL incetl.run_all()' : run_call());
@@ -1236,6 +1428,8 @@ sub run_step
 	fail_round("the run did not succeed: $row") unless $f[2] eq 'succeeded';
 	$R->{runs}++;
 	$R->{truncate_pending} = 0;
+	# what was respelled before it, this run has applied
+	$R->{respelled} = 0 if $quiet;
 	asof_confirm();
 	if ($quiet)
 	{
@@ -1245,7 +1439,7 @@ sub run_step
 		{
 			my $want = join(' ', map { "$_=" . ($pv{$_} // 0) } qw(insert update delete));
 			my $got = "insert=$f[4] update=$f[5] delete=$f[6]";
-			fail_round("preview() said $want, the run did $got") unless $want eq $got;
+			fail_round("preview() said $want, the run did $got; preview():\n$pvrows") unless $want eq $got;
 		}
 		if ($o{rerun})
 		{
@@ -1394,7 +1588,9 @@ sub alter_step
 	}
 	elsif ($what eq 'hash_algorithm')
 	{
-		$R->{hash_algorithm} = pick('hash64', 'sha256');
+		# never from a digest to hash64 unless the round is canon (see
+		# configure())
+		$R->{hash_algorithm} = $R->{canon} ? pick('hash64', 'sha256') : pick('sha256', 'sha512', 'md5');
 		@o = ('hash_algorithm => ' . ql($R->{hash_algorithm}));
 	}
 	elsif ($what eq 'dd')
@@ -1464,6 +1660,48 @@ sub diff_rows
 	return sok($main, "SELECT count(*) FROM ($a EXCEPT $b) x");
 }
 
+# Rows equal by their types may still differ (numeric 1.0 and 1.000, 'abc'
+# and 'ABC' under a case-insensitive collation, ...), and the target must
+# hold the source's values (README, How a run works 5): the checks also
+# compare the rows' text, which tells those apart.  Both sides are printed
+# by main in one statement, so one set of output settings prints them; in
+# a transaction of its own whose extra_float_digits prints every float
+# exactly (a round's runner may print fewer digits, which would hide a
+# difference).  Returns the query's output.
+sub in_image_txn
+{
+	my ($sql) = @_;
+	return sok($main, "BEGIN;\nSET LOCAL extra_float_digits = 3;\n$sql;\nCOMMIT");
+}
+
+# the rows of query q as their text images
+sub images { my ($q) = @_; return "SELECT x::text AS img FROM ($q) AS x"; }
+
+# how many rows of a are not in b, by their text (bag: with ALL)
+sub diff_images
+{
+	my ($a, $b, $all) = @_;
+	return (diff_images2($a, $b, $b, $a, $all))[0];
+}
+
+# diff_images of (a, b) and of (c, d), in one statement
+sub diff_images2
+{
+	my ($a, $b, $c, $d, $all) = @_;
+	$all = $all ? ' ALL' : '';
+	return split /\|/, in_image_txn('SELECT (SELECT count(*) FROM (' . images($a) . " EXCEPT$all " . images($b)
+		  . ') d), (SELECT count(*) FROM (' . images($c) . " EXCEPT$all " . images($d) . ') d)');
+}
+
+# up to 10 of those rows, each as "<label>: <row>"
+sub image_detail
+{
+	my ($label, $a, $b, $all) = @_;
+	$all = $all ? ' ALL' : '';
+	return in_image_txn("SELECT '$label: ' || img FROM (" . images($a) . " EXCEPT$all " . images($b)
+		  . ') d ORDER BY 1 LIMIT 10');
+}
+
 # the source's current rows: of a log, the newest version of each key
 sub src_current
 {
@@ -1494,6 +1732,15 @@ sub check_equal
 	my @bad;
 	push @bad, "$missing source row(s) missing or different in the target" if $missing;
 	push @bad, "$extra target row(s) not in the source" if $extra;
+	# the same by the rows' text, where the types' equality saw none
+	my ($imissing, $iextra) = (0, 0);
+	if (!@bad)
+	{
+		($imissing, $iextra) = diff_images2($src, $tgt, $extra_q, $src);
+		push @bad, "$imissing source row(s) whose text differs from the target's (equal by their types)"
+		  if $imissing;
+		push @bad, "$iextra target row(s) whose text is not in the source (equal by their types)" if $iextra;
+	}
 	if ($R->{soft} && $R->{deleted_at})
 	{
 		my $n = sok($main, "SELECT count(*) FROM $R->{tgt} WHERE (is_deleted IS TRUE) <> (deleted_at IS NOT NULL)");
@@ -1501,8 +1748,16 @@ sub check_equal
 	}
 	if (@bad)
 	{
-		my $detail = sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT $tgt) x LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($extra_q EXCEPT $src) x LIMIT 10");
+		my $detail;
+		if ($imissing || $iextra)
+		{
+			$detail = image_detail('source', $src, $tgt) . "\n" . image_detail('target', $extra_q, $src);
+		}
+		else
+		{
+			$detail = sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT $tgt) x LIMIT 10");
+			$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($extra_q EXCEPT $src) x LIMIT 10");
+		}
 		fail_round("target differs from source $when: " . join('; ', @bad) . "\n$detail");
 	}
 	$R->{checks}++;
@@ -1525,10 +1780,10 @@ sub check_history
 	my $cur = "SELECT $cols FROM $R->{hist} WHERE valid_to IS NULL";
 	my $tgt = "SELECT $cols FROM $R->{tgt}" . ($R->{soft} ? ' WHERE is_deleted IS NOT TRUE' : '');
 	my @bad;
-	my $n = diff_rows($cur, $tgt);
-	push @bad, "$n current version(s) unlike any live target row" if $n;
-	$n = diff_rows($tgt, $cur);
-	push @bad, "$n live target row(s) without an equal current version" if $n;
+	my $n = diff_rows($cur, $tgt) || diff_images($cur, $tgt);
+	push @bad, "$n current version(s) unlike any live target row (by type or by text)" if $n;
+	$n = diff_rows($tgt, $cur) || diff_images($tgt, $cur);
+	push @bad, "$n live target row(s) without an equal current version (by type or by text)" if $n;
 	$n = sok($main, "SELECT count(*) FROM (SELECT $k FROM $R->{hist} WHERE valid_to IS NULL "
 		  . "GROUP BY $k HAVING count(*) > 1) x");
 	push @bad, "$n key(s) with two current versions" if $n;
@@ -1540,8 +1795,7 @@ sub check_history
 	push @bad, "$n version(s) ending before they start" if $n;
 	if (@bad)
 	{
-		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($cur EXCEPT $tgt) x LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'target: ' || x::text FROM ($tgt EXCEPT $cur) x LIMIT 10");
+		my $detail = image_detail('history', $cur, $tgt) . "\n" . image_detail('target', $tgt, $cur);
 		fail_round("history table wrong $when: " . join('; ', @bad) . "\n$detail");
 	}
 	return;
@@ -1614,10 +1868,15 @@ sub check_asof
 	}
 	my $n = sok($main, "SELECT count(*) FROM $R->{asof_t} WHERE ok");
 	my $bad = sok($main, "SELECT count(*) FROM (($hist EXCEPT ALL $src) UNION ALL ($src EXCEPT ALL $hist)) x");
+	# the same by the rows' text (see diff_images)
+	if (!$bad)
+	{
+		my ($x, $y) = diff_images2($hist, $src, $src, $hist, 1);
+		$bad = $x + $y;
+	}
 	if ($bad)
 	{
-		my $detail = sok($main, "SELECT 'history: ' || x::text FROM ($hist EXCEPT ALL $src) x ORDER BY 1 LIMIT 10");
-		$detail .= "\n" . sok($main, "SELECT 'source: ' || x::text FROM ($src EXCEPT ALL $hist) x ORDER BY 1 LIMIT 10");
+		my $detail = image_detail('history', $hist, $src, 1) . "\n" . image_detail('source', $src, $hist, 1);
 		fail_round("history as of T is not the source at T ($bad row(s) differ over $n copies)\n$detail");
 	}
 	note_round("history as of T equals the source at T for $n copies") if $n;
@@ -1857,6 +2116,7 @@ CREATE EXTENSION citext; CREATE EXTENSION ltree; CREATE EXTENSION cube; CREATE E
 CREATE DOMAIN public.diff_posint AS integer CHECK (VALUE > 0);
 CREATE DOMAIN public.diff_posnum AS numeric CHECK (VALUE > 0);
 CREATE TYPE public.diff_mood AS ENUM ('sad', 'ok', 'happy');
+CREATE COLLATION public.diff_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE ROLE diff_owner REPLICATION;
 CREATE ROLE diff_writer;
 });
