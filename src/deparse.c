@@ -2608,7 +2608,8 @@ incetl_sql_history_layer(IncetlPipeline *p)
 }
 
 /*
- * WITH kc AS MATERIALIZED (SELECT u.rn AS urn, u.cs AS ucs, d.rn AS orn, d.cs AS dcs, d.k1, ...
+ * WITH kc AS MATERIALIZED (SELECT u.rn AS urn, u.cs AS ucs, d.rn AS orn, d.cs AS dcs,
+ *			d.ct AS dct, d.k1, ...
  *			FROM <work table> AS u JOIN <work table> AS d ON d.cs = u.co AND d.cl = u.cl
  *			WHERE u.co IS NOT NULL),
  *	 r AS MATERIALIZED (SELECT k.* FROM kc AS k WHERE NOT EXISTS
@@ -2619,7 +2620,7 @@ incetl_sql_history_layer(IncetlPipeline *p)
  *	 hb AS (SELECT r.ucs, lv.v FROM r JOIN LATERAL (SELECT jsonb_object(ARRAY['<col>', ...],
  *			ARRAY[CAST(h.<col> AS text), ...]) AS v FROM <history> AS h
  *			WHERE h.<key1> = CAST(r.k1 AS <target type>) ...
- *			ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true)
+ *			ORDER BY h.valid_from < r.dct DESC, h.valid_from DESC LIMIT 1) AS lv ON true)
  * UPDATE <work table> AS u SET cv = COALESCE(hb.v, '{}') || COALESCE(mv.v, '{}') || u.cv,
  *		co = NULL FROM r LEFT JOIN mv ON mv.ucs = r.ucs LEFT JOIN hb ON hb.ucs = r.ucs
  *		WHERE u.cs = r.ucs AND u.co IS NOT NULL
@@ -2630,10 +2631,14 @@ incetl_sql_history_layer(IncetlPipeline *p)
  * value the update did not change (decode.c); its co is the cs of that
  * 'D'.  The value it left out is K's just before the 'D', which is the
  * last of:
- *	 1. the values of K's version before this run: the latest version of K
- *		in the history table (current, or closed by the last run's settle
- *		when this change committed after that run read its changes; the
- *		run has written no history yet, this runs right after the fill);
+ *	 1. the values of K's version before this run's changes: the latest
+ *		version of K in the history table that started before the 'D''s
+ *		commit (current, or closed by the last run's settle when this
+ *		change committed after that run read its changes), else its latest
+ *		(one nudged past that time by a microsecond); this runs right
+ *		after the fill, before the run writes any history, and only a run
+ *		that failed after some batches committed leaves later versions
+ *		(their changes are read again: in the work table);
  *	 2. the values of K's changes in the work table before the 'D' (cs is
  *		the order of the whole stream, commit order), each overriding the
  *		earlier (an INSERT carries every value, an UPDATE the values it did
@@ -2646,16 +2651,22 @@ incetl_sql_history_layer(IncetlPipeline *p)
  * pass completes only the key changes none of whose old key's earlier
  * changes is an uncompleted key change (r).  The earliest uncompleted one
  * in the stream always qualifies (what could hold it back is earlier
- * still), so the engine repeats the statement until it completes none:
- * as many passes as the longest chain of key changes (a key changed
- * twice in one transaction, A to B to C, takes two; A to B and back,
- * two).  The values go into cv as the decoded row would have had them,
+ * still), so the run repeats the statement until it completes none
+ * (complete_key_changes in strategy_logical.c): as many passes as the
+ * longest chain of key changes, each reading the work table (a key
+ * changed twice in one transaction, A to B to C, takes two; A to B and
+ * back, two; most runs, whose key changes are not chained, one, and a
+ * run without key changes none).  The values go into cv as the decoded
+ * row would have had them,
  * as text: history values are written with the settings pinned as
  * decode.c pins them, and read back by the layers as a decoded value is
  * (history_layer_value).  A 'U' whose 'D' the work table lacks (a first
  * run skips the decoded changes of the keys its comparison found) is left
  * as it is: the layer then takes the new key's current version, as for
- * any value a change did not carry.
+ * any value a change did not carry.  This is a key's history, not a row's:
+ * where two rows hold one key within a transaction (keys swapped under a
+ * deferred unique constraint) the history is the key's, as the layers
+ * record it, and the value is the key's too.
  */
 static void
 deparse_history_key_changes(StringInfo buf, IncetlPipeline *p)
@@ -2668,7 +2679,7 @@ deparse_history_key_changes(StringInfo buf, IncetlPipeline *p)
 	StringInfoData vals;
 
 	appendStringInfoString(buf, "WITH kc AS MATERIALIZED (SELECT u.rn AS urn, u.cs AS ucs, "
-						   "d.rn AS orn, d.cs AS dcs");
+						   "d.rn AS orn, d.cs AS dcs, d.ct AS dct");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", d.k%d", i + 1);
 	appendStringInfo(buf, " FROM %s AS u JOIN %s AS d ON ", work, work);
@@ -2709,7 +2720,9 @@ deparse_history_key_changes(StringInfo buf, IncetlPipeline *p)
 						 "ARRAY[%s]::pg_catalog.text[]) AS v FROM %s AS h WHERE ",
 						 names.data, vals.data, p->hist_qname);
 		deparse_history_key_match(buf, p, "r", 'w');
-		appendStringInfoString(buf, " ORDER BY h.valid_from DESC LIMIT 1) AS lv ON true)");
+		appendStringInfoString(buf, " ORDER BY ");
+		deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "<", "r.dct", TIMESTAMPTZOID);
+		appendStringInfoString(buf, " DESC, h.valid_from DESC LIMIT 1) AS lv ON true)");
 	}
 	else
 		appendStringInfoString(buf, ", hb AS (SELECT NULL::pg_catalog.int8 AS ucs, "
