@@ -9,7 +9,8 @@
 -- old key's previous change in the same transaction, in the same run and
 -- in an earlier run, a key changed twice in one transaction (A to B to C),
 -- changed and back in one transaction, a chain of key changes across two
--- runs, and batches of two keys (old and new key in different batches).
+-- runs, batches of two keys (old and new key in different batches), and a
+-- run that failed after the old key's batch committed, run again.
 -- As of every clock reading between the commits, the history must be what
 -- the source held then.
 --
@@ -127,6 +128,47 @@ SELECT h.id, h.v, (SELECT 'b' || i FROM generate_series(1, 30) AS i
   FROM t57.hist AS h WHERE h.id IN (12, 16, 21, 25) ORDER BY h.id, h.valid_from;
 SELECT * FROM t57.asof_problems();
 SELECT * FROM regress.history_problems('t57.hist', 't57.tgt', 'big, v');
+\echo '-- a run that failed after a batch committed, run again'
+-- the old key 30 is in the first batch, which commits, and comes back
+-- (another value) after its key change; the new key 31 is in the second,
+-- which fails.  The run after it reads both changes again and must take
+-- 30's value as it was before the key change, not its latest version's.
+CREATE TABLE t57.fail (on_key integer);
+CREATE FUNCTION t57.fail() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id IN (SELECT on_key FROM t57.fail) THEN
+		RAISE EXCEPTION 'injected failure on key %', NEW.id;
+	END IF;
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER fail BEFORE INSERT OR UPDATE ON t57.tgt FOR EACH ROW EXECUTE FUNCTION t57.fail();
+INSERT INTO t57.src VALUES (29, t57.big('b29'), 'v29'), (30, t57.big('b30'), 'v30');
+CALL incetl.run('p57');
+CALL t57.copy();
+UPDATE t57.src SET v = 'x29' WHERE id = 29;
+CALL t57.copy();
+UPDATE t57.src SET id = 31 WHERE id = 30;
+CALL t57.copy();
+INSERT INTO t57.src VALUES (30, t57.big('b28'), 'back');
+CALL t57.copy();
+INSERT INTO t57.fail VALUES (31);
+\set VERBOSITY terse
+CALL incetl.run('p57');
+\set VERBOSITY default
+SELECT status, batches FROM incetl.run_log WHERE pipeline = 'p57' ORDER BY run_id DESC LIMIT 1;
+-- the first batch committed: 30 is back in the history
+SELECT id, v, (SELECT 'b' || i FROM generate_series(1, 30) AS i
+			   WHERE t57.big('b' || i) = h.big) AS big, h.valid_to IS NULL AS current
+  FROM t57.hist AS h WHERE h.id = 30 AND h.valid_to IS NULL;
+DELETE FROM t57.fail;
+CALL incetl.run('p57');
+SELECT h.id, h.v, (SELECT 'b' || i FROM generate_series(1, 30) AS i
+				   WHERE t57.big('b' || i) = h.big) AS big, h.valid_to IS NULL AS current
+  FROM t57.hist AS h WHERE h.id = 31 ORDER BY h.valid_from;
+SELECT * FROM t57.asof_problems();
+SELECT * FROM regress.history_problems('t57.hist', 't57.tgt', 'big, v');
+
 -- a run with nothing to do writes nothing
 CALL incetl.run('p57');
 SELECT history_versions FROM incetl.run_log WHERE pipeline = 'p57' ORDER BY run_id DESC LIMIT 1;
