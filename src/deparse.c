@@ -2699,7 +2699,7 @@ deparse_history_key_changes(StringInfo buf, IncetlPipeline *p)
 	deparse_catalog_clause(buf, "w.cs", INT8OID, "<", "r.dcs", INT8OID);
 	appendStringInfoString(buf, ", pg_catalog.jsonb_each(w.cv) AS e GROUP BY r.ucs)");
 
-	/* the old key's latest version, its columns as decoded text */
+	/* the old key's version before the change, its columns as decoded text */
 	initStringInfo(&names);
 	initStringInfo(&vals);
 	foreach(lc, p->columns)
