@@ -14,8 +14,10 @@
  *
  * With the option "times" each change also has "t", its transaction's
  * commit time, and with "values" an INSERT's or UPDATE's "n", the new row
- * ({"col":"value",...}, unchanged TOASTed values left out): what a
- * history table needs (SPEC 5).
+ * ({"col":"value",...}, unchanged TOASTed values left out), and the "U"
+ * of an UPDATE that changed the key "o", the old key (the "k" of the "D"
+ * written just before it): what a history table needs (SPEC 5), which
+ * takes the values the new row leaves out from the old key's.
  *
  * Values are the type's text output as JSON strings, or JSON null.  The
  * run that reads them casts them back to the key types in the same
@@ -639,12 +641,14 @@ decode_set_write_location(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
  * change's transaction, as PostgreSQL's TimestampTz (microseconds since
  * 2000-01-01 00:00 UTC), which no setting of the decoding session changes;
  * with the option "values", also "n": the new row of an INSERT or UPDATE
- * (decode_append_values).  Both only for history pipelines (SPEC 5).
+ * (decode_append_values), and "o": the old key of an UPDATE that changed
+ * it (oldkey, a JSON object, or NULL).  Both only for history pipelines
+ * (SPEC 5).
  */
 static void
 decode_write_record(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 					const char *op, const char *key, int keylen,
-					TupleDesc tupdesc, HeapTuple newtup)
+					TupleDesc tupdesc, HeapTuple newtup, const char *oldkey)
 {
 	DecodeData *data = ctx->output_plugin_private;
 
@@ -657,6 +661,11 @@ decode_write_record(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	{
 		appendStringInfoString(ctx->out, ",\"n\":");
 		decode_append_values(ctx->out, data, tupdesc, newtup);
+	}
+	if (data->values && oldkey != NULL)
+	{
+		appendStringInfoString(ctx->out, ",\"o\":");
+		appendStringInfoString(ctx->out, oldkey);
 	}
 	if (data->times)
 		appendStringInfo(ctx->out, ",\"t\":" INT64_FORMAT,
@@ -681,6 +690,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	HeapTuple	newtup;
 	StringInfoData newkey;
 	StringInfoData oldkey;
+	const char *changed;
 
 	if (RelationGetRelid(relation) != data->relid)
 		return;
@@ -714,7 +724,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			initStringInfo(&newkey);
 			decode_append_key(&newkey, data, tupdesc, newtup, NULL);
-			decode_write_record(ctx, txn, "I", newkey.data, newkey.len, tupdesc, newtup);
+			decode_write_record(ctx, txn, "I", newkey.data, newkey.len, tupdesc, newtup, NULL);
 			break;
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
@@ -722,6 +732,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				break;
 			initStringInfo(&newkey);
 			decode_append_key(&newkey, data, tupdesc, newtup, oldtup);
+			changed = NULL;
 			if (oldtup != NULL)
 			{
 				/* old key is logged if it changed (or is toasted / FULL) */
@@ -729,9 +740,14 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 				if (oldkey.len != newkey.len ||
 					memcmp(oldkey.data, newkey.data, newkey.len) != 0)
-					decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL);
+				{
+					decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL, NULL);
+					changed = oldkey.data;
+				}
 			}
-			decode_write_record(ctx, txn, "U", newkey.data, newkey.len, tupdesc, newtup);
+			/* right after the "D" of the old key, which it names */
+			decode_write_record(ctx, txn, "U", newkey.data, newkey.len, tupdesc, newtup,
+								changed);
 			break;
 
 		case REORDER_BUFFER_CHANGE_DELETE:
@@ -741,7 +757,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				decode_append_key(&oldkey, data, tupdesc, oldtup, NULL);
 			else
 				appendStringInfoString(&oldkey, "{}");
-			decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL);
+			decode_write_record(ctx, txn, "D", oldkey.data, oldkey.len, NULL, NULL, NULL);
 			break;
 
 		default:

@@ -169,6 +169,7 @@ static void deparse_history_differs(StringInfo buf, IncetlPipeline *p, const cha
 static void deparse_history_settle(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_empty(StringInfo buf, IncetlPipeline *p);
 static void deparse_history_layer(StringInfo buf, IncetlPipeline *p);
+static void deparse_history_key_changes(StringInfo buf, IncetlPipeline *p);
 static char *history_layer_value(IncetlColumn *c);
 static void deparse_delete_cte(StringInfo buf, IncetlPipeline *p, int run_param,
 							   bool compare);
@@ -2528,7 +2529,9 @@ history_layer_value(IncetlColumn *c)
  * version; an insert or update opens one where it differs from the current
  * version in a column that is not ignored, else writes the ignored columns
  * in place.  A value the change did not carry (an unchanged TOASTed one) is
- * the current version's.  The engine runs layers 1, 2, ... before the
+ * the current version's; the new key's row of a key change has the old
+ * key's by now (deparse_history_key_changes, right after the work table
+ * was filled).  The engine runs layers 1, 2, ... before the
  * batch's statement, in its transaction, until one finds no key.  $3 is
  * the run id, $4 the run's start.  Returns the layer's keys and the
  * versions it opened.
@@ -2637,6 +2640,148 @@ incetl_sql_history_layer(IncetlPipeline *p)
 
 	initStringInfo(&buf);
 	deparse_history_layer(&buf, p);
+	return buf.data;
+}
+
+/*
+ * WITH kc AS MATERIALIZED (SELECT u.rn AS urn, u.cs AS ucs, d.rn AS orn, d.cs AS dcs,
+ *			d.ct AS dct, d.k1, ...
+ *			FROM <work table> AS u JOIN <work table> AS d ON d.cs = u.co AND d.cl = u.cl
+ *			WHERE u.co IS NOT NULL),
+ *	 r AS MATERIALIZED (SELECT k.* FROM kc AS k WHERE NOT EXISTS
+ *			(SELECT 1 FROM kc AS b WHERE b.urn = k.orn AND b.ucs < k.dcs)),
+ *	 mv AS (SELECT r.ucs, jsonb_object_agg(e.key, e.value ORDER BY w.cs) AS v
+ *			FROM r JOIN <work table> AS w ON w.rn = r.orn AND w.cs < r.dcs,
+ *			jsonb_each(w.cv) AS e GROUP BY r.ucs),
+ *	 hb AS (SELECT r.ucs, lv.v FROM r JOIN LATERAL (SELECT jsonb_object(ARRAY['<col>', ...],
+ *			ARRAY[CAST(h.<col> AS text), ...]) AS v FROM <history> AS h
+ *			WHERE h.<key1> = CAST(r.k1 AS <target type>) ...
+ *			ORDER BY h.valid_from < r.dct DESC, h.valid_from DESC LIMIT 1) AS lv ON true)
+ * UPDATE <work table> AS u SET cv = COALESCE(hb.v, '{}') || COALESCE(mv.v, '{}') || u.cv,
+ *		co = NULL FROM r LEFT JOIN mv ON mv.ucs = r.ucs LEFT JOIN hb ON hb.ucs = r.ucs
+ *		WHERE u.cs = r.ucs AND u.co IS NOT NULL
+ *
+ * 'logical' history: the values a key change's new row left out.  An
+ * UPDATE that changes the key (old key K to new key N) is decoded as a 'D'
+ * of K and, right after it, a 'U' of N whose row leaves out every TOASTed
+ * value the update did not change (decode.c); its co is the cs of that
+ * 'D'.  The value it left out is K's just before the 'D', which is the
+ * last of:
+ *	 1. the values of K's version before this run's changes: the latest
+ *		version of K in the history table that started before the 'D''s
+ *		commit (current, or closed by the last run's settle when this
+ *		change committed after that run read its changes), else its latest
+ *		(one nudged past that time by a microsecond); this runs right
+ *		after the fill, before the run writes any history, and only a run
+ *		that failed after some batches committed leaves later versions
+ *		(their changes are read again: in the work table);
+ *	 2. the values of K's changes in the work table before the 'D' (cs is
+ *		the order of the whole stream, commit order), each overriding the
+ *		earlier (an INSERT carries every value, an UPDATE the values it did
+ *		not leave out, a 'D' none);
+ *	 3. the 'U''s own values.
+ * An UPDATE of K that left a value out left it as 2. or 1. has it, so the
+ * last one that carries it is right.  But one of K's changes before the
+ * 'D' can itself be the new-key 'U' of an earlier key change (J to K,
+ * also leaving the value out): that one must be completed first, so a
+ * pass completes only the key changes none of whose old key's earlier
+ * changes is an uncompleted key change (r).  The earliest uncompleted one
+ * in the stream always qualifies (what could hold it back is earlier
+ * still), so the run repeats the statement until it completes none
+ * (complete_key_changes in strategy_logical.c): as many passes as the
+ * longest chain of key changes, each reading the work table (a key
+ * changed twice in one transaction, A to B to C, takes two; A to B and
+ * back, two; most runs, whose key changes are not chained, one, and a
+ * run without key changes none).  The values go into cv as the decoded
+ * row would have had them,
+ * as text: history values are written with the settings pinned as
+ * decode.c pins them, and read back by the layers as a decoded value is
+ * (history_layer_value).  A 'U' whose 'D' the work table lacks (a first
+ * run skips the decoded changes of the keys its comparison found) is left
+ * as it is: the layer then takes the new key's current version, as for
+ * any value a change did not carry.  This is a key's history, not a row's:
+ * where two rows hold one key within a transaction (keys swapped under a
+ * deferred unique constraint) the history is the key's, as the layers
+ * record it, and the value is the key's too.
+ */
+static void
+deparse_history_key_changes(StringInfo buf, IncetlPipeline *p)
+{
+	const char *work = incetl_work_table_name(p);
+	ListCell   *lc;
+	int			i;
+	bool		any = false;
+	StringInfoData names;
+	StringInfoData vals;
+
+	appendStringInfoString(buf, "WITH kc AS MATERIALIZED (SELECT u.rn AS urn, u.cs AS ucs, "
+						   "d.rn AS orn, d.cs AS dcs, d.ct AS dct");
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", d.k%d", i + 1);
+	appendStringInfo(buf, " FROM %s AS u JOIN %s AS d ON ", work, work);
+	deparse_catalog_clause(buf, "d.cs", INT8OID, "=", "u.co", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "d.cl", LSNOID, "=", "u.cl", LSNOID);
+	appendStringInfoString(buf, " WHERE u.co IS NOT NULL), "
+						   "r AS MATERIALIZED (SELECT k.* FROM kc AS k WHERE NOT EXISTS "
+						   "(SELECT 1 FROM kc AS b WHERE ");
+	deparse_catalog_clause(buf, "b.urn", INT8OID, "=", "k.orn", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "b.ucs", INT8OID, "<", "k.dcs", INT8OID);
+	appendStringInfo(buf, ")), mv AS (SELECT r.ucs, pg_catalog.jsonb_object_agg(e.key, e.value "
+					 "ORDER BY w.cs) AS v FROM r JOIN %s AS w ON ", work);
+	deparse_catalog_clause(buf, "w.rn", INT8OID, "=", "r.orn", INT8OID);
+	appendStringInfoString(buf, " AND ");
+	deparse_catalog_clause(buf, "w.cs", INT8OID, "<", "r.dcs", INT8OID);
+	appendStringInfoString(buf, ", pg_catalog.jsonb_each(w.cv) AS e GROUP BY r.ucs)");
+
+	/* the old key's version before the change, its columns as decoded text */
+	initStringInfo(&names);
+	initStringInfo(&vals);
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (!c->in_history || c->is_key)
+			continue;
+		appendStringInfo(&names, "%s%s", any ? ", " : "", quote_literal_cstr(c->name));
+		appendStringInfo(&vals, "%sCAST(h.%s AS pg_catalog.text)", any ? ", " : "",
+						 quote_identifier(c->name));
+		any = true;
+	}
+	if (any)
+	{
+		appendStringInfo(buf, ", hb AS (SELECT r.ucs, lv.v FROM r JOIN LATERAL "
+						 "(SELECT pg_catalog.jsonb_object(ARRAY[%s]::pg_catalog.text[], "
+						 "ARRAY[%s]::pg_catalog.text[]) AS v FROM %s AS h WHERE ",
+						 names.data, vals.data, p->hist_qname);
+		deparse_history_key_match(buf, p, "r", 'w');
+		appendStringInfoString(buf, " ORDER BY ");
+		deparse_catalog_clause(buf, "h.valid_from", TIMESTAMPTZOID, "<", "r.dct", TIMESTAMPTZOID);
+		appendStringInfoString(buf, " DESC, h.valid_from DESC LIMIT 1) AS lv ON true)");
+	}
+	else
+		appendStringInfoString(buf, ", hb AS (SELECT NULL::pg_catalog.int8 AS ucs, "
+							   "NULL::pg_catalog.jsonb AS v WHERE false)");
+
+	appendStringInfo(buf, " UPDATE %s AS u SET cv = COALESCE(hb.v, '{}'::pg_catalog.jsonb) "
+					 "OPERATOR(pg_catalog.||) COALESCE(mv.v, '{}'::pg_catalog.jsonb) "
+					 "OPERATOR(pg_catalog.||) u.cv, co = NULL FROM r LEFT JOIN mv ON ", work);
+	deparse_catalog_clause(buf, "mv.ucs", INT8OID, "=", "r.ucs", INT8OID);
+	appendStringInfoString(buf, " LEFT JOIN hb ON ");
+	deparse_catalog_clause(buf, "hb.ucs", INT8OID, "=", "r.ucs", INT8OID);
+	appendStringInfoString(buf, " WHERE ");
+	deparse_catalog_clause(buf, "u.cs", INT8OID, "=", "r.ucs", INT8OID);
+	appendStringInfoString(buf, " AND u.co IS NOT NULL");
+}
+
+char *
+incetl_sql_history_key_changes(IncetlPipeline *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	deparse_history_key_changes(&buf, p);
 	return buf.data;
 }
 
@@ -3054,7 +3199,9 @@ incetl_sql_add_column(IncetlPipeline *p, IncetlColumn *c)
  * work table in the session's temporary schema: rn, k1..kn (source key
  * types), op ('i', 'u' or 'd'), and for a 'logical' history pipeline one
  * row per decoded change: ct (commit time), cl (commit LSN), cs (its order),
- * cv (the new row, jsonb) and cop ('I', 'U' or 'D').
+ * cv (the new row, jsonb), cop ('I', 'U' or 'D') and, for the 'U' of an
+ * update that changed the key until its values are completed
+ * (deparse_history_key_changes), co: the cs of the old key's 'D'.
  */
 char *
 incetl_work_table_name(IncetlPipeline *p)
@@ -3143,7 +3290,7 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 						 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
 	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
 						   "ct pg_catalog.timestamptz, cl pg_catalog.pg_lsn, cs pg_catalog.int8, "
-						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\")");
+						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\", co pg_catalog.int8)");
 }
 
 char *

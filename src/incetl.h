@@ -360,6 +360,7 @@ extern char *incetl_sql_change_keys(IncetlPipeline *p);
 extern char *incetl_sql_backfill_range(IncetlPipeline *p, Oid bound_type);
 extern char *incetl_sql_history_repair(IncetlPipeline *p);
 extern char *incetl_sql_history_layer(IncetlPipeline *p);
+extern char *incetl_sql_history_key_changes(IncetlPipeline *p);
 extern char *incetl_sql_history_settle(IncetlPipeline *p);
 extern char *incetl_sql_history_empty(IncetlPipeline *p);
 extern bool incetl_history_layers(IncetlPipeline *p);

@@ -113,6 +113,7 @@ typedef struct SlotProposals
 	TransactionId catalog_xmin; /* ... catalog rows older may go */
 } SlotProposals;
 
+static void complete_key_changes(IncetlPipeline *p);
 static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
 								bool *truncated, SlotProposals *proposals);
@@ -814,9 +815,10 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
  * (from_read: reads them from what incetl_logical_read collected, the
  * relation INCETL_CHANGES_ENR; else from pg_logical_slot_peek_changes,
  * which EXPLAIN shows), numbered from $4 + 1, and returns the highest
- * number added, the last LSN peeked, and whether a TRUNCATE was among the
- * changes (from_read: NULL and false, the read knows them).  first: the
- * work table is empty.  A typed read's fill is logical_fill_typed_sql's.
+ * number added, the last LSN peeked, whether a TRUNCATE was among the
+ * changes (from_read: NULL and false, the read knows them) and how many
+ * rows of key changes lack values (co, history pipelines only).  first:
+ * the work table is empty.  A typed read's fill is logical_fill_typed_sql's.
  */
 static char *
 logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
@@ -829,8 +831,13 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 	 * time and new row (decode.c's options "times" and "values"), and the
 	 * work table gets one row per change, a key's rows sharing its number:
 	 * ct (commit time), cl (commit LSN), cs (order of the change), cv (the
-	 * new row, as jsonb) and cop (I, U or D).  The engine records each
-	 * committed version from them (deparse_history_layer).
+	 * new row, as jsonb), cop (I, U or D) and co: for the U of an update
+	 * that changed the key, the cs of the old key's D, which decode.c
+	 * writes right before it (its "o"; with REPLICA IDENTITY FULL every
+	 * update has one, so only where a key column of the pipeline differs).
+	 * The engine records each committed version from them
+	 * (deparse_history_layer), once the key changes' rows have the values
+	 * they left out (deparse_history_key_changes).
 	 */
 	bool		times = p->hist_qname != NULL;
 
@@ -849,7 +856,7 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
 	appendStringInfo(&sql, "op%s) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.%s() OVER (ORDER BY ",
-					 times ? ", ct, cl, cs, cv, cop" : "", times ? "dense_rank" : "row_number");
+					 times ? ", ct, cl, cs, cv, cop, co" : "", times ? "dense_rank" : "row_number");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sk%d", i ? ", " : "", i + 1);
 	appendStringInfo(&sql, "), * FROM (SELECT %s", times ? "" : "DISTINCT ");
@@ -865,6 +872,19 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 							   "OPERATOR(pg_catalog.*) '00:00:00.000001'::pg_catalog.interval) AS ct, "
 							   "ch.lsn AS cl, ch.o AS cs, ch.j OPERATOR(pg_catalog.->) 'n' AS cv, "
 							   "CAST(ch.j OPERATOR(pg_catalog.->>) 'op' AS pg_catalog.\"char\") AS cop");
+	if (times)
+	{
+		appendStringInfoString(&sql, ", CASE WHEN ch.j OPERATOR(pg_catalog.?) 'o' AND NOT (true");
+		for (i = 0; i < p->nkeys; i++)
+		{
+			char	   *lit = quote_literal_cstr(p->keys[i]->name);
+
+			appendStringInfo(&sql, " AND ((ch.j OPERATOR(pg_catalog.->) 'o') OPERATOR(pg_catalog.->) %s) "
+							 "OPERATOR(pg_catalog.=) ((ch.j OPERATOR(pg_catalog.->) 'k') "
+							 "OPERATOR(pg_catalog.->) %s)", lit, lit);
+		}
+		appendStringInfoString(&sql, ") THEN ch.o OPERATOR(pg_catalog.-) 1 END AS co");
+	}
 	appendStringInfoString(&sql, " FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.<>) 'T'");
 	appendStringInfoString(&sql, ") AS x");
 	/* a work table that is still empty holds no key to skip */
@@ -877,13 +897,17 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 							 incetl_type_equality(p->keys[i]->src_type), i + 1);
 		appendStringInfoChar(&sql, ')');
 	}
-	appendStringInfoString(&sql, " RETURNING rn) SELECT (SELECT pg_catalog.max(rn) FROM ins)");
+	appendStringInfo(&sql, " RETURNING rn%s) SELECT (SELECT pg_catalog.max(rn) FROM ins)",
+					 times ? ", co" : "");
 	/* the read counted the last LSN and the TRUNCATEs as it collected them */
 	if (from_read)
 		appendStringInfoString(&sql, ", NULL::pg_catalog.pg_lsn, false");
 	else
 		appendStringInfoString(&sql, ", (SELECT pg_catalog.max(lsn) FROM ch), "
 							   "EXISTS (SELECT 1 FROM ch WHERE (ch.j OPERATOR(pg_catalog.->>) 'op') OPERATOR(pg_catalog.=) 'T')");
+	/* the key changes whose rows lack values (deparse_history_key_changes) */
+	appendStringInfoString(&sql, times ? ", (SELECT pg_catalog.count(ins.co) FROM ins)" :
+						   ", 0::pg_catalog.int8");
 
 	return sql.data;
 }
@@ -943,6 +967,42 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first)
 		appendStringInfoChar(&sql, ')');
 	}
 	return sql.data;
+}
+
+/*
+ * 'logical' history: give the rows of the key changes just read the values
+ * their new rows left out (deparse_history_key_changes), one pass per link
+ * of the longest chain of key changes, until a pass completes none.  The
+ * old keys' history values are written as text, with the settings that
+ * shape output functions pinned as decode.c pins them, so that the layers
+ * read them back as they read a decoded value.  As the current user (the
+ * pipeline's owner), who reads the history table.
+ */
+static void
+complete_key_changes(IncetlPipeline *p)
+{
+	static const char *const pinned[][2] = {
+		{"extra_float_digits", "3"},
+		{"DateStyle", "ISO, YMD"},
+		{"IntervalStyle", "postgres"},
+		{"TimeZone", "UTC"},
+		{"bytea_output", "hex"},
+	};
+	char	   *sql = incetl_sql_history_key_changes(p);
+	int			nest = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(pinned); i++)
+		(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (SPI_execute(sql, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "incetl: could not complete the key changes read");
+		if (SPI_processed == 0)
+			break;
+	}
+	AtEOXact_GUC(true, nest);
 }
 
 /*
@@ -1043,6 +1103,10 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 		desc = SPI_tuptable->tupdesc;
 		d = SPI_getbinval(tup, desc, 1, &isnull);
 		*max_rn = isnull ? offset : DatumGetInt64(d);
+		/* a history pipeline's key changes (a typed read is no history's) */
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull && DatumGetInt64(d) > 0)
+			complete_key_changes(p);
 	}
 	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
