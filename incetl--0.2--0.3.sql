@@ -242,31 +242,18 @@ BEGIN
 	LOOP
 		EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS changed_at '
 								  'pg_catalog.timestamptz DEFAULT pg_catalog.now()', q);
+		-- (see below)
+		EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', q);
 	END LOOP;
 END;
 $$;
 
 /*
- * A queue has no key: in a database with a FOR ALL TABLES publication,
- * deleting entries from it failed ("does not have a replica identity and
- * publishes deletes").  Queues are made REPLICA IDENTITY FULL
- * (src/strategy_trigger.c), those made before too.
+ * (Above.)  A queue has no key: in a database with a FOR ALL TABLES
+ * publication, deleting entries from it failed ("does not have a replica
+ * identity and publishes deletes").  Queues are made REPLICA IDENTITY FULL
+ * (src/strategy_trigger.c), those made before too, in the loop above.
  */
-DO $$
-DECLARE
-	q regclass;
-BEGIN
-	FOR q IN SELECT c.oid::pg_catalog.regclass
-			   FROM incetl.pipelines AS p
-			   JOIN pg_catalog.pg_class AS c
-				 ON c.relname OPERATOR(pg_catalog.=) ('queue_' OPERATOR(pg_catalog.||) p.id)
-				AND c.relnamespace OPERATOR(pg_catalog.=) 'incetl'::pg_catalog.regnamespace
-			  WHERE p.strategy OPERATOR(pg_catalog.=) 'trigger'
-	LOOP
-		EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', q);
-	END LOOP;
-END;
-$$;
 
 /*
  * A pipeline's history table cannot be dropped while the pipeline keeps

@@ -105,6 +105,8 @@ static void deparse_key_list(StringInfo buf, IncetlPipeline *p);
 static void deparse_key_object(StringInfo buf, IncetlPipeline *p,
 							   const char *prefix, bool gone);
 static bool have_row_bytes(void);
+static void append_hashed_columns(StringInfo buf, IncetlPipeline *p, const char *alias,
+								  bool cast, bool keys);
 static void append_row_image_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
 								  bool cast);
 static void append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias,
@@ -804,21 +806,23 @@ row_hash_sql(IncetlPipeline *p, RowHashSql *r)
 	}
 }
 
-/* the hash of a row's non-key columns, over the given alias */
+/*
+ * <alias>.<col>, ... (cast: CAST(<alias>.<col> AS <target type>), ...),
+ * the columns a row hash covers: the non-key ones, and with keys the keys
+ * an update writes (key_written); NULL::int4 when there are none.
+ */
 static void
-append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
+append_hashed_columns(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast,
+					  bool keys)
 {
 	ListCell   *lc;
 	bool		any = false;
-	RowHashSql	rh;
 
-	row_hash_sql(p, &rh);
-	appendStringInfoString(buf, rh.open);
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
 
-		if (c->is_key)
+		if (c->is_key && !(keys && key_written(p, c)))
 			continue;
 		if (cast)
 			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
@@ -830,6 +834,17 @@ append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 	}
 	if (!any)
 		appendStringInfoString(buf, "NULL::pg_catalog.int4");
+}
+
+/* the hash of a row's non-key columns, over the given alias */
+static void
+append_row_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
+{
+	RowHashSql	rh;
+
+	row_hash_sql(p, &rh);
+	appendStringInfoString(buf, rh.open);
+	append_hashed_columns(buf, p, alias, cast, false);
 	appendStringInfoString(buf, rh.close);
 }
 
@@ -861,28 +876,10 @@ have_row_bytes(void)
 static void
 append_row_image_hash(StringInfo buf, IncetlPipeline *p, const char *alias, bool cast)
 {
-	ListCell   *lc;
-	bool		any = false;
-
 	Assert(have_row_bytes());
 
 	appendStringInfoString(buf, "incetl.row_hash(ROW(incetl.row_bytes(ROW(");
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-
-		if (c->is_key && !key_written(p, c))
-			continue;
-		if (cast)
-			appendStringInfo(buf, "%sCAST(%s.%s AS %s)", any ? ", " : "", alias,
-							 quote_identifier(c->name), c->tgt_typename);
-		else
-			appendStringInfo(buf, "%s%s.%s", any ? ", " : "", alias,
-							 quote_identifier(c->name));
-		any = true;
-	}
-	if (!any)
-		appendStringInfoString(buf, "NULL::pg_catalog.int4");
+	append_hashed_columns(buf, p, alias, cast, true);
 	appendStringInfoString(buf, "))))");
 }
 
