@@ -3847,8 +3847,11 @@ incetl_sql_diff_keys(IncetlPipeline *p, bool reconcile)
 static void
 deparse_queue_keys(StringInfo buf, IncetlPipeline *p)
 {
+	/* distinct by the source's collations, as a run's drain ranks them */
 	appendStringInfoString(buf, "SELECT DISTINCT ");
-	deparse_key_list(buf, p);
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, "%sk%d%s AS k%d", i ? ", " : "", i + 1,
+						 incetl_key_collate(p->keys[i]), i + 1);
 	appendStringInfo(buf, " FROM %s WHERE ", incetl_queue_table_name(p));
 	deparse_catalog_clause(buf, "op", CHAROID, "<>", "'T'", UNKNOWNOID);
 }
@@ -3886,7 +3889,8 @@ deparse_change_keys(StringInfo buf, IncetlPipeline *p)
 		appendStringInfo(buf, "%sCAST((", i ? ", " : "");
 		deparse_catalog_clause(buf, k.data, JSONBOID, "->>",
 							   quote_literal_cstr(p->keys[i]->name), UNKNOWNOID);
-		appendStringInfo(buf, ") AS %s) AS k%d", p->keys[i]->src_typename, i + 1);
+		appendStringInfo(buf, ") AS %s)%s AS k%d", p->keys[i]->src_typename,
+						 incetl_key_collate(p->keys[i]), i + 1);
 	}
 	appendStringInfoString(buf, " FROM pg_catalog.jsonb_array_elements($1) AS e WHERE ");
 

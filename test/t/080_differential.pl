@@ -156,7 +156,8 @@ my %GATES = (
 	# case-insensitive collation or citext, or DELETE 'k2' and INSERT
 	# 'K2'): the queue (decoded changes) holds both spellings and the
 	# preview does not fold them by the key's collation as the run does;
-	# the run writes one update.  Seeds 38, 114, 170
+	# the run writes one update.  Seeds 38, 114, 170.  Fixed: the preview
+	# folds keys by the source's collations too
 	preview_respell => 'preview checked after a key was respelled (trigger, logical)',
 	# history: a key respelled with nothing else changed updates the
 	# target (the new spelling) but opens no version: the history's current
@@ -187,7 +188,7 @@ my %known;
 my %FIXED = map { $_ => 1 } qw(lookback_existing char_key ext_key_hash backfill_infinity
   ties_nonunique backfill_alongside_run trigger_replica trigger_partition float_key_logical
   logical_truncate_fail flag_reconcile log_flag_lookback hash_empty_state preview_truncate
-  array_shape history_key_change_toast);
+  array_shape history_key_change_toast preview_respell);
 sub gate { return $FIXED{ $_[0] } || $known{ $_[0] } || 0; }
 
 # ---------------------------------------------------------------------------
