@@ -92,6 +92,9 @@ static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 								   int firstparam);
 static bool equality_is_image(Oid type, Oid collation);
 static bool key_written(IncetlPipeline *p, IncetlColumn *c);
+static bool state_key_written(IncetlPipeline *p, IncetlColumn *c);
+static void deparse_keys_respelled(StringInfo buf, IncetlPipeline *p, const char *a,
+								   const char *b);
 static void deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
 								 const char *dcol);
 static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
@@ -636,6 +639,20 @@ equality_is_image(Oid type, Oid collation)
  * UPDATE OF <key> triggers for nothing.  Not into a Citus table, which
  * takes no update of its distribution column.
  */
+/*
+ * Whether a hash state's key column is written by the state's upsert, and
+ * compared with the source's by image, for the same reason (key_written):
+ * so that a key respelled in the source ('abc' -> 'ABC' under a
+ * case-insensitive collation) is a change the hash strategy sees, and the
+ * state then holds the new spelling.  Not in a hash state distributed
+ * with a Citus source (by the key).
+ */
+static bool
+state_key_written(IncetlPipeline *p, IncetlColumn *c)
+{
+	return p->src_citus == '\0' && !equality_is_image(c->src_type, c->src_collation);
+}
+
 static bool
 key_written(IncetlPipeline *p, IncetlColumn *c)
 {
@@ -1784,7 +1801,13 @@ deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 		appendStringInfo(buf, "k%d, ", i + 1);
 	appendStringInfoString(buf, "h FROM d ON CONFLICT (");
 	deparse_key_list(buf, p);
-	appendStringInfoString(buf, ") DO UPDATE SET h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h)");
+	appendStringInfoString(buf, ") DO UPDATE SET ");
+	for (i = 0; i < p->nkeys; i++)
+		if (state_key_written(p, p->keys[i]))
+			appendStringInfo(buf, "k%d = EXCLUDED.k%d, ", i + 1, i + 1);
+	appendStringInfoString(buf, "h = EXCLUDED.h WHERE st.h OPERATOR(pg_catalog.<>) EXCLUDED.h");
+	deparse_keys_respelled(buf, p, "st", "EXCLUDED");
+	appendStringInfoChar(buf, ')');
 	appendStringInfo(buf, ", st_del AS (DELETE FROM %s AS st USING gone WHERE ", state_table);
 	for (i = 0; i < p->nkeys; i++)
 	{
@@ -1797,6 +1820,33 @@ deparse_hash_state_ctes(StringInfo buf, IncetlPipeline *p,
 									   psprintf("gone.k%d", i + 1), type);
 	}
 	appendStringInfoChar(buf, ')');
+}
+
+/*
+ *  OR pg_catalog.record_image_ne(ROW(<a>.k<i>, ...), ROW(<b>.k<i>, ...))
+ *
+ * Over the hash state's key columns it writes (state_key_written): the
+ * key of row a is spelled differently from row b's; nothing when none is
+ * written.
+ */
+static void
+deparse_keys_respelled(StringInfo buf, IncetlPipeline *p, const char *a, const char *b)
+{
+	StringInfoData ak;
+	StringInfoData bk;
+
+	initStringInfo(&ak);
+	initStringInfo(&bk);
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		if (!state_key_written(p, p->keys[i]))
+			continue;
+		appendStringInfo(&ak, "%s%s.k%d", ak.len ? ", " : "", a, i + 1);
+		appendStringInfo(&bk, "%s%s.k%d", bk.len ? ", " : "", b, i + 1);
+	}
+	if (ak.len)
+		appendStringInfo(buf, " OR pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
+						 ak.data, bk.data);
 }
 
 /*
@@ -3474,6 +3524,9 @@ deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile)
 	}
 	appendStringInfo(buf, " WHERE (s.k1 IS NULL OR %s.k1 IS NULL OR %s.h OPERATOR(pg_catalog.<>) s.h",
 					 other, other);
+	/* a key respelled in the source (reconcile's hashes cover the keys) */
+	if (!reconcile)
+		deparse_keys_respelled(buf, p, other, "s");
 
 	/*
 	 * delete_detection 'flag': a flagged source row stands for a deleted

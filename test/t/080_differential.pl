@@ -188,7 +188,7 @@ my %known;
 my %FIXED = map { $_ => 1 } qw(lookback_existing char_key ext_key_hash backfill_infinity
   ties_nonunique backfill_alongside_run trigger_replica trigger_partition float_key_logical
   logical_truncate_fail flag_reconcile log_flag_lookback hash_empty_state preview_truncate
-  array_shape history_key_change_toast preview_respell);
+  array_shape history_key_change_toast preview_respell hash_key_respell);
 sub gate { return $FIXED{ $_[0] } || $known{ $_[0] } || 0; }
 
 # ---------------------------------------------------------------------------
