@@ -793,6 +793,29 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 									kname, p->name, format_type_be(c->tgt_type))));
 				c->is_key = true;
 				p->keys[k] = c;
+
+				/*
+				 * A target key whose nondeterministic collation is not the
+				 * source's takes as one key what the source may hold as two
+				 * ('abc' and 'ABC'): a key changed only that way would have
+				 * a batch match one target row twice.  Refused at create;
+				 * a pipeline made before keeps running.
+				 */
+				if (at_create && OidIsValid(c->tgt_collation) &&
+					c->tgt_collation != c->src_collation &&
+					!get_collation_isdeterministic(c->tgt_collation))
+					ereport(ERROR,
+							(errcode(ERRCODE_COLLATION_MISMATCH),
+							 errmsg("key column \"%s\" of pipeline \"%s\" has the nondeterministic collation \"%s\" in target \"%s\" and collation \"%s\" in source \"%s\"",
+									kname, p->name,
+									get_collation_name(c->tgt_collation),
+									RelationGetRelationName(tgt),
+									OidIsValid(c->src_collation) ?
+									get_collation_name(c->src_collation) : "none",
+									RelationGetRelationName(src)),
+							 errdetail("The target would take as one key what the source may hold as two."),
+							 errhint("Give the target's key column the source's collation (ALTER TABLE ... ALTER COLUMN %s TYPE ... COLLATE ...).",
+									 quote_identifier(kname))));
 			}
 		}
 		if (p->keys[k] == NULL)
