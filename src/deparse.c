@@ -97,8 +97,7 @@ static void deparse_keys_respelled(StringInfo buf, IncetlPipeline *p, const char
 								   const char *b);
 static void deparse_type_differs(StringInfo buf, IncetlColumn *c, const char *tcol,
 								 const char *dcol);
-static void deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
-							 const char *dcol);
+static void deparse_distinct(StringInfo buf, const char *tcol, const char *dcol);
 static void deparse_target_key_match(StringInfo buf, IncetlPipeline *p,
 									 const char *rel, bool gone);
 static void deparse_target_key_match_to(StringInfo buf, IncetlPipeline *p, char **rhs);
@@ -562,8 +561,8 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 /*
  * pg_catalog.record_image_ne(ROW(<tcol>), ROW(<dcol>))
  *
- * True when target column tcol and batch column dcol (of the same type)
- * differ, NULL-aware, by their binary images, as REFRESH MATERIALIZED VIEW
+ * True when column tcol and column dcol (of the same type) differ,
+ * NULL-aware, by their binary images, as REFRESH MATERIALIZED VIEW
  * CONCURRENTLY tells rows apart (matview.c): a type's equality says 1.0 =
  * 1.00, 'abc' = 'ABC' under a case-insensitive collation, '1 day' = '24
  * hours', and a target kept equal by it would never show the source's
@@ -575,8 +574,7 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
  * Citus deparses the statement for its workers.)
  */
 static void
-deparse_distinct(StringInfo buf, IncetlColumn *c, const char *tcol,
-				 const char *dcol)
+deparse_distinct(StringInfo buf, const char *tcol, const char *dcol)
 {
 	appendStringInfo(buf, "pg_catalog.record_image_ne(ROW(%s), ROW(%s))", tcol, dcol);
 }
@@ -631,6 +629,20 @@ equality_is_image(Oid type, Oid collation)
 }
 
 /*
+ * Whether a hash state's key column is written by the state's upsert, and
+ * compared with the source's by image, for the reason an update writes a
+ * target's key (key_written, below): so that a key respelled in the source
+ * ('abc' -> 'ABC' under a case-insensitive collation) is a change the hash
+ * strategy sees, and the state then holds the new spelling.  Not in a
+ * hash state distributed with a Citus source (by the key).
+ */
+static bool
+state_key_written(IncetlPipeline *p, IncetlColumn *c)
+{
+	return p->src_citus == '\0' && !equality_is_image(c->src_type, c->src_collation);
+}
+
+/*
  * Whether an update writes key column c, and compares it: a key equal by
  * its type's equality may still differ from the source's ('abc' and 'ABC'
  * under a case-insensitive collation, numeric 1.0 and 1.00), and the
@@ -639,20 +651,6 @@ equality_is_image(Oid type, Oid collation)
  * UPDATE OF <key> triggers for nothing.  Not into a Citus table, which
  * takes no update of its distribution column.
  */
-/*
- * Whether a hash state's key column is written by the state's upsert, and
- * compared with the source's by image, for the same reason (key_written):
- * so that a key respelled in the source ('abc' -> 'ABC' under a
- * case-insensitive collation) is a change the hash strategy sees, and the
- * state then holds the new spelling.  Not in a hash state distributed
- * with a Citus source (by the key).
- */
-static bool
-state_key_written(IncetlPipeline *p, IncetlColumn *c)
-{
-	return p->src_citus == '\0' && !equality_is_image(c->src_type, c->src_collation);
-}
-
 static bool
 key_written(IncetlPipeline *p, IncetlColumn *c)
 {
@@ -1547,7 +1545,7 @@ deparse_compare_cte(StringInfo buf, IncetlPipeline *p)
 			if (c->is_key || c->history_ignored)
 				continue;
 			appendStringInfoString(buf, " OR ");
-			deparse_distinct(buf, c, psprintf("t.%s", quote_identifier(c->name)),
+			deparse_distinct(buf, psprintf("t.%s", quote_identifier(c->name)),
 							 psprintf("d.c%d", i));
 		}
 		appendStringInfoString(buf, ") AS hv");
@@ -2509,15 +2507,12 @@ deparse_history_differs(StringInfo buf, IncetlPipeline *p, const char *cur,
 	foreach(lc, p->columns)
 	{
 		IncetlColumn *c = lfirst(lc);
-		IncetlColumn hc;
 		const char *qc = quote_identifier(c->name);
 
 		if (!c->in_history || c->is_key || c->history_ignored != ignored)
 			continue;
-		memcpy(&hc, c, sizeof(IncetlColumn));
-		hc.tgt_type = c->hist_type;
 		appendStringInfoString(buf, " OR ");
-		deparse_distinct(buf, &hc, psprintf("%s.%s", cur, qc),
+		deparse_distinct(buf, psprintf("%s.%s", cur, qc),
 						 psprintf("CAST(%s.%s AS %s)", t, qc, c->hist_typename));
 	}
 	appendStringInfoChar(buf, ')');
@@ -2646,7 +2641,6 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 		foreach(lc, p->columns)
 		{
 			IncetlColumn *c = lfirst(lc);
-			IncetlColumn hc;
 			const char *lit = quote_literal_cstr(c->name);
 			StringInfoData has;
 
@@ -2655,10 +2649,8 @@ deparse_history_layer(StringInfo buf, IncetlPipeline *p)
 				continue;
 			initStringInfo(&has);
 			deparse_catalog_clause(&has, "hl.cv", JSONBOID, "?", lit, UNKNOWNOID);
-			memcpy(&hc, c, sizeof(IncetlColumn));
-			hc.tgt_type = c->hist_type;
 			appendStringInfo(&vals, " OR (%s AND ", has.data);
-			deparse_distinct(&vals, &hc, psprintf("cur.%s", quote_identifier(c->name)),
+			deparse_distinct(&vals, psprintf("cur.%s", quote_identifier(c->name)),
 							 history_layer_value(c));
 			appendStringInfoChar(&vals, ')');
 		}

@@ -55,25 +55,28 @@
  *
  * A run copies the distinct queued keys, with the tuple id and the seq of
  * every entry it saw, into its work table, and applies them in keyed
- * batches.  The entries it copied go in the transaction of its last batch,
- * once every batch before has committed: an entry it copied was committed
- * before the copy, so the change it stands for is in the source rows a
- * later batch read; an entry it did not see stays for the next run.  A run
- * that fails before its end leaves every entry, and the next run applies
- * those keys once more: harmless, applying a key loads its current row.
- * Nothing is lost, and nothing is applied twice.
+ * batches.  The entries it copied go in the transaction of the batch that
+ * applied them or of a later one (every FORGET_BATCHES batches, and the
+ * rest at the run's end), once the batches that applied them have
+ * committed or commit with them: an entry it copied was committed before
+ * the copy, so the change it stands for is in the source rows a batch read;
+ * an entry it did not see stays for the next run.  A run that fails leaves
+ * the entries of the batches since the last deletion, and the next run
+ * applies those keys once more: harmless, applying a key loads its current
+ * row.  Nothing is lost, and nothing is applied twice.
  *
- * When the queue holds nothing but what the run copied, the run empties
- * it with TRUNCATE, which costs nothing per entry: it takes the queue's
- * ACCESS EXCLUSIVE lock only if no one holds any lock on it (a writer
- * whose entries are not committed yet holds one until it ends, so it never
+ * When, at the run's end, at least incetl.queue_truncate_min entries are
+ * left and the queue holds nothing but those, the run empties it with
+ * TRUNCATE, which costs nothing per entry: it takes the queue's ACCESS
+ * EXCLUSIVE lock only if no one holds any lock on it (a writer whose
+ * entries are not committed yet holds one until it ends, so it never
  * waits and no writer waits long: just for the end of the run), then
  * counts the queue's entries with a snapshot taken after the lock.  Only
  * the extension owner, and runs, which exclude each other, delete entries,
- * so as many entries as the run copied are exactly those.  Otherwise (a
- * writer in flight, entries committed since the copy, a run inside a
- * transaction block, which would hold the lock until its caller ends) it
- * deletes exactly the entries it copied: by tuple id (a TID scan, no
+ * so as many entries as the run left are exactly those.  Otherwise (fewer
+ * entries, a writer in flight, entries committed since the copy, a run
+ * inside a transaction block, which would hold the lock until its caller
+ * ends) it deletes exactly the entries it copied: by tuple id (a TID scan, no
  * index), and only where the seq there is one it copied.  VACUUM FULL,
  * CLUSTER or pg_repack move entries to other tuple ids: the seq check
  * keeps it from deleting whatever now sits at an old one, and an entry
@@ -1542,9 +1545,10 @@ trigger_fill_changes(IncetlRun *run)
 	MemoryContextSwitchTo(oldcxt);
 	if (tr->markers.seqs != (Datum) 0)
 	{
+		ArrayType  *seqs = DatumGetArrayTypeP(tr->markers.seqs);
+
 		run->need_compare = true;
-		tr->copied += ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(tr->markers.seqs)),
-									 ARR_DIMS(DatumGetArrayTypeP(tr->markers.seqs)));
+		tr->copied += ArrayGetNItems(ARR_NDIM(seqs), ARR_DIMS(seqs));
 	}
 
 	/* the entries are sorted by key: in memory, as a batch would be */
