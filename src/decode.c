@@ -498,7 +498,7 @@ decode_get_typed_key(DecodeData *data, TupleDesc tupdesc, HeapTuple tuple,
 
 /*
  * Whether two keys from decode_get_typed_key are the same bytes (a
- * varlena's data whatever its header).  The JSON path compares their text;
+ * varlena's data whatever its header: datum_image_eq).  The JSON path compares their text;
  * equal bytes make equal text, and a key this calls changed that is not
  * only costs the reader a duplicate, which it drops.
  */
@@ -511,18 +511,7 @@ decode_typed_keys_equal(DecodeData *data, Datum *v1, bool *n1, Datum *v2, bool *
 
 		if (n1[i] != n2[i])
 			return false;
-		if (n1[i])
-			continue;
-		if (key->typlen == -1)
-		{
-			Pointer		p1 = DatumGetPointer(v1[i]);
-			Pointer		p2 = DatumGetPointer(v2[i]);
-
-			if (VARSIZE_ANY_EXHDR(p1) != VARSIZE_ANY_EXHDR(p2) ||
-				memcmp(VARDATA_ANY(p1), VARDATA_ANY(p2), VARSIZE_ANY_EXHDR(p1)) != 0)
-				return false;
-		}
-		else if (!datumIsEqual(v1[i], v2[i], key->typbyval, key->typlen))
+		if (!n1[i] && !datum_image_eq(v1[i], v2[i], key->typbyval, key->typlen))
 			return false;
 	}
 	return true;

@@ -810,6 +810,22 @@ incetl_logical_confirm(const char *slot, XLogRecPtr lsn, const SlotProposals *pr
 }
 
 /*
+ *  WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)
+ *
+ * The keys of x the work table does not hold yet (a fill after the first).
+ */
+static void
+append_not_in_work(StringInfo sql, IncetlPipeline *p)
+{
+	appendStringInfo(sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+					 incetl_work_table_name(p));
+	for (int i = 0; i < p->nkeys; i++)
+		appendStringInfo(sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
+						 incetl_type_equality(p->keys[i]->src_type), i + 1);
+	appendStringInfoChar(sql, ')');
+}
+
+/*
  * The statement that peeks a slot's changes to the source ($1 slot, $2 the
  * source's OID as text, $3 the applied LSN or NULL) into the work table
  * (from_read: reads them from what incetl_logical_read collected, the
@@ -890,12 +906,7 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 	/* a work table that is still empty holds no key to skip */
 	if (!(from_read && first))
 	{
-		appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
-						 incetl_work_table_name(p));
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
-							 incetl_type_equality(p->keys[i]->src_type), i + 1);
-		appendStringInfoChar(&sql, ')');
+		append_not_in_work(&sql, p);
 	}
 	appendStringInfo(&sql, " RETURNING rn%s) SELECT (SELECT pg_catalog.max(rn) FROM ins)",
 					 times ? ", co" : "");
@@ -959,12 +970,7 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first)
 	/* a work table that is still empty holds no key to skip */
 	if (!first)
 	{
-		appendStringInfo(&sql, " WHERE NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
-						 incetl_work_table_name(p));
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&sql, "%sw.k%d %s x.k%d", i ? " AND " : "", i + 1,
-							 incetl_type_equality(p->keys[i]->src_type), i + 1);
-		appendStringInfoChar(&sql, ')');
+		append_not_in_work(&sql, p);
 	}
 	return sql.data;
 }
