@@ -82,6 +82,17 @@ LANGUAGE sql AS $$
 	  FROM incetl.run_log WHERE pipeline = p ORDER BY run_id DESC LIMIT 1
 $$;
 
+-- the rows of src and tgt that differ by their text (so by value, not by
+-- their types' equality: 1.0 and 1.000 differ), each marked with its side
+CREATE FUNCTION regress.differ(src regclass, tgt regclass) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'(SELECT ''source: '' || s::text FROM %s s EXCEPT SELECT ''source: '' || t::text FROM %s t)
+		 UNION ALL
+		 (SELECT ''target: '' || t::text FROM %s t EXCEPT SELECT ''target: '' || s::text FROM %s s)
+		 ORDER BY 1', src, tgt, tgt, src);
+END $$;
+
 -- the saved cursor of a pipeline
 CREATE FUNCTION regress.cursor(p text)
 RETURNS TABLE (watermark text, watermark_key text[], watermark_type regtype)

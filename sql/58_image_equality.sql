@@ -10,14 +10,6 @@
 SET incetl.late_commit_margin = 0;
 CREATE SCHEMA t58;
 CREATE COLLATION t58.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-CREATE FUNCTION t58.differ(src regclass, tgt regclass) RETURNS SETOF text LANGUAGE plpgsql AS $$
-BEGIN
-	RETURN QUERY EXECUTE pg_catalog.format(
-		'(SELECT ''source: '' || s::text FROM %s s EXCEPT SELECT ''source: '' || t::text FROM %s t)
-		 UNION ALL
-		 (SELECT ''target: '' || t::text FROM %s t EXCEPT SELECT ''target: '' || s::text FROM %s s)
-		 ORDER BY 1', src, tgt, tgt, src);
-END $$;
 
 -- timestamp
 CREATE TABLE t58.src_timestamp (k text COLLATE t58.ci PRIMARY KEY, n numeric, c text COLLATE t58.ci,
@@ -33,14 +25,14 @@ UPDATE t58.src_timestamp SET n = 1.000, c = 'ABC', i = '24 hours', f = '-0', j =
 	ts = clock_timestamp() WHERE k = 'k1';
 UPDATE t58.src_timestamp SET k = 'K2', ts = clock_timestamp() WHERE k = 'k2';
 CALL incetl.run('i58_timestamp');
-SELECT * FROM t58.differ('t58.src_timestamp', 't58.tgt_timestamp');
+SELECT * FROM regress.differ('t58.src_timestamp', 't58.tgt_timestamp');
 CALL incetl.run('i58_timestamp');
 SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged
   FROM incetl.run_log WHERE pipeline = 'i58_timestamp' ORDER BY run_id;
 -- a target holding equal-but-different values: reconcile repairs it
 UPDATE t58.tgt_timestamp SET n = 3.00000, c = 'GHI' WHERE k = 'k3';
 CALL incetl.reconcile('i58_timestamp');
-SELECT * FROM t58.differ('t58.src_timestamp', 't58.tgt_timestamp');
+SELECT * FROM regress.differ('t58.src_timestamp', 't58.tgt_timestamp');
 SELECT incetl.drop_pipeline('i58_timestamp');
 
 -- hash
@@ -57,14 +49,14 @@ UPDATE t58.src_hash SET n = 1.000, c = 'ABC', i = '24 hours', f = '-0', j = '{"a
 	ts = clock_timestamp() WHERE k = 'k1';
 UPDATE t58.src_hash SET k = 'K2', ts = clock_timestamp() WHERE k = 'k2';
 CALL incetl.run('i58_hash');
-SELECT * FROM t58.differ('t58.src_hash', 't58.tgt_hash');
+SELECT * FROM regress.differ('t58.src_hash', 't58.tgt_hash');
 CALL incetl.run('i58_hash');
 SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged
   FROM incetl.run_log WHERE pipeline = 'i58_hash' ORDER BY run_id;
 -- a target holding equal-but-different values: reconcile repairs it
 UPDATE t58.tgt_hash SET n = 3.00000, c = 'GHI' WHERE k = 'k3';
 CALL incetl.reconcile('i58_hash');
-SELECT * FROM t58.differ('t58.src_hash', 't58.tgt_hash');
+SELECT * FROM regress.differ('t58.src_hash', 't58.tgt_hash');
 SELECT incetl.drop_pipeline('i58_hash');
 
 -- trigger
@@ -81,14 +73,14 @@ UPDATE t58.src_trigger SET n = 1.000, c = 'ABC', i = '24 hours', f = '-0', j = '
 	ts = clock_timestamp() WHERE k = 'k1';
 UPDATE t58.src_trigger SET k = 'K2', ts = clock_timestamp() WHERE k = 'k2';
 CALL incetl.run('i58_trigger');
-SELECT * FROM t58.differ('t58.src_trigger', 't58.tgt_trigger');
+SELECT * FROM regress.differ('t58.src_trigger', 't58.tgt_trigger');
 CALL incetl.run('i58_trigger');
 SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged
   FROM incetl.run_log WHERE pipeline = 'i58_trigger' ORDER BY run_id;
 -- a target holding equal-but-different values: reconcile repairs it
 UPDATE t58.tgt_trigger SET n = 3.00000, c = 'GHI' WHERE k = 'k3';
 CALL incetl.reconcile('i58_trigger');
-SELECT * FROM t58.differ('t58.src_trigger', 't58.tgt_trigger');
+SELECT * FROM regress.differ('t58.src_trigger', 't58.tgt_trigger');
 SELECT incetl.drop_pipeline('i58_trigger');
 
 -- logical
@@ -105,14 +97,14 @@ UPDATE t58.src_logical SET n = 1.000, c = 'ABC', i = '24 hours', f = '-0', j = '
 	ts = clock_timestamp() WHERE k = 'k1';
 UPDATE t58.src_logical SET k = 'K2', ts = clock_timestamp() WHERE k = 'k2';
 CALL incetl.run('i58_logical');
-SELECT * FROM t58.differ('t58.src_logical', 't58.tgt_logical');
+SELECT * FROM regress.differ('t58.src_logical', 't58.tgt_logical');
 CALL incetl.run('i58_logical');
 SELECT rows_extracted, rows_inserted, rows_updated, rows_deleted, rows_unchanged
   FROM incetl.run_log WHERE pipeline = 'i58_logical' ORDER BY run_id;
 -- a target holding equal-but-different values: reconcile repairs it
 UPDATE t58.tgt_logical SET n = 3.00000, c = 'GHI' WHERE k = 'k3';
 CALL incetl.reconcile('i58_logical');
-SELECT * FROM t58.differ('t58.src_logical', 't58.tgt_logical');
+SELECT * FROM regress.differ('t58.src_logical', 't58.tgt_logical');
 SELECT incetl.drop_pipeline('i58_logical');
 
 -- a hash pipeline with a digest sees a change to an equal value (hash64,
@@ -127,7 +119,7 @@ CALL incetl.run('i58_d');
 UPDATE t58.src_d SET n = 1.00 WHERE id = 1;
 UPDATE t58.src_d SET c = 'DEF' WHERE id = 2;
 CALL incetl.run('i58_d');
-SELECT * FROM t58.differ('t58.src_d', 't58.tgt_d');
+SELECT * FROM regress.differ('t58.src_d', 't58.tgt_d');
 SELECT rows_extracted, rows_updated, rows_unchanged
   FROM incetl.run_log WHERE pipeline = 'i58_d' ORDER BY run_id;
 SELECT incetl.drop_pipeline('i58_d');
