@@ -17,6 +17,8 @@
 --      and a CHECK calling her function; a key respelled so the state's
 --      upsert writes the key column: the superuser's run; her code runs
 --      only as her
+--   3. logical: that domain key, read typed through the decode sink, run
+--      by the superuser's run_all: her CHECK runs only as her
 --
 CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
 CREATE EXTENSION IF NOT EXISTS dblink;
@@ -190,6 +192,26 @@ SELECT status FROM regress.last_counts('t60_h');
 SELECT id::text COLLATE "C" AS id, v FROM t60_m.htgt ORDER BY 1;
 SELECT DISTINCT who, sup FROM t60_m.log ORDER BY 1;
 SELECT rolsuper FROM pg_roles WHERE rolname = 't60_mal';
+
+\echo '-- 3. logical: the same domain key, read typed through the decode sink'
+ALTER ROLE t60_mal REPLICATION;
+SET ROLE t60_mal;
+CREATE TABLE t60_m.lsrc (id t60_m.dk COLLATE t60_m.ci PRIMARY KEY, v text);
+CREATE TABLE t60_m.ltgt (id t60_m.dk COLLATE t60_m.ci PRIMARY KEY, v text);
+INSERT INTO t60_m.lsrc VALUES ('abc', 'a'), ('def', 'd');
+SELECT incetl.create_pipeline('t60_l', 't60_m.lsrc', 't60_m.ltgt', strategy => 'logical') > 0 AS created;
+CALL incetl.run('t60_l');
+UPDATE t60_m.lsrc SET id = 'ABC' WHERE id = 'abc';
+UPDATE t60_m.lsrc SET v = 'd2' WHERE id = 'def';
+INSERT INTO t60_m.lsrc VALUES ('ghi', 'g');
+RESET ROLE;
+TRUNCATE t60_m.log;
+CALL incetl.run_all();
+SELECT status FROM regress.last_counts('t60_l');
+SELECT id::text COLLATE "C" AS id, v FROM t60_m.ltgt ORDER BY 1;
+SELECT DISTINCT who, sup FROM t60_m.log ORDER BY 1;
+SELECT rolsuper FROM pg_roles WHERE rolname = 't60_mal';
+SELECT incetl.drop_pipeline('t60_l');
 
 SELECT incetl.drop_pipeline('t60_h');
 SELECT incetl.drop_pipeline('t60_q');
