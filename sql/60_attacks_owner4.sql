@@ -19,6 +19,9 @@
 --      only as her
 --   3. logical: that domain key, read typed through the decode sink, run
 --      by the superuser's run_all: her CHECK runs only as her
+--   4. trigger: that domain key, captured by the extension owner's
+--      trigger, drained and truncated at a superuser's run's end: her
+--      CHECK runs only as her
 --
 CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
 CREATE EXTENSION IF NOT EXISTS dblink;
@@ -212,6 +215,27 @@ SELECT id::text COLLATE "C" AS id, v FROM t60_m.ltgt ORDER BY 1;
 SELECT DISTINCT who, sup FROM t60_m.log ORDER BY 1;
 SELECT rolsuper FROM pg_roles WHERE rolname = 't60_mal';
 SELECT incetl.drop_pipeline('t60_l');
+
+\echo '-- 4. trigger: the same domain key, from the queue (its base type) to the fill'
+SET ROLE t60_mal;
+CREATE TABLE t60_m.tsrc (id t60_m.dk COLLATE t60_m.ci PRIMARY KEY, v text);
+CREATE TABLE t60_m.ttgt (id t60_m.dk COLLATE t60_m.ci PRIMARY KEY, v text);
+INSERT INTO t60_m.tsrc VALUES ('abc', 'a'), ('def', 'd');
+SELECT incetl.create_pipeline('t60_t', 't60_m.tsrc', 't60_m.ttgt', strategy => 'trigger') > 0 AS created;
+CALL incetl.run('t60_t');
+UPDATE t60_m.tsrc SET id = 'ABC' WHERE id = 'abc';
+UPDATE t60_m.tsrc SET v = 'd2' WHERE id = 'def';
+INSERT INTO t60_m.tsrc VALUES ('ghi', 'g');
+RESET ROLE;
+TRUNCATE t60_m.log;
+SET incetl.queue_truncate_min = 0;
+CALL incetl.run('t60_t');
+RESET incetl.queue_truncate_min;
+SELECT status FROM regress.last_counts('t60_t');
+SELECT id::text COLLATE "C" AS id, v FROM t60_m.ttgt ORDER BY 1;
+SELECT DISTINCT who, sup FROM t60_m.log ORDER BY 1;
+SELECT rolsuper FROM pg_roles WHERE rolname = 't60_mal';
+SELECT incetl.drop_pipeline('t60_t');
 
 SELECT incetl.drop_pipeline('t60_h');
 SELECT incetl.drop_pipeline('t60_q');
