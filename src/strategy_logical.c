@@ -45,10 +45,12 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam_xlog.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -69,7 +71,9 @@
 #include "nodes/parsenodes.h"
 #include "replication/decode.h"
 #include "replication/logical.h"
+#include "replication/reorderbuffer.h"
 #include "replication/slot.h"
+#include "replication/snapbuild.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -82,6 +86,7 @@
 #include "utils/queryenvironment.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "decode.h"
@@ -587,6 +592,18 @@ take_proposals(SlotProposals *proposals)
 	SpinLockRelease(&s->mutex);
 }
 
+/* skip_other_relation's decision for one relfilenode */
+typedef struct OtherRelation
+{
+	RelFileNode node;			/* hash key */
+	bool		skip;
+} OtherRelation;
+
+static bool skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen,
+								Oid source, TransactionId horizon);
+static bool other_relation_is_settled(RelFileNode *node, Oid source,
+									  TransactionId horizon);
+
 /*
  * Decode the slot's changes to the source, from its restart_lsn up to
  * end_of_wal, without confirming anything: what pg_logical_slot_peek_changes
@@ -608,6 +625,9 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	List	   *options = NIL;
 	LogicalDecodingContext *ctx;
 	IncetlDecodeSink sink;
+	HTAB	   *seen;
+	HASHCTL		hctl;
+	TransactionId horizon;
 
 	CheckSlotPermissions();
 	CheckLogicalDecodingRequirements();
@@ -699,6 +719,13 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		take_proposals(proposals);
 		memset(proposals, 0, sizeof(SlotProposals));
 
+		horizon = MyReplicationSlot->data.catalog_xmin;
+		hctl.keysize = sizeof(RelFileNode);
+		hctl.entrysize = sizeof(OtherRelation);
+		hctl.hcxt = CurrentMemoryContext;
+		seen = hash_create("incetl other relations", 64, &hctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
 		XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 		InvalidateSystemCaches();
 		while (ctx->reader->EndRecPtr < end_of_wal && !(typed && sink.failed))
@@ -709,7 +736,8 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 			record = XLogReadRecord(ctx->reader, &errm);
 			if (errm)
 				elog(ERROR, "could not find record for logical decoding: %s", errm);
-			if (record != NULL)
+			if (record != NULL &&
+				!skip_other_relation(ctx, seen, p->source, horizon))
 			{
 				LogicalDecodingProcessRecord(ctx, ctx->reader);
 				take_proposals(proposals);
@@ -752,6 +780,129 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		return incetl_logical_read(p, slot, above, end_of_wal, false, proposals);
 	}
 	return r;
+}
+
+/*
+ * For skip_other_relation: whether the relation that now has relfilenode
+ * "node" is an ordinary table or materialized view other than the source,
+ * not a catalog, and its pg_class row older than "horizon".
+ *
+ * Read from pg_class with a systable scan of the current catalog, not
+ * through RelidByRelfilenode or the syscache: the decoder looks relations up
+ * through those caches under its historic snapshots, and an entry made now
+ * would stand for the relation's current state there (a relfilenode that no
+ * longer maps to anything, cached as such, is one the decoder must still
+ * map to the source's past).
+ */
+static bool
+other_relation_is_settled(RelFileNode *node, Oid source, TransactionId horizon)
+{
+	Relation	rel;
+	ScanKeyData skey[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	int			found = 0;
+	bool		settled = false;
+
+	if (HistoricSnapshotActive())
+		return false;
+	rel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&skey[0], Anum_pg_class_reltablespace, BTEqualStrategyNumber,
+				F_OIDEQ,
+				ObjectIdGetDatum(node->spcNode == MyDatabaseTableSpace ?
+								 InvalidOid : node->spcNode));
+	ScanKeyInit(&skey[1], Anum_pg_class_relfilenode, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(node->relNode));
+	scan = systable_beginscan(rel, ClassTblspcRelfilenodeIndexId, true, NULL,
+							  2, skey);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
+		TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+
+		found++;
+		settled = form->oid != source && form->oid >= FirstNormalObjectId &&
+			(form->relkind == RELKIND_RELATION ||
+			 form->relkind == RELKIND_MATVIEW) &&
+			(xmin == FrozenTransactionId ||
+			 (TransactionIdIsNormal(xmin) &&
+			  TransactionIdPrecedes(xmin, horizon)));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found == 1 && settled;
+}
+
+/*
+ * A data change of another relation's, which the plugin would only discard
+ * (decode.c emits the source's changes only): record, as
+ * LogicalDecodingProcessRecord and heap_decode would, the transaction's
+ * subtransaction, its first LSN and its base snapshot, and leave its tuple
+ * out of the reorder buffer.  The reorder buffer would otherwise copy every
+ * row every other table's transactions wrote (a run's own previous writes to
+ * its target among them), hold them in memory or spill them to disk, and
+ * look up each one's relation at commit only to drop it.
+ *
+ * Only a change that is certainly not the source's is left out: a plain
+ * INSERT, UPDATE, DELETE or multi-insert (no speculative insertion, no
+ * TRUNCATE) in this database, to a block of a relation that now has this
+ * relfilenode, is an ordinary table or materialized view (no TOAST table,
+ * whose chunks the source's rows may need, no catalog), is not the source,
+ * and whose pg_class row has not changed since before the slot's
+ * catalog_xmin: then no transaction that committed in the WAL the slot still
+ * reads gave that relfilenode to another relation, so the change is that
+ * relation's, whatever a rewrite, TRUNCATE or pg_repack did to the source's
+ * files since.  Anything else goes the ordinary way.  Decisions are kept
+ * per relfilenode in "seen" for this read.
+ */
+static bool
+skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen, Oid source,
+					TransactionId horizon)
+{
+	XLogReaderState *record = ctx->reader;
+	uint8		rmid = XLogRecGetRmid(record);
+	uint8		info = XLogRecGetInfo(record) & XLOG_HEAP_OPMASK;
+	TransactionId xid = XLogRecGetXid(record);
+	TransactionId topxid = XLogRecGetTopXid(record);
+	RelFileNode node;
+	OtherRelation *entry;
+	bool		found;
+
+	if (rmid == RM_HEAP_ID)
+	{
+		if (info == XLOG_HEAP_INSERT)
+		{
+			if (((xl_heap_insert *) XLogRecGetData(record))->flags & XLH_INSERT_IS_SPECULATIVE)
+				return false;
+		}
+		else if (info == XLOG_HEAP_DELETE)
+		{
+			if (((xl_heap_delete *) XLogRecGetData(record))->flags & XLH_DELETE_IS_SUPER)
+				return false;
+		}
+		else if (info != XLOG_HEAP_UPDATE && info != XLOG_HEAP_HOT_UPDATE)
+			return false;
+	}
+	else if (rmid != RM_HEAP2_ID || info != XLOG_HEAP2_MULTI_INSERT)
+		return false;
+	if (!TransactionIdIsNormal(horizon) || !TransactionIdIsValid(xid) ||
+		!XLogRecGetBlockTagExtended(record, 0, &node, NULL, NULL, NULL) ||
+		node.dbNode != MyDatabaseId)
+		return false;
+
+	entry = hash_search(seen, &node, HASH_ENTER, &found);
+	if (!found)
+		entry->skip = other_relation_is_settled(&node, source, horizon);
+	if (!entry->skip)
+		return false;
+
+	/* LogicalDecodingProcessRecord and heap_decode, without the decoding */
+	if (TransactionIdIsValid(topxid))
+		ReorderBufferAssignChild(ctx->reorder, topxid, xid, record->ReadRecPtr);
+	ReorderBufferProcessXid(ctx->reorder, xid, record->ReadRecPtr);
+	if (SnapBuildCurrentState(ctx->snapshot_builder) >= SNAPBUILD_FULL_SNAPSHOT)
+		(void) SnapBuildProcessChange(ctx->snapshot_builder, xid, record->ReadRecPtr);
+	return true;
 }
 
 /*
