@@ -994,6 +994,42 @@ EOF
 	done
 	check_same app.users_l dw.users_l dw.users_lb
 	end_case "logical: run applying changes" "$NCHG"
+
+	# the same run against a consumer of logical decoding written by hand:
+	# test_decoding's text through pg_logical_slot_get_changes (one decode;
+	# it consumes the changes before its MERGE commits, which a careful
+	# consumer would not), the keys parsed out of it, one MERGE that also
+	# deletes.  Both read the same WAL: each other's writes and their own.
+	psql_b <<EOF >/dev/null
+SELECT pg_create_logical_replication_slot('bench_hand', 'test_decoding');
+CREATE TABLE dw.users_lh (LIKE dw.users_lb INCLUDING ALL);
+INSERT INTO dw.users_lh SELECT * FROM app.users_l;
+VACUUM ANALYZE dw.users_lh;
+EOF
+	LOGICAL_BY_HAND="BEGIN;
+CREATE TEMP TABLE bench_chg ON COMMIT DROP AS
+SELECT DISTINCT substring(data FROM '^table app[.]users_l: [A-Z]+: id[[]bigint[]]:(-?[0-9]+)')::bigint AS id
+  FROM pg_logical_slot_get_changes('bench_hand', NULL, NULL, 'skip-empty-xacts', '1', 'include-xids', '0')
+ WHERE data LIKE 'table app.users_l: %';
+MERGE INTO dw.users_lh t
+USING (SELECT c.id AS cid, s.* FROM bench_chg c LEFT JOIN app.users_l s ON s.id = c.id) s ON t.id = s.cid
+WHEN MATCHED AND s.id IS NULL THEN DELETE
+WHEN MATCHED THEN UPDATE SET name = s.name, email = s.email, score = s.score, updated_at = s.updated_at
+WHEN NOT MATCHED AND s.id IS NOT NULL THEN INSERT VALUES (s.id, s.name, s.email, s.score, s.updated_at);
+COMMIT;"
+	begin_case "logical run vs decoding by hand"
+	for rep in $(seq 1 "$REPS"); do
+		psql_b <<EOF
+UPDATE app.users_l SET score = score + 1, updated_at = now() WHERE id <= $N AND id % 10 = $(((rep + 5) % 10));
+VACUUM ANALYZE app.users_l, dw.users_l, dw.users_lh;
+EOF
+		sleep 1.2
+		run_pair "CALL incetl.run('users_l');" "$LOGICAL_BY_HAND" "$rep"
+		expect_run users_l "$NCHG"
+	done
+	check_same app.users_l dw.users_l dw.users_lh
+	psql_b -c "SELECT pg_drop_replication_slot('bench_hand')" >/dev/null
+	end_case "logical: vs decoding by hand" "$NCHG"
 fi
 
 # ---------------------------------------------------------------- view
