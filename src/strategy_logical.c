@@ -601,8 +601,8 @@ typedef struct OtherRelation
 
 static bool skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen,
 								Oid source, TransactionId horizon);
-static bool other_relation_is_settled(RelFileNode *node, Oid source,
-									  TransactionId horizon);
+static void decide_other_relation(HTAB *seen, RelFileNode *node, Oid source,
+								  TransactionId horizon);
 
 /*
  * Decode the slot's changes to the source, from its restart_lsn up to
@@ -782,30 +782,93 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	return r;
 }
 
-/*
- * For skip_other_relation: whether the relation that now has relfilenode
- * "node" is an ordinary table or materialized view other than the source,
- * not a catalog, and its pg_class row older than "horizon".
- *
- * Read from pg_class with a systable scan of the current catalog, not
- * through RelidByRelfilenode or the syscache: the decoder looks relations up
- * through those caches under its historic snapshots, and an entry made now
- * would stand for the relation's current state there (a relfilenode that no
- * longer maps to anything, cached as such, is one the decoder must still
- * map to the source's past).
- */
+/* the first pg_class row that matches skey, copied, and how many match */
+static HeapTuple
+pg_class_row(Relation pgclass, Oid indexid, bool indexok, int nkeys,
+			 ScanKey skey, int *found)
+{
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	HeapTuple	copy = NULL;
+
+	*found = 0;
+	scan = systable_beginscan(pgclass, indexid, indexok, NULL, nkeys, skey);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		if ((*found)++ == 0)
+			copy = heap_copytuple(tuple);
+	}
+	systable_endscan(scan);
+	return copy;
+}
+
+/* a pg_class row's xmin frozen, or before horizon */
 static bool
-other_relation_is_settled(RelFileNode *node, Oid source, TransactionId horizon)
+pg_class_row_settled(HeapTuple tuple, TransactionId horizon)
+{
+	TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+
+	return xmin == FrozenTransactionId ||
+		(TransactionIdIsNormal(xmin) && TransactionIdPrecedes(xmin, horizon));
+}
+
+/* skip_other_relation's decision for the relfilenode of a pg_class row */
+static void
+decide_relfilenode(HTAB *seen, HeapTuple tuple, bool skip)
+{
+	Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
+	RelFileNode node;
+	OtherRelation *entry;
+
+	if (!OidIsValid(form->relfilenode))
+		return;
+	node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace :
+		MyDatabaseTableSpace;
+	node.dbNode = MyDatabaseId;
+	node.relNode = form->relfilenode;
+	entry = hash_search(seen, &node, HASH_ENTER, NULL);
+	entry->skip = skip;
+}
+
+/*
+ * For skip_other_relation: decide for the relation that now has
+ * relfilenode "node", and for its table and that table's TOAST table
+ * together.  A table's changes are left out only where it is an ordinary
+ * table or materialized view other than the source, not a catalog, and
+ * both its pg_class row and its TOAST table's are older than "horizon";
+ * its TOAST chunks are left out exactly where its row changes are.  The
+ * reorder buffer keeps a transaction's TOAST chunks until it replays that
+ * transaction's next row change, and takes them for that change's: the
+ * chunks of a row it never saw would go to the next source change (an
+ * error, or a crash for a DELETE; sql/63_review6_toast_delete).  Deciding
+ * for both at once keeps them together even when the catalog changes
+ * during the read.
+ *
+ * Read from pg_class with systable scans of the current catalog, not
+ * through RelidByRelfilenode or the syscache: the decoder looks relations
+ * up through those caches under its historic snapshots, and an entry made
+ * now would stand for the relation's current state there (a relfilenode
+ * that no longer maps to anything, cached as such, is one the decoder must
+ * still map to the source's past).
+ */
+static void
+decide_other_relation(HTAB *seen, RelFileNode *node, Oid source,
+					  TransactionId horizon)
 {
 	Relation	rel;
 	ScanKeyData skey[2];
-	SysScanDesc scan;
 	HeapTuple	tuple;
-	int			found = 0;
-	bool		settled = false;
+	HeapTuple	table = NULL;
+	HeapTuple	toast = NULL;
+	Form_pg_class form;
+	int			found;
+	bool		skip = false;
+	OtherRelation *entry;
 
+	entry = hash_search(seen, node, HASH_ENTER, NULL);
+	entry->skip = false;
 	if (HistoricSnapshotActive())
-		return false;
+		return;
 	rel = table_open(RelationRelationId, AccessShareLock);
 	ScanKeyInit(&skey[0], Anum_pg_class_reltablespace, BTEqualStrategyNumber,
 				F_OIDEQ,
@@ -813,24 +876,47 @@ other_relation_is_settled(RelFileNode *node, Oid source, TransactionId horizon)
 								 InvalidOid : node->spcNode));
 	ScanKeyInit(&skey[1], Anum_pg_class_relfilenode, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(node->relNode));
-	scan = systable_beginscan(rel, ClassTblspcRelfilenodeIndexId, true, NULL,
-							  2, skey);
-	while ((tuple = systable_getnext(scan)) != NULL)
+	tuple = pg_class_row(rel, ClassTblspcRelfilenodeIndexId, true, 2, skey, &found);
+	if (found == 1)
 	{
-		Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
-		TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
-
-		found++;
-		settled = form->oid != source && form->oid >= FirstNormalObjectId &&
+		form = (Form_pg_class) GETSTRUCT(tuple);
+		if (form->relkind == RELKIND_TOASTVALUE)
+		{
+			/* a TOAST table: its table (no index on reltoastrelid) */
+			toast = tuple;
+			ScanKeyInit(&skey[0], Anum_pg_class_reltoastrelid, BTEqualStrategyNumber,
+						F_OIDEQ, ObjectIdGetDatum(form->oid));
+			table = pg_class_row(rel, InvalidOid, false, 1, skey, &found);
+			if (found != 1)
+				table = NULL;
+		}
+		else
+		{
+			table = tuple;
+			if (OidIsValid(form->reltoastrelid))
+			{
+				ScanKeyInit(&skey[0], Anum_pg_class_oid, BTEqualStrategyNumber,
+							F_OIDEQ, ObjectIdGetDatum(form->reltoastrelid));
+				toast = pg_class_row(rel, ClassOidIndexId, true, 1, skey, &found);
+				if (found != 1)
+					table = NULL;
+			}
+		}
+	}
+	if (table != NULL)
+	{
+		form = (Form_pg_class) GETSTRUCT(table);
+		skip = form->oid != source && form->oid >= FirstNormalObjectId &&
 			(form->relkind == RELKIND_RELATION ||
 			 form->relkind == RELKIND_MATVIEW) &&
-			(xmin == FrozenTransactionId ||
-			 (TransactionIdIsNormal(xmin) &&
-			  TransactionIdPrecedes(xmin, horizon)));
+			OidIsValid(form->reltoastrelid) == (toast != NULL) &&
+			pg_class_row_settled(table, horizon) &&
+			(toast == NULL || pg_class_row_settled(toast, horizon));
+		decide_relfilenode(seen, table, skip);
+		if (toast != NULL)
+			decide_relfilenode(seen, toast, skip);
 	}
-	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return found == 1 && settled;
 }
 
 /*
@@ -846,14 +932,15 @@ other_relation_is_settled(RelFileNode *node, Oid source, TransactionId horizon)
  * Only a change that is certainly not the source's is left out: a plain
  * INSERT, UPDATE, DELETE or multi-insert (no speculative insertion, no
  * TRUNCATE) in this database, to a block of a relation that now has this
- * relfilenode, is an ordinary table or materialized view (no TOAST table,
- * whose chunks the source's rows may need, no catalog), is not the source,
- * and whose pg_class row has not changed since before the slot's
- * catalog_xmin: then no transaction that committed in the WAL the slot still
- * reads gave that relfilenode to another relation, so the change is that
- * relation's, whatever a rewrite, TRUNCATE or pg_repack did to the source's
- * files since.  Anything else goes the ordinary way.  Decisions are kept
- * per relfilenode in "seen" for this read.
+ * relfilenode and is, or is the TOAST table of, an ordinary table or
+ * materialized view that is not the source nor a catalog, and whose
+ * pg_class row, and its TOAST table's, have not changed since before the
+ * slot's catalog_xmin: then no transaction that committed in the WAL the
+ * slot still reads gave either relfilenode to another relation, so the
+ * change is that table's, whatever a rewrite, TRUNCATE or pg_repack did to
+ * the source's files since.  Anything else goes the ordinary way.
+ * Decisions are kept per relfilenode in "seen" for this read
+ * (decide_other_relation).
  */
 static bool
 skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen, Oid source,
@@ -866,7 +953,6 @@ skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen, Oid source,
 	TransactionId topxid = XLogRecGetTopXid(record);
 	RelFileNode node;
 	OtherRelation *entry;
-	bool		found;
 
 	if (rmid == RM_HEAP_ID)
 	{
@@ -890,9 +976,12 @@ skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen, Oid source,
 		node.dbNode != MyDatabaseId)
 		return false;
 
-	entry = hash_search(seen, &node, HASH_ENTER, &found);
-	if (!found)
-		entry->skip = other_relation_is_settled(&node, source, horizon);
+	entry = hash_search(seen, &node, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		decide_other_relation(seen, &node, source, horizon);
+		entry = hash_search(seen, &node, HASH_FIND, NULL);
+	}
 	if (!entry->skip)
 		return false;
 
