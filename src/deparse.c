@@ -50,7 +50,9 @@
 #include "access/nbtree.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/relation.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -66,6 +68,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -1221,6 +1224,28 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	}
 	if (rows_again)
 		*rows_again = pnstrdup(buf->data + src_start, buf->len - src_start);
+
+	/*
+	 * Through a Citus target's stage (incetl_tstage_qname): the caller
+	 * first inserts the batch's rows there (shape->stage_fill), and this
+	 * statement reads them back, once as src on the coordinator (counts,
+	 * the last row) and once in the upsert, which Citus then runs on each
+	 * shard against the stage's shard colocated with it.  One snapshot's
+	 * rows, both times.  (The upsert of a local source's rows goes through
+	 * one intermediate result per shard, each over a connection of its
+	 * own, each committed in two phases: 32 of them for a 1% run into a
+	 * table of 32 shards.)
+	 */
+	shape->stage_fill = NULL;
+	if (shape->stage && rows_again && !probe && !flag && p->src_key_unique &&
+		p->src_relkind != 'v' && p->src_relkind != 'f')
+	{
+		shape->stage_fill = psprintf("INSERT INTO %s %s", shape->stage, *rows_again);
+		buf->len = src_start;
+		buf->data[src_start] = '\0';
+		appendStringInfo(buf, "SELECT * FROM %s", shape->stage);
+		*rows_again = psprintf("SELECT * FROM %s", shape->stage);
+	}
 	appendStringInfoString(buf, ")");
 	if (probe)
 	{
@@ -3297,6 +3322,189 @@ incetl_stage_qname(IncetlPipeline *p)
 									  get_namespace_oid("incetl", false))))
 		return NULL;
 	return incetl_stage_name(p);
+}
+
+/*
+ * A 'timestamp' pipeline's stage on Citus, tstage_<id>: a batch's rows on
+ * their way from a local source to a hash-distributed target, in a table
+ * distributed with the target (made at create, strategy_timestamp.c).
+ * Its columns are the batch's rows' ("src", deparse_batch_rows): w, k1..,
+ * [q,] c1.., in their types.
+ */
+char *
+incetl_tstage_relname(int32 pipeline_id)
+{
+	return psprintf("tstage_%d", pipeline_id);
+}
+
+char *
+incetl_tstage_name(IncetlPipeline *p)
+{
+	return quote_qualified_identifier("incetl", incetl_tstage_relname(p->id));
+}
+
+/* one column of a tstage: its name, type, typmod and collation */
+typedef struct TstageColumn
+{
+	char	   *name;
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+} TstageColumn;
+
+/*
+ * The columns a tstage of p has, or NIL where p has none: a local table
+ * with a unique key into a hash-distributed target by one of its columns,
+ * no delete flags, and only built-in types (no domain, enum or composite:
+ * the stage is the extension owner's, and Citus copies its rows as that
+ * owner when it moves a shard; a built-in type's input runs no one's
+ * code).  The keys keep their source collation (the batch's last row is
+ * found by ordering them).
+ */
+static List *
+tstage_columns(IncetlPipeline *p)
+{
+	List	   *cols = NIL;
+	TstageColumn *c;
+	ListCell   *lc;
+	int			i;
+
+	if (p->tgt_citus != 'h' || p->src_citus != '\0' || p->tgt_dist_col < 0 ||
+		!p->src_key_unique || p->src_relkind == 'v' || p->src_relkind == 'f' ||
+		p->delete_detection == DELETE_DETECT_FLAG || p->watermark_column == NULL ||
+		p->wm_type >= FirstNormalObjectId)
+		return NIL;
+	c = palloc(sizeof(TstageColumn));
+	c->name = "w";
+	c->type = p->wm_type;
+	c->typmod = p->wm_typmod;
+	c->collation = get_typcollation(p->wm_type);
+	cols = lappend(cols, c);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		if (p->keys[i]->src_type >= FirstNormalObjectId)
+			return NIL;
+		c = palloc(sizeof(TstageColumn));
+		c->name = psprintf("k%d", i + 1);
+		c->type = p->keys[i]->src_type;
+		c->typmod = p->keys[i]->src_typmod;
+		c->collation = OidIsValid(p->keys[i]->src_collation) ?
+			p->keys[i]->src_collation : get_typcollation(c->type);
+		cols = lappend(cols, c);
+	}
+	if (p->sequence_column)
+	{
+		if (p->seq_type >= FirstNormalObjectId)
+			return NIL;
+		c = palloc(sizeof(TstageColumn));
+		c->name = "q";
+		c->type = p->seq_type;
+		c->typmod = -1;
+		c->collation = get_typcollation(p->seq_type);
+		cols = lappend(cols, c);
+	}
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *col = lfirst(lc);
+
+		if (col->tgt_type >= FirstNormalObjectId)
+			return NIL;
+		c = palloc(sizeof(TstageColumn));
+		c->name = psprintf("c%d", ++i);
+		c->type = col->tgt_type;
+		c->typmod = col->tgt_typmod;
+		c->collation = get_typcollation(col->tgt_type);
+		cols = lappend(cols, c);
+	}
+	return cols;
+}
+
+/*
+ * CREATE TABLE incetl.tstage_<id> (w <type>, k1 <type> [COLLATE ...], ...,
+ *		[q <type>,] c1 <type>, ...)
+ *
+ * NULL where p can have no stage (tstage_columns).  Its distribution column
+ * is c<tgt_dist_col + 1>.
+ */
+char *
+incetl_sql_create_tstage(IncetlPipeline *p)
+{
+	List	   *cols = tstage_columns(p);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (cols == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE TABLE %s (", incetl_tstage_name(p));
+	foreach(lc, cols)
+	{
+		TstageColumn *c = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s %s", foreach_current_index(lc) ? ", " : "",
+						 c->name,
+						 format_type_extended(c->type, c->typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN |
+											  FORMAT_TYPE_FORCE_QUALIFY));
+		if (OidIsValid(c->collation) && c->collation != get_typcollation(c->type))
+		{
+			HeapTuple	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(c->collation));
+			Form_pg_collation coll;
+
+			if (!HeapTupleIsValid(tup))
+				elog(ERROR, "cache lookup failed for collation %u", c->collation);
+			coll = (Form_pg_collation) GETSTRUCT(tup);
+			appendStringInfo(&buf, " COLLATE %s",
+							 quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+														NameStr(coll->collname)));
+			ReleaseSysCache(tup);
+		}
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * The stage of p, quoted, where its range batches go through one: a stage
+ * made at create whose columns are still the ones p's batches read (a
+ * column added, retyped or recollated since, a pipeline made before 0.3,
+ * restored from a dump, or a target distributed since: none, and the
+ * batches upsert from the source as before).
+ */
+char *
+incetl_tstage_qname(IncetlPipeline *p)
+{
+	List	   *cols;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	bool		ok;
+	ListCell   *lc;
+
+	if (p->id <= 0 || (cols = tstage_columns(p)) == NIL)
+		return NULL;
+	relid = get_relname_relid(incetl_tstage_relname(p->id),
+							  get_namespace_oid("incetl", false));
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = relation_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	ok = desc->natts == list_length(cols);
+	foreach(lc, cols)
+	{
+		TstageColumn *c = lfirst(lc);
+		Form_pg_attribute a;
+
+		if (!ok)
+			break;
+		a = TupleDescAttr(desc, foreach_current_index(lc));
+		ok = !a->attisdropped && strcmp(NameStr(a->attname), c->name) == 0 &&
+			a->atttypid == c->type && a->atttypmod == c->typmod &&
+			a->attcollation == c->collation;
+	}
+	relation_close(rel, AccessShareLock);
+	return ok ? incetl_tstage_name(p) : NULL;
 }
 
 char *

@@ -344,6 +344,37 @@ range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes
 	return incetl_plan_get(&key, sql, *nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 }
 
+/*
+ * A range batch through a Citus target's stage (deparse_batch_rows): its
+ * rows first go to the stage, with the batch's parameters, over one
+ * connection per worker.  Citus copies rows into a hash-distributed table
+ * over a connection per shard up to citus.max_adaptive_executor_pool_size
+ * per worker, and each of those connections then prepares and commits its
+ * own part of the transaction: a batch's few rows need one.  The upsert
+ * from the stage reuses those connections (Citus keeps a transaction's
+ * accesses to a shard on one connection), and so does the stage's DELETE.
+ * In the batch's settings nest (incetl_begin_batch_settings).
+ */
+static void
+fill_tstage(IncetlPipeline *p, IncetlBatchShape *shape, int nargs, Oid *argtypes,
+			Datum *values, char *nulls)
+{
+	IncetlPlanKey key;
+	SPIPlanPtr	plan;
+
+	(void) set_config_option("citus.max_adaptive_executor_pool_size", "1",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	memset(&key, 0, sizeof(key));
+	key.pipeline_id = p->id;
+	key.kind = PLAN_RANGE_BATCH;
+	key.variant = shape->lower | shape->upper << 4 | (shape->edge ? 1 << 9 : 0) | 1 << 11;
+	key.type1 = shape->lower_type;
+	key.type2 = shape->upper_type;
+	plan = incetl_plan_get(&key, shape->stage_fill, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "incetl: could not fill the stage %s", shape->stage);
+}
+
 /* the plan of the edge probe of a range batch of this shape */
 static SPIPlanPtr
 range_edge_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
@@ -864,6 +895,8 @@ range_batch(EngineRun *er)
 	if (p->hist_qname)
 		values[np++] = TimestampTzGetDatum(run->run_start);
 	shape.fast_load = run->fast_load && run->pass == PASS_FORWARD;
+	if (!shape.fast_load)
+		shape.stage = incetl_tstage_qname(p);
 	plan = range_plan(p, &shape, &nargs, argtypes);
 	Assert(nargs == np);
 
@@ -872,7 +905,10 @@ range_batch(EngineRun *er)
 	{
 		rc = execute_fast_load(er, &shape, plan, nargs, argtypes, values, nulls);
 		if (rc < 0)
+		{
+			shape.stage = incetl_tstage_qname(p);
 			plan = range_plan(p, &shape, &nargs, argtypes);
+		}
 	}
 	if (rc >= 0)
 		;						/* done */
@@ -893,6 +929,8 @@ range_batch(EngineRun *er)
 	{
 		int			nest = incetl_begin_batch_settings(p, false);
 
+		if (shape.stage_fill)
+			fill_tstage(p, &shape, nargs, argtypes, values, nulls);
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 		incetl_end_batch_settings(nest);
 	}
@@ -949,6 +987,11 @@ range_batch(EngineRun *er)
 			keys[i] = SPI_getbinval(tup, desc, 6 + i, &key_nulls[i]);
 		remember_last_row(er, wm, keys, key_nulls);
 	}
+
+	/* the stage is empty again at every commit */
+	if (shape.stage_fill &&
+		SPI_execute(psprintf("DELETE FROM %s", shape.stage), false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "incetl: could not empty the stage %s", shape.stage);
 	run->strategy->range_advance(run, n);
 }
 

@@ -120,6 +120,9 @@ typedef struct IncetlPipeline
 	int			src_dist_key;	/* the key that is a hash-distributed
 								 * source's distribution column (0-based);
 								 * -1: none */
+	int			tgt_dist_col;	/* the column (of columns) that is a
+								 * hash-distributed target's distribution
+								 * column, or -1 */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
@@ -317,6 +320,10 @@ typedef struct IncetlBatchShape
 	bool		edge;			/* and (watermark, key) <= ($, $...): the
 								 * batch's last row, found by its edge probe;
 								 * no ORDER BY, no LIMIT */
+	const char *stage;			/* in: a Citus target's stage to carry the
+								 * batch's rows (incetl_tstage_qname) */
+	char	   *stage_fill;		/* out: where the batch goes through the
+								 * stage, the INSERT of its rows there */
 } IncetlBatchShape;
 
 #define INCETL_MAX_PARAMS(p) (3 * (p)->nkeys + 6)
@@ -340,6 +347,10 @@ extern char *incetl_stage_name(IncetlPipeline *p);
 extern char *incetl_stage_relname(int32 pipeline_id);
 extern char *incetl_stage_qname(IncetlPipeline *p);
 extern char *incetl_sql_create_stage(IncetlPipeline *p);
+extern char *incetl_tstage_relname(int32 pipeline_id);
+extern char *incetl_tstage_name(IncetlPipeline *p);
+extern char *incetl_tstage_qname(IncetlPipeline *p);
+extern char *incetl_sql_create_tstage(IncetlPipeline *p);
 extern char *incetl_sql_fill_stage(IncetlPipeline *p);
 extern char *incetl_queue_relname(int32 pipeline_id);
 extern char *incetl_sql_create_work_table(IncetlPipeline *p);

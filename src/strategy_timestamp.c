@@ -24,12 +24,14 @@
 
 #include "access/genam.h"
 #include "access/relation.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -509,9 +511,54 @@ timestamp_explain(IncetlExplain *ex)
 	}
 }
 
+/*
+ * Into a hash-distributed Citus target from a local table: the stage the
+ * batches carry their rows through (incetl_sql_create_tstage), made by the
+ * extension owner in incetl's schema and distributed with the target, so
+ * that its shards live and move with the target's.  It stays the
+ * extension owner's (Citus creates a moved shard as the table's owner, who
+ * would need CREATE on incetl's schema); the pipeline's owner gets what a
+ * batch does with it.
+ */
+static void
+timestamp_setup(IncetlPipeline *p)
+{
+	char	   *sql = incetl_sql_create_tstage(p);
+	Oid			extowner = incetl_extension_owner();
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	if (sql == NULL)
+		return;
+	incetl_exec_utility_as(extowner, sql);
+	values[0] = CStringGetTextDatum(incetl_tstage_name(p));
+	values[1] = CStringGetTextDatum(psprintf("c%d", p->tgt_dist_col + 1));
+	values[2] = CStringGetTextDatum(p->tgt_qname);
+	(void) incetl_spi_exec_as(extowner,
+							  "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
+							  "colocate_with => $3)",
+							  3, argtypes, values, NULL, SPI_OK_SELECT);
+	incetl_exec_utility_as(extowner,
+						   psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s",
+									incetl_tstage_name(p),
+									quote_identifier(GetUserNameFromId(p->owner, false))));
+	incetl_depend_on_extension(incetl_tstage_relname(p->id));
+}
+
+static void
+timestamp_teardown(IncetlPipeline *p)
+{
+	if (OidIsValid(get_relname_relid(incetl_tstage_relname(p->id),
+									 get_namespace_oid("incetl", false))))
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("DROP TABLE %s", incetl_tstage_name(p)));
+}
+
 const IncetlStrategyRoutine incetl_timestamp_strategy = {
 	.name = "timestamp",
 	.keyed = false,
+	.setup = timestamp_setup,
+	.teardown = timestamp_teardown,
 	.check = timestamp_check,
 	.fill_changes = timestamp_fill_changes,
 	.range_bounds = timestamp_range_bounds,

@@ -343,35 +343,57 @@ citus_table_kind(Oid relid)
 	return method;
 }
 
-/*
- * On a hash-distributed source: which key is its distribution column
- * (p->src_dist_key).  After the keys are known.
- */
-static void
-resolve_citus_dist_key(IncetlPipeline *p)
+/* the distribution column of a hash-distributed Citus table, or NULL */
+static char *
+citus_dist_column(Oid relid)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	bool		isnull;
 	Datum		d;
 
-	p->src_dist_key = -1;
-	if (p->src_citus != 'h')
-		return;
-	values[0] = ObjectIdGetDatum(p->source);
+	values[0] = ObjectIdGetDatum(relid);
 	if (SPI_execute_with_args("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) "
 							  "FROM pg_catalog.pg_dist_partition "
 							  "WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "incetl: could not read pg_dist_partition");
 	if (SPI_processed != 1)
-		return;
+		return NULL;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return;
-	for (int i = 0; i < p->nkeys; i++)
-		if (strcmp(p->keys[i]->name, TextDatumGetCString(d)) == 0)
-			p->src_dist_key = i;
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * On a hash-distributed source: which key is its distribution column
+ * (p->src_dist_key); on a hash-distributed target, which of the columns
+ * is its (p->tgt_dist_col).  After the keys and columns are known.
+ */
+static void
+resolve_citus_dist_key(IncetlPipeline *p)
+{
+	char	   *name;
+	ListCell   *lc;
+	int			i;
+
+	p->src_dist_key = -1;
+	p->tgt_dist_col = -1;
+	if (p->src_citus == 'h' && (name = citus_dist_column(p->source)) != NULL)
+	{
+		for (i = 0; i < p->nkeys; i++)
+			if (strcmp(p->keys[i]->name, name) == 0)
+				p->src_dist_key = i;
+	}
+	if (p->tgt_citus == 'h' && (name = citus_dist_column(p->target)) != NULL)
+	{
+		i = 0;
+		foreach(lc, p->columns)
+		{
+			if (strcmp(((IncetlColumn *) lfirst(lc))->name, name) == 0)
+				p->tgt_dist_col = i;
+			i++;
+		}
+	}
 }
 
 /*

@@ -187,6 +187,33 @@ $coord->safe_psql('postgres', "CALL incetl.run('ts_ref')");
 is(last_run('ts_ref'), '1|2|0|succeeded', 'the same into a reference target');
 equal('app.src', 'dw.dist', 'distributed target equals the source after the upsert');
 
+# the batch's rows go through the pipeline's stage, distributed with the
+# target: one connection per worker, so one prepared transaction per worker
+# (not one per shard, as an upsert of a local source's rows takes)
+my $d_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'ts_dist'");
+is($coord->safe_psql('postgres', qq{
+SELECT c.relowner::regrole || ':' || (p.colocationid = t.colocationid)
+  FROM pg_class c
+  JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+  JOIN pg_dist_partition t ON t.logicalrelid = 'dw.dist'::regclass
+ WHERE c.oid = 'incetl.tstage_$d_id'::regclass}),
+	'postgres:true', "a timestamp pipeline into a distributed target has a stage distributed with it");
+like($err0, qr/COPY incetl\.tstage_${d_id}_\d+ /, "the batch's rows go to the stage's shards");
+$coord->safe_psql('postgres', "UPDATE app.src SET v = v || '&', ts = now() WHERE id % 50 = 1");
+sleep 2;
+wait_settled('app.src');
+my ($rc1, $out1, $err1) = $coord->psql('postgres', qq{
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('ts_dist');
+});
+my ($batch_part) = split /COMMIT PREPARED/, $err1;
+my $prepares = () = $batch_part =~ /PREPARE TRANSACTION/g;
+is($prepares, 2, 'a batch into a 4-shard target on 2 workers prepares 2 transactions');
+is(last_run('ts_dist'), '0|41|0|succeeded', 'the staged batch counted');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.tstage_$d_id"), '0',
+	'the stage is empty after the run');
+
 # into a distributed target with etl columns and soft deletes: the upsert
 # sets them from what the insert would have (Citus takes no now() in an ON
 # CONFLICT's SET)
@@ -406,6 +433,20 @@ is($coord->safe_psql('postgres',
 		"SELECT count(*) FROM incetl.run_log WHERE pipeline = 'ts_dist' AND status <> 'succeeded'"),
 	'0', 'every run around the move succeeded');
 equal('app.src', 'dw.dist', 'a shard moved during a run: the target equals the source');
+
+# without its stage (a pipeline made before 0.3, or restored from a dump),
+# a run upserts from the source as before
+$coord->safe_psql('postgres', "DROP TABLE incetl.tstage_$d_id");
+$coord->safe_psql('postgres', "UPDATE app.src SET v = v || '~', ts = now() WHERE id % 100 = 11");
+sleep 2;
+wait_settled('app.src');
+$coord->safe_psql('postgres', "CALL incetl.run('ts_dist')");
+is(last_run('ts_dist'), '0|20|0|succeeded', 'without its stage, a run still applies the changes');
+equal('app.src', 'dw.dist', 'without its stage: the target equals the source');
+my $r_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE name = 'ts_soft'");
+$coord->safe_psql('postgres', "SELECT incetl.drop_pipeline('ts_soft')");
+is($coord->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'tstage_$r_id'"),
+	'0', "drop_pipeline drops a timestamp pipeline's stage");
 
 $_->stop foreach @nodes;
 done_testing();
