@@ -10,8 +10,8 @@
 #
 # Environment:
 #   BENCH_REPS=3        repetitions per case (medians are printed)
-#   BENCH_CITUS_CASES=  only these cases (comma-separated): ts1, hashfirst,
-#                       hash1 (default: all three)
+#   BENCH_CITUS_CASES=  only these cases (comma-separated): ts1, ts1s32,
+#                       hashfirst, hash1 (default: all four)
 #   BENCH_INSTALL=0     do not build and install incetl (e.g. with PG_CONFIG
 #                       pointing at a relocated copy installed by hand); the
 #                       default installs it, taking test/run_all.sh's lock
@@ -43,7 +43,7 @@ set -euo pipefail
 
 N=${1:-100000}
 REPS=${BENCH_REPS:-3}
-CASES=${BENCH_CITUS_CASES:-ts1,hashfirst,hash1}
+CASES=${BENCH_CITUS_CASES:-ts1,ts1s32,hashfirst,hash1}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
 if ! [[ $N =~ ^[0-9]+$ ]] || (( N < 1000 )); then
@@ -324,6 +324,36 @@ EOF
 	check_same app.users dw.ts_loc
 	check_same app.users dw.ts_dist
 	end_case "timestamp, 1% into a distributed target" "$ONE"
+fi
+
+# the same into a target of 32 shards (Citus's default shard_count): a
+# batch's rows reach the shards through the pipeline's stage, over one
+# connection per worker, not one per shard
+if want ts1s32; then
+	say "case: timestamp, 1% into a local vs a 32-shard distributed target"
+	psql_c >/dev/null <<EOF
+CREATE TABLE IF NOT EXISTS dw.ts_loc ($COLS);
+CREATE TABLE dw.ts_d32 ($COLS);
+SELECT create_distributed_table('dw.ts_d32', 'id', shard_count => 32, colocate_with => 'none');
+SELECT incetl.create_pipeline('ts_loc', 'app.users', 'dw.ts_loc', watermark_column => 'updated_at')
+ WHERE NOT EXISTS (SELECT 1 FROM incetl.pipelines WHERE name = 'ts_loc');
+SELECT incetl.create_pipeline('ts_d32', 'app.users', 'dw.ts_d32', watermark_column => 'updated_at');
+CALL incetl.run('ts_loc');
+CALL incetl.run('ts_d32');
+EOF
+	L_S=()
+	C_S=()
+	for rep in $(seq 1 "$REPS"); do
+		psql_c >/dev/null -c "UPDATE app.users SET score = score + 1, updated_at = now() WHERE id % 100 = $((rep + 50))"
+		sleep 1.2    # past incetl.late_commit_margin
+		run_pair "CALL incetl.run('ts_loc');" "CALL incetl.run('ts_d32');" "$rep" \
+			"app.users, dw.ts_loc, dw.ts_d32"
+		expect_run ts_loc "$ONE 0 $ONE 0"
+		expect_run ts_d32 "$ONE 0 $ONE 0"
+	done
+	check_same app.users dw.ts_loc
+	check_same app.users dw.ts_d32
+	end_case "timestamp, 1% into 32 shards" "$ONE"
 fi
 
 # ---------------------------------------------------------------- hash
