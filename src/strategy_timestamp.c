@@ -491,8 +491,15 @@ timestamp_explain(IncetlExplain *ex)
 		if (p->hist_qname)
 			values[np++] = TimestampTzGetDatum(GetCurrentTimestamp());	/* its start */
 		shape.fast_load = run.fast_load && run.pass == PASS_FORWARD;
+		if (!shape.fast_load)
+			shape.stage = incetl_tstage_qname(p);
 		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
 		Assert(nargs == np);
+		/* into a Citus target through its stage: the rows go there first */
+		if (shape.stage_fill)
+			incetl_explain_add(ex, run.pass == PASS_LOOKBACK ? "lookback stage" : "forward stage",
+							   EXPLAIN_RANGE_BATCH, shape.stage_fill, nargs, argtypes,
+							   values, nulls);
 		incetl_explain_add(ex, run.pass == PASS_LOOKBACK ? "lookback" : "forward",
 						   EXPLAIN_RANGE_BATCH, sql, nargs, argtypes, values, nulls);
 		run.pass = run.pass == PASS_LOOKBACK ? PASS_FORWARD : PASS_DONE;

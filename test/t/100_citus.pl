@@ -213,6 +213,16 @@ is($prepares, 2, 'a batch into a 4-shard target on 2 workers prepares 2 transact
 is(last_run('ts_dist'), '0|41|0|succeeded', 'the staged batch counted');
 is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.tstage_$d_id"), '0',
 	'the stage is empty after the run');
+$coord->safe_psql('postgres', "UPDATE app.src SET v = v || '*', ts = now() WHERE id = 1");
+sleep 2;
+wait_settled('app.src');
+is($coord->safe_psql('postgres',
+		"SELECT string_agg(step, ',' ORDER BY ord) FROM incetl.explain('ts_dist') WITH ORDINALITY AS e(step, statement, plan, ord) "
+		  . "WHERE step LIKE 'forward%'"),
+	'forward probe,forward edge,forward stage,forward',
+	"incetl.explain shows the batch's copy to the stage, then the batch");
+$coord->safe_psql('postgres', "CALL incetl.run('ts_dist')");
+is(last_run('ts_dist'), '0|1|0|succeeded', 'and the run does it');
 
 # into a distributed target with etl columns and soft deletes: the upsert
 # sets them from what the insert would have (Citus takes no now() in an ON
