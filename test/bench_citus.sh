@@ -300,30 +300,39 @@ ONE=$((N / 100))
 
 # ---------------------------------------------------------------- ts1
 
-if want ts1; then
-	say "case: timestamp, 1% into a local vs a distributed target"
+# ts1_case <target> <distribute> <id offset> <label>: a 1% timestamp run
+# into dw.ts_loc and into dw.<target>, distributed by <distribute> (SQL)
+ts1_case() {
+	local tgt=$1 distribute=$2 off=$3 label=$4
 	psql_c >/dev/null <<EOF
-CREATE TABLE dw.ts_loc ($COLS);
-CREATE TABLE dw.ts_dist ($COLS);
-SELECT create_distributed_table('dw.ts_dist', 'id');
-SELECT incetl.create_pipeline('ts_loc', 'app.users', 'dw.ts_loc', watermark_column => 'updated_at');
-SELECT incetl.create_pipeline('ts_dist', 'app.users', 'dw.ts_dist', watermark_column => 'updated_at');
+CREATE TABLE IF NOT EXISTS dw.ts_loc ($COLS);
+CREATE TABLE dw.$tgt ($COLS);
+$distribute;
+SELECT incetl.create_pipeline('ts_loc', 'app.users', 'dw.ts_loc', watermark_column => 'updated_at')
+ WHERE NOT EXISTS (SELECT 1 FROM incetl.pipelines WHERE name = 'ts_loc');
+SELECT incetl.create_pipeline('$tgt', 'app.users', 'dw.$tgt', watermark_column => 'updated_at');
 CALL incetl.run('ts_loc');
-CALL incetl.run('ts_dist');
+CALL incetl.run('$tgt');
 EOF
 	L_S=()
 	C_S=()
 	for rep in $(seq 1 "$REPS"); do
-		psql_c >/dev/null -c "UPDATE app.users SET score = score + 1, updated_at = now() WHERE id % 100 = $rep"
+		psql_c >/dev/null -c "UPDATE app.users SET score = score + 1, updated_at = now() WHERE id % 100 = $((rep + off))"
 		sleep 1.2    # past incetl.late_commit_margin
-		run_pair "CALL incetl.run('ts_loc');" "CALL incetl.run('ts_dist');" "$rep" \
-			"app.users, dw.ts_loc, dw.ts_dist"
+		run_pair "CALL incetl.run('ts_loc');" "CALL incetl.run('$tgt');" "$rep" \
+			"app.users, dw.ts_loc, dw.$tgt"
 		expect_run ts_loc "$ONE 0 $ONE 0"
-		expect_run ts_dist "$ONE 0 $ONE 0"
+		expect_run "$tgt" "$ONE 0 $ONE 0"
 	done
 	check_same app.users dw.ts_loc
-	check_same app.users dw.ts_dist
-	end_case "timestamp, 1% into a distributed target" "$ONE"
+	check_same app.users "dw.$tgt"
+	end_case "$label" "$ONE"
+}
+
+if want ts1; then
+	say "case: timestamp, 1% into a local vs a distributed target"
+	ts1_case ts_dist "SELECT create_distributed_table('dw.ts_dist', 'id')" 0 \
+		"timestamp, 1% into a distributed target"
 fi
 
 # the same into a target of 32 shards (Citus's default shard_count): a
@@ -331,29 +340,8 @@ fi
 # connection per worker, not one per shard
 if want ts1s32; then
 	say "case: timestamp, 1% into a local vs a 32-shard distributed target"
-	psql_c >/dev/null <<EOF
-CREATE TABLE IF NOT EXISTS dw.ts_loc ($COLS);
-CREATE TABLE dw.ts_d32 ($COLS);
-SELECT create_distributed_table('dw.ts_d32', 'id', shard_count => 32, colocate_with => 'none');
-SELECT incetl.create_pipeline('ts_loc', 'app.users', 'dw.ts_loc', watermark_column => 'updated_at')
- WHERE NOT EXISTS (SELECT 1 FROM incetl.pipelines WHERE name = 'ts_loc');
-SELECT incetl.create_pipeline('ts_d32', 'app.users', 'dw.ts_d32', watermark_column => 'updated_at');
-CALL incetl.run('ts_loc');
-CALL incetl.run('ts_d32');
-EOF
-	L_S=()
-	C_S=()
-	for rep in $(seq 1 "$REPS"); do
-		psql_c >/dev/null -c "UPDATE app.users SET score = score + 1, updated_at = now() WHERE id % 100 = $((rep + 50))"
-		sleep 1.2    # past incetl.late_commit_margin
-		run_pair "CALL incetl.run('ts_loc');" "CALL incetl.run('ts_d32');" "$rep" \
-			"app.users, dw.ts_loc, dw.ts_d32"
-		expect_run ts_loc "$ONE 0 $ONE 0"
-		expect_run ts_d32 "$ONE 0 $ONE 0"
-	done
-	check_same app.users dw.ts_loc
-	check_same app.users dw.ts_d32
-	end_case "timestamp, 1% into 32 shards" "$ONE"
+	ts1_case ts_d32 "SELECT create_distributed_table('dw.ts_d32', 'id', shard_count => 32, colocate_with => 'none')" 50 \
+		"timestamp, 1% into 32 shards"
 fi
 
 # ---------------------------------------------------------------- hash

@@ -134,6 +134,19 @@ sub equal
 	is(rows_differing($coord, $src, $tgt, 'id, v, ts'), 0, $name);
 }
 
+# run_logged($pipeline): run it with citus.log_remote_commands on; returns
+# what went to the workers (the notices)
+sub run_logged
+{
+	my ($p) = @_;
+	my ($rc, $out, $err) = $coord->psql('postgres', qq{
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('$p');
+});
+	return $err;
+}
+
 # --- timestamp into a distributed and a reference target
 foreach my $t ('dist', 'ref')
 {
@@ -171,11 +184,7 @@ INSERT INTO app.src VALUES (2006, 'v2006', now());
 });
 sleep 2;
 wait_settled('app.src');
-my ($rc0, $out0, $err0) = $coord->psql('postgres', qq{
-SET citus.log_remote_commands = on;
-SET client_min_messages = notice;
-CALL incetl.run('ts_dist');
-});
+my $err0 = run_logged('ts_dist');
 like($err0, qr/INSERT INTO dw\.dist_\d+ AS t .* ON CONFLICT\(id\) DO UPDATE SET/,
 	'a batch into a distributed target upserts on each shard');
 # (the compare pass that follows sends its keys to the workers: not the batch)
@@ -202,11 +211,7 @@ like($err0, qr/COPY incetl\.tstage_${d_id}_\d+ /, "the batch's rows go to the st
 $coord->safe_psql('postgres', "UPDATE app.src SET v = v || '&', ts = now() WHERE id % 50 = 1");
 sleep 2;
 wait_settled('app.src');
-my ($rc1, $out1, $err1) = $coord->psql('postgres', qq{
-SET citus.log_remote_commands = on;
-SET client_min_messages = notice;
-CALL incetl.run('ts_dist');
-});
+my $err1 = run_logged('ts_dist');
 my ($batch_part) = split /COMMIT PREPARED/, $err1;
 my $prepares = () = $batch_part =~ /PREPARE TRANSACTION/g;
 is($prepares, 2, 'a batch into a 4-shard target on 2 workers prepares 2 transactions');
@@ -292,12 +297,8 @@ my $h_id = $coord->safe_psql('postgres', "SELECT id FROM incetl.pipelines WHERE 
 is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.stage_$h_id"), '26',
 	"the stage holds the last run's keys");
 # the keyed batch joins stage and source shard by shard
-my ($rc, $out, $err) = $coord->psql('postgres', qq{
-UPDATE app.dsrc SET v = v || '~' WHERE id IN (20, 21, 22);
-SET citus.log_remote_commands = on;
-SET client_min_messages = notice;
-CALL incetl.run('h_dist');
-});
+$coord->safe_psql('postgres', "UPDATE app.dsrc SET v = v || '~' WHERE id IN (20, 21, 22)");
+my $err = run_logged('h_dist');
 like($err, qr/FROM \(incetl\.stage_${h_id}_\d+ b LEFT JOIN app\.dsrc_\d+ s/,
 	'a keyed batch reads its source rows by a join of stage and source on each shard');
 is(last_run('h_dist'), '0|3|0|succeeded', 'hash on a distributed source: the staged run counted');
