@@ -1243,7 +1243,16 @@ deparse_batch_rows(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 		shape->stage_fill = psprintf("INSERT INTO %s %s", shape->stage, *rows_again);
 		buf->len = src_start;
 		buf->data[src_start] = '\0';
-		appendStringInfo(buf, "SELECT * FROM %s", shape->stage);
+
+		/*
+		 * A batch up to its edge needs no row of src but their count, which
+		 * the copy tells (deparse_batch_sql): nothing to bring back from
+		 * the shards.
+		 */
+		if (shape->edge)
+			appendStringInfoString(buf, "SELECT");
+		else
+			appendStringInfo(buf, "SELECT * FROM %s", shape->stage);
 		*rows_again = psprintf("SELECT * FROM %s", shape->stage);
 	}
 	appendStringInfoString(buf, ")");
@@ -3113,7 +3122,17 @@ deparse_batch_sql(StringInfo buf, IncetlPipeline *p, IncetlBatchShape *shape,
 	else
 		deparse_apply_ctes(buf, p, p->hist_qname ? np - 1 : np, flag, NULL, citus_rows);
 
-	deparse_counts(buf, "src");
+	if (shape->stage_fill && shape->edge)
+	{
+		/* the rows read: those the stage's copy wrote, the last parameter */
+		argtypes[np++] = INT8OID;
+		appendStringInfo(buf, " SELECT $%d::pg_catalog.int8, "
+						 "(SELECT pg_catalog.count(*) FROM ins), "
+						 "(SELECT pg_catalog.count(*) FROM upd), "
+						 "(SELECT pg_catalog.count(*) FROM del)", np);
+	}
+	else
+		deparse_counts(buf, "src");
 	if (!shape->edge)
 	{
 		appendStringInfoString(buf, ", lst.w");

@@ -353,9 +353,10 @@ range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes
  * own part of the transaction: a batch's few rows need one.  The upsert
  * from the stage reuses those connections (Citus keeps a transaction's
  * accesses to a shard on one connection), and so does the stage's DELETE.
- * In the batch's settings nest (incetl_begin_batch_settings).
+ * In the batch's settings nest (incetl_begin_batch_settings).  Returns
+ * the rows copied.
  */
-static void
+static int64
 fill_tstage(IncetlPipeline *p, IncetlBatchShape *shape, int nargs, Oid *argtypes,
 			Datum *values, char *nulls)
 {
@@ -373,6 +374,7 @@ fill_tstage(IncetlPipeline *p, IncetlBatchShape *shape, int nargs, Oid *argtypes
 	plan = incetl_plan_get(&key, shape->stage_fill, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "incetl: could not fill the stage %s", shape->stage);
+	return (int64) SPI_processed;
 }
 
 /* the plan of the edge probe of a range batch of this shape */
@@ -898,17 +900,21 @@ range_batch(EngineRun *er)
 	if (!shape.fast_load)
 		shape.stage = incetl_tstage_qname(p);
 	plan = range_plan(p, &shape, &nargs, argtypes);
+	if (shape.stage_fill && shape.edge)
+	{
+		/* the rows the batch reads, which its copy to the stage tells */
+		nulls[np] = ' ';
+		values[np++] = Int64GetDatum(0);
+	}
 	Assert(nargs == np);
 
 	rc = -1;
 	if (shape.fast_load)
 	{
+		/* (a first load that falls back to the usual batch is not staged) */
 		rc = execute_fast_load(er, &shape, plan, nargs, argtypes, values, nulls);
 		if (rc < 0)
-		{
-			shape.stage = incetl_tstage_qname(p);
 			plan = range_plan(p, &shape, &nargs, argtypes);
-		}
 	}
 	if (rc >= 0)
 		;						/* done */
@@ -930,7 +936,12 @@ range_batch(EngineRun *er)
 		int			nest = incetl_begin_batch_settings(p, false);
 
 		if (shape.stage_fill)
-			fill_tstage(p, &shape, nargs, argtypes, values, nulls);
+		{
+			int64		staged = fill_tstage(p, &shape, nargs, argtypes, values, nulls);
+
+			if (shape.edge)
+				values[nargs - 1] = Int64GetDatum(staged);
+		}
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 		incetl_end_batch_settings(nest);
 	}

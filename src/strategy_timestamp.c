@@ -494,6 +494,12 @@ timestamp_explain(IncetlExplain *ex)
 		if (!shape.fast_load)
 			shape.stage = incetl_tstage_qname(p);
 		sql = incetl_sql_batch(p, &shape, &nargs, argtypes);
+		if (shape.stage_fill && shape.edge)
+		{
+			/* the rows read, which the copy to the stage tells (engine.c) */
+			nulls[np] = ' ';
+			values[np++] = Int64GetDatum(0);
+		}
 		Assert(nargs == np);
 		/* into a Citus target through its stage: the rows go there first */
 		if (shape.stage_fill)
