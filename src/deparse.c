@@ -3401,7 +3401,8 @@ tstage_columns(IncetlPipeline *p)
 	cols = lappend(cols, c);
 	for (i = 0; i < p->nkeys; i++)
 	{
-		if (p->keys[i]->src_type >= FirstNormalObjectId)
+		if (p->keys[i]->src_type >= FirstNormalObjectId ||
+			p->keys[i]->src_collation >= FirstNormalObjectId)
 			return NIL;
 		c = palloc(sizeof(TstageColumn));
 		c->name = psprintf("k%d", i + 1);
@@ -3427,13 +3428,21 @@ tstage_columns(IncetlPipeline *p)
 	{
 		IncetlColumn *col = lfirst(lc);
 
-		if (col->tgt_type >= FirstNormalObjectId)
+		if (col->tgt_type >= FirstNormalObjectId ||
+			(foreach_current_index(lc) == p->tgt_dist_col &&
+			 col->tgt_collation >= FirstNormalObjectId))
 			return NIL;
 		c = palloc(sizeof(TstageColumn));
 		c->name = psprintf("c%d", ++i);
 		c->type = col->tgt_type;
 		c->typmod = col->tgt_typmod;
-		c->collation = get_typcollation(col->tgt_type);
+
+		/*
+		 * The distribution column in the target's collation: Citus colocates
+		 * only tables whose distribution columns have the same one.
+		 */
+		c->collation = (i - 1 == p->tgt_dist_col && OidIsValid(col->tgt_collation)) ?
+			col->tgt_collation : get_typcollation(col->tgt_type);
 		cols = lappend(cols, c);
 	}
 	return cols;

@@ -544,6 +544,16 @@ timestamp_setup(IncetlPipeline *p)
 	if (sql == NULL)
 		return;
 	incetl_exec_utility_as(extowner, sql);
+
+	/*
+	 * Without a replica identity, Citus cannot move the stage's shards by
+	 * logical replication, and so neither the target's nor any table's
+	 * colocated with it (its default shard_transfer_mode, and the
+	 * rebalancer's).  The stage is empty at every commit: FULL costs nothing.
+	 */
+	incetl_exec_utility_as(extowner,
+						   psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
+									incetl_tstage_name(p)));
 	values[0] = CStringGetTextDatum(incetl_tstage_name(p));
 	values[1] = CStringGetTextDatum(psprintf("c%d", p->tgt_dist_col + 1));
 	values[2] = CStringGetTextDatum(p->tgt_qname);
