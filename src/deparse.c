@@ -61,6 +61,7 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
@@ -3532,6 +3533,33 @@ incetl_tstage_qname(IncetlPipeline *p)
 			a->attcollation == c->collation;
 	}
 	relation_close(rel, AccessShareLock);
+
+	/*
+	 * And still distributed with the target, by its column c<tgt_dist_col +
+	 * 1>: pg_dump carries the stage as a plain table (it depends on the
+	 * extension, it is not a member), and a stage left local, or a target
+	 * distributed again since, would not put the batch's rows beside the
+	 * target's shards.
+	 */
+	if (ok)
+	{
+		Oid			argtypes[3] = {OIDOID, OIDOID, TEXTOID};
+		Datum		values[3];
+
+		values[0] = ObjectIdGetDatum(relid);
+		values[1] = ObjectIdGetDatum(p->target);
+		values[2] = CStringGetTextDatum(psprintf("c%d", p->tgt_dist_col + 1));
+		ok = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition AS s, "
+								   "pg_catalog.pg_dist_partition AS t "
+								   "WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+								   "AND t.logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
+								   "AND s.partmethod OPERATOR(pg_catalog.=) 'h' "
+								   "AND s.colocationid OPERATOR(pg_catalog.=) t.colocationid "
+								   "AND pg_catalog.column_to_column_name(s.logicalrelid, s.partkey) "
+								   "OPERATOR(pg_catalog.=) $3",
+								   3, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1;
+	}
 	return ok ? incetl_tstage_name(p) : NULL;
 }
 

@@ -101,6 +101,15 @@ hash_setup(IncetlPipeline *p)
 		return;
 	}
 	incetl_exec_utility_as(extowner, incetl_sql_create_stage(p));
+
+	/*
+	 * Without a replica identity, Citus cannot move the stage's shards by
+	 * logical replication (its default shard_transfer_mode, and the
+	 * rebalancer's), and so neither the source's nor any table's colocated
+	 * with it.  (The hash state has its primary key.)
+	 */
+	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
+											  incetl_stage_name(p)));
 	distribute_with_source(p, incetl_hash_state_relname(p->id));
 	distribute_with_source(p, incetl_stage_relname(p->id));
 	incetl_exec_utility_as(extowner,

@@ -374,11 +374,12 @@ is($coord->safe_psql('postgres',
 # does not hold it
 sub move_shard
 {
-	my ($table, $i) = @_;
+	my ($table, $i, $mode) = @_;
+	$mode //= 'block_writes';
 	$coord->safe_psql(
 		'postgres', qq{
 SELECT citus_move_shard_placement(s.shardid, p.nodename, p.nodeport, o.nodename, o.nodeport,
-								  shard_transfer_mode => 'block_writes')
+								  shard_transfer_mode => '$mode')
   FROM (SELECT shardid FROM pg_dist_shard WHERE logicalrelid = '$table'::regclass
 		ORDER BY shardid OFFSET $i LIMIT 1) s
   JOIN pg_dist_shard_placement p USING (shardid)
@@ -388,7 +389,9 @@ SELECT citus_move_shard_placement(s.shardid, p.nodename, p.nodeport, o.nodename,
 }
 
 move_shard('dw.dist', 0);
-move_shard('app.dsrc', 1);    # moves its colocated dw.dist2 shard with it
+# online (logical replication, Citus's default): every table colocated with
+# the source needs a replica identity, the hash pipeline's stage too
+move_shard('app.dsrc', 1, 'auto');    # moves its colocated dw.dist2 shard with it
 $coord->safe_psql(
 	'postgres', q{
 UPDATE app.src SET v = v || '+', ts = now() WHERE id % 50 = 3;
