@@ -4,6 +4,8 @@
 #   use IncetlTest;
 # and gets the functions below:
 #   incetl_node($name, %opts)        a started node with incetl created
+#   citus_cluster()                  a Citus coordinator (incetl created)
+#                                    and two workers, or skip_all
 #   rows_differing($node, $src, $tgt, $cols, %opts)
 #                                    rows of one side the other lacks
 #   target_equals_source($node, $src, $tgt, $cols, $test_name)
@@ -27,6 +29,7 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
   incetl_node
+  citus_cluster
   rows_differing
   target_equals_source
   start_run
@@ -37,6 +40,54 @@ our @EXPORT = qw(
   kill_server
   kill_run_midway
 );
+
+# citus_cluster(): a Citus coordinator and two workers on this machine,
+# started, the workers added, incetl created on the coordinator; returns
+# (coordinator, worker1, worker2).  The test is skipped, saying so, where
+# Citus is not installed (test/run_all.sh builds it from ../shared/vendor
+# when that folder exists).  Shards of 4 per table keep moves quick.
+sub citus_cluster
+{
+	my $pkglib = `pg_config --pkglibdir`;
+	chomp $pkglib;
+	plan skip_all => "Citus is not installed ($pkglib/citus.so is missing): "
+	  . 'the Citus tests are skipped; build it with ../shared/vendor/build-citus.sh'
+	  unless -f "$pkglib/citus.so";
+
+	my $conf = q{
+shared_preload_libraries = 'citus'
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+citus.shard_count = 4
+citus.shard_replication_factor = 1
+max_connections = 60
+};
+	my @nodes;
+	foreach my $name ('coord', 'worker1', 'worker2')
+	{
+		my $n = PostgreSQL::Test::Cluster->new($name);
+		$n->init(allows_streaming => 'logical');
+		$n->append_conf('postgresql.conf', $conf);
+		# Citus connects to its own node too: over the socket, as the tests do
+		$n->append_conf('postgresql.conf', "citus.local_hostname = '" . $n->host . "'");
+		$n->start;
+		$n->safe_psql('postgres', 'CREATE EXTENSION citus');
+		push @nodes, $n;
+	}
+	my ($coord, $w1, $w2) = @nodes;
+	$coord->safe_psql('postgres', sprintf(
+			"SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
+	foreach my $w ($w1, $w2)
+	{
+		$coord->safe_psql('postgres',
+			sprintf("SELECT citus_add_node('%s', %d)", $w->host, $w->port));
+	}
+	is($coord->safe_psql('postgres', 'SELECT count(*) FROM citus_get_active_worker_nodes()'),
+		'2', 'the coordinator has two workers');
+	$coord->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
+	return @nodes;
+}
 
 # incetl_node($name, %opts): a new node, started, with CREATE EXTENSION
 # incetl CASCADE done.  Options:

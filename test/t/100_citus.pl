@@ -32,48 +32,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $pkglib = `pg_config --pkglibdir`;
-chomp $pkglib;
-plan skip_all => "Citus is not installed ($pkglib/citus.so is missing): "
-  . 'the Citus tests are skipped; build it with ../shared/vendor/build-citus.sh'
-  unless -f "$pkglib/citus.so";
-
-# shards of 4 per table keep the moves quick
-my $conf = q{
-shared_preload_libraries = 'citus'
-wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
-citus.shard_count = 4
-citus.shard_replication_factor = 1
-max_connections = 60
-};
-
-my @nodes;
-foreach my $name ('coord', 'worker1', 'worker2')
-{
-	my $n = PostgreSQL::Test::Cluster->new($name);
-	$n->init(allows_streaming => 'logical');
-	$n->append_conf('postgresql.conf', $conf);
-	# Citus connects to its own node too: over the socket, as the tests do
-	$n->append_conf('postgresql.conf', "citus.local_hostname = '" . $n->host . "'");
-	$n->start;
-	$n->safe_psql('postgres', 'CREATE EXTENSION citus');
-	push @nodes, $n;
-}
+my @nodes = citus_cluster();
 my ($coord, $w1, $w2) = @nodes;
-
-$coord->safe_psql('postgres', sprintf(
-		"SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
-foreach my $w ($w1, $w2)
-{
-	$coord->safe_psql('postgres',
-		sprintf("SELECT citus_add_node('%s', %d)", $w->host, $w->port));
-}
-is($coord->safe_psql('postgres', 'SELECT count(*) FROM citus_get_active_worker_nodes()'),
-	'2', 'the coordinator has two workers');
-
-$coord->safe_psql('postgres', 'CREATE EXTENSION incetl CASCADE');
 
 $coord->safe_psql(
 	'postgres', q{
