@@ -3375,7 +3375,8 @@ typedef struct TstageColumn
 /*
  * The columns a tstage of p has, or NIL where p has none: a local table
  * with a unique key into a hash-distributed target by one of its columns,
- * no delete flags, and only built-in types (no domain, enum or composite:
+ * no delete flags, no history table (its versions are written from the
+ * batch's rows on the coordinator), and only built-in types (no domain, enum or composite:
  * the stage is the extension owner's, and Citus copies its rows as that
  * owner when it moves a shard; a built-in type's input runs no one's
  * code).  The keys keep their source collation (the batch's last row is
@@ -3390,6 +3391,7 @@ tstage_columns(IncetlPipeline *p)
 	int			i;
 
 	if (p->tgt_citus != 'h' || p->src_citus != '\0' || p->tgt_dist_col < 0 ||
+		p->hist_qname != NULL ||
 		!p->src_key_unique || p->src_relkind == 'v' || p->src_relkind == 'f' ||
 		p->delete_detection == DELETE_DETECT_FLAG || p->watermark_column == NULL ||
 		p->wm_type >= FirstNormalObjectId)

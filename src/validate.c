@@ -506,6 +506,22 @@ resolve_history(IncetlPipeline *p)
 	if (!OidIsValid(p->history_table))
 		return;
 
+	/*
+	 * A history version is opened and closed by statements that join the
+	 * batch to the target's current rows and update them by ctid, in the
+	 * statement that writes the target: Citus plans no such statement on a
+	 * distributed or reference table ("Recursively planned distributed
+	 * modifications with ctid on where clause are not supported"), so every
+	 * run failed.
+	 */
+	if (p->tgt_citus != '\0' || citus_table_kind(p->history_table) != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline \"%s\" cannot keep a history table with a Citus table as its %s",
+						p->name, p->tgt_citus != '\0' ? "target" : "history table"),
+				 errdetail("The statements that write history versions run on one server."),
+				 errhint("Keep the history of a local target, or keep none (history_table => 0).")));
+
 	hist = open_pipeline_relation(p, p->history_table, "history");
 	hname = RelationGetRelationName(hist);
 	if (hist->rd_rel->relkind != RELKIND_RELATION &&

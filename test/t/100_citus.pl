@@ -314,6 +314,21 @@ equal('app.dsrc', 'dw.alice_t', "a plain role's staged hash pipeline: target equ
 $coord->safe_psql('postgres', "CALL incetl.run('ts_dsrc')");
 is(last_run('ts_dsrc'), '4|20|0|succeeded', 'distributed source into a local target: changes');
 
+# --- a history table with a Citus target is refused (Citus cannot run the
+# statements that write versions beside a distributed target)
+my ($rc_h, $out_h, $err_h) = $coord->psql('postgres', q{
+CREATE TABLE dw.hx (id integer PRIMARY KEY, v text, ts timestamptz);
+SELECT create_distributed_table('dw.hx', 'id');
+CREATE TABLE dw.hx_hist (id integer, v text, ts timestamptz, valid_from timestamptz NOT NULL,
+						 valid_to timestamptz, UNIQUE (id, valid_from));
+\set VERBOSITY verbose
+SELECT incetl.create_pipeline('hx', 'app.src', 'dw.hx', watermark_column => 'ts', history_table => 'dw.hx_hist');
+});
+like($err_h, qr/0A000: pipeline "hx" cannot keep a history table with a Citus table as its target/,
+	'a history table with a distributed target is refused at create');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.pipelines WHERE name = 'hx'"), '0',
+	'and nothing is left behind');
+
 # --- capture strategies on Citus sources are refused
 foreach my $case ([ 'trigger', 'app.dsrc' ], [ 'logical', 'app.dsrc' ], [ 'trigger', 'dw.ref' ])
 {
