@@ -147,6 +147,31 @@ decode_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 	decode_cache_stale = true;
 }
 
+/*
+ * Pin the settings that output functions follow, the same whatever the
+ * session's, in a new GUC nest level; returns it, for the caller to pop
+ * with AtEOXact_GUC.  Decoded values are written with them (decode_startup),
+ * and so are the values that stand in for those a decoded row left out
+ * (complete_key_changes in strategy_logical.c).
+ */
+int
+incetl_pin_output_settings(void)
+{
+	static const char *const pinned[][2] = {
+		{"extra_float_digits", "3"},
+		{"DateStyle", "ISO, YMD"},
+		{"IntervalStyle", "postgres"},
+		{"TimeZone", "UTC"},
+		{"bytea_output", "hex"},
+	};
+	int			nest = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(pinned); i++)
+		(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
 static void
 decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 			   bool is_init)
@@ -249,20 +274,7 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 	 * session settings are its client's business.
 	 */
 	if (!am_walsender && IsTransactionState())
-	{
-		static const char *const pinned[][2] = {
-			{"extra_float_digits", "3"},
-			{"DateStyle", "ISO, YMD"},
-			{"IntervalStyle", "postgres"},
-			{"TimeZone", "UTC"},
-			{"bytea_output", "hex"},
-		};
-
-		data->guc_nest = NewGUCNestLevel();
-		for (int i = 0; i < lengthof(pinned); i++)
-			(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
-									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	}
+		data->guc_nest = incetl_pin_output_settings();
 
 	if (!decode_callbacks_registered)
 	{

@@ -51,4 +51,7 @@ struct IncetlDecodeSink
 /* set only while a run reads its slot (strategy_logical.c) */
 extern IncetlDecodeSink *incetl_decode_sink;
 
+/* the output settings decoded values are written with (decode.c) */
+extern int	incetl_pin_output_settings(void);
+
 #endif							/* INCETL_DECODE_H */

@@ -1220,26 +1220,17 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first)
  * their new rows left out (deparse_history_key_changes), one pass per link
  * of the longest chain of key changes, until a pass completes none.  The
  * old keys' history values are written as text, with the settings that
- * shape output functions pinned as decode.c pins them, so that the layers
+ * shape output functions pinned as decode.c pins them
+ * (incetl_pin_output_settings), so that the layers
  * read them back as they read a decoded value.  As the current user (the
  * pipeline's owner), who reads the history table.
  */
 static void
 complete_key_changes(IncetlPipeline *p)
 {
-	static const char *const pinned[][2] = {
-		{"extra_float_digits", "3"},
-		{"DateStyle", "ISO, YMD"},
-		{"IntervalStyle", "postgres"},
-		{"TimeZone", "UTC"},
-		{"bytea_output", "hex"},
-	};
 	char	   *sql = incetl_sql_history_key_changes(p);
-	int			nest = NewGUCNestLevel();
+	int			nest = incetl_pin_output_settings();
 
-	for (int i = 0; i < lengthof(pinned); i++)
-		(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
