@@ -94,6 +94,7 @@ static IncetlColumn *sequence_target_column(IncetlPipeline *p, int *idx,
 static void deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 								   const char *strategy_op, int strategy,
 								   int firstparam);
+static const char *collate_clause(Oid collation, Oid type);
 static bool equality_is_image(Oid type, Oid collation);
 static bool key_written(IncetlPipeline *p, IncetlColumn *c);
 static bool state_key_written(IncetlPipeline *p, IncetlColumn *c);
@@ -375,16 +376,25 @@ incetl_type_equality(Oid typid)
 const char *
 incetl_key_collate(IncetlColumn *c)
 {
+	return collate_clause(c->src_collation, getBaseType(c->src_type));
+}
+
+/*
+ * " COLLATE <schema>.<name>" of a collation where it is not type's own,
+ * else "".
+ */
+static const char *
+collate_clause(Oid collation, Oid type)
+{
 	HeapTuple	tup;
 	Form_pg_collation coll;
 	char	   *res;
 
-	if (!OidIsValid(c->src_collation) ||
-		c->src_collation == get_typcollation(getBaseType(c->src_type)))
+	if (!OidIsValid(collation) || collation == get_typcollation(type))
 		return "";
-	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(c->src_collation));
+	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for collation %u", c->src_collation);
+		elog(ERROR, "cache lookup failed for collation %u", collation);
 	coll = (Form_pg_collation) GETSTRUCT(tup);
 	res = psprintf(" COLLATE %s",
 				   quote_qualified_identifier(get_namespace_name(coll->collnamespace),
@@ -565,12 +575,12 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
 /*
  * pg_catalog.record_image_ne(ROW(<tcol>), ROW(<dcol>))
  *
- * True when column tcol and column dcol (of the same type) differ,
- * NULL-aware, by their binary images, as REFRESH MATERIALIZED VIEW
- * CONCURRENTLY tells rows apart (matview.c): a type's equality says 1.0 =
- * 1.00, 'abc' = 'ABC' under a case-insensitive collation, '1 day' = '24
- * hours', and a target kept equal by it would never show the source's
- * value.  Values that are the same but stored differently (compressed,
+ * True when column tcol and column dcol (of the same type), or two lists
+ * of columns of the same types, differ, NULL-aware, by their binary
+ * images, as REFRESH MATERIALIZED VIEW CONCURRENTLY tells rows apart
+ * (matview.c): a type's equality says 1.0 = 1.00, 'abc' = 'ABC' under a
+ * case-insensitive collation, '1 day' = '24 hours', and a target kept
+ * equal by it would never show the source's value.  Values that are the same but stored differently (compressed,
  * TOASTed, short headers) compare equal.  (The function behind the *<>
  * operator, called by name: written as an operator between two ROW
  * constructors, the parser would compare column by column with an operator
@@ -1477,8 +1487,10 @@ deparse_changes_row(StringInfo buf, IncetlPipeline *p, const char *rel)
 		appendStringInfo(&dcols, "%s%s", dcols.len ? ", " : "", batch_column(rel, i, c));
 	}
 	if (tcols.len)
-		appendStringInfo(buf, " OR pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
-						 tcols.data, dcols.data);
+	{
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, tcols.data, dcols.data);
+	}
 	if (p->soft_delete)
 		appendStringInfo(buf, " OR t.%s IS TRUE", quote_identifier(p->soft_delete_column));
 	appendStringInfoChar(buf, ')');
@@ -1878,8 +1890,10 @@ deparse_keys_respelled(StringInfo buf, IncetlPipeline *p, const char *a, const c
 		appendStringInfo(&bk, "%s%s.k%d", bk.len ? ", " : "", b, i + 1);
 	}
 	if (ak.len)
-		appendStringInfo(buf, " OR pg_catalog.record_image_ne(ROW(%s), ROW(%s))",
-						 ak.data, bk.data);
+	{
+		appendStringInfoString(buf, " OR ");
+		deparse_distinct(buf, ak.data, bk.data);
+	}
 }
 
 /*
@@ -3473,24 +3487,12 @@ incetl_sql_create_tstage(IncetlPipeline *p)
 	{
 		TstageColumn *c = lfirst(lc);
 
-		appendStringInfo(&buf, "%s%s %s", foreach_current_index(lc) ? ", " : "",
+		appendStringInfo(&buf, "%s%s %s%s", foreach_current_index(lc) ? ", " : "",
 						 c->name,
 						 format_type_extended(c->type, c->typmod,
 											  FORMAT_TYPE_TYPEMOD_GIVEN |
-											  FORMAT_TYPE_FORCE_QUALIFY));
-		if (OidIsValid(c->collation) && c->collation != get_typcollation(c->type))
-		{
-			HeapTuple	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(c->collation));
-			Form_pg_collation coll;
-
-			if (!HeapTupleIsValid(tup))
-				elog(ERROR, "cache lookup failed for collation %u", c->collation);
-			coll = (Form_pg_collation) GETSTRUCT(tup);
-			appendStringInfo(&buf, " COLLATE %s",
-							 quote_qualified_identifier(get_namespace_name(coll->collnamespace),
-														NameStr(coll->collname)));
-			ReleaseSysCache(tup);
-		}
+											  FORMAT_TYPE_FORCE_QUALIFY),
+						 collate_clause(c->collation, c->type));
 	}
 	appendStringInfoChar(&buf, ')');
 	return buf.data;
