@@ -471,3 +471,39 @@ incetl_depend_on_extension(const char *relname)
 	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("incetl", false));
 	recordDependencyOn(&rel, &ext, DEPENDENCY_NORMAL);
 }
+
+/*
+ * Distribute incetl.<relname> by column as the extension owner (Citus),
+ * colocated with colocate_with (a quoted table name): its shards live,
+ * and move, with that table's.  The extension owner keeps it: Citus
+ * creates a moved shard as its table's owner, who must be able to create
+ * it in incetl's schema.
+ */
+void
+incetl_distribute_with(const char *relname, const char *column,
+					   const char *colocate_with)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(quote_qualified_identifier("incetl", relname));
+	values[1] = CStringGetTextDatum(column);
+	values[2] = CStringGetTextDatum(colocate_with);
+	(void) incetl_spi_exec_as(incetl_extension_owner(),
+							  "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
+							  "colocate_with => $3)",
+							  3, argtypes, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * Drop incetl.<relname> as the extension owner where there is one (no
+ * NOTICE where there is none).
+ */
+void
+incetl_drop_own_table(const char *relname)
+{
+	if (OidIsValid(get_relname_relid(relname, get_namespace_oid("incetl", false))))
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("DROP TABLE %s",
+										quote_qualified_identifier("incetl", relname)));
+}

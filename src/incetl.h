@@ -195,6 +195,9 @@ extern List *incetl_key_list_from_array(ArrayType *arr, const char *argname);
 extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
 extern void incetl_depend_on_extension(const char *relname);
+extern void incetl_distribute_with(const char *relname, const char *column,
+								   const char *colocate_with);
+extern void incetl_drop_own_table(const char *relname);
 
 /* state.c */
 #include "access/xlogdefs.h"

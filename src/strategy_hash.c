@@ -62,26 +62,6 @@ hash_state_empty(IncetlPipeline *p)
 }
 
 /*
- * Distribute incetl.<relname> (k<dist> its distribution column) as the
- * extension owner, colocated with the source: its shards live, and move,
- * with the source's.
- */
-static void
-distribute_with_source(IncetlPipeline *p, const char *relname)
-{
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-
-	values[0] = CStringGetTextDatum(quote_qualified_identifier("incetl", relname));
-	values[1] = CStringGetTextDatum(psprintf("k%d", p->src_dist_key + 1));
-	values[2] = CStringGetTextDatum(p->src_qname);
-	(void) incetl_spi_exec_as(incetl_extension_owner(),
-							  "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
-							  "colocate_with => $3)",
-							  3, argtypes, values, NULL, SPI_OK_SELECT);
-}
-
-/*
  * The table of stored hashes, made by the extension owner, given to the
  * owner; on a distributed source, that table and the stage, distributed
  * with the source, which the owner may read and write.
@@ -110,8 +90,11 @@ hash_setup(IncetlPipeline *p)
 	 */
 	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
 											  incetl_stage_name(p)));
-	distribute_with_source(p, incetl_hash_state_relname(p->id));
-	distribute_with_source(p, incetl_stage_relname(p->id));
+	/* by the key that distributes the source (k<dist>), colocated with it */
+	incetl_distribute_with(incetl_hash_state_relname(p->id),
+						   psprintf("k%d", p->src_dist_key + 1), p->src_qname);
+	incetl_distribute_with(incetl_stage_relname(p->id),
+						   psprintf("k%d", p->src_dist_key + 1), p->src_qname);
 	incetl_exec_utility_as(extowner,
 						   psprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON %s, %s TO %s",
 									incetl_hash_state_name(p), incetl_stage_name(p), owner));
@@ -124,11 +107,8 @@ hash_teardown(IncetlPipeline *p)
 {
 	incetl_exec_utility_as(incetl_extension_owner(),
 						   psprintf("DROP TABLE IF EXISTS %s", incetl_hash_state_name(p)));
-	/* the stage, where there is one (no NOTICE where there is none) */
-	if (OidIsValid(get_relname_relid(incetl_stage_relname(p->id),
-									 get_namespace_oid("incetl", false))))
-		incetl_exec_utility_as(incetl_extension_owner(),
-							   psprintf("DROP TABLE %s", incetl_stage_name(p)));
+	/* the stage, where there is one */
+	incetl_drop_own_table(incetl_stage_relname(p->id));
 }
 
 /* the stored hashes no longer describe the rows: start afresh */

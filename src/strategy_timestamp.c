@@ -24,7 +24,6 @@
 
 #include "access/genam.h"
 #include "access/relation.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
@@ -538,8 +537,6 @@ timestamp_setup(IncetlPipeline *p)
 {
 	char	   *sql = incetl_sql_create_tstage(p);
 	Oid			extowner = incetl_extension_owner();
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
 
 	if (sql == NULL)
 		return;
@@ -554,13 +551,8 @@ timestamp_setup(IncetlPipeline *p)
 	incetl_exec_utility_as(extowner,
 						   psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
 									incetl_tstage_name(p)));
-	values[0] = CStringGetTextDatum(incetl_tstage_name(p));
-	values[1] = CStringGetTextDatum(psprintf("c%d", p->tgt_dist_col + 1));
-	values[2] = CStringGetTextDatum(p->tgt_qname);
-	(void) incetl_spi_exec_as(extowner,
-							  "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
-							  "colocate_with => $3)",
-							  3, argtypes, values, NULL, SPI_OK_SELECT);
+	incetl_distribute_with(incetl_tstage_relname(p->id),
+						   psprintf("c%d", p->tgt_dist_col + 1), p->tgt_qname);
 	incetl_exec_utility_as(extowner,
 						   psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s",
 									incetl_tstage_name(p),
@@ -571,10 +563,7 @@ timestamp_setup(IncetlPipeline *p)
 static void
 timestamp_teardown(IncetlPipeline *p)
 {
-	if (OidIsValid(get_relname_relid(incetl_tstage_relname(p->id),
-									 get_namespace_oid("incetl", false))))
-		incetl_exec_utility_as(incetl_extension_owner(),
-							   psprintf("DROP TABLE %s", incetl_tstage_name(p)));
+	incetl_drop_own_table(incetl_tstage_relname(p->id));
 }
 
 const IncetlStrategyRoutine incetl_timestamp_strategy = {
