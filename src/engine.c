@@ -327,6 +327,21 @@ incetl_end_batch_settings(int nest)
 	AtEOXact_GUC(true, nest);
 }
 
+/*
+ * The plan cache's key of a statement of a range batch of this shape:
+ * its bounds, and "what" (bits 8 and up) for which statement of it.
+ */
+static void
+range_key(IncetlPlanKey *key, IncetlPipeline *p, IncetlBatchShape *shape, int what)
+{
+	memset(key, 0, sizeof(IncetlPlanKey));
+	key->pipeline_id = p->id;
+	key->kind = PLAN_RANGE_BATCH;
+	key->variant = shape->lower | shape->upper << 4 | what;
+	key->type1 = shape->lower_type;
+	key->type2 = shape->upper_type;
+}
+
 /* the plan of a range batch of this shape */
 static SPIPlanPtr
 range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes)
@@ -334,13 +349,7 @@ range_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *argtypes
 	char	   *sql = incetl_sql_batch(p, shape, nargs, argtypes);
 	IncetlPlanKey key;
 
-	memset(&key, 0, sizeof(key));
-	key.pipeline_id = p->id;
-	key.kind = PLAN_RANGE_BATCH;
-	key.variant = shape->lower | shape->upper << 4 | (shape->fast_load ? 1 << 8 : 0) |
-		(shape->edge ? 1 << 9 : 0);
-	key.type1 = shape->lower_type;
-	key.type2 = shape->upper_type;
+	range_key(&key, p, shape, (shape->fast_load ? 1 << 8 : 0) | (shape->edge ? 1 << 9 : 0));
 	return incetl_plan_get(&key, sql, *nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 }
 
@@ -365,12 +374,7 @@ fill_tstage(IncetlPipeline *p, IncetlBatchShape *shape, int nargs, Oid *argtypes
 
 	(void) set_config_option("citus.max_adaptive_executor_pool_size", "1",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	memset(&key, 0, sizeof(key));
-	key.pipeline_id = p->id;
-	key.kind = PLAN_RANGE_BATCH;
-	key.variant = shape->lower | shape->upper << 4 | (shape->edge ? 1 << 9 : 0) | 1 << 11;
-	key.type1 = shape->lower_type;
-	key.type2 = shape->upper_type;
+	range_key(&key, p, shape, (shape->edge ? 1 << 9 : 0) | 1 << 11);
 	plan = incetl_plan_get(&key, shape->stage_fill, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "incetl: could not fill the stage %s", shape->stage);
@@ -384,12 +388,7 @@ range_edge_plan(IncetlPipeline *p, IncetlBatchShape *shape, int *nargs, Oid *arg
 	char	   *sql = incetl_sql_range_edge(p, shape, nargs, argtypes);
 	IncetlPlanKey key;
 
-	memset(&key, 0, sizeof(key));
-	key.pipeline_id = p->id;
-	key.kind = PLAN_RANGE_BATCH;
-	key.variant = shape->lower | shape->upper << 4 | 1 << 10;
-	key.type1 = shape->lower_type;
-	key.type2 = shape->upper_type;
+	range_key(&key, p, shape, 1 << 10);
 	return incetl_plan_get(&key, sql, *nargs, argtypes, 0);
 }
 
@@ -1000,9 +999,16 @@ range_batch(EngineRun *er)
 	}
 
 	/* the stage is empty again at every commit */
-	if (shape.stage_fill &&
-		SPI_execute(psprintf("DELETE FROM %s", shape.stage), false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "incetl: could not empty the stage %s", shape.stage);
+	if (shape.stage_fill)
+	{
+		IncetlPlanKey key;
+
+		range_key(&key, p, &shape, 1 << 12);
+		if (SPI_execute_plan(incetl_plan_get(&key, psprintf("DELETE FROM %s", shape.stage),
+											 0, NULL, 0),
+							 NULL, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "incetl: could not empty the stage %s", shape.stage);
+	}
 	run->strategy->range_advance(run, n);
 }
 
