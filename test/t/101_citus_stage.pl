@@ -405,6 +405,74 @@ unlike($err_local, qr/tstage_${a_id}/, 'a stage not distributed with the target 
 is(last_run('a'), '0|5|0|succeeded', 'and the run applies the changes the old way');
 equal('app.a_src', 'dw.a_tgt', 'id, v, n', 'a local stage: the target equals the source');
 
+# ---------------------------------------------------------------------------
+# rev8 attacks: names quoted into the extension owner's statements (an odd
+# owner, source, target and column name), the batch's GUC nest
+# (citus.max_adaptive_executor_pool_size) not outliving a run, a batch that
+# fails, or a run caught by an exception block
+$coord->safe_psql('postgres', q{
+CREATE ROLE "O'dd r" LOGIN;
+GRANT USAGE, CREATE ON SCHEMA app, dw TO "O'dd r";
+SET ROLE "O'dd r";
+CREATE TABLE app."g s'rc" (id integer PRIMARY KEY, "v""x; y" text, n integer NOT NULL);
+INSERT INTO app."g s'rc" SELECT g, 'v' || g, g FROM generate_series(1, 50) g;
+CREATE TABLE dw."g t'gt;x" (id integer PRIMARY KEY, "v""x; y" text, n integer);
+SELECT create_distributed_table('dw."g t''gt;x"', 'id');
+SELECT incetl.create_pipeline('g', 'app."g s''rc"', 'dw."g t''gt;x"', watermark_column => 'n', batch_size => 9);
+});
+my $g_id = pid_of('g');
+is($coord->safe_psql('postgres', qq{
+SELECT has_table_privilege('O''dd r', 'incetl.tstage_$g_id', 'INSERT') || ':' ||
+       (SELECT p.colocationid = t.colocationid FROM pg_dist_partition p, pg_dist_partition t
+         WHERE p.logicalrelid = 'incetl.tstage_$g_id'::regclass AND t.logicalrelid = 'dw."g t''gt;x"'::regclass)}),
+	'true:true', 'odd names: the stage is granted to the odd owner and colocated with the odd target');
+my $pool0 = $coord->safe_psql('postgres', 'SHOW citus.max_adaptive_executor_pool_size');
+my ($grc, $gout, $gerr) = $coord->psql('postgres', qq{
+SET ROLE "O'dd r";
+SET citus.log_remote_commands = on;
+SET client_min_messages = notice;
+CALL incetl.run('g');
+UPDATE app."g s'rc" SET "v""x; y" = 'w', n = 100 + id WHERE id <= 20;
+CALL incetl.run('g');
+RESET client_min_messages;
+SHOW citus.max_adaptive_executor_pool_size;
+});
+like($gerr, qr/tstage_${g_id}_\d+/, 'odd names: the batch went through the stage');
+is($gout, $pool0, 'the batch GUC nest does not outlive a run in the caller\'s session');
+is(last_run('g'), '0|20|0|succeeded', 'odd names: the changes counted');
+equal('app."g s\'rc"', 'dw."g t\'gt;x"', 'id, "v""x; y", n', 'odd names: the target equals the source');
+$coord->safe_psql('postgres', q{
+ALTER TABLE dw."g t'gt;x" ADD CONSTRAINT no_boom CHECK ("v""x; y" <> 'boom');
+UPDATE app."g s'rc" SET "v""x; y" = 'boom', n = 500 WHERE id = 30;
+});
+($grc, $gout, $gerr) = $coord->psql('postgres', qq{
+SET ROLE "O'dd r";
+CALL incetl.run('g');
+SHOW citus.max_adaptive_executor_pool_size;
+DO \$\$BEGIN CALL incetl.run('g'); EXCEPTION WHEN others THEN RAISE NOTICE 'caught %', SQLERRM; END\$\$;
+SHOW citus.max_adaptive_executor_pool_size;
+BEGIN;
+SAVEPOINT s;
+SELECT incetl.preview('g');
+ROLLBACK TO SAVEPOINT s;
+SHOW citus.max_adaptive_executor_pool_size;
+COMMIT;
+}, on_error_stop => 0);
+like($gerr, qr/no_boom/, 'the failing batch fails');
+my @pools = grep { /^\d+$/ } split /\n/, $gout;
+is(join(',', @pools), "$pool0,$pool0,$pool0",
+	'the pool size is the session\'s again after a failed batch, a caught run, a preview');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM incetl.tstage_$g_id"), '0',
+	'the stage is empty after the failed runs');
+
+# a pipeline owner cannot pre-create or take over another pipeline's stage
+my ($prc, $pout, $perr) = $coord->psql('postgres',
+	"SET ROLE alice; CREATE TABLE incetl.tstage_" . ($g_id + 1000) . " (w integer)");
+like($perr, qr/permission denied/, 'a pipeline owner cannot create a table in incetl');
+($prc, $pout, $perr) = $coord->psql('postgres',
+	"SET ROLE alice; INSERT INTO incetl.tstage_$g_id (w) VALUES (1)");
+like($perr, qr/permission denied/, "another role cannot write the odd owner's stage");
+
 # drop_pipeline drops the stage; DROP EXTENSION leaves no stage behind
 $coord->safe_psql('postgres', "SET ROLE alice; SELECT incetl.drop_pipeline('a')");
 is($coord->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'tstage_$a_id'"),
