@@ -473,6 +473,52 @@ like($perr, qr/permission denied/, 'a pipeline owner cannot create a table in in
 	"SET ROLE alice; INSERT INTO incetl.tstage_$g_id (w) VALUES (1)");
 like($perr, qr/permission denied/, "another role cannot write the odd owner's stage");
 
+# rev8: the extension owner's statements run with search_path pg_catalog,
+# pg_temp: her temp views, named like every relation of Citus's, incetl's
+# and public's that pg_catalog does not have, calling her function, in the
+# session that creates, runs and drops timestamp and hash pipelines through
+# their Citus stages: her function never runs as another role
+$coord->safe_psql('postgres', q{
+CREATE TABLE app.probe_log (usr name, sess name);
+GRANT INSERT, SELECT ON app.probe_log TO PUBLIC;
+CREATE FUNCTION app.probe() RETURNS integer LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO app.probe_log VALUES (current_user, session_user); RETURN 1; END$$;
+GRANT EXECUTE ON FUNCTION app.probe() TO PUBLIC;
+});
+my ($trc, $tout, $terr) = $coord->psql('postgres', q{
+SET ROLE alice;
+CREATE TABLE app.tp_src (id integer PRIMARY KEY, v text, n integer NOT NULL);
+INSERT INTO app.tp_src SELECT g, 'v' || g, g FROM generate_series(1, 30) g;
+CREATE TABLE dw.tp_tgt (id integer PRIMARY KEY, v text, n integer);
+SELECT create_distributed_table('dw.tp_tgt', 'id');
+CREATE TABLE app.hp_src (id integer PRIMARY KEY, v text);
+SELECT create_distributed_table('app.hp_src', 'id');
+INSERT INTO app.hp_src SELECT g, 'v' || g FROM generate_series(1, 30) g;
+CREATE TABLE dw.hp_tgt (id integer PRIMARY KEY, v text);
+SELECT create_distributed_table('dw.hp_tgt', 'id');
+SELECT format('CREATE TEMP VIEW %I AS SELECT app.probe() AS probe', c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname IN ('citus', 'citus_internal', 'columnar', 'columnar_internal', 'public', 'incetl')
+   AND c.relkind IN ('r', 'v', 'p', 'm', 'f')
+   AND NOT EXISTS (SELECT 1 FROM pg_class c2 WHERE c2.relnamespace = 'pg_catalog'::regnamespace
+                      AND c2.relname = c.relname)
+ GROUP BY c.relname \gexec
+SELECT count(*) > 10 AS shadowed FROM pg_class WHERE relnamespace = pg_my_temp_schema();
+SELECT incetl.create_pipeline('tp', 'app.tp_src', 'dw.tp_tgt', watermark_column => 'n', batch_size => 7) > 0;
+SELECT incetl.create_pipeline('hp', 'app.hp_src', 'dw.hp_tgt', strategy => 'hash') > 0;
+CALL incetl.run('tp');
+UPDATE app.tp_src SET v = 'x', n = 100 + id WHERE id <= 10;
+CALL incetl.run('tp');
+CALL incetl.run('hp');
+SELECT incetl.drop_pipeline('tp');
+SELECT incetl.drop_pipeline('hp');
+}, on_error_stop => 0);
+diag("temp views: " . ($terr =~ s/\n/ | /gr)) if $terr =~ /ERROR/;
+like($tout, qr/^t$/m, 'her temp views shadow Citus\'s and incetl\'s relation names');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM app.probe_log WHERE usr <> 'alice'"), '0',
+	'her function under a shadowing temp view never ran as another role');
+unlike($terr, qr/ERROR/, 'and the pipelines were made, run and dropped');
+
 # drop_pipeline drops the stage; DROP EXTENSION leaves no stage behind
 $coord->safe_psql('postgres', "SET ROLE alice; SELECT incetl.drop_pipeline('a')");
 is($coord->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'tstage_$a_id'"),
