@@ -599,19 +599,6 @@ typedef struct OtherRelation
 	bool		skip;
 } OtherRelation;
 
-/*
- * Per read (incetl_logical_read, toast_owner_row): reltoastrelid -> its
- * table's oid
- */
-typedef struct ToastOwner
-{
-	Oid			toast;			/* hash key */
-	Oid			table;
-} ToastOwner;
-
-static HTAB *toast_owners = NULL;
-static MemoryContext toast_owners_cxt = NULL;
-
 static bool skip_other_relation(LogicalDecodingContext *ctx, HTAB *seen,
 								Oid source, TransactionId horizon);
 static void decide_other_relation(HTAB *seen, RelFileNode *node, Oid source,
@@ -738,8 +725,6 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		hctl.hcxt = CurrentMemoryContext;
 		seen = hash_create("incetl other relations", 64, &hctl,
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		toast_owners = NULL;
-		toast_owners_cxt = CurrentMemoryContext;
 
 		XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 		InvalidateSystemCaches();
@@ -846,74 +831,53 @@ decide_relfilenode(HTAB *seen, HeapTuple tuple, bool skip)
 }
 
 /*
- * Per read (incetl_logical_read): reltoastrelid -> the table's oid, from one
- * scan of pg_class, made at the read's first TOAST table.  pg_class has no
- * index on reltoastrelid: a scan of it per TOAST table let any role that
- * writes a TOASTed row to each of thousands of tables of hers make every
- * logical run in the database read pg_class that many times (quadratic: 6,000
- * such tables, 42,000 pg_class rows, 9.5 s for one read, against 0.1 s).
- */
-static void
-build_toast_owners(Relation pgclass)
-{
-	HASHCTL		hctl;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-
-	if (toast_owners != NULL)
-		hash_destroy(toast_owners);
-	hctl.keysize = sizeof(Oid);
-	hctl.entrysize = sizeof(ToastOwner);
-	hctl.hcxt = toast_owners_cxt;
-	toast_owners = hash_create("incetl toast owners", 256, &hctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	scan = systable_beginscan(pgclass, InvalidOid, false, NULL, 0, NULL);
-	while ((tuple = systable_getnext(scan)) != NULL)
-	{
-		Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
-		ToastOwner *entry;
-
-		if (!OidIsValid(form->reltoastrelid))
-			continue;
-		entry = hash_search(toast_owners, &form->reltoastrelid, HASH_ENTER, NULL);
-		entry->table = form->oid;
-	}
-	systable_endscan(scan);
-}
-
-/*
  * The pg_class row of the table whose TOAST table is toastoid, copied, or
- * NULL: looked up in toast_owners, and read again by its oid, with its
- * reltoastrelid checked; a TOAST table the map does not know (made or
- * relinked since it was built) rebuilds it once.
+ * NULL.  pg_class has no index on reltoastrelid, and a scan of it per TOAST
+ * table let any role that writes a TOASTed row to each of thousands of
+ * tables of hers make every logical run in the database read pg_class that
+ * many times (quadratic: 6,000 such tables, 42,000 pg_class rows, 9.5 s
+ * for one read; sql/64_attacks_owner5).  A TOAST table depends on its
+ * table (DEPENDENCY_INTERNAL, recorded by create_toast_table): pg_depend's
+ * index on the dependent finds it, and the table's own row, read by its
+ * oid, must name this TOAST table.
  */
 static HeapTuple
 toast_owner_row(Relation pgclass, Oid toastoid)
 {
-	int			attempt;
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData skey[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+	int			owners = 0;
+	int			found;
 
-	for (attempt = 0; attempt < 2; attempt++)
+	ScanKeyInit(&skey[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&skey[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(toastoid));
+	scan = systable_beginscan(depend, DependDependerIndexId, true, NULL, 2, skey);
+	while ((tuple = systable_getnext(scan)) != NULL)
 	{
-		ToastOwner *entry;
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tuple);
 
-		if (toast_owners == NULL || attempt > 0)
-			build_toast_owners(pgclass);
-		entry = hash_search(toast_owners, &toastoid, HASH_FIND, NULL);
-		if (entry != NULL)
+		if (dep->deptype == DEPENDENCY_INTERNAL && dep->refclassid == RelationRelationId)
 		{
-			ScanKeyData skey;
-			HeapTuple	tuple;
-			int			found;
-
-			ScanKeyInit(&skey, Anum_pg_class_oid, BTEqualStrategyNumber,
-						F_OIDEQ, ObjectIdGetDatum(entry->table));
-			tuple = pg_class_row(pgclass, ClassOidIndexId, true, 1, &skey, &found);
-			if (found == 1 &&
-				((Form_pg_class) GETSTRUCT(tuple))->reltoastrelid == toastoid)
-				return tuple;
+			owner = dep->refobjid;
+			owners++;
 		}
 	}
-	return NULL;
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	if (owners != 1)
+		return NULL;
+
+	ScanKeyInit(&skey[0], Anum_pg_class_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(owner));
+	tuple = pg_class_row(pgclass, ClassOidIndexId, true, 1, skey, &found);
+	if (found != 1 || ((Form_pg_class) GETSTRUCT(tuple))->reltoastrelid != toastoid)
+		return NULL;
+	return tuple;
 }
 
 /*
@@ -968,7 +932,7 @@ decide_other_relation(HTAB *seen, RelFileNode *node, Oid source,
 		form = (Form_pg_class) GETSTRUCT(tuple);
 		if (form->relkind == RELKIND_TOASTVALUE)
 		{
-			/* a TOAST table: its table (no index on reltoastrelid) */
+			/* a TOAST table: its table (toast_owner_row) */
 			toast = tuple;
 			table = toast_owner_row(rel, form->oid);
 		}
