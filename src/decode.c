@@ -39,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
@@ -101,6 +102,15 @@ typedef struct DecodeData
 	bool		sink_ok;
 	Datum	   *sinkvals[2];	/* new and old key datums */
 	bool	   *sinknulls[2];
+
+	/*
+	 * The sink's columns (ncols > 0): rowmap[i] the attnum of its column i
+	 * in the decoded relation, valid when rows_ok (rebuilt with keys).
+	 */
+	AttrNumber *rowmap;
+	bool		rows_ok;
+	Datum	   *rowvals;
+	bool	   *rownulls;
 } DecodeData;
 
 IncetlDecodeSink *incetl_decode_sink = NULL;
@@ -264,6 +274,10 @@ decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 			data->sinknulls[i] = MemoryContextAllocZero(ctx->context,
 														sizeof(bool) * Max(sink->nkeys, 1));
 		}
+		data->rowvals = MemoryContextAllocZero(ctx->context,
+											   sizeof(Datum) * Max(sink->ncols, 1));
+		data->rownulls = MemoryContextAllocZero(ctx->context,
+												sizeof(bool) * Max(sink->ncols, 1));
 	}
 
 	/*
@@ -417,6 +431,33 @@ decode_build_cache(DecodeData *data, Relation rel)
 			}
 			data->sinkmap[i] = j;
 		}
+
+		/*
+		 * The sink's columns by name, each with the type and typmod it has
+		 * now, or no rows are handed over: a value stored under another
+		 * type must not reach the apply as if it were of this one.
+		 */
+		data->rowmap = palloc(sizeof(AttrNumber) * Max(sink->ncols, 1));
+		data->rows_ok = sink->ncols > 0;
+		for (i = 0; data->rows_ok && i < sink->ncols; i++)
+		{
+			int			j;
+
+			for (j = 0; j < tupdesc->natts; j++)
+			{
+				Form_pg_attribute att = TupleDescAttr(tupdesc, j);
+
+				if (!att->attisdropped &&
+					strcmp(NameStr(att->attname), sink->colnames[i]) == 0)
+					break;
+			}
+			if (j == tupdesc->natts ||
+				TupleDescAttr(tupdesc, j)->atttypid != sink->coltypes[i] ||
+				TupleDescAttr(tupdesc, j)->atttypmod != sink->coltypmods[i])
+				data->rows_ok = false;
+			else
+				data->rowmap[i] = TupleDescAttr(tupdesc, j)->attnum;
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 
@@ -530,6 +571,48 @@ decode_typed_keys_equal(DecodeData *data, Datum *v1, bool *n1, Datum *v2, bool *
 }
 
 /*
+ * The sink's columns of tuple, the new row of change, into
+ * data->rowvals/rownulls; false when the sink takes no rows from it: the
+ * columns are not the sink's (decode_build_cache), the file is not the
+ * source's now (a rewrite since: VACUUM FULL, CLUSTER, a column's new
+ * type), or a value is an unchanged TOASTed one that the record does not
+ * carry.  A TOASTed value that it carries (an indirect pointer to the
+ * reassembled chunks) is copied out, maybe still compressed; values live
+ * in the change's memory context.
+ */
+static bool
+decode_get_row(DecodeData *data, TupleDesc tupdesc, HeapTuple tuple,
+			   ReorderBufferChange *change)
+{
+	IncetlDecodeSink *sink = data->sink;
+#if PG_VERSION_NUM >= 160000
+	Oid			file = change->data.tp.rlocator.relNumber;
+#else
+	Oid			file = change->data.tp.relnode.relNode;
+#endif
+
+	if (!data->rows_ok || file != sink->relfilenode)
+		return false;
+	for (int i = 0; i < sink->ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, data->rowmap[i] - 1);
+		bool		isnull;
+		Datum		val = heap_getattr(tuple, data->rowmap[i], tupdesc, &isnull);
+
+		if (!isnull && att->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(val)))
+		{
+			if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(val)))
+				return false;
+			val = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(val)));
+		}
+		data->rowvals[i] = isnull ? (Datum) 0 : val;
+		data->rownulls[i] = isnull;
+	}
+	return true;
+}
+
+/*
  * decode_change for a sink: the same records as the JSON path writes, as
  * datums.  A change of a relation whose key columns are not the
  * pipeline's (decode_build_cache) fails the sink instead.
@@ -558,7 +641,9 @@ decode_change_typed(LogicalDecodingContext *ctx, DecodeData *data,
 			if (newtup == NULL)
 				break;
 			decode_get_typed_key(data, tupdesc, newtup, NULL, newvals, newnulls);
-			sink->put(sink, lsn, 'I', newvals, newnulls);
+			sink->put(sink, lsn, 'I', newvals, newnulls,
+					  decode_get_row(data, tupdesc, newtup, change),
+					  data->rowvals, data->rownulls);
 			break;
 
 		case REORDER_BUFFER_CHANGE_UPDATE:
@@ -570,9 +655,11 @@ decode_change_typed(LogicalDecodingContext *ctx, DecodeData *data,
 				/* old key is logged if it changed (or is toasted / FULL) */
 				decode_get_typed_key(data, tupdesc, oldtup, NULL, oldvals, oldnulls);
 				if (!decode_typed_keys_equal(data, oldvals, oldnulls, newvals, newnulls))
-					sink->put(sink, lsn, 'D', oldvals, oldnulls);
+					sink->put(sink, lsn, 'D', oldvals, oldnulls, false, NULL, NULL);
 			}
-			sink->put(sink, lsn, 'U', newvals, newnulls);
+			sink->put(sink, lsn, 'U', newvals, newnulls,
+					  decode_get_row(data, tupdesc, newtup, change),
+					  data->rowvals, data->rownulls);
 			break;
 
 		case REORDER_BUFFER_CHANGE_DELETE:
@@ -582,7 +669,7 @@ decode_change_typed(LogicalDecodingContext *ctx, DecodeData *data,
 			else
 				for (int i = 0; i < sink->nkeys; i++)
 					oldnulls[i] = true;
-			sink->put(sink, lsn, 'D', oldvals, oldnulls);
+			sink->put(sink, lsn, 'D', oldvals, oldnulls, false, NULL, NULL);
 			break;
 
 		default:
@@ -784,7 +871,8 @@ decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			decode_set_write_location(ctx, txn);
 			if (data->sink != NULL)
 			{
-				data->sink->put(data->sink, ctx->write_location, 'T', NULL, NULL);
+				data->sink->put(data->sink, ctx->write_location, 'T', NULL, NULL,
+								false, NULL, NULL);
 				return;
 			}
 			OutputPluginPrepareWrite(ctx, true);

@@ -30,7 +30,8 @@ typedef struct IncetlDecodeSink IncetlDecodeSink;
  * what the JSON row would have carried: its transaction's commit end LSN.
  */
 typedef void (*IncetlDecodePut) (IncetlDecodeSink *sink, XLogRecPtr lsn, char op,
-								 Datum *values, bool *nulls);
+								 Datum *values, bool *nulls, bool has_row,
+								 Datum *rowvalues, bool *rownulls);
 
 struct IncetlDecodeSink
 {
@@ -42,6 +43,20 @@ struct IncetlDecodeSink
 	int32	   *typmods;		/* ... and typmods */
 	IncetlDecodePut put;
 	void	   *arg;			/* the reader's */
+
+	/*
+	 * Rows (ncols > 0): the new row of an insert or update, as the columns
+	 * names[i], types now types[i], typmods[i], when the change was made to
+	 * the file relfilenode (the source's now) under a descriptor where each
+	 * of them has that name, type and typmod, and the record carries every
+	 * value (no unchanged TOASTed one): has_row and rowvalues/rownulls of
+	 * put.  Otherwise has_row is false: the apply reads the source's row.
+	 */
+	int			ncols;
+	const char **colnames;
+	Oid		   *coltypes;
+	int32	   *coltypmods;
+	Oid			relfilenode;
 
 	/* set by decode.c */
 	bool		claimed;		/* a decoding context took it */

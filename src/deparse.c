@@ -168,6 +168,7 @@ static void deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const c
 static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
+static void deparse_logical_rows(StringInfo buf, IncetlPipeline *p);
 static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
 static bool history_delete_time(IncetlPipeline *p);
 static void deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch);
@@ -3581,11 +3582,14 @@ incetl_queue_table_name(IncetlPipeline *p)
 
 /*
  * CREATE TEMPORARY TABLE <work table> (rn pg_catalog.int8, k1 <type>, ...,
- *		op "char", qtid pg_catalog.tid, qseq pg_catalog.int8);
+ *		op "char", qtid pg_catalog.tid, qseq pg_catalog.int8, <history
+ *		columns>[, hr bool, v1 <source type>, ..., vm <source type>]);
  * CREATE INDEX ON <work table> (rn)
  *
  * One row per key, or, for a trigger run's queued keys, one row per queue
  * entry (its tuple id and seq), the entries of one key sharing its rn.
+ * A 'logical' key's row (incetl_logical_rows): hr, and v1..vm the values
+ * of the pipeline's columns.
  */
 static void
 deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
@@ -3597,7 +3601,23 @@ deparse_create_work_table(StringInfo buf, IncetlPipeline *p)
 						 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
 	appendStringInfoString(buf, ", op pg_catalog.\"char\", qtid pg_catalog.tid, qseq pg_catalog.int8, "
 						   "ct pg_catalog.timestamptz, cl pg_catalog.pg_lsn, cs pg_catalog.int8, "
-						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\", co pg_catalog.int8)");
+						   "cv pg_catalog.jsonb, cop pg_catalog.\"char\", co pg_catalog.int8");
+	/* a 'logical' key's row as decoded (incetl_logical_rows) */
+	if (incetl_logical_rows(p))
+	{
+		ListCell   *lc;
+		int			i = 0;
+
+		appendStringInfoString(buf, ", hr pg_catalog.bool");
+		foreach(lc, p->columns)
+		{
+			IncetlColumn *c = lfirst(lc);
+
+			appendStringInfo(buf, ", v%d %s%s", ++i, c->src_typename,
+							 collate_clause(c->src_collation, getBaseType(c->src_type)));
+		}
+	}
+	appendStringInfoChar(buf, ')');
 }
 
 char *
@@ -3844,6 +3864,12 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 		appendStringInfoString(buf, ", op");
 		if (history_change_time(p))
 			deparse_change_time(buf, p);
+		if (incetl_logical_rows(p))
+		{
+			appendStringInfoString(buf, ", hr");
+			for (int i = 0; i < list_length(p->columns); i++)
+				appendStringInfo(buf, ", v%d", i + 1);
+		}
 		appendStringInfo(buf, " FROM %s AS w WHERE ", incetl_work_table_name(p));
 		deparse_catalog_clause(buf, "rn", INT8OID, ">", "$1", INT8OID);
 		appendStringInfoString(buf, " AND ");
@@ -3911,6 +3937,89 @@ keyed_merge_direct(IncetlPipeline *p)
 }
 
 /*
+ * Whether a 'logical' pipeline's keyed batches take a key's row as its
+ * last change left it, decoded from the WAL, where the read has it (see
+ * strategy_logical.c), instead of reading the source by key.  Only for
+ * the one-plan MERGE of a plain table's batches (keyed_merge_direct)
+ * without a history table, whose columns all come from the source's
+ * columns by name (not one named incetl_..., the names the batch gives
+ * its own columns).
+ */
+bool
+incetl_logical_rows(IncetlPipeline *p)
+{
+	ListCell   *lc;
+
+	if (strcmp(p->strategy_name, "logical") != 0 || p->hist_qname != NULL ||
+		OidIsValid(p->history_table) || p->src_relkind != RELKIND_RELATION ||
+		p->sequence_column != NULL || p->columns == NIL ||
+		!incetl_keyed_batch_merges(p, false) || !keyed_merge_direct(p))
+		return false;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (strncmp(c->name, "incetl_", 7) == 0)
+			return false;
+	}
+	for (int i = 0; i < p->nkeys; i++)
+		if (!list_member_ptr(p->columns, p->keys[i]))
+			return false;
+	return true;
+}
+
+/*
+ * , CAST(s.incetl_k1 AS <target type>) AS g1, ..., s.incetl_gone
+ * FROM (SELECT b.v1 AS <column 1>, ..., b.vm AS <column m>,
+ *				b.k1 AS incetl_k1, ..., false AS incetl_gone
+ *		 FROM b WHERE b.hr IS TRUE
+ *		 UNION ALL
+ *		 SELECT s.<column 1>, ..., s.<column m>, b.k1, ..., s.<key1> IS NULL
+ *		 FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 AND ...
+ *		 WHERE b.hr IS NOT TRUE) AS s
+ *
+ * The rest of deparse_keyed_merge_direct's USING where the batch has the
+ * keys' rows (incetl_logical_rows): a key with its row takes it as "s",
+ * the others are read from the source as there.
+ */
+static void
+deparse_logical_rows(StringInfo buf, IncetlPipeline *p)
+{
+	ListCell   *lc;
+	int			i;
+
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", CAST(s.incetl_k%d AS %s) AS g%d", i + 1,
+						 p->keys[i]->tgt_typename, i + 1);
+	appendStringInfoString(buf, ", s.incetl_gone FROM (SELECT ");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		appendStringInfo(buf, "%sb.v%d AS %s", i ? ", " : "", i + 1,
+						 quote_identifier(c->name));
+		i++;
+	}
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", b.k%d AS incetl_k%d", i + 1, i + 1);
+	appendStringInfoString(buf, ", false AS incetl_gone FROM b WHERE b.hr IS TRUE UNION ALL SELECT ");
+	i = 0;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		appendStringInfo(buf, "%ss.%s", i++ ? ", " : "", quote_identifier(c->name));
+	}
+	for (i = 0; i < p->nkeys; i++)
+		appendStringInfo(buf, ", b.k%d", i + 1);
+	appendStringInfo(buf, ", s.%s IS NULL FROM b LEFT JOIN %s AS s ON ",
+					 quote_identifier(p->keys[0]->name), p->src_qname);
+	deparse_source_key_match(buf, p, "b");
+	appendStringInfoString(buf, " WHERE b.hr IS NOT TRUE) AS s");
+}
+
+/*
  * MERGE INTO <target> AS t
  * USING (SELECT <source columns c1..cm>,
  *				 CAST(b.k1 AS <target type>) AS g1, ...,
@@ -3939,13 +4048,21 @@ deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 
 	appendStringInfo(buf, " MERGE INTO %s AS t USING (", p->tgt_qname);
 	deparse_src_columns(buf, p, false, false, false);
-	for (i = 0; i < p->nkeys; i++)
-		appendStringInfo(buf, ", CAST(b.k%d AS %s) AS g%d", i + 1,
-						 p->keys[i]->tgt_typename, i + 1);
-	appendStringInfo(buf, ", s.%s IS NULL AS incetl_gone FROM b LEFT JOIN %s AS s ON ",
-					 quote_identifier(p->keys[0]->name), p->src_qname);
-	deparse_source_key_match(buf, p, "b");
-	appendStringInfoString(buf, ") AS m ON ");
+	if (incetl_logical_rows(p))
+	{
+		deparse_logical_rows(buf, p);
+		appendStringInfoString(buf, ") AS m ON ");
+	}
+	else
+	{
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(buf, ", CAST(b.k%d AS %s) AS g%d", i + 1,
+							 p->keys[i]->tgt_typename, i + 1);
+		appendStringInfo(buf, ", s.%s IS NULL AS incetl_gone FROM b LEFT JOIN %s AS s ON ",
+						 quote_identifier(p->keys[0]->name), p->src_qname);
+		deparse_source_key_match(buf, p, "b");
+		appendStringInfoString(buf, ") AS m ON ");
+	}
 	rhs = palloc(sizeof(char *) * p->nkeys);
 	for (i = 0; i < p->nkeys; i++)
 		rhs[i] = psprintf("COALESCE(m.c%d, m.g%d)", key_col(p, i), i + 1);

@@ -360,6 +360,7 @@ extern char *incetl_sql_create_work_table(IncetlPipeline *p);
 extern char *incetl_sql_create_hash_state(IncetlPipeline *p);
 extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern bool incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state);
+extern bool incetl_logical_rows(IncetlPipeline *p);
 extern bool incetl_range_batch_merges(IncetlPipeline *p, IncetlBatchShape *shape);
 extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
 									int *nargs, Oid *argtypes);

@@ -83,10 +83,12 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
+#include "utils/rls.h"
 #include "utils/queryenvironment.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "decode.h"
@@ -487,6 +489,7 @@ typedef struct SlotRead
 	bool		truncated;		/* a TRUNCATE above it */
 	Datum	   *values;			/* typed: a row being put */
 	bool	   *nulls;
+	int			ncols;			/* typed: the rows' columns (hr, v1 .. vm) */
 } SlotRead;
 
 static void
@@ -527,11 +530,13 @@ slot_read_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
 /*
  * A typed read's change from decode.c (IncetlDecodePut): a row of the
  * store when it is above the applied LSN (what the fill of a JSON read
- * leaves out in SQL), the copies of its key datums in the store's memory.
+ * leaves out in SQL), the copies of its key datums in the store's memory,
+ * and, for a read that takes rows, whether the change brought its new row
+ * and that row's values.
  */
 static void
 slot_read_put(IncetlDecodeSink *sink, XLogRecPtr lsn, char op, Datum *values,
-			  bool *nulls)
+			  bool *nulls, bool has_row, Datum *rowvalues, bool *rownulls)
 {
 	SlotRead   *r = (SlotRead *) sink->arg;
 	int			n = sink->nkeys;
@@ -550,7 +555,33 @@ slot_read_put(IncetlDecodeSink *sink, XLogRecPtr lsn, char op, Datum *values,
 	memcpy(&r->values[2], values, sizeof(Datum) * n);
 	memcpy(&r->nulls[2], nulls, sizeof(bool) * n);
 	r->values[n + 2] = Int64GetDatum(++r->rows);
+	if (r->ncols > 0)
+	{
+		r->values[n + 3] = BoolGetDatum(has_row);
+		r->nulls[n + 3] = false;
+		if (has_row)
+		{
+			memcpy(&r->values[n + 4], rowvalues, sizeof(Datum) * r->ncols);
+			memcpy(&r->nulls[n + 4], rownulls, sizeof(bool) * r->ncols);
+		}
+		else
+			memset(&r->nulls[n + 4], true, sizeof(bool) * r->ncols);
+	}
 	tuplestore_putvalues(r->store, r->desc, r->values, r->nulls);
+}
+
+/* the file (relfilenode) of a table now */
+static Oid
+relation_file(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			file;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	file = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+	ReleaseSysCache(tup);
+	return file;
 }
 
 /*
@@ -657,6 +688,52 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		r->nulls = palloc0(sizeof(bool) * (p->nkeys + 3));
 
 		memset(&sink, 0, sizeof(sink));
+
+		/*
+		 * The new rows themselves (incetl_logical_rows), unless row-level
+		 * security would filter what the owner reads of the source: then
+		 * every key's row is read from the source, through its policies.
+		 */
+		if (incetl_logical_rows(p) &&
+			check_enable_rls(p->source, InvalidOid, false) != RLS_ENABLED)
+		{
+			ListCell   *lc;
+			int			n = p->nkeys + 3;
+			int			j = 0;
+
+			r->ncols = list_length(p->columns);
+			r->desc = CreateTemplateTupleDesc(n + 1 + r->ncols);
+			TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+			TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
+			for (int i = 0; i < p->nkeys; i++)
+			{
+				int32		typmod = p->keys[i]->src_typmod;
+				Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
+
+				TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
+								   type, typmod, 0);
+			}
+			TupleDescInitEntry(r->desc, (AttrNumber) n, "o", INT8OID, -1, 0);
+			TupleDescInitEntry(r->desc, (AttrNumber) (n + 1), "hr", BOOLOID, -1, 0);
+			sink.ncols = r->ncols;
+			sink.colnames = palloc(sizeof(char *) * r->ncols);
+			sink.coltypes = palloc(sizeof(Oid) * r->ncols);
+			sink.coltypmods = palloc(sizeof(int32) * r->ncols);
+			foreach(lc, p->columns)
+			{
+				IncetlColumn *c = lfirst(lc);
+
+				TupleDescInitEntry(r->desc, (AttrNumber) (n + 2 + j), psprintf("v%d", j + 1),
+								   c->src_type, c->src_typmod, 0);
+				sink.colnames[j] = c->name;
+				sink.coltypes[j] = c->src_type;
+				sink.coltypmods[j] = c->src_typmod;
+				j++;
+			}
+			sink.relfilenode = relation_file(p->source);
+			r->values = palloc0(sizeof(Datum) * (n + 1 + r->ncols));
+			r->nulls = palloc0(sizeof(bool) * (n + 1 + r->ncols));
+		}
 		sink.relid = p->source;
 		sink.nkeys = p->nkeys;
 		sink.names = palloc(sizeof(char *) * Max(p->nkeys, 1));
@@ -1224,26 +1301,57 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
  * [WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)]
  */
 static char *
-logical_fill_typed_sql(IncetlPipeline *p, bool first)
+logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols)
 {
 	StringInfoData sql;
+	StringInfoData keys;
 	int			i;
 
 	Assert(p->hist_qname == NULL);
+
+	/* grouped and ranked by the source's collation (incetl_key_collate) */
+	initStringInfo(&keys);
+	for (i = 0; i < p->nkeys; i++)
+	{
+		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+			appendStringInfo(&keys, "%sCAST(c.k%d AS %s)%s", i ? ", " : "", i + 1,
+							 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
+		else
+			appendStringInfo(&keys, "%sc.k%d%s", i ? ", " : "", i + 1,
+							 incetl_key_collate(p->keys[i]));
+	}
+
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "k%d, ", i + 1);
-	appendStringInfoString(&sql, "op) SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
+	appendStringInfoString(&sql, "op");
+	if (ncols > 0)
+		appendStringInfoString(&sql, ", hr");
+	for (i = 0; i < ncols; i++)
+		appendStringInfo(&sql, ", v%d", i + 1);
+	appendStringInfoString(&sql, ") SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sx.k%d", i ? ", " : "", i + 1);
 	appendStringInfoString(&sql, ")");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, ", x.k%d", i + 1);
-	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\" FROM (SELECT DISTINCT ");
+	appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\"");
+	if (ncols > 0)
+		appendStringInfoString(&sql, ", x.hr");
+	for (i = 0; i < ncols; i++)
+		appendStringInfo(&sql, ", x.v%d", i + 1);
+
+	/*
+	 * With rows, each key's last change: the row it left (the source's row
+	 * as of the read), or none (a delete, a change without its row).
+	 */
+	if (ncols > 0)
+		appendStringInfo(&sql, " FROM (SELECT DISTINCT ON (%s) ", keys.data);
+	else
+		appendStringInfoString(&sql, " FROM (SELECT DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
 	{
-		/* grouped and ranked by the source's collation (incetl_key_collate) */
 		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
 			appendStringInfo(&sql, "%sCAST(c.k%d AS %s)%s AS k%d", i ? ", " : "", i + 1,
 							 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]),
@@ -1252,7 +1360,14 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first)
 			appendStringInfo(&sql, "%sc.k%d%s AS k%d", i ? ", " : "", i + 1,
 							 incetl_key_collate(p->keys[i]), i + 1);
 	}
-	appendStringInfo(&sql, " FROM %s AS c) AS x", INCETL_CHANGES_ENR);
+	if (ncols > 0)
+		appendStringInfoString(&sql, ", c.hr");
+	for (i = 0; i < ncols; i++)
+		appendStringInfo(&sql, ", c.v%d", i + 1);
+	appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
+	if (ncols > 0)
+		appendStringInfo(&sql, " ORDER BY %s, c.o DESC", keys.data);
+	appendStringInfoString(&sql, ") AS x");
 	/* a work table that is still empty holds no key to skip */
 	if (!first)
 	{
@@ -1327,7 +1442,11 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 */
 	flushed = flush_wal();
 	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
-	sql = r->typed ? logical_fill_typed_sql(p, offset == 0) :
+	/*
+	 * A TRUNCATE among the changes: no key's last change is the source's
+	 * row then, the apply reads every one from the source.
+	 */
+	sql = r->typed ? logical_fill_typed_sql(p, offset == 0, r->truncated ? 0 : r->ncols) :
 		logical_fill_sql(p, true, offset == 0);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
