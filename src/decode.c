@@ -433,9 +433,10 @@ decode_build_cache(DecodeData *data, Relation rel)
 		}
 
 		/*
-		 * The sink's columns by name, each with the type and typmod it has
-		 * now, or no rows are handed over: a value stored under another
-		 * type must not reach the apply as if it were of this one.
+		 * The sink's columns by name, each with the number, type and typmod
+		 * it has now, or no rows are handed over: a value stored under
+		 * another type, or in a column dropped since (another column has
+		 * its name now), must not reach the apply as if it were this one's.
 		 */
 		data->rowmap = palloc(sizeof(AttrNumber) * Max(sink->ncols, 1));
 		data->rows_ok = sink->ncols > 0;
@@ -452,6 +453,7 @@ decode_build_cache(DecodeData *data, Relation rel)
 					break;
 			}
 			if (j == tupdesc->natts ||
+				TupleDescAttr(tupdesc, j)->attnum != sink->colattnums[i] ||
 				TupleDescAttr(tupdesc, j)->atttypid != sink->coltypes[i] ||
 				TupleDescAttr(tupdesc, j)->atttypmod != sink->coltypmods[i])
 				data->rows_ok = false;

@@ -46,14 +46,17 @@ struct IncetlDecodeSink
 
 	/*
 	 * Rows (ncols > 0): the new row of an insert or update, as the columns
-	 * names[i], types now types[i], typmods[i], when the change was made to
-	 * the file relfilenode (the source's now) under a descriptor where each
-	 * of them has that name, type and typmod, and the record carries every
-	 * value (no unchanged TOASTed one): has_row and rowvalues/rownulls of
-	 * put.  Otherwise has_row is false: the apply reads the source's row.
+	 * colnames[i], now attribute colattnums[i] of type coltypes[i] and
+	 * typmod coltypmods[i], when the change was made to the file
+	 * relfilenode (the source's now) under a descriptor where each of them
+	 * has that name, number, type and typmod (so not a column dropped and
+	 * added again since), and the record carries every value (no unchanged
+	 * TOASTed one): has_row and rowvalues/rownulls of put.  Otherwise
+	 * has_row is false: the apply reads the source's row.
 	 */
 	int			ncols;
 	const char **colnames;
+	AttrNumber *colattnums;
 	Oid		   *coltypes;
 	int32	   *coltypmods;
 	Oid			relfilenode;

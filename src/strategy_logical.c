@@ -717,6 +717,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 			TupleDescInitEntry(r->desc, (AttrNumber) (n + 1), "hr", BOOLOID, -1, 0);
 			sink.ncols = r->ncols;
 			sink.colnames = palloc(sizeof(char *) * r->ncols);
+			sink.colattnums = palloc(sizeof(AttrNumber) * r->ncols);
 			sink.coltypes = palloc(sizeof(Oid) * r->ncols);
 			sink.coltypmods = palloc(sizeof(int32) * r->ncols);
 			foreach(lc, p->columns)
@@ -726,6 +727,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 				TupleDescInitEntry(r->desc, (AttrNumber) (n + 2 + j), psprintf("v%d", j + 1),
 								   c->src_type, c->src_typmod, 0);
 				sink.colnames[j] = c->name;
+				sink.colattnums[j] = get_attnum(p->source, c->name);
 				sink.coltypes[j] = c->src_type;
 				sink.coltypmods[j] = c->src_typmod;
 				j++;
