@@ -3859,7 +3859,9 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	}
 	else
 	{
-		appendStringInfoString(buf, "WITH b AS MATERIALIZED (SELECT DISTINCT ON (rn) rn, ");
+		/* a 'logical' run with rows has one row per rn already */
+		appendStringInfo(buf, "WITH b AS MATERIALIZED (SELECT %srn, ",
+						 incetl_logical_rows(p) ? "" : "DISTINCT ON (rn) ");
 		deparse_key_list(buf, p);
 		appendStringInfoString(buf, ", op");
 		if (history_change_time(p))
