@@ -147,11 +147,22 @@ incetl_work_ready(IncetlPipeline *p, int64 rows)
 		 * 100k keys.
 		 */
 		int			nest = NewGUCNestLevel();
+		StringInfoData sql;
 
 		(void) set_config_option("default_statistics_target", "10", PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		if (SPI_execute(psprintf("ANALYZE %s", incetl_work_table_name(p)),
-						false, 0) != SPI_OK_UTILITY)
+
+		/* not a 'logical' run's rows (v1..vm): no batch plan looks at them */
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "ANALYZE %s", incetl_work_table_name(p));
+		if (incetl_logical_rows(p))
+		{
+			appendStringInfoString(&sql, " (rn");
+			for (int i = 0; i < p->nkeys; i++)
+				appendStringInfo(&sql, ", k%d", i + 1);
+			appendStringInfoChar(&sql, ')');
+		}
+		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "incetl: could not analyze the work table");
 		AtEOXact_GUC(true, nest);
 	}
