@@ -557,6 +557,15 @@ slot_read_put(IncetlDecodeSink *sink, XLogRecPtr lsn, char op, Datum *values,
 	r->values[n + 2] = Int64GetDatum(++r->rows);
 	if (r->ncols > 0)
 	{
+		/*
+		 * A row whose key has a NULL (a nullable unique key, REPLICA
+		 * IDENTITY FULL) is no key's row: the batch would insert it anew
+		 * each time (no target key equals NULL), where reading the source
+		 * by key skips it, as keyed runs always did.
+		 */
+		for (int i = 0; has_row && i < n; i++)
+			if (nulls[i])
+				has_row = false;
 		r->values[n + 3] = BoolGetDatum(has_row);
 		r->nulls[n + 3] = false;
 		if (has_row)
