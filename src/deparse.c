@@ -66,6 +66,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "parser/parse_oper.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -169,6 +170,8 @@ static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
 static void deparse_logical_rows(StringInfo buf, IncetlPipeline *p);
+static bool logical_rows_fit(IncetlPipeline *p);
+static bool logical_rows_column_fits(IncetlPipeline *p, Oid type, Oid collation, Size *off);
 static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
 static bool history_delete_time(IncetlPipeline *p);
 static void deparse_history_count(StringInfo buf, IncetlPipeline *p, bool batch);
@@ -3967,7 +3970,101 @@ incetl_logical_rows(IncetlPipeline *p)
 	for (int i = 0; i < p->nkeys; i++)
 		if (!list_member_ptr(p->columns, p->keys[i]))
 			return false;
-	return true;
+	if (p->logical_rows_fit == 0)
+		p->logical_rows_fit = logical_rows_fit(p) ? 1 : -1;
+	return p->logical_rows_fit > 0;
+}
+
+/*
+ * For logical_rows_fit: whether the owner may make column v<i> of the work
+ * table of the source's type and collation, and where such a column ends
+ * at the latest, *off being where it starts (see there).
+ */
+static bool
+logical_rows_column_fits(IncetlPipeline *p, Oid type, Oid collation, Size *off)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	Oid			named;			/* the type whose name CREATE TABLE reads */
+	Oid			nsp;
+	bool		ok;
+
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", type);
+	t = (Form_pg_type) GETSTRUCT(tup);
+	named = IsTrueArrayType(t) ? t->typelem : type;
+	nsp = t->typnamespace;
+	ok = t->typtype != TYPTYPE_DOMAIN &&
+		(t->typlen > 0 || (t->typlen == -1 && t->typstorage != TYPSTORAGE_PLAIN));
+	if (ok)
+		*off = att_align_nominal(*off, t->typalign) + (t->typlen > 0 ? t->typlen : 32);
+	ReleaseSysCache(tup);
+	if (ok && named != type)
+	{
+		tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(named));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for type %u", named);
+		nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+		ReleaseSysCache(tup);
+	}
+	if (!ok || pg_type_aclcheck(type, p->owner, ACL_USAGE) != ACLCHECK_OK ||
+		pg_namespace_aclcheck(nsp, p->owner, ACL_USAGE) != ACLCHECK_OK)
+		return false;
+	/* a COLLATE clause names its collation's schema (collate_clause) */
+	if (OidIsValid(collation) && collation != get_typcollation(type))
+	{
+		tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for collation %u", collation);
+		ok = pg_namespace_aclcheck(((Form_pg_collation) GETSTRUCT(tup))->collnamespace,
+								   p->owner, ACL_USAGE) == ACLCHECK_OK;
+		ReleaseSysCache(tup);
+	}
+	return ok;
+}
+
+/*
+ * Whether the work table can take the decoded rows' columns hr, v1..vm
+ * (deparse_create_work_table) as a run makes it, decided once for the
+ * resolved pipeline, so that the table, the batches and the read agree
+ * (incetl_logical_rows).  Not when:
+ * - a column is of a domain: a fill that leaves v1..vm out (the compare
+ *   of a first run or a reconcile, a read without rows) gives it the
+ *   domain's default, or a NULL coerced to the domain, which a NOT NULL
+ *   domain refuses (every such run would fail), and runs the domain's
+ *   DEFAULT and CHECK, code of the domain's owner, once per key;
+ * - the owner may not name a column's type or collation (USAGE on the
+ *   type and on the schema of each), which CREATE TABLE requires and
+ *   reading the source does not;
+ * - the table would have more than MaxHeapAttributeNumber columns, or a
+ *   row with every value present might not fit in a heap tuple: each
+ *   fixed-width value (the keys twice, in k and v) at its alignment, each
+ *   other one at most 32 bytes once TOASTed (what toasting leaves inline;
+ *   a type with storage plain cannot be toasted), so that no decoded row
+ *   fails as "row is too big" where the source's row fit.
+ */
+static bool
+logical_rows_fit(IncetlPipeline *p)
+{
+	int			natts = 11 + p->nkeys + list_length(p->columns);
+	Size		off = 8;		/* rn */
+	ListCell   *lc;
+
+	if (natts > MaxHeapAttributeNumber)
+		return false;
+	for (int i = 0; i < p->nkeys; i++)
+		if (!logical_rows_column_fits(p, p->keys[i]->src_type, InvalidOid, &off))
+			return false;
+	off += 2;					/* op; qtid .. co are NULL; hr */
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (!logical_rows_column_fits(p, c->src_type, c->src_collation, &off))
+			return false;
+	}
+	return MAXALIGN(SizeofHeapTupleHeader + BITMAPLEN(natts)) + off <= MaxHeapTupleSize;
 }
 
 /*

@@ -1004,6 +1004,7 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	}
 
 	p->tgt_merge_ok = target_takes_merge(p, tgt);
+	p->logical_rows_fit = 0;
 	resolve_citus_dist_key(p);
 
 	relation_close(src, AccessShareLock);
