@@ -704,7 +704,7 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		 * every key's row is read from the source, through its policies.
 		 */
 		if (incetl_logical_rows(p) &&
-			check_enable_rls(p->source, InvalidOid, false) != RLS_ENABLED)
+			check_enable_rls(p->source, InvalidOid, true) != RLS_ENABLED)
 		{
 			ListCell   *lc;
 			int			n = p->nkeys + 3;
