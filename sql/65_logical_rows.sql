@@ -103,6 +103,25 @@ CALL incetl.run('l65');
 SELECT * FROM t65.diff();
 SELECT id, v FROM t65.tgt ORDER BY id;
 
+\echo '-- keys equal by their type in other bytes, several changes each: the last wins'
+CREATE TABLE t65.nk (k numeric PRIMARY KEY, t text COLLATE "C", v text);
+CREATE TABLE t65.nk_tgt (LIKE t65.nk INCLUDING ALL);
+INSERT INTO t65.nk VALUES (1.0, 'a', 'a'), (2, 'B', 'a'), (3, 'b', 'a');
+SELECT incetl.create_pipeline('l65_nk', 't65.nk', 't65.nk_tgt', strategy => 'logical') > 0 AS created;
+CALL incetl.run('l65_nk');
+UPDATE t65.nk SET k = 1.00, v = 'b' WHERE k = 1;
+UPDATE t65.nk SET v = 'c' WHERE k = 1;
+DELETE FROM t65.nk WHERE k = 2;
+INSERT INTO t65.nk VALUES (2.000, 'A', 'd');
+UPDATE t65.nk SET t = 'c', v = 'e' WHERE k = 3;
+UPDATE t65.nk SET t = 'C', v = 'f' WHERE k = 3;
+CALL incetl.run('l65_nk');
+SELECT * FROM regress.last_counts('l65_nk');
+SELECT k::text, t, v FROM t65.nk_tgt ORDER BY k;
+SELECT (SELECT array_agg(k::text || t || v ORDER BY k) FROM t65.nk) =
+	   (SELECT array_agg(k::text || t || v ORDER BY k) FROM t65.nk_tgt) AS same_bytes;
+SELECT incetl.drop_pipeline('l65_nk');
+
 \echo '-- a source column named incetl_gone'
 CREATE TABLE t65.odd (id integer PRIMARY KEY, incetl_gone boolean, incetl_k1 integer);
 CREATE TABLE t65.odd_tgt (LIKE t65.odd INCLUDING ALL);

@@ -65,10 +65,12 @@
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_oper.h"
 #include "replication/decode.h"
 #include "replication/logical.h"
 #include "replication/reorderbuffer.h"
@@ -89,6 +91,7 @@
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 
 #include "decode.h"
@@ -1312,13 +1315,42 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
  * [WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)]
  */
 static char *
-logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols)
+logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols, bool last_only)
 {
 	StringInfoData sql;
 	StringInfoData keys;
 	int			i;
 
 	Assert(p->hist_qname == NULL);
+
+	/*
+	 * The read's rows are each key's last change already, in key order,
+	 * numbered by o (keep_last_changes): insert them as they are.
+	 */
+	if (last_only)
+	{
+		Assert(first && ncols > 0);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&sql, "k%d, ", i + 1);
+		appendStringInfoString(&sql, "op, hr");
+		for (i = 0; i < ncols; i++)
+			appendStringInfo(&sql, ", v%d", i + 1);
+		appendStringInfoString(&sql, ") SELECT $4 OPERATOR(pg_catalog.+) c.o");
+		for (i = 0; i < p->nkeys; i++)
+		{
+			if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+				appendStringInfo(&sql, ", CAST(c.k%d AS %s)", i + 1, p->keys[i]->src_typename);
+			else
+				appendStringInfo(&sql, ", c.k%d", i + 1);
+		}
+		appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\", c.hr");
+		for (i = 0; i < ncols; i++)
+			appendStringInfo(&sql, ", c.v%d", i + 1);
+		appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
+		return sql.data;
+	}
 
 	/* grouped and ranked by the source's collation (incetl_key_collate) */
 	initStringInfo(&keys);
@@ -1414,6 +1446,108 @@ complete_key_changes(IncetlPipeline *p)
 	AtEOXact_GUC(true, nest);
 }
 
+/* whether two rows of a typed read have the same key (keep_last_changes) */
+static bool
+same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *colls)
+{
+	for (int i = 0; i < nkeys; i++)
+	{
+		bool		anull;
+		bool		bnull;
+		Datum		av = slot_getattr(a, i + 3, &anull);
+		Datum		bv = slot_getattr(b, i + 3, &bnull);
+
+		if (anull != bnull)
+			return false;
+		if (!anull && !DatumGetBool(FunctionCall2Coll(&eq[i], colls[i], av, bv)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Reduce a typed read with rows to each key's last change, in key order,
+ * its o renumbered 1, 2, ...: what logical_fill_typed_sql's DISTINCT ON
+ * (keys) ... ORDER BY keys, o DESC and row_number() make of it, without
+ * the executor's copies of every row (a window function spools each).  The
+ * keys are sorted and compared by their types' default btree operators
+ * and the source's collations, as there; NULL keys group together, as
+ * DISTINCT ON groups them.  Runs as the current user (the pipeline's
+ * owner), whose SQL would call the same functions.
+ */
+static void
+keep_last_changes(IncetlPipeline *p, SlotRead *r)
+{
+	int			nkeys = p->nkeys;
+	int			nsort = nkeys + 1;
+	int			natts = r->desc->natts;
+	AttrNumber *attnums = palloc(sizeof(AttrNumber) * nsort);
+	Oid		   *ops = palloc(sizeof(Oid) * nsort);
+	Oid		   *colls = palloc(sizeof(Oid) * nsort);
+	bool	   *nullsfirst = palloc(sizeof(bool) * nsort);
+	FmgrInfo   *eq = palloc(sizeof(FmgrInfo) * Max(nkeys, 1));
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *isnull = palloc(sizeof(bool) * natts);
+	Tuplesortstate *sort;
+	Tuplestorestate *out;
+	TupleTableSlot *slot;
+	TupleTableSlot *prev;
+	bool		have_prev = false;
+	int64		n = 0;
+
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			type = TupleDescAttr(r->desc, i + 2)->atttypid;
+		Oid			eqop;
+
+		get_sort_group_operators(type, true, true, false, &ops[i], &eqop, NULL, NULL);
+		attnums[i] = i + 3;
+		colls[i] = OidIsValid(p->keys[i]->src_collation) ?
+			p->keys[i]->src_collation : get_typcollation(type);
+		nullsfirst[i] = false;
+		fmgr_info(get_opcode(eqop), &eq[i]);
+	}
+	/* then the latest change first */
+	get_sort_group_operators(INT8OID, false, false, true, NULL, NULL, &ops[nkeys], NULL);
+	attnums[nkeys] = nkeys + 3;
+	colls[nkeys] = InvalidOid;
+	nullsfirst[nkeys] = true;
+
+	sort = tuplesort_begin_heap(r->desc, nsort, attnums, ops, colls, nullsfirst,
+								Max(work_mem, 32 * 1024), NULL, TUPLESORT_NONE);
+	slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsMinimalTuple);
+	prev = MakeSingleTupleTableSlot(r->desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(r->store);
+	while (tuplestore_gettupleslot(r->store, true, false, slot))
+	{
+		tuplesort_puttupleslot(sort, slot);
+		CHECK_FOR_INTERRUPTS();
+	}
+	tuplestore_end(r->store);
+	tuplesort_performsort(sort);
+
+	out = tuplestore_begin_heap(false, false, work_mem);
+	while (tuplesort_gettupleslot(sort, true, false, slot, NULL))
+	{
+		if (have_prev && same_key(nkeys, prev, slot, eq, colls))
+			continue;
+		slot_getallattrs(slot);
+		memcpy(values, slot->tts_values, sizeof(Datum) * natts);
+		memcpy(isnull, slot->tts_isnull, sizeof(bool) * natts);
+		values[nkeys + 2] = Int64GetDatum(++n);
+		isnull[nkeys + 2] = false;
+		tuplestore_putvalues(out, r->desc, values, isnull);
+		ExecCopySlot(prev, slot);
+		have_prev = true;
+		CHECK_FOR_INTERRUPTS();
+	}
+	tuplesort_end(sort);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecDropSingleTupleTableSlot(prev);
+	r->store = out;
+	r->rows = n;
+}
+
 /*
  * Peek the slot's changes above applied into the work table, numbered
  * from offset + 1.  Sets *max_rn (offset when nothing was added),
@@ -1444,6 +1578,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	EphemeralNamedRelation enr;
 	int			rc;
 	int			nest;
+	bool		last_only;
 
 	/*
 	 * Everything committed up to the flush position read now is decoded by
@@ -1457,7 +1592,11 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	 * A TRUNCATE among the changes: no key's last change is the source's
 	 * row then, the apply reads every one from the source.
 	 */
-	sql = r->typed ? logical_fill_typed_sql(p, offset == 0, r->truncated ? 0 : r->ncols) :
+	last_only = r->typed && r->ncols > 0 && !r->truncated && offset == 0;
+	if (last_only)
+		keep_last_changes(p, r);
+	sql = r->typed ? logical_fill_typed_sql(p, offset == 0, r->truncated ? 0 : r->ncols,
+											last_only) :
 		logical_fill_sql(p, true, offset == 0);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
