@@ -23,10 +23,13 @@
  *
  * - incetl_capture_<id>_insert, _update, _delete: AFTER ... FOR EACH
  *	 STATEMENT with transition tables, so a statement that changes 100,000
- *	 rows queues their keys with one INSERT ... SELECT (planned for its
- *	 size; an update that kept its keys queues only the new ones), and one
- *	 that changes a few queues each with a prepared INSERT.  Enabled in
- *	 origin and local sessions (ENABLE, 'O').
+ *	 rows queues their keys in one trigger call: read from the transition
+ *	 tables and written into the queue by table_multi_insert, as COPY
+ *	 writes (an update that kept its keys queues only the new ones; one
+ *	 that moved some also queues the old keys its new rows lack, with an
+ *	 INSERT ... SELECT planned for its size).  A queue not of incetl's
+ *	 exact layout is written by INSERTs instead.  Enabled in origin and
+ *	 local sessions (ENABLE, 'O').
  * - incetl_capture_<id>_row (tables with storage): AFTER INSERT OR UPDATE
  *	 OR DELETE FOR EACH ROW, enabled only under session_replication_role =
  *	 replica (ENABLE REPLICA, 'R'): a logical replication apply worker fires
@@ -90,17 +93,23 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/primnodes.h"
 #include "parser/parse_func.h"
 #include "port/pg_bitutils.h"
 #include "storage/lmgr.h"
@@ -108,6 +117,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -115,6 +125,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "strategy.h"
@@ -173,11 +184,12 @@ static const char *const kind_names[CAPTURE_NKINDS] =
 #define CAPTURE_SIZE_CLASSES 32
 
 /*
- * Statements that changed at most this many rows do not run the set-based
+ * Statements that changed at most this many rows never run the set-based
  * INSERT ... SELECT: the capture reads their keys from the transition
- * tables itself and queues each with the row trigger's prepared INSERT,
- * whose plan is a fraction of the other's to start and end (for a 1-row
- * statement, most of the capture's cost).
+ * tables itself, compares an update's old keys with its new ones in
+ * memory, and queues each through the queue writer (or, for a queue not
+ * of incetl's layout, with the row trigger's prepared INSERT, whose plan is
+ * a fraction of the other's to start and end).
  */
 #define CAPTURE_SMALL_ROWS 4
 
@@ -187,6 +199,19 @@ static const char *const kind_names[CAPTURE_NKINDS] =
  * parsing and planning it.  The plans are revalidated by the plan cache
  * when the queue or the source changes.
  */
+/*
+ * What a statement trigger's set-based INSERT queues: the new keys (old
+ * ones for a delete), and for an update the old keys its new rows lack
+ * too, or those alone (the new ones were queued by the queue writer).
+ */
+typedef enum StatementKind
+{
+	STMT_NEW,
+	STMT_NEW_OLD,
+	STMT_OLD,
+	STMT_NKINDS
+} StatementKind;
+
 typedef struct CapturePlan
 {
 	Oid			tgoid;			/* hash key */
@@ -195,15 +220,14 @@ typedef struct CapturePlan
 	bool		numbered;		/* the queue has seq (not a queue of 0.1) */
 	/* the INSERT of one key ($1..$n, op $n+1): row triggers, small statements */
 	SPIPlanPtr	plan;
-	/*
-	 * statement triggers: the set-based INSERT, by size class, and for an
-	 * update, whether it queues old keys too ([1]) or new ones only ([0])
-	 */
-	SPIPlanPtr	stmt_plans[CAPTURE_SIZE_CLASSES][2];
+	/* statement triggers: the set-based INSERT, by size class and kind */
+	SPIPlanPtr	stmt_plans[CAPTURE_SIZE_CLASSES][STMT_NKINDS];
 	/* the key columns and their types, as plan was prepared for */
 	int			nkeys;
 	AttrNumber *attnums;
 	Oid		   *types;
+	/* the queue's changed_at default last found to be now() (its adbin) */
+	char	   *now_default;
 } CapturePlan;
 
 static HTAB *capture_plans = NULL;
@@ -758,7 +782,7 @@ free_capture_plans(CapturePlan *entry)
 		SPI_freeplan(entry->plan);
 	entry->plan = NULL;
 	for (int i = 0; i < CAPTURE_SIZE_CLASSES; i++)
-		for (int j = 0; j < 2; j++)
+		for (int j = 0; j < STMT_NKINDS; j++)
 		{
 			if (entry->stmt_plans[i][j])
 				SPI_freeplan(entry->stmt_plans[i][j]);
@@ -790,6 +814,8 @@ capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
 			pfree(entry->attnums);
 		if (entry->types)
 			pfree(entry->types);
+		if (entry->now_default)
+			pfree(entry->now_default);
 		found = false;
 	}
 	if (!found)
@@ -802,6 +828,7 @@ capture_plan(Trigger *tg, Oid relid, int32 pipeline_id)
 		entry->nkeys = 0;
 		entry->attnums = NULL;
 		entry->types = NULL;
+		entry->now_default = NULL;
 	}
 	return entry;
 }
@@ -826,11 +853,12 @@ key_attnum(TupleDesc desc, Relation rel, const char *name)
 }
 
 /*
- * The statement of a statement-level capture trigger.  old_keys: an update
- * also queues the old keys its new rows lack.
+ * The statement of a statement-level capture trigger, of a kind: for an
+ * update, STMT_NEW_OLD also queues the old keys its new rows lack,
+ * STMT_OLD only those.
  */
 static char *
-statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
+statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, StatementKind kind)
 {
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
@@ -854,25 +882,28 @@ statement_sql(TriggerData *td, int32 pipeline_id, bool numbered, bool old_keys)
 	}
 
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT ");
-	for (int i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "CAST(x.%s AS %s) AS k%d, ", keys[i], types[i], i + 1);
-	appendStringInfo(&sql, "'%c'::pg_catalog.\"char\" AS op FROM %s AS x",
-					 TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
-					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u',
-					 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new");
+	if (kind != STMT_OLD || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		appendStringInfoString(&sql, "SELECT ");
+		for (int i = 0; i < nkeys; i++)
+			appendStringInfo(&sql, "CAST(x.%s AS %s) AS k%d, ", keys[i], types[i], i + 1);
+		appendStringInfo(&sql, "'%c'::pg_catalog.\"char\" AS op FROM %s AS x",
+						 TRIGGER_FIRED_BY_INSERT(td->tg_event) ? 'i' :
+						 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? 'd' : 'u',
+						 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "incetl_old" : "incetl_new");
+	}
 
 	/*
 	 * An update that changed a key also queues the old key.  Both sides are
 	 * cast to the base type, so the operator is that type's own btree
 	 * equality, matched exactly (no domain or user type to resolve it for).
 	 */
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && old_keys)
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && kind != STMT_NEW)
 	{
-		appendStringInfoString(&sql, " UNION ALL SELECT ");
+		appendStringInfoString(&sql, kind == STMT_OLD ? "SELECT " : " UNION ALL SELECT ");
 		for (int i = 0; i < nkeys; i++)
-			appendStringInfo(&sql, "CAST(o.%s AS %s), ", keys[i], types[i]);
-		appendStringInfoString(&sql, "'d'::pg_catalog.\"char\" FROM incetl_old AS o "
+			appendStringInfo(&sql, "CAST(o.%s AS %s) AS k%d, ", keys[i], types[i], i + 1);
+		appendStringInfoString(&sql, "'d'::pg_catalog.\"char\" AS op FROM incetl_old AS o "
 							   "WHERE NOT EXISTS (SELECT 1 FROM incetl_new AS n WHERE ");
 		for (int i = 0; i < nkeys; i++)
 			appendStringInfo(&sql, "%sCAST(n.%s AS %s) %s CAST(o.%s AS %s)", i ? " AND " : "",
@@ -905,17 +936,20 @@ row_keys_match(CapturePlan *entry, TupleDesc desc, Trigger *tg)
 	return true;
 }
 
-/* prepare the INSERT of a row trigger: $1..$n the keys, $n+1 the op */
+/*
+ * The key columns of the trigger's table (their attribute numbers and base
+ * types), unless they are still those entry knows; its prepared INSERT,
+ * made for other ones, goes.
+ */
 static void
-prepare_row(CapturePlan *entry, TriggerData *td, const char *queue, bool numbered)
+set_key_columns(CapturePlan *entry, TriggerData *td)
 {
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 	int			nkeys = tg->tgnargs - 1;
-	Oid		   *argtypes = palloc(sizeof(Oid) * (nkeys + 1));
-	StringInfoData sql;
-	SPIPlanPtr	plan;
 
+	if (row_keys_match(entry, desc, tg))
+		return;
 	if (entry->plan)
 		SPI_freeplan(entry->plan);
 	entry->plan = NULL;
@@ -923,16 +957,36 @@ prepare_row(CapturePlan *entry, TriggerData *td, const char *queue, bool numbere
 		pfree(entry->attnums);
 	if (entry->types)
 		pfree(entry->types);
-	entry->attnums = MemoryContextAlloc(TopMemoryContext, sizeof(AttrNumber) * nkeys);
+	entry->attnums = MemoryContextAllocZero(TopMemoryContext, sizeof(AttrNumber) * nkeys);
 	entry->types = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * nkeys);
 	entry->nkeys = nkeys;
+	for (int i = 0; i < nkeys; i++)
+	{
+		entry->attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
+		entry->types[i] = getBaseType(TupleDescAttr(desc, entry->attnums[i] - 1)->atttypid);
+	}
+}
+
+/*
+ * Prepare the INSERT of one key, for the key columns set_key_columns set:
+ * $1..$n the keys, $n+1 the op
+ */
+static void
+prepare_row(CapturePlan *entry, const char *queue, bool numbered)
+{
+	int			nkeys = entry->nkeys;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (nkeys + 1));
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (entry->plan)
+		SPI_freeplan(entry->plan);
+	entry->plan = NULL;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (%s", queue, numbered ? "seq, " : "");
 	for (int i = 0; i < nkeys; i++)
 	{
-		entry->attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
-		entry->types[i] = getBaseType(TupleDescAttr(desc, entry->attnums[i] - 1)->atttypid);
 		argtypes[i] = entry->types[i];
 		appendStringInfo(&sql, "k%d, ", i + 1);
 	}
@@ -954,15 +1008,273 @@ prepare_row(CapturePlan *entry, TriggerData *td, const char *queue, bool numbere
 	entry->plan = plan;
 }
 
-/* queue one key: values and isnull of its nkeys columns */
+/*
+ * Writing the queue directly.  A capture statement's keys go into the
+ * queue by table_multi_insert, as COPY writes a table, in batches of
+ * QUEUE_WRITE_BATCH rows: no executor, no plan, and one WAL record per
+ * page of entries instead of one per entry (100,000 entries: about 4 MB of
+ * WAL instead of 8.5).  A single entry goes by table_tuple_insert, as an
+ * INSERT's would.  The rows are the ones the prepared INSERTs write: seq
+ * numbered the same way, the keys' values as the source holds them, op,
+ * and changed_at the transaction's start, now().
+ *
+ * Only a queue of exactly the layout incetl makes is written this way:
+ * seq, k1..kn in the base types of the source's key columns, op,
+ * changed_at whose default is now(), and nothing else: no index, trigger,
+ * rule, policy, check constraint or NOT NULL key column, which the
+ * executor's INSERT would have to maintain, check or run.  A queue that
+ * differs in any way (made by an older incetl, or changed by hand) takes
+ * the prepared INSERTs, which do whatever an INSERT does, errors included.
+ */
+#define QUEUE_WRITE_BATCH 1000
+
+typedef struct QueueWriter
+{
+	Relation	rel;			/* the queue, RowExclusiveLock */
+	int			nkeys;
+	Oid			seqrelid;		/* its sequence */
+	int64		block;			/* the statement's nextval(), or -1 */
+	int64		count;			/* rows numbered so far */
+	Datum		changed_at;
+	CommandId	cid;
+	TupleTableSlot *slots[QUEUE_WRITE_BATCH];
+	int			nslots;			/* slots made */
+	int			nbuffered;		/* slots holding a row to write */
+	MemoryContext batch_cxt;	/* the buffered rows' values, and what
+								 * table_multi_insert leaks */
+} QueueWriter;
+
+/*
+ * Can the values written into attribute attnum of the queue go there as
+ * they are: it has this name, type and typmod (or none), is neither
+ * generated nor an identity, and, when a null may be written (nulls), has
+ * no NOT NULL constraint?
+ */
+static bool
+queue_column_is(TupleDesc qdesc, int attnum, const char *name, Oid type,
+				int32 typmod, bool nulls)
+{
+	Form_pg_attribute att = TupleDescAttr(qdesc, attnum - 1);
+
+	return !att->attisdropped && strcmp(NameStr(att->attname), name) == 0 &&
+		att->atttypid == type && (att->atttypmod == typmod || att->atttypmod == -1) &&
+		!(nulls && att->attnotnull) && !att->attgenerated && att->attidentity == '\0';
+}
+
+/*
+ * Is attribute attnum of the queue changed_at, with pg_catalog.now() as its
+ * default, which the executor would evaluate for it?  The default's text
+ * verified last is kept in entry, so that a capture parses it once.
+ */
+static bool
+queue_default_is_now(CapturePlan *entry, TupleDesc qdesc, int attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(qdesc, attnum - 1);
+	TupleConstr *constr = qdesc->constr;
+
+	if (!queue_column_is(qdesc, attnum, "changed_at", TIMESTAMPTZOID, -1, false) ||
+		att->attnotnull || !att->atthasdef || constr == NULL)
+		return false;
+	for (int i = 0; i < constr->num_defval; i++)
+	{
+		const char *adbin = constr->defval[i].adbin;
+		Node	   *expr;
+
+		if (constr->defval[i].adnum != attnum)
+			continue;
+		if (entry->now_default != NULL && strcmp(entry->now_default, adbin) == 0)
+			return true;
+		expr = stringToNode(adbin);
+		if (!IsA(expr, FuncExpr) || ((FuncExpr *) expr)->funcid != F_NOW ||
+			((FuncExpr *) expr)->args != NIL)
+			return false;
+		if (entry->now_default != NULL)
+			pfree(entry->now_default);
+		entry->now_default = MemoryContextStrdup(TopMemoryContext, adbin);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Open the queue of entry's pipeline for writing it directly, or NULL when
+ * it is not of incetl's layout, or the insert would need what the
+ * executor does (see above).  As the queue's owner: the caller switched to
+ * it, and the checks are the INSERT's and the nextval()'s.
+ */
+static QueueWriter *
+queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
+{
+	Relation	rel;
+	TupleDesc	qdesc;
+	int			nkeys = entry->nkeys;
+	Oid			seqrelid;
+	char		seqname[NAMEDATALEN];
+	QueueWriter *w;
+
+	if (XactReadOnly ||
+		pg_class_aclcheck(queue_rel, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		return NULL;
+	snprintf(seqname, sizeof(seqname), "%s_seq", incetl_queue_relname(entry->pipeline_id));
+	seqrelid = get_relname_relid(seqname, get_rel_namespace(queue_rel));
+	if (!OidIsValid(seqrelid) || get_rel_relkind(seqrelid) != RELKIND_SEQUENCE)
+		return NULL;
+
+	rel = table_open(queue_rel, RowExclusiveLock);
+	qdesc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
+		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity ||
+		(qdesc->constr != NULL && qdesc->constr->num_check > 0) ||
+		qdesc->natts != nkeys + 3 || RelationGetIndexList(rel) != NIL ||
+		!queue_column_is(qdesc, 1, "seq", INT8OID, -1, false) ||
+		!queue_column_is(qdesc, nkeys + 2, "op", CHAROID, -1, false) ||
+		!queue_default_is_now(entry, qdesc, nkeys + 3))
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(srcdesc, entry->attnums[i] - 1);
+		int32		typmod = att->atttypmod;
+		Oid			base = getBaseTypeAndTypmod(att->atttypid, &typmod);
+		char		name[NAMEDATALEN];
+
+		snprintf(name, sizeof(name), "k%d", i + 1);
+		if (base != entry->types[i] ||
+			!queue_column_is(qdesc, i + 2, name, base, typmod, true))
+		{
+			table_close(rel, NoLock);
+			return NULL;
+		}
+	}
+
+	w = palloc0(sizeof(QueueWriter));
+	w->rel = rel;
+	w->nkeys = nkeys;
+	w->seqrelid = seqrelid;
+	w->block = -1;
+	w->changed_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	w->cid = GetCurrentCommandId(true);
+	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "incetl queue writer",
+										 ALLOCSET_DEFAULT_SIZES);
+	return w;
+}
+
+/* write the rows buffered */
 static void
-queue_key(CapturePlan *entry, Datum *keys, bool *isnull, char op)
+queue_writer_flush(QueueWriter *w)
+{
+	MemoryContext old;
+
+	if (w->nbuffered == 0)
+		return;
+	old = MemoryContextSwitchTo(w->batch_cxt);
+	if (w->nbuffered == 1)
+		table_tuple_insert(w->rel, w->slots[0], w->cid, 0, NULL);
+	else
+		table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0, NULL);
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < w->nbuffered; i++)
+		ExecClearTuple(w->slots[i]);
+	w->nbuffered = 0;
+	MemoryContextReset(w->batch_cxt);
+}
+
+/*
+ * The next seq: block * QUEUE_BLOCK + the row's number for the first
+ * QUEUE_BLOCK - 1 rows of a statement, nextval() * QUEUE_BLOCK for any
+ * further row, as numbered_insert's statement numbers them.
+ */
+static int64
+queue_writer_seq(QueueWriter *w)
+{
+	int64		block;
+	int64		seq;
+
+	w->count++;
+	if (w->count < INT64CONST(16777216))
+	{
+		if (w->block < 0)
+			w->block = nextval_internal(w->seqrelid, true);
+		block = w->block;
+	}
+	else
+		block = nextval_internal(w->seqrelid, true);
+	if (pg_mul_s64_overflow(block, INT64CONST(16777216), &seq) ||
+		(w->count < INT64CONST(16777216) && pg_add_s64_overflow(seq, w->count, &seq)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return seq;
+}
+
+/* add one entry: the values and isnull of its nkeys key columns, and op */
+static void
+queue_writer_add(QueueWriter *w, Datum *keys, bool *isnull, char op)
+{
+	TupleDesc	qdesc = RelationGetDescr(w->rel);
+	TupleTableSlot *slot;
+	MemoryContext old;
+
+	if (w->nbuffered == QUEUE_WRITE_BATCH)
+		queue_writer_flush(w);
+	if (w->nbuffered == w->nslots)
+		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
+	slot = w->slots[w->nbuffered];
+
+	old = MemoryContextSwitchTo(w->batch_cxt);
+	ExecClearTuple(slot);
+	slot->tts_values[0] = Int64GetDatum(queue_writer_seq(w));
+	slot->tts_isnull[0] = false;
+	for (int i = 0; i < w->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(qdesc, i + 1);
+
+		slot->tts_isnull[i + 1] = isnull[i];
+		slot->tts_values[i + 1] = isnull[i] ? (Datum) 0 :
+			datumCopy(keys[i], att->attbyval, att->attlen);
+	}
+	slot->tts_values[w->nkeys + 1] = CharGetDatum(op);
+	slot->tts_isnull[w->nkeys + 1] = false;
+	slot->tts_values[w->nkeys + 2] = w->changed_at;
+	slot->tts_isnull[w->nkeys + 2] = false;
+	ExecStoreVirtualTuple(slot);
+	MemoryContextSwitchTo(old);
+	w->nbuffered++;
+}
+
+/* write what is buffered and close the queue (its lock is kept) */
+static void
+queue_writer_close(QueueWriter *w)
+{
+	queue_writer_flush(w);
+	for (int i = 0; i < w->nslots; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	table_close(w->rel, NoLock);
+	MemoryContextDelete(w->batch_cxt);
+	pfree(w);
+}
+
+/*
+ * Queue one key, values and isnull of its nkeys columns: through the queue
+ * writer w, or else with the prepared INSERT
+ */
+static void
+queue_key(CapturePlan *entry, QueueWriter *w, Datum *keys, bool *isnull, char op)
 {
 	int			nkeys = entry->nkeys;
-	Datum	   *values = palloc(sizeof(Datum) * (nkeys + 1));
-	char	   *nulls = palloc(nkeys + 1);
+	Datum	   *values;
+	char	   *nulls;
 	int			rc;
 
+	if (w != NULL)
+	{
+		queue_writer_add(w, keys, isnull, op);
+		return;
+	}
+	values = palloc(sizeof(Datum) * (nkeys + 1));
+	nulls = palloc(nkeys + 1);
 	for (int i = 0; i < nkeys; i++)
 	{
 		values[i] = isnull[i] ? (Datum) 0 : keys[i];
@@ -979,14 +1291,14 @@ queue_key(CapturePlan *entry, Datum *keys, bool *isnull, char op)
 
 /* queue the key of one row version */
 static void
-queue_row_key(CapturePlan *entry, TupleTableSlot *slot, char op)
+queue_row_key(CapturePlan *entry, QueueWriter *w, TupleTableSlot *slot, char op)
 {
 	Datum	   *keys = palloc(sizeof(Datum) * entry->nkeys);
 	bool	   *isnull = palloc(sizeof(bool) * entry->nkeys);
 
 	for (int i = 0; i < entry->nkeys; i++)
 		keys[i] = slot_getattr(slot, entry->attnums[i], &isnull[i]);
-	queue_key(entry, keys, isnull, op);
+	queue_key(entry, w, keys, isnull, op);
 }
 
 /*
@@ -1050,14 +1362,15 @@ same_key(CapturePlan *entry, Datum *a, bool *anull, Datum *b, bool *bnull)
 /*
  * The capture of a statement that changed at most CAPTURE_SMALL_ROWS rows:
  * each new row's key ('i' or 'u'), each old row's key ('d') unless an
- * update left it in a new row, one prepared INSERT each.  What the
+ * update left it in a new row, through the queue writer w (or one
+ * prepared INSERT each).  What the
  * set-based statement queues, but for an old key that only an operator
  * other than byte equality finds among the new ones (numeric 1.0 and
  * 1.00, say), queued as 'd' too: a run applies a queued key by loading its
  * current row, so an entry more changes nothing.
  */
 static void
-capture_small(CapturePlan *entry, TriggerData *td)
+capture_small(CapturePlan *entry, QueueWriter *w, TriggerData *td)
 {
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 	int			nkeys = entry->nkeys;
@@ -1076,7 +1389,7 @@ capture_small(CapturePlan *entry, TriggerData *td)
 		nold = read_small_table(entry, td->tg_oldtable, desc, oldkeys, oldnull);
 
 	for (int r = 0; r < nnew; r++)
-		queue_key(entry, &newkeys[r * nkeys], &newnull[r * nkeys], update ? 'u' : 'i');
+		queue_key(entry, w, &newkeys[r * nkeys], &newnull[r * nkeys], update ? 'u' : 'i');
 	for (int r = 0; r < nold; r++)
 	{
 		bool		kept = false;
@@ -1085,7 +1398,7 @@ capture_small(CapturePlan *entry, TriggerData *td)
 			kept = same_key(entry, &oldkeys[r * nkeys], &oldnull[r * nkeys],
 							&newkeys[s * nkeys], &newnull[s * nkeys]);
 		if (!kept)
-			queue_key(entry, &oldkeys[r * nkeys], &oldnull[r * nkeys], 'd');
+			queue_key(entry, w, &oldkeys[r * nkeys], &oldnull[r * nkeys], 'd');
 	}
 }
 
@@ -1165,6 +1478,106 @@ size_class(int64 rows)
 	return rows < 1 ? 0 : pg_leftmost_one_pos64((uint64) rows) / 2;
 }
 
+/*
+ * Run the set-based INSERT of a kind for a statement that changed rows
+ * rows, prepared for their size class the first time.  The trigger data
+ * is registered with SPI.
+ */
+static void
+capture_statement(CapturePlan *entry, TriggerData *td, int64 rows, StatementKind kind)
+{
+	int			sclass = size_class(rows);
+	int			rc;
+
+	if (entry->stmt_plans[sclass][kind] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(statement_sql(td, entry->pipeline_id,
+													 entry->numbered, kind),
+									   0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "incetl: could not prepare the capture: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "incetl: SPI_keepplan failed");
+		entry->stmt_plans[sclass][kind] = plan;
+	}
+	rc = SPI_execute_plan(entry->stmt_plans[sclass][kind], NULL, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+}
+
+/*
+ * The capture of a statement through the queue writer: each new row's key
+ * ('i' or 'u'), each old row's for a delete ('d').  An update reads its old
+ * rows alongside and compares their keys with the new rows', as
+ * update_kept_keys does, in the same pass: true when some old key may be
+ * missing among the new ones, for the caller to queue those (STMT_OLD).
+ * Only the key columns of each row are read.
+ */
+static bool
+capture_statement_direct(CapturePlan *entry, TriggerData *td, QueueWriter *w)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	bool		update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	bool		delete = TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	Tuplestorestate *ts = delete ? td->tg_oldtable : td->tg_newtable;
+	Tuplestorestate *olds = update ? td->tg_oldtable : NULL;
+	char		op = update ? 'u' : delete ? 'd' : 'i';
+	int			nkeys = entry->nkeys;
+	Datum	   *keys = palloc(sizeof(Datum) * nkeys);
+	bool	   *isnull = palloc(sizeof(bool) * nkeys);
+	TupleTableSlot *slot;
+	TupleTableSlot *oslot = NULL;
+	bool		kept = update;
+
+	if (ts == NULL)
+		return update;
+	if (update && (olds == NULL ||
+				   tuplestore_tuple_count(olds) != tuplestore_tuple_count(ts)))
+		kept = false;
+
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND));
+	tuplestore_rescan(ts);
+	if (kept)
+	{
+		oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+		tuplestore_select_read_pointer(olds, tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND));
+		tuplestore_rescan(olds);
+	}
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		for (int i = 0; i < nkeys; i++)
+			keys[i] = slot_getattr(slot, entry->attnums[i], &isnull[i]);
+		if (kept && !tuplestore_gettupleslot(olds, true, false, oslot))
+			kept = false;
+		for (int i = 0; kept && i < nkeys; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, entry->attnums[i] - 1);
+			bool		onull;
+			Datum		o = slot_getattr(oslot, entry->attnums[i], &onull);
+
+			kept = !onull && !isnull[i] && datumIsEqual(o, keys[i], att->attbyval, att->attlen);
+		}
+		queue_writer_add(w, keys, isnull, op);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (kept && tuplestore_gettupleslot(olds, true, false, oslot))
+		kept = false;
+
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	if (oslot != NULL)
+	{
+		tuplestore_select_read_pointer(olds, 0);
+		ExecDropSingleTupleTableSlot(oslot);
+	}
+	pfree(keys);
+	pfree(isnull);
+	return update && !kept;
+}
+
 /* did an update change the key (byte for byte: a false yes costs nothing) */
 static bool
 row_key_changed(CapturePlan *entry, TupleTableSlot *oldslot, TupleTableSlot *newslot)
@@ -1200,7 +1613,6 @@ incetl_capture(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Trigger    *tg;
 	IncetlRoleSwitch save;
-	char	   *queue;
 	int32		pipeline_id;
 	Oid			queue_rel;
 	Oid			queue_owner;
@@ -1223,14 +1635,14 @@ incetl_capture(PG_FUNCTION_ARGS)
 				 errmsg("incetl._capture() must be an AFTER trigger created by incetl")));
 
 	pipeline_id = pg_strtoint32(tg->tgargs[0]);
-	queue = queue_qname(pipeline_id);
 
 	/*
 	 * Writers of the source need no right on the queue: write it as its
 	 * owner, the extension owner (or, for a queue made by incetl 0.1 and not
 	 * yet rebuilt, the pipeline's owner), security-restricted, with a fixed
-	 * search_path.  Nothing user-defined runs in that statement: base-type
-	 * columns, no trigger, rule, policy or default of anyone else's.
+	 * search_path.  Nothing user-defined runs in that write: base-type
+	 * columns, no trigger, rule, policy or default of anyone else's (the
+	 * queue writer writes only a queue that has none at all).
 	 */
 	queue_rel = queue_relid(pipeline_id);
 	if (!OidIsValid(queue_rel))
@@ -1254,7 +1666,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("capture queue \"%s\" of incetl pipeline %d is not owned by the extension owner",
-						queue, pipeline_id),
+						queue_qname(pipeline_id), pipeline_id),
 				 errhint("Run the pipeline: it replaces the queue and compares the whole source with the target.")));
 
 	/* a statement trigger: how many rows changed */
@@ -1279,45 +1691,44 @@ incetl_capture(PG_FUNCTION_ARGS)
 	incetl_switch_role(&save, queue_owner, INCETL_ROLE_PIN_PATH);
 	PG_TRY();
 	{
-		if ((row || small) && (entry->plan == NULL ||
-							   !row_keys_match(entry, RelationGetDescr(td->tg_relation), tg)))
-			prepare_row(entry, td, queue, numbered);
+		QueueWriter *w = NULL;
+
+		if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		{
+			set_key_columns(entry, td);
+			if (numbered)
+				w = queue_writer_open(entry, RelationGetDescr(td->tg_relation), queue_rel);
+		}
+		if (w == NULL && (row || small) && entry->plan == NULL)
+			prepare_row(entry, queue_qname(pipeline_id), numbered);
 
 		if (small)
-			capture_small(entry, td);
-		else if (!row)
+			capture_small(entry, w, td);
+		else if (!row && w != NULL)
 		{
-			int			sclass = size_class(rows);
-			int			old_keys = TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
-				!update_kept_keys(td) ? 1 : 0;
-			int			rc;
+			bool		old_keys = capture_statement_direct(entry, td, w);
 
-			if (entry->stmt_plans[sclass][old_keys] == NULL)
-			{
-				SPIPlanPtr	plan = SPI_prepare(statement_sql(td, pipeline_id, numbered, old_keys),
-											   0, NULL);
-
-				if (plan == NULL)
-					elog(ERROR, "incetl: could not prepare the capture: %s",
-						 SPI_result_code_string(SPI_result));
-				if (SPI_keepplan(plan) != 0)
-					elog(ERROR, "incetl: SPI_keepplan failed");
-				entry->stmt_plans[sclass][old_keys] = plan;
-			}
-			rc = SPI_execute_plan(entry->stmt_plans[sclass][old_keys], NULL, NULL, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "incetl: capture returned %s", SPI_result_code_string(rc));
+			queue_writer_close(w);
+			w = NULL;
+			if (old_keys)
+				capture_statement(entry, td, rows, STMT_OLD);
 		}
+		else if (!row)
+			capture_statement(entry, td, rows,
+							  TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
+							  !update_kept_keys(td) ? STMT_NEW_OLD : STMT_NEW);
 		else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-			queue_row_key(entry, td->tg_trigslot, 'i');
+			queue_row_key(entry, w, td->tg_trigslot, 'i');
 		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-			queue_row_key(entry, td->tg_trigslot, 'd');
+			queue_row_key(entry, w, td->tg_trigslot, 'd');
 		else
 		{
-			queue_row_key(entry, td->tg_newslot, 'u');
+			queue_row_key(entry, w, td->tg_newslot, 'u');
 			if (row_key_changed(entry, td->tg_trigslot, td->tg_newslot))
-				queue_row_key(entry, td->tg_trigslot, 'd');
+				queue_row_key(entry, w, td->tg_trigslot, 'd');
 		}
+		if (w != NULL)
+			queue_writer_close(w);
 	}
 	PG_CATCH();
 	{
