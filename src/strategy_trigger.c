@@ -324,6 +324,7 @@ queue_type(Oid typid, int32 typmod)
  * further row takes a block of its own.
  */
 #define QUEUE_BLOCK "16777216"
+#define QUEUE_BLOCK_ROWS INT64CONST(16777216)	/* the same, as a number */
 
 static char *
 queue_sequence(int32 pipeline_id)
@@ -1193,7 +1194,7 @@ queue_writer_seq(QueueWriter *w)
 	int64		seq;
 
 	w->count++;
-	if (w->count < INT64CONST(16777216))
+	if (w->count < QUEUE_BLOCK_ROWS)
 	{
 		if (w->block < 0)
 			w->block = nextval_internal(w->seqrelid, true);
@@ -1201,8 +1202,8 @@ queue_writer_seq(QueueWriter *w)
 	}
 	else
 		block = nextval_internal(w->seqrelid, true);
-	if (pg_mul_s64_overflow(block, INT64CONST(16777216), &seq) ||
-		(w->count < INT64CONST(16777216) && pg_add_s64_overflow(seq, w->count, &seq)))
+	if (pg_mul_s64_overflow(block, QUEUE_BLOCK_ROWS, &seq) ||
+		(w->count < QUEUE_BLOCK_ROWS && pg_add_s64_overflow(seq, w->count, &seq)))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("bigint out of range")));
