@@ -1,5 +1,5 @@
 --
--- 65_trigger_queue_writer: the capture writes the queue's entries itself
+-- 67_trigger_queue_writer: the capture writes the queue's entries itself
 -- (table_multi_insert, as COPY does), not through an INSERT ... SELECT:
 -- the same entries (a statement's seqs numbered in one block of the
 -- queue's sequence, the keys as the source holds them, TOASTed ones
@@ -10,7 +10,6 @@
 -- constraints, indexes and triggers apply.
 --
 CREATE EXTENSION IF NOT EXISTS incetl CASCADE;
-NOTICE:  extension "incetl" already exists, skipping
 CREATE SCHEMA t65;
 CREATE TABLE t65.src (a text, b bigint, v text, PRIMARY KEY (a, b));
 CREATE TABLE t65.tgt (a text, b bigint, v text, PRIMARY KEY (a, b));
@@ -19,18 +18,9 @@ INSERT INTO t65.src SELECT 'k' || i, i, 'v' || i FROM generate_series(1, 1000) A
 ALTER TABLE t65.src ALTER a SET STORAGE EXTERNAL;
 INSERT INTO t65.src VALUES (repeat('x', 2500), 0, 'long');
 SELECT incetl.create_pipeline('t65', 't65.src', 't65.tgt', strategy => 'trigger') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 CALL incetl.run('t65');
 SELECT format('incetl.queue_%s', id) AS queue FROM incetl.pipelines WHERE name = 't65' \gset
 SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = 't65.src'::regclass;
- toasted 
----------
- t
-(1 row)
 
 -- rows in which source and target differ
 CREATE FUNCTION t65.differences() RETURNS bigint
@@ -38,6 +28,7 @@ LANGUAGE sql AS $$
 	SELECT count(*) FROM ((SELECT * FROM t65.src EXCEPT SELECT * FROM t65.tgt)
 						  UNION ALL (SELECT * FROM t65.tgt EXCEPT SELECT * FROM t65.src)) AS d
 $$;
+
 -- run a statement: 'ok', or the SQLSTATE and constraint of its error
 CREATE FUNCTION t65.try(sql text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -52,8 +43,8 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN s || ' ' || c;
 END;
 $$;
+
 \echo '-- an update of 101 rows, the TOASTed key among them'
--- an update of 101 rows, the TOASTed key among them
 BEGIN;
 UPDATE t65.src SET v = v || '+' WHERE b BETWEEN 0 AND 100;
 -- one block, numbered 1..101, stamped with now()
@@ -61,128 +52,59 @@ SELECT count(*) AS entries, count(DISTINCT seq / 16777216) AS blocks,
 	   min(seq % 16777216) AS first, max(seq % 16777216) AS last,
 	   bool_and(op = 'u') AS updates, bool_and(changed_at = now()) AS stamped
   FROM :queue;
- entries | blocks | first | last | updates | stamped 
----------+--------+-------+------+---------+---------
-     101 |      1 |     1 |  101 | t       | t
-(1 row)
-
 -- the keys updated, byte for byte
 SELECT count(*) AS keys FROM :queue AS q JOIN t65.src AS s
 	ON q.k1 = s.a AND q.k2 = s.b AND s.b BETWEEN 0 AND 100;
- keys 
-------
-  101
-(1 row)
-
 SELECT length(k1) AS long_key FROM :queue WHERE k2 = 0;
- long_key 
-----------
-     2500
-(1 row)
-
 COMMIT;
+
 \echo '-- an update moving 50 keys: their new keys, and their old ones'
--- an update moving 50 keys: their new keys, and their old ones
 UPDATE t65.src SET b = b + 10000 WHERE b BETWEEN 101 AND 150;
 SELECT op, count(*), min(k2), max(k2), count(DISTINCT seq / 16777216) AS blocks
   FROM :queue WHERE k2 > 100 GROUP BY op ORDER BY op;
- op | count |  min  |  max  | blocks 
-----+-------+-------+-------+--------
- d  |    50 |   101 |   150 |      1
- u  |    50 | 10101 | 10150 |      1
-(2 rows)
-
 -- an update moving one key of 10: all 10, and the old key moved
 UPDATE t65.src SET b = CASE WHEN b = 151 THEN 20151 ELSE b END WHERE b BETWEEN 151 AND 160;
 SELECT op, count(*), min(k2), max(k2) FROM :queue
  WHERE k2 BETWEEN 151 AND 160 OR k2 = 20151 GROUP BY op ORDER BY op;
- op | count | min |  max  
-----+-------+-----+-------
- d  |     1 | 151 |   151
- u  |    10 | 152 | 20151
-(2 rows)
 
 \echo '-- inserts and deletes, of 10 rows and of 3'
--- inserts and deletes, of 10 rows and of 3
 INSERT INTO t65.src SELECT 'n' || i, i, 'new' FROM generate_series(1, 10) AS i;
 INSERT INTO t65.src SELECT 'm' || i, i, 'new' FROM generate_series(1, 3) AS i;
 DELETE FROM t65.src WHERE b BETWEEN 161 AND 170;
 DELETE FROM t65.src WHERE b BETWEEN 171 AND 173;
 SELECT op, count(*) FROM :queue WHERE k1 ~ '^[nm]' OR k2 BETWEEN 161 AND 173
  GROUP BY op ORDER BY op;
- op | count 
-----+-------
- d  |    13
- i  |    13
-(2 rows)
 
 \echo '-- row triggers (session_replication_role = replica)'
--- row triggers (session_replication_role = replica)
 SET session_replication_role = replica;
 UPDATE t65.src SET v = 'replica' WHERE b BETWEEN 181 AND 190;
 UPDATE t65.src SET b = 30191 WHERE b = 191;
 RESET session_replication_role;
 SELECT op, count(*) FROM :queue WHERE k2 BETWEEN 181 AND 191 OR k2 = 30191
  GROUP BY op ORDER BY op;
- op | count 
-----+-------
- d  |     1
- u  |    11
-(2 rows)
-
 SELECT count(*) = count(DISTINCT seq) AS seqs_distinct FROM :queue;
- seqs_distinct 
----------------
- t
-(1 row)
-
 CALL incetl.run('t65');
 SELECT status, extracted, inserted, updated, deleted FROM regress.last_counts('t65');
-  status   | extracted | inserted | updated | deleted 
------------+-----------+----------+---------+---------
- succeeded |       250 |       65 |     111 |      65
-(1 row)
-
 SELECT t65.differences();
- differences 
--------------
-           0
-(1 row)
 
 \echo '-- a queue with a check constraint: the INSERT, which checks it'
--- a queue with a check constraint: the INSERT, which checks it
 ALTER TABLE :queue ADD CONSTRAINT t65_no_update CHECK (op <> 'u');
 SELECT t65.try('UPDATE t65.src SET v = ''checked'' WHERE b BETWEEN 201 AND 210');
-         try         
----------------------
- 23514 t65_no_update
-(1 row)
-
 SELECT t65.try('UPDATE t65.src SET v = ''checked'' WHERE b = 200');
-         try         
----------------------
- 23514 t65_no_update
-(1 row)
-
 ALTER TABLE :queue DROP CONSTRAINT t65_no_update;
+
 \echo '-- a queue with an index: the INSERT, which maintains it'
--- a queue with an index: the INSERT, which maintains it
 CREATE INDEX t65_queue_k2 ON :queue (k2);
 UPDATE t65.src SET v = 'indexed' WHERE b BETWEEN 211 AND 220;
 UPDATE t65.src SET v = 'indexed' WHERE b = 221;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 SELECT count(*) AS indexed FROM :queue WHERE k2 BETWEEN 211 AND 221;
- indexed 
----------
-      11
-(1 row)
-
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 DROP INDEX incetl.t65_queue_k2;
+
 \echo '-- a queue with a trigger: the INSERT, which fires it'
--- a queue with a trigger: the INSERT, which fires it
 CREATE FUNCTION t65.queue_written() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -193,49 +115,17 @@ $$;
 CREATE TRIGGER t65_queue_written AFTER INSERT ON :queue
 	FOR EACH STATEMENT EXECUTE FUNCTION t65.queue_written();
 UPDATE t65.src SET v = 'triggered' WHERE b BETWEEN 231 AND 240;
-NOTICE:  queue written: INSERT
 UPDATE t65.src SET v = 'triggered' WHERE b = 241;
-NOTICE:  queue written: INSERT
 DROP TRIGGER t65_queue_written ON :queue;
 SELECT count(*) AS triggered FROM :queue WHERE k2 BETWEEN 231 AND 241;
- triggered 
------------
-        11
-(1 row)
 
 \echo '-- written directly again'
--- written directly again
 UPDATE t65.src SET v = 'direct' WHERE b BETWEEN 251 AND 260;
 SELECT count(*) AS direct, count(DISTINCT seq / 16777216) AS blocks
   FROM :queue WHERE k2 BETWEEN 251 AND 260;
- direct | blocks 
---------+--------
-     10 |      1
-(1 row)
-
 CALL incetl.run('t65');
 SELECT status, extracted, inserted, updated, deleted FROM regress.last_counts('t65');
-  status   | extracted | inserted | updated | deleted 
------------+-----------+----------+---------+---------
- succeeded |        32 |        0 |      32 |       0
-(1 row)
-
 SELECT t65.differences();
- differences 
--------------
-           0
-(1 row)
 
 SELECT incetl.drop_pipeline('t65');
- drop_pipeline 
----------------
- 
-(1 row)
-
 DROP SCHEMA t65 CASCADE;
-NOTICE:  drop cascades to 5 other objects
-DETAIL:  drop cascades to table t65.src
-drop cascades to table t65.tgt
-drop cascades to function t65.differences()
-drop cascades to function t65.try(text)
-drop cascades to function t65.queue_written()
