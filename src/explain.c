@@ -36,7 +36,7 @@
 
 #include "engine.h"
 
-PG_FUNCTION_INFO_V1(incetl_explain);
+INCETL_FUNCTION(incetl_explain);
 
 /*
  * EXPLAIN one statement, with the settings a run gives it; its plan as

@@ -42,7 +42,7 @@
 
 #include "strategy.h"
 
-PG_FUNCTION_INFO_V1(incetl_guard);
+INCETL_FUNCTION(incetl_guard);
 
 /* may the caller hear about this pipeline? */
 static bool

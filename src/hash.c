@@ -50,7 +50,7 @@
 
 #include "incetl.h"
 
-PG_FUNCTION_INFO_V1(incetl_row_hash);
+INCETL_FUNCTION(incetl_row_hash);
 
 #define ROW_HASH_SEED		UINT64CONST(0x1ec7e7105eed)
 #define ROW_HASH_NULL		UINT64CONST(0x9e3779b97f4a7c15)
@@ -436,7 +436,7 @@ row_bytes_append(void *arg, const void *data, Size len)
  * digest(incetl.row_bytes(r), 'sha256') is the hash a 'sha256' pipeline
  * stores for r.
  */
-PG_FUNCTION_INFO_V1(incetl_row_bytes);
+INCETL_FUNCTION(incetl_row_bytes);
 
 Datum
 incetl_row_bytes(PG_FUNCTION_ARGS)
@@ -469,7 +469,7 @@ row_bytes_digest(void *arg, const void *data, Size len)
  * through pgcrypto since 0.3, and this function stays for whoever called
  * it.
  */
-PG_FUNCTION_INFO_V1(incetl_row_sha256);
+INCETL_FUNCTION(incetl_row_sha256);
 
 Datum
 incetl_row_sha256(PG_FUNCTION_ARGS)

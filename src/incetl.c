@@ -27,7 +27,7 @@ int			incetl_run_log_retention_s = 30 * 24 * 3600;
 /* a 'trigger' run empties its queue by TRUNCATE from this many entries */
 int			incetl_queue_truncate_min = 10000;
 
-void		_PG_init(void);
+extern PGDLLEXPORT void _PG_init(void);
 
 void
 _PG_init(void)

@@ -17,6 +17,15 @@
 
 #include "storage/lockdefs.h"
 
+/*
+ * Declares an SQL-callable function: PG_FUNCTION_INFO_V1, and the function
+ * exported.  The library is built with -fvisibility=hidden (Makefile), and
+ * PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function.
+ */
+#define INCETL_FUNCTION(funcname) \
+	PG_FUNCTION_INFO_V1(funcname); \
+	extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS)
+
 /* a pipeline's locks (lock.c) */
 typedef enum IncetlLockKind
 {

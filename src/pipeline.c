@@ -31,12 +31,12 @@
 
 #include "strategy.h"
 
-PG_FUNCTION_INFO_V1(incetl_create_pipeline);
-PG_FUNCTION_INFO_V1(incetl_alter_pipeline);
-PG_FUNCTION_INFO_V1(incetl_drop_pipeline);
-PG_FUNCTION_INFO_V1(incetl_set_watermark);
-PG_FUNCTION_INFO_V1(incetl_reset_watermark);
-PG_FUNCTION_INFO_V1(incetl_history_table_dropped);
+INCETL_FUNCTION(incetl_create_pipeline);
+INCETL_FUNCTION(incetl_alter_pipeline);
+INCETL_FUNCTION(incetl_drop_pipeline);
+INCETL_FUNCTION(incetl_set_watermark);
+INCETL_FUNCTION(incetl_reset_watermark);
+INCETL_FUNCTION(incetl_history_table_dropped);
 
 /*
  * Connect SPI and load a pipeline that the caller may change, once no run

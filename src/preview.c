@@ -25,7 +25,7 @@
 
 #include "strategy.h"
 
-PG_FUNCTION_INFO_V1(incetl_preview);
+INCETL_FUNCTION(incetl_preview);
 
 typedef struct PreviewArgs
 {

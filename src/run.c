@@ -24,11 +24,11 @@
 
 #include "engine.h"
 
-PG_FUNCTION_INFO_V1(incetl_run);
-PG_FUNCTION_INFO_V1(incetl_run_all);
-PG_FUNCTION_INFO_V1(incetl_backfill_time);
-PG_FUNCTION_INFO_V1(incetl_backfill_int);
-PG_FUNCTION_INFO_V1(incetl_reconcile);
+INCETL_FUNCTION(incetl_run);
+INCETL_FUNCTION(incetl_run_all);
+INCETL_FUNCTION(incetl_backfill_time);
+INCETL_FUNCTION(incetl_backfill_int);
+INCETL_FUNCTION(incetl_reconcile);
 
 /* called by CALL outside a transaction block: it may commit */
 bool

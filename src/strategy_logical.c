@@ -97,7 +97,7 @@
 #include "decode.h"
 #include "strategy.h"
 
-PG_FUNCTION_INFO_V1(incetl_drop_extension_slots);
+INCETL_FUNCTION(incetl_drop_extension_slots);
 
 /* slots, used by this file's callbacks */
 static void incetl_logical_check(IncetlPipeline *p);

@@ -130,7 +130,7 @@
 
 #include "strategy.h"
 
-PG_FUNCTION_INFO_V1(incetl_capture);
+INCETL_FUNCTION(incetl_capture);
 
 /* the capture machinery, used by this file's callbacks */
 #define CAPTURE_COVER_CREATE		0x01	/* create_pipeline */
