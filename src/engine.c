@@ -33,10 +33,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/slot.h"
@@ -46,9 +53,12 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "engine.h"
 
@@ -737,6 +747,169 @@ remember_last_row(EngineRun *er, Datum wm, Datum *keys, bool *nulls)
 }
 
 /*
+ * Whether index (of the source) can answer the probe of (watermark, key) >
+ * cursor AND watermark < bound itself: a valid btree index, neither partial
+ * nor on expressions, whose first columns are the watermark and the key
+ * columns in that order, each ascending, through its type's default btree
+ * operator family (whose operators the probe's statement uses:
+ * deparse_cursor_compare), of a type without collation.  attnums[] and
+ * types[] are the ncols columns'.
+ */
+static bool
+index_fits_probe(Relation index, int ncols, AttrNumber *attnums, Oid *types)
+{
+	Form_pg_index form = index->rd_index;
+
+	if (index->rd_rel->relam != BTREE_AM_OID || !form->indisvalid ||
+		!form->indisready || !form->indislive || form->indcheckxmin ||
+		form->indnkeyatts < ncols ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+		return false;
+	for (int i = 0; i < ncols; i++)
+	{
+		TypeCacheEntry *tc;
+
+		if (form->indkey.values[i] != attnums[i] ||
+			index->rd_indoption[i] != 0 ||
+			OidIsValid(index->rd_indcollation[i]) ||
+			OidIsValid(get_typcollation(types[i])) ||
+			index->rd_opcintype[i] != types[i])
+			return false;
+		tc = lookup_type_cache(types[i], TYPECACHE_BTREE_OPFAMILY);
+		if (!OidIsValid(tc->btree_opf) || tc->btree_opintype != types[i] ||
+			index->rd_opfamily[i] != tc->btree_opf)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The probe of range_is_empty through the source's (watermark, key) index
+ * itself, without a statement, where it reads what the statement would:
+ * the source is a plain table (no child tables, no row security, not
+ * Citus's), the range is (watermark, key) > the cursor (no key null) and,
+ * for a time watermark, watermark < the late-commit bound of the same
+ * type, and an index fits (index_fits_probe).  The scan is what the
+ * statement's plan would be, an index scan whose row comparison is the
+ * index qual, under a snapshot taken now (as the statement's), in the
+ * same step, as the pipeline's owner.  Returns 1 when the range holds a
+ * row, 0 when it holds none, -1 when it cannot tell (the statement then
+ * probes).  Parsing and planning even that small statement is most of
+ * what a run with nothing to do costs in a fresh session.
+ */
+static int
+direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
+				   char *nulls)
+{
+	int			ncols = p->nkeys + 1;
+	AttrNumber *attnums;
+	Oid		   *types;
+	Relation	rel;
+	Oid			indexoid = InvalidOid;
+	List	   *indexes;
+	ListCell   *lc;
+	int			found = -1;
+
+	if (p->src_relkind != RELKIND_RELATION || p->src_citus != '\0' ||
+		shape->lower != LOWER_AFTER || shape->edge ||
+		(shape->upper != UPPER_NONE &&
+		 (shape->upper != UPPER_LT || shape->upper_type != p->wm_type)))
+		return -1;
+	attnums = palloc(sizeof(AttrNumber) * ncols);
+	types = palloc(sizeof(Oid) * ncols);
+	types[0] = p->wm_type;
+	attnums[0] = get_attnum(p->source, p->watermark_column);
+	for (int i = 0; i < p->nkeys; i++)
+	{
+		types[i + 1] = p->keys[i]->src_type;
+		attnums[i + 1] = get_attnum(p->source, p->keys[i]->name);
+	}
+	for (int i = 0; i < ncols; i++)
+	{
+		if (attnums[i] == InvalidAttrNumber || nulls[i] == 'n')
+			return -1;
+		if (get_atttype(p->source, attnums[i]) != types[i])
+			return -1;
+	}
+
+	rel = table_open(p->source, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
+		rel->rd_rel->relrowsecurity)
+	{
+		table_close(rel, AccessShareLock);
+		return -1;
+	}
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		fits = index_fits_probe(index, ncols, attnums, types);
+
+		index_close(index, AccessShareLock);
+		if (fits)
+		{
+			indexoid = lfirst_oid(lc);
+			break;
+		}
+	}
+	list_free(indexes);
+
+	if (OidIsValid(indexoid))
+	{
+		Relation	index = index_open(indexoid, AccessShareLock);
+		ScanKeyData *members = palloc0(sizeof(ScanKeyData) * ncols);
+		ScanKeyData keys[2];
+		int			nkeys = 1;
+		Snapshot	snapshot;
+		IndexScanDesc scan;
+		TupleTableSlot *slot;
+
+		/* (watermark, key...) > cursor, as ExecIndexBuildScanKeys builds it */
+		for (int i = 0; i < ncols; i++)
+		{
+			Oid			opf = index->rd_opfamily[i];
+			Oid			cmp = get_opfamily_proc(opf, types[i], types[i], BTORDER_PROC);
+
+			if (!OidIsValid(cmp))
+				elog(ERROR, "incetl: no btree comparison for type %u", types[i]);
+			ScanKeyEntryInitialize(&members[i],
+								   SK_ROW_MEMBER | (i == ncols - 1 ? SK_ROW_END : 0),
+								   i + 1, BTGreaterStrategyNumber, types[i],
+								   InvalidOid, cmp, values[i]);
+		}
+		MemSet(&keys[0], 0, sizeof(ScanKeyData));
+		keys[0].sk_flags = SK_ROW_HEADER;
+		keys[0].sk_attno = 1;
+		keys[0].sk_strategy = BTGreaterStrategyNumber;
+		keys[0].sk_argument = PointerGetDatum(members);
+		if (shape->upper == UPPER_LT)
+		{
+			Oid			lt = get_opfamily_member(index->rd_opfamily[0], types[0], types[0],
+												 BTLessStrategyNumber);
+
+			if (!OidIsValid(lt))
+				elog(ERROR, "incetl: no btree < for type %u", types[0]);
+			ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTLessStrategyNumber, types[0],
+								   InvalidOid, get_opcode(lt), values[ncols]);
+		}
+
+		/* a snapshot of its own, as the batch's statement would take */
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		slot = table_slot_create(rel, NULL);
+		scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+		index_rescan(scan, keys, nkeys, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot) ? 1 : 0;
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		UnregisterSnapshot(snapshot);
+		index_close(index, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Whether the first batch of the forward pass would read nothing: a run
  * with nothing to do (the common case of a frequent schedule) then runs a
  * one-row index probe instead of planning the batch statement, which in a
@@ -758,6 +931,9 @@ range_is_empty(EngineRun *er, IncetlBatchShape *shape, Datum *values, char *null
 
 	if (!incetl_range_probe_applies(run, fast_load))
 		return false;
+	rc = direct_range_probe(p, shape, values, nulls);
+	if (rc >= 0)
+		return rc == 0;
 	sql = incetl_sql_range_probe(p, shape, &nargs, argtypes);
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
