@@ -41,6 +41,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_opclass.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -58,7 +59,6 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 #include "engine.h"
 
@@ -104,6 +104,7 @@ typedef enum StepRole
 
 static ErrorData *protected_step(EngineRun *er, RunStep step, StepRole as);
 static void step_batch(EngineRun *er);
+static void constraints_immediate(IncetlRun *run);
 
 /*
  * Run step in a subtransaction; on error roll it back and return the error.
@@ -751,14 +752,17 @@ remember_last_row(EngineRun *er, Datum wm, Datum *keys, bool *nulls)
  * cursor AND watermark < bound itself: a valid btree index, neither partial
  * nor on expressions, whose first columns are the watermark and the key
  * columns in that order, each ascending, through its type's default btree
- * operator family (whose operators the probe's statement uses:
- * deparse_cursor_compare), of a type without collation.  attnums[] and
- * types[] are the ncols columns'.
+ * operator class (whose family's operators the probe's statement uses:
+ * deparse_cursor_compare; the default class of exactly that input type is
+ * the one the type cache finds), of a type without collation.  attnums[]
+ * and types[] are the ncols columns'.
  */
 static bool
 index_fits_probe(Relation index, int ncols, AttrNumber *attnums, Oid *types)
 {
 	Form_pg_index form = index->rd_index;
+	oidvector  *indclass;
+	bool		isnull;
 
 	if (index->rd_rel->relam != BTREE_AM_OID || !form->indisvalid ||
 		!form->indisready || !form->indislive || form->indcheckxmin ||
@@ -766,9 +770,16 @@ index_fits_probe(Relation index, int ncols, AttrNumber *attnums, Oid *types)
 		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
 		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
 		return false;
+	indclass = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, index->rd_indextuple,
+															 Anum_pg_index_indclass,
+															 &isnull));
+	if (isnull)
+		return false;
 	for (int i = 0; i < ncols; i++)
 	{
-		TypeCacheEntry *tc;
+		HeapTuple	ctup;
+		Form_pg_opclass opc;
+		bool		fits;
 
 		if (form->indkey.values[i] != attnums[i] ||
 			index->rd_indoption[i] != 0 ||
@@ -776,9 +787,14 @@ index_fits_probe(Relation index, int ncols, AttrNumber *attnums, Oid *types)
 			OidIsValid(get_typcollation(types[i])) ||
 			index->rd_opcintype[i] != types[i])
 			return false;
-		tc = lookup_type_cache(types[i], TYPECACHE_BTREE_OPFAMILY);
-		if (!OidIsValid(tc->btree_opf) || tc->btree_opintype != types[i] ||
-			index->rd_opfamily[i] != tc->btree_opf)
+		ctup = SearchSysCache1(CLAOID, ObjectIdGetDatum(indclass->values[i]));
+		if (!HeapTupleIsValid(ctup))
+			return false;
+		opc = (Form_pg_opclass) GETSTRUCT(ctup);
+		fits = opc->opcmethod == BTREE_AM_OID && opc->opcdefault &&
+			opc->opcintype == types[i] && opc->opcfamily == index->rd_opfamily[i];
+		ReleaseSysCache(ctup);
+		if (!fits)
 			return false;
 	}
 	return true;
@@ -1067,6 +1083,9 @@ range_batch(EngineRun *er)
 		run->strategy->range_advance(run, 0);
 		return;
 	}
+	/* before the batch writes (step_batch) */
+	if (run->strategy->before_batch == NULL)
+		constraints_immediate(run);
 
 	values[np++] = Int64GetDatum(run->run_id);
 	if (p->hist_qname)
@@ -1397,6 +1416,15 @@ compare_batch(EngineRun *er)
 		pass_done(run, PASS_COMPARE);
 }
 
+/* SET CONSTRAINTS ALL IMMEDIATE, when the run commits per batch (step_batch) */
+static void
+constraints_immediate(IncetlRun *run)
+{
+	if (run->nonatomic &&
+		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "incetl: SET CONSTRAINTS failed");
+}
+
 static void
 step_batch(EngineRun *er)
 {
@@ -1413,11 +1441,13 @@ step_batch(EngineRun *er)
 	 * the run commits per batch, so checking them at the end of its
 	 * statement is what COMMIT would have done.  Inside the caller's
 	 * transaction block they stay deferred, and such a target fails with
-	 * PostgreSQL's "cannot fire deferred trigger" error.
+	 * PostgreSQL's "cannot fire deferred trigger" error.  A range batch
+	 * does it once it knows it has rows (range_batch): one that finds none
+	 * writes nothing.
 	 */
-	if (run->nonatomic &&
-		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "incetl: SET CONSTRAINTS failed");
+	if (run->strategy->before_batch || run->pass == PASS_KEYED ||
+		run->pass == PASS_COMPARE)
+		constraints_immediate(run);
 
 	if (run->strategy->before_batch)
 		run->strategy->before_batch(run);
