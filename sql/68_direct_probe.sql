@@ -1,5 +1,5 @@
 --
--- 65_direct_probe: a run asks first whether anything lies above its cursor.
+-- 68_direct_probe: a run asks first whether anything lies above its cursor.
 -- Where the source is a plain table with an index on (watermark, key) of
 -- types without collation, it asks that index directly (engine.c,
 -- direct_range_probe); elsewhere (a table with child tables, a key with a
