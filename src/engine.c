@@ -49,6 +49,7 @@
 #include "miscadmin.h"
 #include "replication/slot.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -847,6 +848,18 @@ direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
 			return -1;
 		if (get_atttype(p->source, attnums[i]) != types[i])
 			return -1;
+	}
+
+	/*
+	 * The statement would need SELECT on the columns it reads: an owner who
+	 * lacks it must meet its error, not a scan that needs no privilege.
+	 */
+	if (pg_class_aclcheck(p->source, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	{
+		for (int i = 0; i < ncols; i++)
+			if (pg_attribute_aclcheck(p->source, attnums[i], GetUserId(),
+									  ACL_SELECT) != ACLCHECK_OK)
+				return -1;
 	}
 
 	rel = table_open(p->source, AccessShareLock);
