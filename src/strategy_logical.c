@@ -678,26 +678,9 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 	r->typed = typed;
 	if (typed)
 	{
-		/*
-		 * Each key column in its source type and typmod, a domain's in its
-		 * base type and typmod: the fill casts it to the domain
-		 * (logical_fill_sql), which runs the domain's CHECK as the JSON
-		 * path's cast did.
-		 */
-		r->desc = CreateTemplateTupleDesc(p->nkeys + 3);
-		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
-		TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
-		for (int i = 0; i < p->nkeys; i++)
-		{
-			int32		typmod = p->keys[i]->src_typmod;
-			Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
-
-			TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
-							   type, typmod, 0);
-		}
-		TupleDescInitEntry(r->desc, (AttrNumber) (p->nkeys + 3), "o", INT8OID, -1, 0);
-		r->values = palloc0(sizeof(Datum) * (p->nkeys + 3));
-		r->nulls = palloc0(sizeof(bool) * (p->nkeys + 3));
+		ListCell   *lc;
+		int			n = p->nkeys + 3;
+		int			j = 0;
 
 		memset(&sink, 0, sizeof(sink));
 
@@ -708,24 +691,31 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 		 */
 		if (incetl_logical_rows(p) &&
 			check_enable_rls(p->source, InvalidOid, true) != RLS_ENABLED)
-		{
-			ListCell   *lc;
-			int			n = p->nkeys + 3;
-			int			j = 0;
-
 			r->ncols = list_length(p->columns);
-			r->desc = CreateTemplateTupleDesc(n + 1 + r->ncols);
-			TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
-			TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
-			for (int i = 0; i < p->nkeys; i++)
-			{
-				int32		typmod = p->keys[i]->src_typmod;
-				Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
 
-				TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
-								   type, typmod, 0);
-			}
-			TupleDescInitEntry(r->desc, (AttrNumber) n, "o", INT8OID, -1, 0);
+		/*
+		 * Each key column in its source type and typmod, a domain's in its
+		 * base type and typmod: the fill casts it to the domain
+		 * (logical_fill_sql), which runs the domain's CHECK as the JSON
+		 * path's cast did.  Then o, and with rows hr, v1 .. vm.
+		 */
+		r->desc = CreateTemplateTupleDesc(n + (r->ncols > 0 ? 1 + r->ncols : 0));
+		TupleDescInitEntry(r->desc, (AttrNumber) 1, "lsn", PG_LSNOID, -1, 0);
+		TupleDescInitEntry(r->desc, (AttrNumber) 2, "op", CHAROID, -1, 0);
+		for (int i = 0; i < p->nkeys; i++)
+		{
+			int32		typmod = p->keys[i]->src_typmod;
+			Oid			type = getBaseTypeAndTypmod(p->keys[i]->src_type, &typmod);
+
+			TupleDescInitEntry(r->desc, (AttrNumber) (i + 3), psprintf("k%d", i + 1),
+							   type, typmod, 0);
+		}
+		TupleDescInitEntry(r->desc, (AttrNumber) n, "o", INT8OID, -1, 0);
+		r->values = palloc0(sizeof(Datum) * r->desc->natts);
+		r->nulls = palloc0(sizeof(bool) * r->desc->natts);
+
+		if (r->ncols > 0)
+		{
 			TupleDescInitEntry(r->desc, (AttrNumber) (n + 1), "hr", BOOLOID, -1, 0);
 			sink.ncols = r->ncols;
 			sink.colnames = palloc(sizeof(char *) * r->ncols);
@@ -745,8 +735,6 @@ incetl_logical_read(IncetlPipeline *p, const char *slot, XLogRecPtr above,
 				j++;
 			}
 			sink.relfilenode = relation_file(p->source);
-			r->values = palloc0(sizeof(Datum) * (n + 1 + r->ncols));
-			r->nulls = palloc0(sizeof(bool) * (n + 1 + r->ncols));
 		}
 		sink.relid = p->source;
 		sink.nkeys = p->nkeys;
