@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -170,15 +171,29 @@ insert_run_row_direct(int n, const char **names, Oid *types, Datum *values,
 	attnums = palloc(sizeof(AttrNumber) * n);
 	for (int i = 0; i < n; i++)
 	{
+		Form_pg_attribute att;
+
 		attnums[i] = attnameAttNum(rel, names[i], false);
-		if (attnums[i] <= 0 || TupleDescAttr(desc, attnums[i] - 1)->atttypid != types[i])
+		att = attnums[i] > 0 ? TupleDescAttr(desc, attnums[i] - 1) : NULL;
+
+		/*
+		 * The statement would coerce to a typmod (varchar(n), say): only a
+		 * column without one takes the value as it is.
+		 */
+		if (att == NULL || att->atttypid != types[i] || att->atttypmod != -1)
 		{
 			table_close(rel, RowExclusiveLock);
 			return false;
 		}
 	}
+	/*
+	 * Rules (an INSTEAD rule would replace the statement) and the INSERT
+	 * privilege the statement's owner would need are the statement's too.
+	 */
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->trigdesc != NULL || rel->rd_rel->relforcerowsecurity)
+		rel->trigdesc != NULL || rel->rd_rel->relforcerowsecurity ||
+		rel->rd_rel->relhasrules ||
+		pg_class_aclcheck(relid, incetl_extension_owner(), ACL_INSERT) != ACLCHECK_OK)
 	{
 		table_close(rel, RowExclusiveLock);
 		return false;
