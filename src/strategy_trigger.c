@@ -1022,7 +1022,8 @@ prepare_row(CapturePlan *entry, const char *queue, bool numbered)
  * Only a queue of exactly the layout incetl makes is written this way:
  * seq, k1..kn in the base types of the source's key columns, op,
  * changed_at whose default is now(), and nothing else: no index, trigger,
- * rule, policy, check constraint or NOT NULL key column, which the
+ * rule, policy, check constraint, partition constraint (a queue attached
+ * as a partition) or NOT NULL key column, which the
  * executor's INSERT would have to maintain, check or run.  A queue that
  * differs in any way (made by an older incetl, or changed by hand) takes
  * the prepared INSERTs, which do whatever an INSERT does, errors included.
@@ -1123,7 +1124,8 @@ queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
 
 	rel = table_open(queue_rel, RowExclusiveLock);
 	qdesc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->trigdesc != NULL ||
 		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity ||
 		(qdesc->constr != NULL && qdesc->constr->num_check > 0) ||
 		qdesc->natts != nkeys + 3 || RelationGetIndexList(rel) != NIL ||
