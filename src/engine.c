@@ -866,7 +866,7 @@ direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
 		rel->rd_rel->relrowsecurity)
 	{
-		table_close(rel, AccessShareLock);
+		table_close(rel, NoLock);
 		return -1;
 	}
 	indexes = RelationGetIndexList(rel);
@@ -875,7 +875,7 @@ direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
 		bool		fits = index_fits_probe(index, ncols, attnums, types);
 
-		index_close(index, AccessShareLock);
+		index_close(index, NoLock);
 		if (fits)
 		{
 			indexoid = lfirst_oid(lc);
@@ -923,7 +923,12 @@ direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
 								   InvalidOid, get_opcode(lt), values[ncols]);
 		}
 
-		/* a snapshot of its own, as the batch's statement would take */
+		/*
+		 * a snapshot of its own, as the batch's statement would take, after
+		 * the CommandCounterIncrement SPI does before a statement: what the
+		 * run's transaction wrote so far is seen as the statement sees it
+		 */
+		CommandCounterIncrement();
 		snapshot = RegisterSnapshot(GetTransactionSnapshot());
 		slot = table_slot_create(rel, NULL);
 		scan = index_beginscan(rel, index, snapshot, nkeys, 0);
@@ -932,9 +937,10 @@ direct_range_probe(IncetlPipeline *p, IncetlBatchShape *shape, Datum *values,
 		index_endscan(scan);
 		ExecDropSingleTupleTableSlot(slot);
 		UnregisterSnapshot(snapshot);
-		index_close(index, AccessShareLock);
+		/* the locks are kept to the transaction's end, as a statement's */
+		index_close(index, NoLock);
 	}
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	return found;
 }
 
