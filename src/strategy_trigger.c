@@ -1114,7 +1114,8 @@ queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
 	char		seqname[NAMEDATALEN];
 	QueueWriter *w;
 
-	if (XactReadOnly ||
+	/* the INSERT's errors for these (the executor's checks) */
+	if (XactReadOnly || IsInParallelMode() ||
 		pg_class_aclcheck(queue_rel, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		return NULL;
 	snprintf(seqname, sizeof(seqname), "%s_seq", incetl_queue_relname(entry->pipeline_id));
