@@ -133,7 +133,7 @@ TRUNCATE t31_m.log;
 SET ROLE t31_mallory;
 CREATE TEMP TABLE attempts (attempt text, result text);
 INSERT INTO attempts
-SELECT a, replace(regress.try(format(a, 'incetl.queue_' || :'qid')), :'qid', '<id>')
+SELECT a, replace(regress.try(format(a, 'incetl.queue_' || :'qid')), 'queue_' || :'qid', 'queue_<id>')
   FROM unnest(ARRAY[
 	'CREATE TRIGGER hook AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION t31_m.attack_trigger()',
 	'ALTER TABLE %s ADD CHECK (false) NOT VALID',
@@ -152,7 +152,7 @@ SELECT a, replace(regress.try(format(a, 'incetl.queue_' || :'qid')), :'qid', '<i
 	'TRUNCATE %s']) AS a;
 SELECT attempt, result FROM attempts;
 -- reading it is all she may do
-SELECT replace(regress.try(format('SELECT count(*) FROM incetl.queue_%s', :'qid')), :'qid', '<id>') AS read_queue;
+SELECT replace(regress.try(format('SELECT count(*) FROM incetl.queue_%s', :'qid')), 'queue_' || :'qid', 'queue_<id>') AS read_queue;
 RESET ROLE;
 
 \echo '-- superusers write her table'
