@@ -1248,11 +1248,16 @@ queue_writer_add(QueueWriter *w, Datum *keys, bool *isnull, char op)
 	w->nbuffered++;
 }
 
-/* write what is buffered and close the queue (its lock is kept) */
+/*
+ * Write what is buffered and close the queue (its lock is kept); what
+ * follows in the transaction sees the entries, as after the INSERT an SPI
+ * statement would have run.
+ */
 static void
 queue_writer_close(QueueWriter *w)
 {
 	queue_writer_flush(w);
+	CommandCounterIncrement();
 	for (int i = 0; i < w->nslots; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	table_close(w->rel, NoLock);
