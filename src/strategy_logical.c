@@ -1289,6 +1289,20 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
 }
 
 /*
+ * Key i of a typed read's row c: as read, or cast to the key's domain,
+ * with the source's collation (incetl_key_collate), by which the fill
+ * groups and ranks the keys
+ */
+static char *
+typed_key(IncetlPipeline *p, int i)
+{
+	if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
+		return psprintf("CAST(c.k%d AS %s)%s", i + 1, p->keys[i]->src_typename,
+						incetl_key_collate(p->keys[i]));
+	return psprintf("c.k%d%s", i + 1, incetl_key_collate(p->keys[i]));
+}
+
+/*
  * The fill of a typed read (incetl_logical_read): its rows are the changes
  * above the applied LSN, no TRUNCATE, with the keys typed (lsn, op, k1 ..
  * kn, o), so there is no JSON to parse and nothing to cast but a domain
@@ -1301,6 +1315,10 @@ logical_fill_sql(IncetlPipeline *p, bool from_read, bool first)
  * SELECT $4 + row_number() OVER (ORDER BY k1, ...), x.k1, ..., 'u'
  * FROM (SELECT DISTINCT c.k1, ... FROM incetl_slot_changes AS c) AS x
  * [WHERE NOT EXISTS (SELECT 1 FROM <work table> AS w WHERE w.k1 = x.k1 ...)]
+ *
+ * With ncols > 0, the rows' hr, v1 .. vm too, and each key's last change
+ * (DISTINCT ON (k1, ...) ... ORDER BY k1, ..., c.o DESC); last_only: the
+ * read kept those already (keep_last_changes), and they go in as they are.
  */
 static char *
 logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols, bool last_only)
@@ -1310,47 +1328,11 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols, bool last_only)
 	int			i;
 
 	Assert(p->hist_qname == NULL);
+	Assert(!last_only || (first && ncols > 0));
 
-	/*
-	 * The read's rows are each key's last change already, in key order,
-	 * numbered by o (keep_last_changes): insert them as they are.
-	 */
-	if (last_only)
-	{
-		Assert(first && ncols > 0);
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
-		for (i = 0; i < p->nkeys; i++)
-			appendStringInfo(&sql, "k%d, ", i + 1);
-		appendStringInfoString(&sql, "op, hr");
-		for (i = 0; i < ncols; i++)
-			appendStringInfo(&sql, ", v%d", i + 1);
-		appendStringInfoString(&sql, ") SELECT $4 OPERATOR(pg_catalog.+) c.o");
-		for (i = 0; i < p->nkeys; i++)
-		{
-			if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
-				appendStringInfo(&sql, ", CAST(c.k%d AS %s)", i + 1, p->keys[i]->src_typename);
-			else
-				appendStringInfo(&sql, ", c.k%d", i + 1);
-		}
-		appendStringInfoString(&sql, ", 'u'::pg_catalog.\"char\", c.hr");
-		for (i = 0; i < ncols; i++)
-			appendStringInfo(&sql, ", c.v%d", i + 1);
-		appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
-		return sql.data;
-	}
-
-	/* grouped and ranked by the source's collation (incetl_key_collate) */
 	initStringInfo(&keys);
 	for (i = 0; i < p->nkeys; i++)
-	{
-		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
-			appendStringInfo(&keys, "%sCAST(c.k%d AS %s)%s", i ? ", " : "", i + 1,
-							 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]));
-		else
-			appendStringInfo(&keys, "%sc.k%d%s", i ? ", " : "", i + 1,
-							 incetl_key_collate(p->keys[i]));
-	}
+		appendStringInfo(&keys, "%s%s", i ? ", " : "", typed_key(p, i));
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (rn, ", incetl_work_table_name(p));
@@ -1361,6 +1343,21 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols, bool last_only)
 		appendStringInfoString(&sql, ", hr");
 	for (i = 0; i < ncols; i++)
 		appendStringInfo(&sql, ", v%d", i + 1);
+
+	/*
+	 * The read's rows are each key's last change already, in key order,
+	 * numbered by o (keep_last_changes): insert them as they are.
+	 */
+	if (last_only)
+	{
+		appendStringInfo(&sql, ") SELECT $4 OPERATOR(pg_catalog.+) c.o, %s, "
+						 "'u'::pg_catalog.\"char\", c.hr", keys.data);
+		for (i = 0; i < ncols; i++)
+			appendStringInfo(&sql, ", c.v%d", i + 1);
+		appendStringInfo(&sql, " FROM %s AS c", INCETL_CHANGES_ENR);
+		return sql.data;
+	}
+
 	appendStringInfoString(&sql, ") SELECT $4 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER (ORDER BY ");
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(&sql, "%sx.k%d", i ? ", " : "", i + 1);
@@ -1382,15 +1379,7 @@ logical_fill_typed_sql(IncetlPipeline *p, bool first, int ncols, bool last_only)
 	else
 		appendStringInfoString(&sql, " FROM (SELECT DISTINCT ");
 	for (i = 0; i < p->nkeys; i++)
-	{
-		if (get_typtype(p->keys[i]->src_type) == TYPTYPE_DOMAIN)
-			appendStringInfo(&sql, "%sCAST(c.k%d AS %s)%s AS k%d", i ? ", " : "", i + 1,
-							 p->keys[i]->src_typename, incetl_key_collate(p->keys[i]),
-							 i + 1);
-		else
-			appendStringInfo(&sql, "%sc.k%d%s AS k%d", i ? ", " : "", i + 1,
-							 incetl_key_collate(p->keys[i]), i + 1);
-	}
+		appendStringInfo(&sql, "%s%s AS k%d", i ? ", " : "", typed_key(p, i), i + 1);
 	if (ncols > 0)
 		appendStringInfoString(&sql, ", c.hr");
 	for (i = 0; i < ncols; i++)
