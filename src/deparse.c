@@ -3953,26 +3953,9 @@ keyed_merge_direct(IncetlPipeline *p)
 bool
 incetl_logical_rows(IncetlPipeline *p)
 {
-	ListCell   *lc;
-
-	if (strcmp(p->strategy_name, "logical") != 0 || p->hist_qname != NULL ||
-		OidIsValid(p->history_table) || p->src_relkind != RELKIND_RELATION ||
-		p->sequence_column != NULL || p->columns == NIL ||
-		!incetl_keyed_batch_merges(p, false) || !keyed_merge_direct(p))
-		return false;
-	foreach(lc, p->columns)
-	{
-		IncetlColumn *c = lfirst(lc);
-
-		if (strncmp(c->name, "incetl_", 7) == 0)
-			return false;
-	}
-	for (int i = 0; i < p->nkeys; i++)
-		if (!list_member_ptr(p->columns, p->keys[i]))
-			return false;
-	if (p->logical_rows_fit == 0)
-		p->logical_rows_fit = logical_rows_fit(p) ? 1 : -1;
-	return p->logical_rows_fit > 0;
+	if (p->logical_rows == 0)
+		p->logical_rows = logical_rows_fit(p) ? 1 : -1;
+	return p->logical_rows > 0;
 }
 
 /*
@@ -4025,10 +4008,10 @@ logical_rows_column_fits(IncetlPipeline *p, Oid type, Oid collation, Size *off)
 }
 
 /*
- * Whether the work table can take the decoded rows' columns hr, v1..vm
- * (deparse_create_work_table) as a run makes it, decided once for the
- * resolved pipeline, so that the table, the batches and the read agree
- * (incetl_logical_rows).  Not when:
+ * incetl_logical_rows' answer, decided once for the resolved pipeline, so
+ * that the work table, the batches and the read agree: the conditions
+ * there, and whether the work table can take the decoded rows' columns
+ * hr, v1..vm (deparse_create_work_table) as a run makes it.  Not when:
  * - a column is of a domain: a fill that leaves v1..vm out (the compare
  *   of a first run or a reconcile, a read without rows) gives it the
  *   domain's default, or a NULL coerced to the domain, which a NOT NULL
@@ -4051,6 +4034,21 @@ logical_rows_fit(IncetlPipeline *p)
 	Size		off = 8;		/* rn */
 	ListCell   *lc;
 
+	if (strcmp(p->strategy_name, "logical") != 0 || p->hist_qname != NULL ||
+		OidIsValid(p->history_table) || p->src_relkind != RELKIND_RELATION ||
+		p->sequence_column != NULL || p->columns == NIL ||
+		!incetl_keyed_batch_merges(p, false) || !keyed_merge_direct(p))
+		return false;
+	foreach(lc, p->columns)
+	{
+		IncetlColumn *c = lfirst(lc);
+
+		if (strncmp(c->name, "incetl_", 7) == 0)
+			return false;
+	}
+	for (int i = 0; i < p->nkeys; i++)
+		if (!list_member_ptr(p->columns, p->keys[i]))
+			return false;
 	if (natts > MaxHeapAttributeNumber)
 		return false;
 	for (int i = 0; i < p->nkeys; i++)
@@ -4148,10 +4146,7 @@ deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 	appendStringInfo(buf, " MERGE INTO %s AS t USING (", p->tgt_qname);
 	deparse_src_columns(buf, p, false, false, false);
 	if (incetl_logical_rows(p))
-	{
 		deparse_logical_rows(buf, p);
-		appendStringInfoString(buf, ") AS m ON ");
-	}
 	else
 	{
 		for (i = 0; i < p->nkeys; i++)
@@ -4160,8 +4155,8 @@ deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 		appendStringInfo(buf, ", s.%s IS NULL AS incetl_gone FROM b LEFT JOIN %s AS s ON ",
 						 quote_identifier(p->keys[0]->name), p->src_qname);
 		deparse_source_key_match(buf, p, "b");
-		appendStringInfoString(buf, ") AS m ON ");
 	}
+	appendStringInfoString(buf, ") AS m ON ");
 	rhs = palloc(sizeof(char *) * p->nkeys);
 	for (i = 0; i < p->nkeys; i++)
 		rhs[i] = psprintf("COALESCE(m.c%d, m.g%d)", key_col(p, i), i + 1);

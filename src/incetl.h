@@ -133,8 +133,8 @@ typedef struct IncetlPipeline
 								 * hash-distributed target's distribution
 								 * column, or -1 */
 	bool		tgt_merge_ok;	/* MERGE can write the target */
-	int8		logical_rows_fit;	/* deparse.c's logical_rows_fit: 0 not
-									 * decided yet, 1 yes, -1 no */
+	int8		logical_rows;	/* incetl_logical_rows: 0 not decided yet,
+								 * 1 yes, -1 no */
 	char	   *slot_name;		/* 'logical': set by create_pipeline */
 	char	   *source_shape;	/* jsonb text {"column": "type", ...} */
 	char	   *hist_qname;		/* the history table, quoted; NULL: none */

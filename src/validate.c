@@ -1004,13 +1004,14 @@ incetl_resolve_pipeline(IncetlPipeline *p, bool at_create)
 	}
 
 	p->tgt_merge_ok = target_takes_merge(p, tgt);
-	p->logical_rows_fit = 0;
 	resolve_citus_dist_key(p);
 
 	relation_close(src, AccessShareLock);
 	relation_close(tgt, AccessShareLock);
 
 	resolve_history(p);
+	/* decided from all of the above, on first use (incetl_logical_rows) */
+	p->logical_rows = 0;
 }
 
 /*
