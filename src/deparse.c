@@ -584,12 +584,13 @@ deparse_cursor_compare(StringInfo buf, IncetlPipeline *p,
  * images, as REFRESH MATERIALIZED VIEW CONCURRENTLY tells rows apart
  * (matview.c): a type's equality says 1.0 = 1.00, 'abc' = 'ABC' under a
  * case-insensitive collation, '1 day' = '24 hours', and a target kept
- * equal by it would never show the source's value.  Values that are the same but stored differently (compressed,
- * TOASTed, short headers) compare equal.  (The function behind the *<>
- * operator, called by name: written as an operator between two ROW
- * constructors, the parser would compare column by column with an operator
- * *<> that no type has, and a cast to record that prevents it is lost where
- * Citus deparses the statement for its workers.)
+ * equal by it would never show the source's value.  Values that are the
+ * same but stored differently (compressed, TOASTed, short headers) compare
+ * equal.  (The function behind the *<> operator, called by name: written
+ * as an operator between two ROW constructors, the parser would compare
+ * column by column with an operator *<> that no type has, and a cast to
+ * record that prevents it is lost where Citus deparses the statement for
+ * its workers.)
  */
 static void
 deparse_distinct(StringInfo buf, const char *tcol, const char *dcol)
@@ -3394,10 +3395,10 @@ typedef struct TstageColumn
  * The columns a tstage of p has, or NIL where p has none: a local table
  * with a unique key into a hash-distributed target by one of its columns,
  * no delete flags, no history table (its versions are written from the
- * batch's rows on the coordinator), and only built-in types (no domain, enum or composite:
- * the stage is the extension owner's, and Citus copies its rows as that
- * owner when it moves a shard; a built-in type's input runs no one's
- * code).  The keys keep their source collation (the batch's last row is
+ * batch's rows on the coordinator), and only built-in types (no domain,
+ * enum or composite: the stage is the extension owner's, and Citus copies
+ * its rows as that owner when it moves a shard; a built-in type's input
+ * runs no one's code).  The keys keep their source collation (the batch's last row is
  * found by ordering them).
  */
 static List *
