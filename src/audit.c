@@ -276,11 +276,16 @@ static void
 insert_run_row(RunRow *r, const char *status, IncetlCounts *c,
 			   const char *watermark_after, const char *error, int64 rows_estimated)
 {
-	Oid			argtypes[17] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	const char *names[19] = {"run_id", "pipeline", "pipeline_id", "kind", "status",
+		"watermark_before", "watermark_after", "run_by", "started_at", "batches",
+		"rows_extracted", "rows_inserted", "rows_updated", "rows_deleted",
+	"rows_unchanged", "error", "finished_at"};
+	Oid			argtypes[19] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, NAMEOID, TIMESTAMPTZOID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	INT8OID, TEXTOID, INT8OID};
-	Datum		values[17];
-	char		nulls[17];
+	INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[19];
+	char		nulls[19];
+	int			n = 17;
 	StringInfoData sql;
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -311,72 +316,41 @@ insert_run_row(RunRow *r, const char *status, IncetlCounts *c,
 		values[15] = CStringGetTextDatum(error);
 	else
 		nulls[15] = 'n';
-
-	{
-		const char *names[19] = {"run_id", "pipeline", "pipeline_id", "kind", "status",
-			"watermark_before", "watermark_after", "run_by", "started_at", "batches",
-			"rows_extracted", "rows_inserted", "rows_updated", "rows_deleted",
-		"rows_unchanged", "error"};
-		Oid			types[19];
-		Datum		dvalues[19];
-		char		dnulls[19];
-		int			n;
-
-		memcpy(types, argtypes, sizeof(Oid) * 16);
-		memcpy(dvalues, values, sizeof(Datum) * 16);
-		memcpy(dnulls, nulls, 16);
-		n = 16;
-		/* as the statement below: only what the catalog of 0.2 has too */
-		if (c->history_versions != 0)
-		{
-			names[n] = "history_versions";
-			types[n] = INT8OID;
-			dvalues[n] = Int64GetDatum(c->history_versions);
-			dnulls[n++] = ' ';
-		}
-		names[n] = "finished_at";
-		types[n] = TIMESTAMPTZOID;
-		dvalues[n] = status ? TimestampTzGetDatum(GetCurrentTimestamp()) : (Datum) 0;
-		dnulls[n++] = status ? ' ' : 'n';
-		if (rows_estimated >= 0)
-		{
-			names[n] = "rows_estimated";
-			types[n] = INT8OID;
-			dvalues[n] = Int64GetDatum(rows_estimated);
-			dnulls[n++] = ' ';
-		}
-		if (insert_run_row_direct(n, names, types, dvalues, dnulls))
-		{
-			r->inserted = true;
-			return;
-		}
-	}
-
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "INSERT INTO incetl.run_log (run_id, pipeline, pipeline_id, kind, "
-						   "status, watermark_before, watermark_after, run_by, started_at, "
-						   "batches, rows_extracted, rows_inserted, rows_updated, rows_deleted, "
-						   "rows_unchanged, error, finished_at");
+	if (status)
+		values[16] = TimestampTzGetDatum(GetCurrentTimestamp());
+	else
+		nulls[16] = 'n';
 
 	/*
 	 * history_versions and rows_estimated (0.3) only when there is one to
 	 * write: a 0.2 catalog lacks the columns.
 	 */
 	if (c->history_versions != 0)
-		appendStringInfoString(&sql, ", history_versions");
+	{
+		names[n] = "history_versions";
+		argtypes[n] = INT8OID;
+		values[n++] = Int64GetDatum(c->history_versions);
+	}
 	if (rows_estimated >= 0)
-		appendStringInfoString(&sql, ", rows_estimated");
-	appendStringInfo(&sql, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-					 "$14, $15, $16, %s",
-					 status ? "pg_catalog.clock_timestamp()" : "NULL");
-	if (c->history_versions != 0)
-		appendStringInfoString(&sql, ", $17");
-	if (rows_estimated >= 0)
-		appendStringInfo(&sql, ", " INT64_FORMAT, rows_estimated);
-	appendStringInfoChar(&sql, ')');
-	values[16] = Int64GetDatum(c->history_versions);
-	incetl_spi_exec_owner(sql.data, c->history_versions != 0 ? 17 : 16,
-						  argtypes, values, nulls, SPI_OK_INSERT);
+	{
+		names[n] = "rows_estimated";
+		argtypes[n] = INT8OID;
+		values[n++] = Int64GetDatum(rows_estimated);
+	}
+
+	/* without a statement where that is the same, else the INSERT */
+	if (!insert_run_row_direct(n, names, argtypes, values, nulls))
+	{
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "INSERT INTO incetl.run_log (");
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&sql, "%s%s", i ? ", " : "", names[i]);
+		appendStringInfoString(&sql, ") VALUES (");
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+		appendStringInfoChar(&sql, ')');
+		incetl_spi_exec_owner(sql.data, n, argtypes, values, nulls, SPI_OK_INSERT);
+	}
 	r->inserted = true;
 }
 
