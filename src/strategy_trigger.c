@@ -1412,6 +1412,28 @@ capture_small(CapturePlan *entry, QueueWriter *w, TriggerData *td)
 }
 
 /*
+ * Whether an old and a new row version have the same non-null keys, byte
+ * for byte (update_kept_keys, capture_statement_direct)
+ */
+static bool
+row_keys_kept(CapturePlan *entry, TupleDesc desc, TupleTableSlot *oslot,
+			  TupleTableSlot *nslot)
+{
+	for (int i = 0; i < entry->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, entry->attnums[i] - 1);
+		bool		onull;
+		bool		nnull;
+		Datum		o = slot_getattr(oslot, entry->attnums[i], &onull);
+		Datum		n = slot_getattr(nslot, entry->attnums[i], &nnull);
+
+		if (onull || nnull || !datumIsEqual(o, n, att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Whether an UPDATE statement kept every row's key: its old and new
  * transition tables, read side by side, hold the same non-null keys, byte
  * for byte, row by row.  PostgreSQL adds an updated row's old and new
@@ -1423,14 +1445,11 @@ capture_small(CapturePlan *entry, QueueWriter *w, TriggerData *td)
  * keys, and most updates keep their keys.
  */
 static bool
-update_kept_keys(TriggerData *td)
+update_kept_keys(CapturePlan *entry, TriggerData *td)
 {
 	Tuplestorestate *olds = td->tg_oldtable;
 	Tuplestorestate *news = td->tg_newtable;
-	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
-	int			nkeys = tg->tgnargs - 1;
-	AttrNumber *attnums = palloc(sizeof(AttrNumber) * nkeys);
 	TupleTableSlot *oslot;
 	TupleTableSlot *nslot;
 	int			optr;
@@ -1440,8 +1459,6 @@ update_kept_keys(TriggerData *td)
 	if (olds == NULL || news == NULL ||
 		tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
 		return false;
-	for (int i = 0; i < nkeys; i++)
-		attnums[i] = key_attnum(desc, td->tg_relation, tg->tgargs[i + 1]);
 
 	oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -1460,23 +1477,13 @@ update_kept_keys(TriggerData *td)
 			kept = false;
 		if (!got_old || !got_new)
 			break;
-		for (int i = 0; kept && i < nkeys; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, attnums[i] - 1);
-			bool		onull;
-			bool		nnull;
-			Datum		o = slot_getattr(oslot, attnums[i], &onull);
-			Datum		n = slot_getattr(nslot, attnums[i], &nnull);
-
-			kept = !onull && !nnull && datumIsEqual(o, n, att->attbyval, att->attlen);
-		}
+		kept = row_keys_kept(entry, desc, oslot, nslot);
 		CHECK_FOR_INTERRUPTS();
 	}
 	tuplestore_select_read_pointer(olds, 0);
 	tuplestore_select_read_pointer(news, 0);
 	ExecDropSingleTupleTableSlot(oslot);
 	ExecDropSingleTupleTableSlot(nslot);
-	pfree(attnums);
 	return kept;
 }
 
@@ -1559,16 +1566,9 @@ capture_statement_direct(CapturePlan *entry, TriggerData *td, QueueWriter *w)
 	{
 		for (int i = 0; i < nkeys; i++)
 			keys[i] = slot_getattr(slot, entry->attnums[i], &isnull[i]);
-		if (kept && !tuplestore_gettupleslot(olds, true, false, oslot))
-			kept = false;
-		for (int i = 0; kept && i < nkeys; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, entry->attnums[i] - 1);
-			bool		onull;
-			Datum		o = slot_getattr(oslot, entry->attnums[i], &onull);
-
-			kept = !onull && !isnull[i] && datumIsEqual(o, keys[i], att->attbyval, att->attlen);
-		}
+		if (kept)
+			kept = tuplestore_gettupleslot(olds, true, false, oslot) &&
+				row_keys_kept(entry, desc, oslot, slot);
 		queue_writer_add(w, keys, isnull, op);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -1725,7 +1725,7 @@ incetl_capture(PG_FUNCTION_ARGS)
 		else if (!row)
 			capture_statement(entry, td, rows,
 							  TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
-							  !update_kept_keys(td) ? STMT_NEW_OLD : STMT_NEW);
+							  !update_kept_keys(entry, td) ? STMT_NEW_OLD : STMT_NEW);
 		else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 			queue_row_key(entry, w, td->tg_trigslot, 'i');
 		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
