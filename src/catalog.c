@@ -477,16 +477,24 @@ incetl_depend_on_extension(const char *relname)
  * colocated with colocate_with (a quoted table name): its shards live,
  * and move, with that table's.  The extension owner keeps it: Citus
  * creates a moved shard as its table's owner, who must be able to create
- * it in incetl's schema.
+ * it in incetl's schema.  identity_full: the table has no key, and gets
+ * REPLICA IDENTITY FULL first: without a replica identity, Citus cannot
+ * move its shards by logical replication (its default shard_transfer_mode,
+ * and the rebalancer's), and so neither colocate_with's nor any table's
+ * colocated with it.
  */
 void
 incetl_distribute_with(const char *relname, const char *column,
-					   const char *colocate_with)
+					   const char *colocate_with, bool identity_full)
 {
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[3];
+	char	   *qname = quote_qualified_identifier("incetl", relname);
 
-	values[0] = CStringGetTextDatum(quote_qualified_identifier("incetl", relname));
+	if (identity_full)
+		incetl_exec_utility_as(incetl_extension_owner(),
+							   psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", qname));
+	values[0] = CStringGetTextDatum(qname);
 	values[1] = CStringGetTextDatum(column);
 	values[2] = CStringGetTextDatum(colocate_with);
 	(void) incetl_spi_exec_as(incetl_extension_owner(),

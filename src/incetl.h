@@ -207,7 +207,7 @@ extern List *incetl_enabled_pipeline_names(void);
 extern void incetl_check_owner(IncetlPipeline *p);
 extern void incetl_depend_on_extension(const char *relname);
 extern void incetl_distribute_with(const char *relname, const char *column,
-								   const char *colocate_with);
+								   const char *colocate_with, bool identity_full);
 extern void incetl_drop_own_table(const char *relname);
 
 /* state.c */

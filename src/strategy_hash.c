@@ -83,18 +83,14 @@ hash_setup(IncetlPipeline *p)
 	incetl_exec_utility_as(extowner, incetl_sql_create_stage(p));
 
 	/*
-	 * Without a replica identity, Citus cannot move the stage's shards by
-	 * logical replication (its default shard_transfer_mode, and the
-	 * rebalancer's), and so neither the source's nor any table's colocated
-	 * with it.  (The hash state has its primary key.)
+	 * By the key that distributes the source (k<dist>), colocated with it;
+	 * the stage, without a key, with REPLICA IDENTITY FULL (the hash state
+	 * has its primary key).
 	 */
-	incetl_exec_utility_as(extowner, psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
-											  incetl_stage_name(p)));
-	/* by the key that distributes the source (k<dist>), colocated with it */
 	incetl_distribute_with(incetl_hash_state_relname(p->id),
-						   psprintf("k%d", p->src_dist_key + 1), p->src_qname);
+						   psprintf("k%d", p->src_dist_key + 1), p->src_qname, false);
 	incetl_distribute_with(incetl_stage_relname(p->id),
-						   psprintf("k%d", p->src_dist_key + 1), p->src_qname);
+						   psprintf("k%d", p->src_dist_key + 1), p->src_qname, true);
 	incetl_exec_utility_as(extowner,
 						   psprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON %s, %s TO %s",
 									incetl_hash_state_name(p), incetl_stage_name(p), owner));

@@ -542,17 +542,9 @@ timestamp_setup(IncetlPipeline *p)
 		return;
 	incetl_exec_utility_as(extowner, sql);
 
-	/*
-	 * Without a replica identity, Citus cannot move the stage's shards by
-	 * logical replication, and so neither the target's nor any table's
-	 * colocated with it (its default shard_transfer_mode, and the
-	 * rebalancer's).  The stage is empty at every commit: FULL costs nothing.
-	 */
-	incetl_exec_utility_as(extowner,
-						   psprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
-									incetl_tstage_name(p)));
+	/* REPLICA IDENTITY FULL: the stage is empty at every commit, it costs nothing */
 	incetl_distribute_with(incetl_tstage_relname(p->id),
-						   psprintf("c%d", p->tgt_dist_col + 1), p->tgt_qname);
+						   psprintf("c%d", p->tgt_dist_col + 1), p->tgt_qname, true);
 	incetl_exec_utility_as(extowner,
 						   psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s",
 									incetl_tstage_name(p),
