@@ -104,10 +104,9 @@ typedef struct DecodeData
 	bool	   *sinknulls[2];
 
 	/*
-	 * The sink's columns (ncols > 0): rowmap[i] the attnum of its column i
-	 * in the decoded relation, valid when rows_ok (rebuilt with keys).
+	 * The sink's columns (ncols > 0) are the decoded relation's, each at
+	 * its attribute number (rebuilt with keys).
 	 */
-	AttrNumber *rowmap;
 	bool		rows_ok;
 	Datum	   *rowvals;
 	bool	   *rownulls;
@@ -433,32 +432,27 @@ decode_build_cache(DecodeData *data, Relation rel)
 		}
 
 		/*
-		 * The sink's columns by name, each with the number, type and typmod
-		 * it has now, or no rows are handed over: a value stored under
+		 * The sink's columns, each at the number it has now, with its name,
+		 * type and typmod, or no rows are handed over: a value stored under
 		 * another type, or in a column dropped since (another column has
 		 * its name now), must not reach the apply as if it were this one's.
 		 */
-		data->rowmap = palloc(sizeof(AttrNumber) * Max(sink->ncols, 1));
 		data->rows_ok = sink->ncols > 0;
 		for (i = 0; data->rows_ok && i < sink->ncols; i++)
 		{
-			int			j;
+			AttrNumber	attnum = sink->colattnums[i];
+			Form_pg_attribute att;
 
-			for (j = 0; j < tupdesc->natts; j++)
+			if (attnum < 1 || attnum > tupdesc->natts)
 			{
-				Form_pg_attribute att = TupleDescAttr(tupdesc, j);
-
-				if (!att->attisdropped &&
-					strcmp(NameStr(att->attname), sink->colnames[i]) == 0)
-					break;
-			}
-			if (j == tupdesc->natts ||
-				TupleDescAttr(tupdesc, j)->attnum != sink->colattnums[i] ||
-				TupleDescAttr(tupdesc, j)->atttypid != sink->coltypes[i] ||
-				TupleDescAttr(tupdesc, j)->atttypmod != sink->coltypmods[i])
 				data->rows_ok = false;
-			else
-				data->rowmap[i] = TupleDescAttr(tupdesc, j)->attnum;
+				break;
+			}
+			att = TupleDescAttr(tupdesc, attnum - 1);
+			data->rows_ok = !att->attisdropped &&
+				strcmp(NameStr(att->attname), sink->colnames[i]) == 0 &&
+				att->atttypid == sink->coltypes[i] &&
+				att->atttypmod == sink->coltypmods[i];
 		}
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -597,9 +591,9 @@ decode_get_row(DecodeData *data, TupleDesc tupdesc, HeapTuple tuple,
 		return false;
 	for (int i = 0; i < sink->ncols; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, data->rowmap[i] - 1);
+		Form_pg_attribute att = TupleDescAttr(tupdesc, sink->colattnums[i] - 1);
 		bool		isnull;
-		Datum		val = heap_getattr(tuple, data->rowmap[i], tupdesc, &isnull);
+		Datum		val = heap_getattr(tuple, sink->colattnums[i], tupdesc, &isnull);
 
 		if (!isnull && att->attlen == -1 &&
 			VARATT_IS_EXTERNAL(DatumGetPointer(val)))
