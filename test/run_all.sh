@@ -52,9 +52,10 @@ flock 9
 
 incetl_install_deps test || setup_failed "installing the build and test dependencies failed"
 
-# Citus, for t/100_citus.pl: Citus's own packages on a user's machine; here,
-# when it is missing, built from ../shared/vendor if that folder exists (it
-# does in CI).  Without either, that test says it is skipped.
+# Citus, for t/100_citus.pl and t/101_citus_stage.pl: Citus's own packages
+# on a user's machine; here, when it is missing, built from ../shared/vendor
+# if that folder exists (it does in CI).  Without either, those tests say
+# they are skipped.
 CITUS_NOTE=
 if [[ " ${SUITES:-regress isolation tap} " == *" tap "* ]] &&
 	[ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
@@ -62,9 +63,9 @@ if [[ " ${SUITES:-regress isolation tap} " == *" tap "* ]] &&
 	if [ -f "$CITUS_BUILD" ] && [ "$(id -u)" -eq 0 ]; then
 		incetl_log "building Citus from $CITUS_BUILD (a few minutes)"
 		bash "$CITUS_BUILD" </dev/null ||
-			CITUS_NOTE="building Citus failed: the Citus tests (t/100_citus.pl) are skipped"
+			CITUS_NOTE="building Citus failed: the Citus tests (t/100_citus.pl, t/101_citus_stage.pl) are skipped"
 	else
-		CITUS_NOTE="Citus is not installed and $CITUS_BUILD is not there (or not root): the Citus tests (t/100_citus.pl) are skipped"
+		CITUS_NOTE="Citus is not installed and $CITUS_BUILD is not there (or not root): the Citus tests (t/100_citus.pl, t/101_citus_stage.pl) are skipped"
 	fi
 	[ -n "$CITUS_NOTE" ] && incetl_log "$CITUS_NOTE"
 fi
