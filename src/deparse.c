@@ -143,7 +143,8 @@ static void deparse_insert_lists(StringInfo cols, StringInfo vals, IncetlPipelin
 static void deparse_merge_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 								bool with_gone);
 static bool keyed_merge_direct(IncetlPipeline *p);
-static void deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param);
+static void deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param,
+									   bool rows_only);
 static void deparse_insert_into(StringInfo buf, IncetlPipeline *p, int run_param,
 								const char *from);
 static void deparse_insert_cte(StringInfo buf, IncetlPipeline *p, int run_param,
@@ -169,7 +170,7 @@ static void deparse_history_key_match(StringInfo buf, IncetlPipeline *p, const c
 static char *history_wm_time(Oid type, const char *w);
 static bool history_row_time(IncetlPipeline *p);
 static bool history_change_time(IncetlPipeline *p);
-static void deparse_logical_rows(StringInfo buf, IncetlPipeline *p);
+static void deparse_logical_rows(StringInfo buf, IncetlPipeline *p, bool rows_only);
 static bool logical_rows_fit(IncetlPipeline *p);
 static bool logical_rows_column_fits(IncetlPipeline *p, Oid type, Oid collation, Size *off);
 static void deparse_change_time(StringInfo buf, IncetlPipeline *p);
@@ -206,7 +207,7 @@ static void deparse_create_work_table(StringInfo buf, IncetlPipeline *p);
 static void deparse_create_hash_state(StringInfo buf, IncetlPipeline *p);
 static void deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile);
 static void deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile);
-static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p,
+static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool rows_only,
 								bool with_state, int *nargs, Oid *argtypes);
 static void deparse_compare_deletes(StringInfo buf, IncetlPipeline *p,
 									bool preview);
@@ -3847,11 +3848,12 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  * One keyed batch: rows rn in ($1, $2] of the work table, one per rn (a
  * key's queue entries share its rn).  $3 is the run id, $4 the run's start
  * with a history table.  Returns keys read, inserted, updated, deleted
- * [, history versions opened].
+ * [, history versions opened].  rows_only: a 'logical' run's work table
+ * whose every row has its decoded row (see deparse_logical_rows).
  */
 static void
-deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
-					int *nargs, Oid *argtypes)
+deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool rows_only,
+					bool with_state, int *nargs, Oid *argtypes)
 {
 	/* a 'hash' pipeline's batch on Citus reads its keys from the stage */
 	bool		staged = with_state && incetl_stage_qname(p) != NULL;
@@ -3863,8 +3865,15 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	}
 	else
 	{
-		/* a 'logical' run with rows has one row per rn already */
-		appendStringInfo(buf, "WITH b AS MATERIALIZED (SELECT %srn, ",
+		/*
+		 * A 'logical' run with rows has one row per rn already; with rows
+		 * only, b is read once, by the one branch of deparse_logical_rows,
+		 * and the planner inlines it (a materialized b spills to a temporary
+		 * file once it outgrows work_mem).
+		 */
+		Assert(!rows_only || incetl_logical_rows(p));
+		appendStringInfo(buf, "WITH b AS %s(SELECT %srn, ",
+						 rows_only ? "" : "MATERIALIZED ",
 						 incetl_logical_rows(p) ? "" : "DISTINCT ON (rn) ");
 		deparse_key_list(buf, p);
 		appendStringInfoString(buf, ", op");
@@ -3891,7 +3900,7 @@ deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
 	*nargs = p->hist_qname ? 4 : 3;
 	if (incetl_keyed_batch_merges(p, with_state) && keyed_merge_direct(p))
 	{
-		deparse_keyed_merge_direct(buf, p, 3);
+		deparse_keyed_merge_direct(buf, p, 3, rows_only);
 		return;
 	}
 	deparse_keyed_rows(buf, p, with_state, history_change_time(p), staged);
@@ -4071,17 +4080,19 @@ logical_rows_fit(IncetlPipeline *p)
  * FROM (SELECT b.v1 AS <column 1>, ..., b.vm AS <column m>,
  *				b.k1 AS incetl_k1, ..., false AS incetl_gone
  *		 FROM b WHERE b.hr IS TRUE
- *		 UNION ALL
- *		 SELECT s.<column 1>, ..., s.<column m>, b.k1, ..., s.<key1> IS NULL
- *		 FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 AND ...
- *		 WHERE b.hr IS NOT TRUE) AS s
+ *		 [UNION ALL
+ *		  SELECT s.<column 1>, ..., s.<column m>, b.k1, ..., s.<key1> IS NULL
+ *		  FROM b LEFT JOIN <source> AS s ON s.<key1> = b.k1 AND ...
+ *		  WHERE b.hr IS NOT TRUE]) AS s
  *
  * The rest of deparse_keyed_merge_direct's USING where the batch has the
  * keys' rows (incetl_logical_rows): a key with its row takes it as "s",
- * the others are read from the source as there.
+ * the others are read from the source as there.  rows_only: every key of
+ * the work table has its row (the fill saw to it), so there are no others
+ * and the source is not read at all.
  */
 static void
-deparse_logical_rows(StringInfo buf, IncetlPipeline *p)
+deparse_logical_rows(StringInfo buf, IncetlPipeline *p, bool rows_only)
 {
 	ListCell   *lc;
 	int			i;
@@ -4101,7 +4112,13 @@ deparse_logical_rows(StringInfo buf, IncetlPipeline *p)
 	}
 	for (i = 0; i < p->nkeys; i++)
 		appendStringInfo(buf, ", b.k%d AS incetl_k%d", i + 1, i + 1);
-	appendStringInfoString(buf, ", false AS incetl_gone FROM b WHERE b.hr IS TRUE UNION ALL SELECT ");
+	appendStringInfoString(buf, ", false AS incetl_gone FROM b WHERE b.hr IS TRUE");
+	if (rows_only)
+	{
+		appendStringInfoString(buf, ") AS s");
+		return;
+	}
+	appendStringInfoString(buf, " UNION ALL SELECT ");
 	i = 0;
 	foreach(lc, p->columns)
 	{
@@ -4136,7 +4153,8 @@ deparse_logical_rows(StringInfo buf, IncetlPipeline *p)
  * NULL exactly when the key is gone.  Same rows, same counts.
  */
 static void
-deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
+deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param,
+						   bool rows_only)
 {
 	int			i;
 	char	  **rhs;
@@ -4147,7 +4165,7 @@ deparse_keyed_merge_direct(StringInfo buf, IncetlPipeline *p, int run_param)
 	appendStringInfo(buf, " MERGE INTO %s AS t USING (", p->tgt_qname);
 	deparse_src_columns(buf, p, false, false, false);
 	if (incetl_logical_rows(p))
-		deparse_logical_rows(buf, p);
+		deparse_logical_rows(buf, p, rows_only);
 	else
 	{
 		for (i = 0; i < p->nkeys; i++)
@@ -4254,13 +4272,13 @@ deparse_merge_apply(StringInfo buf, IncetlPipeline *p, int run_param,
 }
 
 char *
-incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
+incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, bool rows_only,
 					   int *nargs, Oid *argtypes)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	deparse_keyed_batch(&buf, p, with_state, nargs, argtypes);
+	deparse_keyed_batch(&buf, p, rows_only, with_state, nargs, argtypes);
 	return buf.data;
 }
 

@@ -1340,11 +1340,12 @@ keyed_batch(EngineRun *er)
 	char	   *sql;
 	int64		opened = 0;
 
-	sql = incetl_sql_keyed_batch(p, run->strategy->stores_hashes, &nargs, argtypes);
+	sql = incetl_sql_keyed_batch(p, run->strategy->stores_hashes, run->work_rows_only,
+								 &nargs, argtypes);
 	memset(&key, 0, sizeof(key));
 	key.pipeline_id = p->id;
 	key.kind = PLAN_KEYED_BATCH;
-	key.variant = run->strategy->stores_hashes;
+	key.variant = (run->strategy->stores_hashes ? 1 : 0) | (run->work_rows_only ? 2 : 0);
 	plan = incetl_plan_get(&key, sql, nargs, argtypes, 0);
 	keyed_batch_params(run, values);
 	if (incetl_keyed_batch_merges(p, run->strategy->stores_hashes))

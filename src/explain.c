@@ -106,7 +106,7 @@ explain_pipeline(IncetlPipeline *p, ReturnSetInfo *rsinfo)
 		values[1] = Int64GetDatum(p->batch_size);
 		values[2] = Int64GetDatum(0);	/* the run id */
 		values[3] = TimestampTzGetDatum(GetCurrentTimestamp());	/* its start */
-		sql = incetl_sql_keyed_batch(p, p->strategy->stores_hashes, &nargs, argtypes);
+		sql = incetl_sql_keyed_batch(p, p->strategy->stores_hashes, false, &nargs, argtypes);
 		incetl_explain_add(&ex, "apply", EXPLAIN_KEYED_BATCH, sql, nargs,
 						   argtypes, values, NULL);
 	}

@@ -373,7 +373,7 @@ extern char *incetl_sql_fill_work(IncetlPipeline *p, bool reconcile);
 extern bool incetl_keyed_batch_merges(IncetlPipeline *p, bool with_state);
 extern bool incetl_logical_rows(IncetlPipeline *p);
 extern bool incetl_range_batch_merges(IncetlPipeline *p, IncetlBatchShape *shape);
-extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state,
+extern char *incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, bool rows_only,
 									int *nargs, Oid *argtypes);
 extern char *incetl_sql_compare_deletes(IncetlPipeline *p, bool preview);
 extern char *incetl_sql_keyed_preview(IncetlPipeline *p, const char *keys_sql);
@@ -395,7 +395,7 @@ extern bool incetl_history_layers(IncetlPipeline *p);
 typedef enum IncetlPlanKind
 {
 	PLAN_RANGE_BATCH = 1,		/* variant: the batch shape */
-	PLAN_KEYED_BATCH,			/* variant: with the hash state */
+	PLAN_KEYED_BATCH,			/* variant: 1 with the hash state, 2 rows only */
 	PLAN_COMPARE_DELETES,
 	PLAN_RANGE_PROBE,			/* variant: the batch shape */
 	PLAN_HISTORY_LAYER,			/* 'logical' history: one version per key */

@@ -92,6 +92,8 @@ typedef struct IncetlRun
 	int64		work_pos;
 	int64		work_total;
 	bool		need_compare;	/* then delete target keys the source lacks */
+	bool		work_rows_only; /* 'logical': every work table row has its
+								 * decoded row (incetl_sql_keyed_batch) */
 
 	void	   *private;		/* the strategy's own state */
 } IncetlRun;

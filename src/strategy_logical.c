@@ -58,6 +58,7 @@
 #include "access/xlogutils.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
@@ -87,6 +88,7 @@
 #include "utils/pg_lsn.h"
 #include "utils/rls.h"
 #include "utils/queryenvironment.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
@@ -126,7 +128,8 @@ typedef struct SlotProposals
 static void complete_key_changes(IncetlPipeline *p);
 static void incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 								int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-								bool *truncated, SlotProposals *proposals);
+								bool *truncated, bool *rows_only,
+								SlotProposals *proposals);
 static void incetl_logical_confirm(const char *slot, XLogRecPtr lsn,
 								   const SlotProposals *proposals);
 static bool slot_is_ours(ReplicationSlot *s);
@@ -493,6 +496,7 @@ typedef struct SlotRead
 	Datum	   *values;			/* typed: a row being put */
 	bool	   *nulls;
 	int			ncols;			/* typed: the rows' columns (hr, v1 .. vm) */
+	int64		rowless;		/* keep_last_changes: keys kept without a row */
 } SlotRead;
 
 static void
@@ -1443,6 +1447,184 @@ same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *col
 }
 
 /*
+ * Writing the work table directly.  A typed read's kept rows
+ * (keep_last_changes) go into the work table by table_multi_insert, as
+ * COPY writes a table, in batches of WORK_WRITE_BATCH rows, instead of
+ * through a tuplestore and an INSERT ... SELECT that forms, projects and
+ * inserts each row again, one by one: the same rows, rn numbered from the
+ * fill's offset, op 'u', hr and v1..vm as read.
+ *
+ * Only into the work table as the run made it (deparse_create_work_table),
+ * in this session's temporary schema, still without its index
+ * (incetl_work_ready builds that once it is filled): no trigger, rule,
+ * policy, check constraint, NOT NULL, default or generated column, which
+ * an INSERT would run or fill, and each column written of exactly the
+ * read's type and typmod.  Otherwise (changed by the owner's code, which
+ * runs in this session) the INSERT does it.
+ */
+#define WORK_WRITE_BATCH 1000
+
+typedef struct WorkWriter
+{
+	Relation	rel;			/* the work table, RowExclusiveLock */
+	int			nkeys;
+	int			ncols;			/* v1..vm */
+	CommandId	cid;
+	TupleTableSlot *slots[WORK_WRITE_BATCH];
+	int			nslots;			/* slots made */
+	int			nbuffered;		/* slots holding a row to write */
+	MemoryContext batch_cxt;	/* what table_multi_insert leaks */
+} WorkWriter;
+
+/* the work table's column attnum, written as is (WorkWriter): named name */
+static bool
+work_column_is(TupleDesc wdesc, int attnum, const char *name, TupleDesc rdesc,
+			   int rattnum, Oid type)
+{
+	Form_pg_attribute att = TupleDescAttr(wdesc, attnum - 1);
+
+	if (att->attisdropped || att->attnotnull || att->atthasdef ||
+		att->attgenerated || att->attidentity != '\0' ||
+		(name != NULL && strcmp(NameStr(att->attname), name) != 0))
+		return false;
+	if (rdesc != NULL)
+	{
+		Form_pg_attribute ratt = TupleDescAttr(rdesc, rattnum - 1);
+
+		return att->atttypid == ratt->atttypid && att->atttypmod == ratt->atttypmod;
+	}
+	return !OidIsValid(type) || att->atttypid == type;
+}
+
+/*
+ * Open p's work table to write r's kept rows into it directly, or NULL
+ * when it is not as the run made it (see above).
+ */
+static WorkWriter *
+work_writer_open(IncetlPipeline *p, SlotRead *r)
+{
+	int			nkeys = p->nkeys;
+	int			n = nkeys + 3;	/* o in r->desc; hr, v1.. follow */
+	int			natts = 1 + nkeys + 9 + 1 + r->ncols;
+	RangeVar   *rv;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	wdesc;
+	bool		ok;
+	int			i;
+	WorkWriter *w;
+
+	if (IsInParallelMode())
+		return NULL;
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(incetl_work_table_name(p)));
+	relid = RangeVarGetRelid(rv, RowExclusiveLock, true);
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, NoLock);
+	wdesc = RelationGetDescr(rel);
+	ok = rel->rd_rel->relkind == RELKIND_RELATION &&
+		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP &&
+		rel->rd_rel->relowner == GetUserId() &&
+		rel->trigdesc == NULL && !rel->rd_rel->relhasrules &&
+		!rel->rd_rel->relrowsecurity &&
+		(wdesc->constr == NULL || wdesc->constr->num_check == 0) &&
+		wdesc->natts == natts && RelationGetIndexList(rel) == NIL &&
+		work_column_is(wdesc, 1, "rn", NULL, 0, INT8OID) &&
+		work_column_is(wdesc, nkeys + 2, "op", NULL, 0, CHAROID) &&
+		work_column_is(wdesc, nkeys + 11, "hr", NULL, 0, BOOLOID);
+	for (i = 0; ok && i < nkeys; i++)
+		ok = work_column_is(wdesc, i + 2, psprintf("k%d", i + 1), r->desc, i + 3, InvalidOid);
+	/* qtid .. co: NULL */
+	for (i = nkeys + 3; ok && i <= nkeys + 10; i++)
+		ok = work_column_is(wdesc, i, NULL, NULL, 0, InvalidOid);
+	for (i = 0; ok && i < r->ncols; i++)
+		ok = work_column_is(wdesc, nkeys + 12 + i, psprintf("v%d", i + 1), r->desc,
+							n + 2 + i, InvalidOid);
+	if (!ok)
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+
+	w = palloc0(sizeof(WorkWriter));
+	w->rel = rel;
+	w->nkeys = nkeys;
+	w->ncols = r->ncols;
+	w->cid = GetCurrentCommandId(true);
+	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "incetl work writer",
+										 ALLOCSET_DEFAULT_SIZES);
+	return w;
+}
+
+/* write the rows buffered */
+static void
+work_writer_flush(WorkWriter *w)
+{
+	MemoryContext old;
+
+	if (w->nbuffered == 0)
+		return;
+	old = MemoryContextSwitchTo(w->batch_cxt);
+	table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0, NULL);
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < w->nbuffered; i++)
+		ExecClearTuple(w->slots[i]);
+	w->nbuffered = 0;
+	MemoryContextReset(w->batch_cxt);
+}
+
+/*
+ * Add the row rn of a read's row (values, isnull as r->desc has them: lsn,
+ * op, k1..kn, o, hr, v1..vm).
+ */
+static void
+work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
+{
+	int			nkeys = w->nkeys;
+	TupleTableSlot *slot;
+	int			i;
+
+	if (w->nbuffered == WORK_WRITE_BATCH)
+		work_writer_flush(w);
+	if (w->nbuffered == w->nslots)
+		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
+	slot = w->slots[w->nbuffered];
+
+	ExecClearTuple(slot);
+	slot->tts_values[0] = Int64GetDatum(rn);
+	slot->tts_isnull[0] = false;
+	memcpy(&slot->tts_values[1], &values[2], sizeof(Datum) * nkeys);
+	memcpy(&slot->tts_isnull[1], &isnull[2], sizeof(bool) * nkeys);
+	slot->tts_values[nkeys + 1] = CharGetDatum('u');
+	slot->tts_isnull[nkeys + 1] = false;
+	for (i = nkeys + 2; i <= nkeys + 9; i++)
+		slot->tts_isnull[i] = true;
+	/* hr, v1..vm: after o */
+	memcpy(&slot->tts_values[nkeys + 10], &values[nkeys + 3], sizeof(Datum) * (1 + w->ncols));
+	memcpy(&slot->tts_isnull[nkeys + 10], &isnull[nkeys + 3], sizeof(bool) * (1 + w->ncols));
+	ExecStoreVirtualTuple(slot);
+	/* its own copy: values point into the sort's current tuple */
+	ExecMaterializeSlot(slot);
+	w->nbuffered++;
+}
+
+/*
+ * Write what is buffered and close the work table (its lock is kept); what
+ * follows sees the rows, as after an SPI INSERT.
+ */
+static void
+work_writer_close(WorkWriter *w)
+{
+	work_writer_flush(w);
+	CommandCounterIncrement();
+	for (int i = 0; i < w->nslots; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	MemoryContextDelete(w->batch_cxt);
+	table_close(w->rel, NoLock);
+	pfree(w);
+}
+
+/*
  * Reduce a typed read with rows to each key's last change, in key order,
  * its o renumbered 1, 2, ...: what logical_fill_typed_sql's DISTINCT ON
  * (keys) ... ORDER BY keys, o DESC and row_number() make of it, without
@@ -1450,10 +1632,11 @@ same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *col
  * keys are sorted and compared by their types' default btree operators
  * and the source's collations, as there; NULL keys group together, as
  * DISTINCT ON groups them.  Runs as the current user (the pipeline's
- * owner), whose SQL would call the same functions.
+ * owner), whose SQL would call the same functions.  With w, the rows go
+ * into the work table, numbered from offset + 1, instead of r->store.
  */
 static void
-keep_last_changes(IncetlPipeline *p, SlotRead *r)
+keep_last_changes(IncetlPipeline *p, SlotRead *r, WorkWriter *w, int64 offset)
 {
 	int			nkeys = p->nkeys;
 	int			nsort = nkeys + 1;
@@ -1503,7 +1686,7 @@ keep_last_changes(IncetlPipeline *p, SlotRead *r)
 	tuplestore_end(r->store);
 	tuplesort_performsort(sort);
 
-	out = tuplestore_begin_heap(false, false, work_mem);
+	out = w ? NULL : tuplestore_begin_heap(false, false, work_mem);
 	while (tuplesort_gettupleslot(sort, true, false, slot, NULL))
 	{
 		if (have_prev && same_key(nkeys, prev, slot, eq, colls))
@@ -1513,7 +1696,13 @@ keep_last_changes(IncetlPipeline *p, SlotRead *r)
 		memcpy(isnull, slot->tts_isnull, sizeof(bool) * natts);
 		values[nkeys + 2] = Int64GetDatum(++n);
 		isnull[nkeys + 2] = false;
-		tuplestore_putvalues(out, r->desc, values, isnull);
+		/* hr, after o */
+		if (isnull[nkeys + 3] || !DatumGetBool(values[nkeys + 3]))
+			r->rowless++;
+		if (w)
+			work_writer_add(w, offset + n, values, isnull);
+		else
+			tuplestore_putvalues(out, r->desc, values, isnull);
 		ExecCopySlot(prev, slot);
 		have_prev = true;
 		CHECK_FOR_INTERRUPTS();
@@ -1526,21 +1715,14 @@ keep_last_changes(IncetlPipeline *p, SlotRead *r)
 }
 
 /*
- * Peek the slot's changes above applied into the work table, numbered
- * from offset + 1.  Sets *max_rn (offset when nothing was added),
- * *last_lsn (InvalidXLogRecPtr when there was no change) and *truncated.
- * Runs as the current user (the pipeline's owner): the sort and DISTINCT
- * of the keys and their casts run the key types' code, a domain's CHECK
- * included.  A typed read's keys come from the source table's own WAL, as
- * stored, so they passed the CHECK when they were written; the fill still
- * casts a domain key (from its base type), so a CHECK changed since (ALTER
- * DOMAIN ... NOT VALID) fails the run as on the JSON path, and the
- * domain's code runs as the owner, as it always did.
+ * The rest of incetl_logical_fill for a read whose rows are not written
+ * directly: r->store's rows go into the work table through SQL, which
+ * keeps each key's last change unless last_only (keep_last_changes did).
+ * Returns the highest rn.
  */
-static void
-incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
-					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
-					bool *truncated, SlotProposals *proposals)
+static int64
+logical_fill_by_sql(IncetlPipeline *p, SlotRead *r, const char *slot,
+					XLogRecPtr applied, int64 offset, bool last_only)
 {
 	char	   *sql;
 	Oid			types[4] = {NAMEOID, TEXTOID, LSNOID, INT8OID};
@@ -1550,28 +1732,11 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
-	XLogRecPtr	flushed;
-	SlotRead   *r;
 	EphemeralNamedRelation enr;
 	int			rc;
 	int			nest;
-	bool		last_only;
+	int64		max_rn;
 
-	/*
-	 * Everything committed up to the flush position read now is decoded by
-	 * the read below, so once its changes are applied the slot may move
-	 * there even when this table had no change: a quiet source must not hold
-	 * back the WAL that other tables write.
-	 */
-	flushed = flush_wal();
-	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
-	/*
-	 * A TRUNCATE among the changes: no key's last change is the source's
-	 * row then, the apply reads every one from the source.
-	 */
-	last_only = r->typed && r->ncols > 0 && !r->truncated && offset == 0;
-	if (last_only)
-		keep_last_changes(p, r);
 	sql = r->typed ? logical_fill_typed_sql(p, offset == 0, r->truncated ? 0 : r->ncols,
 											last_only) :
 		logical_fill_sql(p, true, offset == 0);
@@ -1625,26 +1790,83 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 		elog(ERROR, "incetl: could not read the changes of replication slot \"%s\"", slot);
 
 	if (r->typed)
-		*max_rn = offset + (int64) SPI_processed;
+		max_rn = offset + (int64) SPI_processed;
 	else
 	{
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		d = SPI_getbinval(tup, desc, 1, &isnull);
-		*max_rn = isnull ? offset : DatumGetInt64(d);
+		max_rn = isnull ? offset : DatumGetInt64(d);
 		/* a history pipeline's key changes (a typed read is no history's) */
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull && DatumGetInt64(d) > 0)
 			complete_key_changes(p);
 	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	tuplestore_end(r->store);
+	return max_rn;
+}
+
+/*
+ * Peek the slot's changes above applied into the work table, numbered
+ * from offset + 1.  Sets *max_rn (offset when nothing was added),
+ * *last_lsn (InvalidXLogRecPtr when there was no change), *truncated, and
+ * *rows_only (each key in the work table has the row its last change left:
+ * the batches need not read the source).
+ * Runs as the current user (the pipeline's owner): the sort and DISTINCT
+ * of the keys and their casts run the key types' code, a domain's CHECK
+ * included.  A typed read's keys come from the source table's own WAL, as
+ * stored, so they passed the CHECK when they were written; the fill still
+ * casts a domain key (from its base type), so a CHECK changed since (ALTER
+ * DOMAIN ... NOT VALID) fails the run as on the JSON path, and the
+ * domain's code runs as the owner, as it always did.
+ */
+static void
+incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
+					int64 offset, int64 *max_rn, XLogRecPtr *last_lsn,
+					bool *truncated, bool *rows_only, SlotProposals *proposals)
+{
+	XLogRecPtr	flushed;
+	SlotRead   *r;
+	bool		last_only;
+
+	/*
+	 * Everything committed up to the flush position read now is decoded by
+	 * the read below, so once its changes are applied the slot may move
+	 * there even when this table had no change: a quiet source must not hold
+	 * back the WAL that other tables write.
+	 */
+	flushed = flush_wal();
+	r = incetl_logical_read(p, slot, applied, flushed, p->hist_qname == NULL, proposals);
+	/*
+	 * A TRUNCATE among the changes: no key's last change is the source's
+	 * row then, the apply reads every one from the source.
+	 */
+	last_only = r->typed && r->ncols > 0 && !r->truncated && offset == 0;
+	if (last_only)
+	{
+		WorkWriter *w = work_writer_open(p, r);
+
+		keep_last_changes(p, r, w, offset);
+		if (w != NULL)
+		{
+			work_writer_close(w);
+			*max_rn = offset + r->rows;
+		}
+		else
+			*max_rn = logical_fill_by_sql(p, r, slot, applied, offset, true);
+	}
+	else
+	{
+		*max_rn = logical_fill_by_sql(p, r, slot, applied, offset, false);
+	}
 	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
 		*last_lsn = flushed;
 	*truncated = r->truncated;
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	tuplestore_end(r->store);
+	/* the work table was empty, and now each of its keys has its row */
+	*rows_only = last_only && r->rowless == 0;
 }
 
 /*
@@ -2031,7 +2253,8 @@ logical_fill_changes(IncetlRun *run)
 	/* confirm what an earlier run applied but could not confirm */
 	incetl_logical_advance(lr->slot, lr->applied);
 	incetl_logical_fill(run->p, lr->slot, lr->applied, run->work_total,
-						&run->work_total, &lr->last_lsn, &truncated, &lr->proposals);
+						&run->work_total, &lr->last_lsn, &truncated,
+						&run->work_rows_only, &lr->proposals);
 	if (truncated)
 		run->need_compare = true;
 }
