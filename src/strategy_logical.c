@@ -1452,17 +1452,22 @@ same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *col
  * COPY writes a table, in batches of WORK_WRITE_BATCH rows, instead of
  * through a tuplestore and an INSERT ... SELECT that forms, projects and
  * inserts each row again, one by one: the same rows, rn numbered from the
- * fill's offset, op 'u', hr and v1..vm as read.
+ * fill's offset, op 'u', hr and v1..vm as read.  A batch is flushed at
+ * WORK_WRITE_BATCH rows or WORK_WRITE_BYTES of them, whichever comes
+ * first (COPY's limits), so that wide rows are not held a thousand at a
+ * time.
  *
  * Only into the work table as the run made it (deparse_create_work_table),
  * in this session's temporary schema, still without its index
- * (incetl_work_ready builds that once it is filled): no trigger, rule,
- * policy, check constraint, NOT NULL, default or generated column, which
- * an INSERT would run or fill, and each column written of exactly the
- * read's type and typmod.  Otherwise (changed by the owner's code, which
+ * (incetl_work_ready builds that once it is filled), not a partition: no
+ * trigger, rule, policy, check constraint, NOT NULL, default or generated
+ * column, which an INSERT would run or fill, each column written of exactly
+ * the read's type and typmod, and the columns written NULL of the types
+ * the run gave them (not a domain, whose DEFAULT and CHECK an INSERT runs).  Otherwise (changed by the owner's code, which
  * runs in this session) the INSERT does it.
  */
 #define WORK_WRITE_BATCH 1000
+#define WORK_WRITE_BYTES 65535
 
 typedef struct WorkWriter
 {
@@ -1473,10 +1478,15 @@ typedef struct WorkWriter
 	TupleTableSlot *slots[WORK_WRITE_BATCH];
 	int			nslots;			/* slots made */
 	int			nbuffered;		/* slots holding a row to write */
+	Size		bytes;			/* the size of those rows */
 	MemoryContext batch_cxt;	/* what table_multi_insert leaks */
 } WorkWriter;
 
-/* the work table's column attnum, written as is (WorkWriter): named name */
+/*
+ * Can the work table's column attnum be written as is (WorkWriter): named
+ * name (any name if NULL), of the type and typmod of rdesc's attribute
+ * rattnum, or without rdesc of type type, and nothing an INSERT would add?
+ */
 static bool
 work_column_is(TupleDesc wdesc, int attnum, const char *name, TupleDesc rdesc,
 			   int rattnum, Oid type)
@@ -1493,7 +1503,7 @@ work_column_is(TupleDesc wdesc, int attnum, const char *name, TupleDesc rdesc,
 
 		return att->atttypid == ratt->atttypid && att->atttypmod == ratt->atttypmod;
 	}
-	return !OidIsValid(type) || att->atttypid == type;
+	return att->atttypid == type;
 }
 
 /*
@@ -1506,6 +1516,9 @@ work_writer_open(IncetlPipeline *p, SlotRead *r)
 	int			nkeys = p->nkeys;
 	int			n = nkeys + 3;	/* o in r->desc; hr, v1.. follow */
 	int			natts = 1 + nkeys + 9 + 1 + r->ncols;
+	/* qtid, qseq, ct, cl, cs, cv, cop, co: written NULL */
+	static const Oid nulltypes[8] = {TIDOID, INT8OID, TIMESTAMPTZOID, PG_LSNOID,
+	INT8OID, JSONBOID, CHAROID, INT8OID};
 	RangeVar   *rv;
 	Oid			relid;
 	Relation	rel;
@@ -1524,6 +1537,7 @@ work_writer_open(IncetlPipeline *p, SlotRead *r)
 	wdesc = RelationGetDescr(rel);
 	ok = rel->rd_rel->relkind == RELKIND_RELATION &&
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP &&
+		!rel->rd_rel->relispartition &&
 		rel->rd_rel->relowner == GetUserId() &&
 		rel->trigdesc == NULL && !rel->rd_rel->relhasrules &&
 		!rel->rd_rel->relrowsecurity &&
@@ -1534,9 +1548,8 @@ work_writer_open(IncetlPipeline *p, SlotRead *r)
 		work_column_is(wdesc, nkeys + 11, "hr", NULL, 0, BOOLOID);
 	for (i = 0; ok && i < nkeys; i++)
 		ok = work_column_is(wdesc, i + 2, psprintf("k%d", i + 1), r->desc, i + 3, InvalidOid);
-	/* qtid .. co: NULL */
-	for (i = nkeys + 3; ok && i <= nkeys + 10; i++)
-		ok = work_column_is(wdesc, i, NULL, NULL, 0, InvalidOid);
+	for (i = 0; ok && i < 8; i++)
+		ok = work_column_is(wdesc, nkeys + 3 + i, NULL, NULL, 0, nulltypes[i]);
 	for (i = 0; ok && i < r->ncols; i++)
 		ok = work_column_is(wdesc, nkeys + 12 + i, psprintf("v%d", i + 1), r->desc,
 							n + 2 + i, InvalidOid);
@@ -1570,6 +1583,7 @@ work_writer_flush(WorkWriter *w)
 	for (int i = 0; i < w->nbuffered; i++)
 		ExecClearTuple(w->slots[i]);
 	w->nbuffered = 0;
+	w->bytes = 0;
 	MemoryContextReset(w->batch_cxt);
 }
 
@@ -1584,7 +1598,7 @@ work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
 	TupleTableSlot *slot;
 	int			i;
 
-	if (w->nbuffered == WORK_WRITE_BATCH)
+	if (w->nbuffered == WORK_WRITE_BATCH || w->bytes >= WORK_WRITE_BYTES)
 		work_writer_flush(w);
 	if (w->nbuffered == w->nslots)
 		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
@@ -1605,6 +1619,7 @@ work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
 	ExecStoreVirtualTuple(slot);
 	/* its own copy: values point into the sort's current tuple */
 	ExecMaterializeSlot(slot);
+	w->bytes += ExecFetchSlotHeapTuple(slot, false, NULL)->t_len;
 	w->nbuffered++;
 }
 
