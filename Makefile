@@ -40,7 +40,8 @@ OBJS = \
 	src/preview.o \
 	src/explain.o \
 	src/hash.o \
-	src/decode.o
+	src/decode.o \
+	src/bulkinsert.o
 
 EXTENSION = incetl
 DATA = $(wildcard incetl--*.sql)

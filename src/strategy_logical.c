@@ -97,6 +97,7 @@
 #include "utils/tuplestore.h"
 
 #include "decode.h"
+#include "bulkinsert.h"
 #include "strategy.h"
 
 INCETL_FUNCTION(incetl_drop_extension_slots);
@@ -1449,13 +1450,11 @@ same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *col
 /*
  * Writing the work table directly.  A typed read's kept rows
  * (keep_last_changes) go into the work table by table_multi_insert, as
- * COPY writes a table, in batches of WORK_WRITE_BATCH rows, instead of
+ * COPY writes a table (bulkinsert.c: batches of 1,000 rows or 64 kB of
+ * them, so that wide rows are not held a thousand at a time), instead of
  * through a tuplestore and an INSERT ... SELECT that forms, projects and
  * inserts each row again, one by one: the same rows, rn numbered from the
- * fill's offset, op 'u', hr and v1..vm as read.  A batch is flushed at
- * WORK_WRITE_BATCH rows or WORK_WRITE_BYTES of them, whichever comes
- * first (COPY's limits), so that wide rows are not held a thousand at a
- * time.
+ * fill's offset, op 'u', hr and v1..vm as read.
  *
  * Only into the work table as the run made it (deparse_create_work_table),
  * in this session's temporary schema, still without its index
@@ -1463,23 +1462,15 @@ same_key(int nkeys, TupleTableSlot *a, TupleTableSlot *b, FmgrInfo *eq, Oid *col
  * trigger, rule, policy, check constraint, NOT NULL, default or generated
  * column, which an INSERT would run or fill, each column written of exactly
  * the read's type and typmod, and the columns written NULL of the types
- * the run gave them (not a domain, whose DEFAULT and CHECK an INSERT runs).  Otherwise (changed by the owner's code, which
- * runs in this session) the INSERT does it.
+ * the run gave them (not a domain, whose DEFAULT and CHECK an INSERT
+ * runs).  Otherwise (changed by the owner's code, which runs in this
+ * session) the INSERT does it.
  */
-#define WORK_WRITE_BATCH 1000
-#define WORK_WRITE_BYTES 65535
-
 typedef struct WorkWriter
 {
-	Relation	rel;			/* the work table, RowExclusiveLock */
+	IncetlBulkInsert bulk;		/* into the work table, RowExclusiveLock */
 	int			nkeys;
 	int			ncols;			/* v1..vm */
-	CommandId	cid;
-	TupleTableSlot *slots[WORK_WRITE_BATCH];
-	int			nslots;			/* slots made */
-	int			nbuffered;		/* slots holding a row to write */
-	Size		bytes;			/* the size of those rows */
-	MemoryContext batch_cxt;	/* what table_multi_insert leaks */
 } WorkWriter;
 
 /*
@@ -1560,31 +1551,10 @@ work_writer_open(IncetlPipeline *p, SlotRead *r)
 	}
 
 	w = palloc0(sizeof(WorkWriter));
-	w->rel = rel;
+	incetl_bulk_begin(&w->bulk, rel);
 	w->nkeys = nkeys;
 	w->ncols = r->ncols;
-	w->cid = GetCurrentCommandId(true);
-	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "incetl work writer",
-										 ALLOCSET_DEFAULT_SIZES);
 	return w;
-}
-
-/* write the rows buffered */
-static void
-work_writer_flush(WorkWriter *w)
-{
-	MemoryContext old;
-
-	if (w->nbuffered == 0)
-		return;
-	old = MemoryContextSwitchTo(w->batch_cxt);
-	table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0, NULL);
-	MemoryContextSwitchTo(old);
-	for (int i = 0; i < w->nbuffered; i++)
-		ExecClearTuple(w->slots[i]);
-	w->nbuffered = 0;
-	w->bytes = 0;
-	MemoryContextReset(w->batch_cxt);
 }
 
 /*
@@ -1595,16 +1565,9 @@ static void
 work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
 {
 	int			nkeys = w->nkeys;
-	TupleTableSlot *slot;
+	TupleTableSlot *slot = incetl_bulk_next_slot(&w->bulk);
 	int			i;
 
-	if (w->nbuffered == WORK_WRITE_BATCH || w->bytes >= WORK_WRITE_BYTES)
-		work_writer_flush(w);
-	if (w->nbuffered == w->nslots)
-		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
-	slot = w->slots[w->nbuffered];
-
-	ExecClearTuple(slot);
 	slot->tts_values[0] = Int64GetDatum(rn);
 	slot->tts_isnull[0] = false;
 	memcpy(&slot->tts_values[1], &values[2], sizeof(Datum) * nkeys);
@@ -1618,9 +1581,7 @@ work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
 	memcpy(&slot->tts_isnull[nkeys + 10], &isnull[nkeys + 3], sizeof(bool) * (1 + w->ncols));
 	ExecStoreVirtualTuple(slot);
 	/* its own copy: values point into the sort's current tuple */
-	ExecMaterializeSlot(slot);
-	w->bytes += ExecFetchSlotHeapTuple(slot, false, NULL)->t_len;
-	w->nbuffered++;
+	incetl_bulk_added(&w->bulk, slot);
 }
 
 /*
@@ -1630,12 +1591,8 @@ work_writer_add(WorkWriter *w, int64 rn, Datum *values, bool *isnull)
 static void
 work_writer_close(WorkWriter *w)
 {
-	work_writer_flush(w);
-	CommandCounterIncrement();
-	for (int i = 0; i < w->nslots; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	MemoryContextDelete(w->batch_cxt);
-	table_close(w->rel, NoLock);
+	incetl_bulk_end(&w->bulk);
+	table_close(w->bulk.rel, NoLock);
 	pfree(w);
 }
 

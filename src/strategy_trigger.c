@@ -128,6 +128,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "bulkinsert.h"
 #include "strategy.h"
 
 INCETL_FUNCTION(incetl_capture);
@@ -1011,8 +1012,8 @@ prepare_row(CapturePlan *entry, const char *queue, bool numbered)
 
 /*
  * Writing the queue directly.  A capture statement's keys go into the
- * queue by table_multi_insert, as COPY writes a table, in batches of
- * QUEUE_WRITE_BATCH rows: no executor, no plan, and one WAL record per
+ * queue by table_multi_insert, as COPY writes a table (bulkinsert.c), in
+ * batches of up to 1,000 rows: no executor, no plan, and one WAL record per
  * page of entries instead of one per entry (100,000 entries: about 4 MB of
  * WAL instead of 8.5).  A single entry goes by table_tuple_insert, as an
  * INSERT's would.  The rows are the ones the prepared INSERTs write: seq
@@ -1028,22 +1029,14 @@ prepare_row(CapturePlan *entry, const char *queue, bool numbered)
  * differs in any way (made by an older incetl, or changed by hand) takes
  * the prepared INSERTs, which do whatever an INSERT does, errors included.
  */
-#define QUEUE_WRITE_BATCH 1000
-
 typedef struct QueueWriter
 {
-	Relation	rel;			/* the queue, RowExclusiveLock */
+	IncetlBulkInsert bulk;		/* into the queue, RowExclusiveLock */
 	int			nkeys;
 	Oid			seqrelid;		/* its sequence */
 	int64		block;			/* the statement's nextval(), or -1 */
 	int64		count;			/* rows numbered so far */
 	Datum		changed_at;
-	CommandId	cid;
-	TupleTableSlot *slots[QUEUE_WRITE_BATCH];
-	int			nslots;			/* slots made */
-	int			nbuffered;		/* slots holding a row to write */
-	MemoryContext batch_cxt;	/* the buffered rows' values, and what
-								 * table_multi_insert leaks */
 } QueueWriter;
 
 /*
@@ -1154,35 +1147,12 @@ queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
 	}
 
 	w = palloc0(sizeof(QueueWriter));
-	w->rel = rel;
+	incetl_bulk_begin(&w->bulk, rel);
 	w->nkeys = nkeys;
 	w->seqrelid = seqrelid;
 	w->block = -1;
 	w->changed_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	w->cid = GetCurrentCommandId(true);
-	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "incetl queue writer",
-										 ALLOCSET_DEFAULT_SIZES);
 	return w;
-}
-
-/* write the rows buffered */
-static void
-queue_writer_flush(QueueWriter *w)
-{
-	MemoryContext old;
-
-	if (w->nbuffered == 0)
-		return;
-	old = MemoryContextSwitchTo(w->batch_cxt);
-	if (w->nbuffered == 1)
-		table_tuple_insert(w->rel, w->slots[0], w->cid, 0, NULL);
-	else
-		table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0, NULL);
-	MemoryContextSwitchTo(old);
-	for (int i = 0; i < w->nbuffered; i++)
-		ExecClearTuple(w->slots[i]);
-	w->nbuffered = 0;
-	MemoryContextReset(w->batch_cxt);
 }
 
 /*
@@ -1217,35 +1187,22 @@ queue_writer_seq(QueueWriter *w)
 static void
 queue_writer_add(QueueWriter *w, Datum *keys, bool *isnull, char op)
 {
-	TupleDesc	qdesc = RelationGetDescr(w->rel);
-	TupleTableSlot *slot;
-	MemoryContext old;
+	TupleTableSlot *slot = incetl_bulk_next_slot(&w->bulk);
 
-	if (w->nbuffered == QUEUE_WRITE_BATCH)
-		queue_writer_flush(w);
-	if (w->nbuffered == w->nslots)
-		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
-	slot = w->slots[w->nbuffered];
-
-	old = MemoryContextSwitchTo(w->batch_cxt);
-	ExecClearTuple(slot);
 	slot->tts_values[0] = Int64GetDatum(queue_writer_seq(w));
 	slot->tts_isnull[0] = false;
 	for (int i = 0; i < w->nkeys; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(qdesc, i + 1);
-
 		slot->tts_isnull[i + 1] = isnull[i];
-		slot->tts_values[i + 1] = isnull[i] ? (Datum) 0 :
-			datumCopy(keys[i], att->attbyval, att->attlen);
+		slot->tts_values[i + 1] = isnull[i] ? (Datum) 0 : keys[i];
 	}
 	slot->tts_values[w->nkeys + 1] = CharGetDatum(op);
 	slot->tts_isnull[w->nkeys + 1] = false;
 	slot->tts_values[w->nkeys + 2] = w->changed_at;
 	slot->tts_isnull[w->nkeys + 2] = false;
 	ExecStoreVirtualTuple(slot);
-	MemoryContextSwitchTo(old);
-	w->nbuffered++;
+	/* its own copy of the keys (the caller's are the transition tables') */
+	incetl_bulk_added(&w->bulk, slot);
 }
 
 /*
@@ -1256,12 +1213,8 @@ queue_writer_add(QueueWriter *w, Datum *keys, bool *isnull, char op)
 static void
 queue_writer_close(QueueWriter *w)
 {
-	queue_writer_flush(w);
-	CommandCounterIncrement();
-	for (int i = 0; i < w->nslots; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	table_close(w->rel, NoLock);
-	MemoryContextDelete(w->batch_cxt);
+	incetl_bulk_end(&w->bulk);
+	table_close(w->bulk.rel, NoLock);
 	pfree(w);
 }
 
