@@ -17,7 +17,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "executor/tuptable.h"
 #include "utils/memutils.h"
 
 #include "bulkinsert.h"
@@ -28,6 +27,7 @@ incetl_bulk_begin(IncetlBulkInsert *b, Relation rel)
 	memset(b, 0, sizeof(*b));
 	b->rel = rel;
 	b->cid = GetCurrentCommandId(true);
+	b->slotcxt = CurrentMemoryContext;
 	b->cxt = AllocSetContextCreate(CurrentMemoryContext, "incetl bulk insert",
 								   ALLOCSET_DEFAULT_SIZES);
 }
@@ -55,9 +55,10 @@ bulk_flush(IncetlBulkInsert *b)
 
 /*
  * The slot to fill with the next row, empty (the rows before it are
- * written first when the batch is full).  Values that must outlive the
- * caller's go in b->cxt, or the caller materializes the slot; then
- * incetl_bulk_added.
+ * written first when the batch is full); then incetl_bulk_added.  Its
+ * values may point into the caller's memory: incetl_bulk_added copies them.
+ * The slots are made in the context incetl_bulk_begin was called in, which
+ * must last until incetl_bulk_end.
  */
 TupleTableSlot *
 incetl_bulk_next_slot(IncetlBulkInsert *b)
@@ -67,13 +68,21 @@ incetl_bulk_next_slot(IncetlBulkInsert *b)
 	if (b->nbuffered == INCETL_BULK_ROWS || b->bytes >= INCETL_BULK_BYTES)
 		bulk_flush(b);
 	if (b->nbuffered == b->nslots)
+	{
+		MemoryContext old = MemoryContextSwitchTo(b->slotcxt);
+
 		b->slots[b->nslots++] = table_slot_create(b->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
 	slot = b->slots[b->nbuffered];
 	ExecClearTuple(slot);
 	return slot;
 }
 
-/* the slot incetl_bulk_next_slot gave holds its row now (stored) */
+/*
+ * The slot incetl_bulk_next_slot gave holds its row now (stored): copy its
+ * values into the slot's own memory (no type's code runs: heap_form_tuple).
+ */
 void
 incetl_bulk_added(IncetlBulkInsert *b, TupleTableSlot *slot)
 {

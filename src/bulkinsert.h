@@ -26,8 +26,8 @@ typedef struct IncetlBulkInsert
 	int			nslots;			/* slots made */
 	int			nbuffered;		/* slots holding a row to write */
 	Size		bytes;			/* the size of those rows */
-	MemoryContext cxt;			/* the buffered rows' values, and what
-								 * table_multi_insert leaks; reset at each
+	MemoryContext slotcxt;		/* the slots, and the rows they hold */
+	MemoryContext cxt;			/* what the insert allocates; reset at each
 								 * flush */
 } IncetlBulkInsert;
 

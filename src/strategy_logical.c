@@ -96,8 +96,8 @@
 #include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 
-#include "decode.h"
 #include "bulkinsert.h"
+#include "decode.h"
 #include "strategy.h"
 
 INCETL_FUNCTION(incetl_drop_extension_slots);
