@@ -13,7 +13,7 @@ use warnings;
 use Test::More;
 
 my @layers = (
-	[qw(incetl role lock watermark)],
+	[qw(incetl role lock watermark bulkinsert)],
 	[qw(validate)],
 	[qw(catalog)],
 	[qw(state audit alert)],
