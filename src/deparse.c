@@ -207,8 +207,8 @@ static void deparse_create_work_table(StringInfo buf, IncetlPipeline *p);
 static void deparse_create_hash_state(StringInfo buf, IncetlPipeline *p);
 static void deparse_fill_work(StringInfo buf, IncetlPipeline *p, bool reconcile);
 static void deparse_diff(StringInfo buf, IncetlPipeline *p, bool reconcile);
-static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool rows_only,
-								bool with_state, int *nargs, Oid *argtypes);
+static void deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
+								bool rows_only, int *nargs, Oid *argtypes);
 static void deparse_compare_deletes(StringInfo buf, IncetlPipeline *p,
 									bool preview);
 static void deparse_keyed_preview(StringInfo buf, IncetlPipeline *p,
@@ -3852,8 +3852,8 @@ incetl_sql_diff(IncetlPipeline *p, bool reconcile)
  * whose every row has its decoded row (see deparse_logical_rows).
  */
 static void
-deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool rows_only,
-					bool with_state, int *nargs, Oid *argtypes)
+deparse_keyed_batch(StringInfo buf, IncetlPipeline *p, bool with_state,
+					bool rows_only, int *nargs, Oid *argtypes)
 {
 	/* a 'hash' pipeline's batch on Citus reads its keys from the stage */
 	bool		staged = with_state && incetl_stage_qname(p) != NULL;
@@ -4278,7 +4278,7 @@ incetl_sql_keyed_batch(IncetlPipeline *p, bool with_state, bool rows_only,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	deparse_keyed_batch(&buf, p, rows_only, with_state, nargs, argtypes);
+	deparse_keyed_batch(&buf, p, with_state, rows_only, nargs, argtypes);
 	return buf.data;
 }
 
