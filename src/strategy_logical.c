@@ -1802,6 +1802,7 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	XLogRecPtr	flushed;
 	SlotRead   *r;
 	bool		last_only;
+	WorkWriter *w = NULL;
 
 	/*
 	 * Everything committed up to the flush position read now is decoded by
@@ -1818,21 +1819,16 @@ incetl_logical_fill(IncetlPipeline *p, const char *slot, XLogRecPtr applied,
 	last_only = r->typed && r->ncols > 0 && !r->truncated && offset == 0;
 	if (last_only)
 	{
-		WorkWriter *w = work_writer_open(p, r);
-
+		w = work_writer_open(p, r);
 		keep_last_changes(p, r, w, offset);
-		if (w != NULL)
-		{
-			work_writer_close(w);
-			*max_rn = offset + r->rows;
-		}
-		else
-			*max_rn = logical_fill_by_sql(p, r, slot, applied, offset, true);
+	}
+	if (w != NULL)
+	{
+		work_writer_close(w);
+		*max_rn = offset + r->rows;
 	}
 	else
-	{
-		*max_rn = logical_fill_by_sql(p, r, slot, applied, offset, false);
-	}
+		*max_rn = logical_fill_by_sql(p, r, slot, applied, offset, last_only);
 	*last_lsn = r->last_lsn;
 	if (flushed > *last_lsn && flushed > applied)
 		*last_lsn = flushed;
