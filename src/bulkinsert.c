@@ -17,9 +17,50 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "utils/memutils.h"
 
 #include "bulkinsert.h"
+
+/*
+ * Whether rows written into rel as they are would be what an INSERT
+ * stores: a plain table, not a partition (whose constraint the INSERT
+ * checks), with no trigger, rule, row security, check constraint or index,
+ * which the INSERT would run, apply, check or maintain.  Its columns are
+ * the caller's to check (incetl_bulk_column_takes).
+ */
+bool
+incetl_bulk_plain_table(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relispartition &&
+		rel->trigdesc == NULL && !rel->rd_rel->relhasrules &&
+		!rel->rd_rel->relrowsecurity &&
+		(desc->constr == NULL || desc->constr->num_check == 0) &&
+		RelationGetIndexList(rel) == NIL;
+}
+
+/*
+ * Whether attribute attnum of desc takes the values written into it as
+ * they are, as an INSERT naming it would store them: named name (any name
+ * if NULL), of type type with typmod typmod or none (no coercion either
+ * way), neither dropped, generated nor an identity; when a NULL may be
+ * written (nulls), not NOT NULL; and with no_default, without a default
+ * (a column the INSERT would leave out, and so fill with it).
+ */
+bool
+incetl_bulk_column_takes(TupleDesc desc, int attnum, const char *name, Oid type,
+						 int32 typmod, bool nulls, bool no_default)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+
+	return !att->attisdropped &&
+		(name == NULL || strcmp(NameStr(att->attname), name) == 0) &&
+		att->atttypid == type && (att->atttypmod == typmod || att->atttypmod == -1) &&
+		!(nulls && att->attnotnull) && !(no_default && att->atthasdef) &&
+		!att->attgenerated && att->attidentity == '\0';
+}
 
 void
 incetl_bulk_begin(IncetlBulkInsert *b, Relation rel)

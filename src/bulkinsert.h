@@ -31,6 +31,10 @@ typedef struct IncetlBulkInsert
 								 * flush */
 } IncetlBulkInsert;
 
+extern bool incetl_bulk_plain_table(Relation rel);
+extern bool incetl_bulk_column_takes(TupleDesc desc, int attnum, const char *name,
+									 Oid type, int32 typmod, bool nulls,
+									 bool no_default);
 extern void incetl_bulk_begin(IncetlBulkInsert *b, Relation rel);
 extern TupleTableSlot *incetl_bulk_next_slot(IncetlBulkInsert *b);
 extern void incetl_bulk_added(IncetlBulkInsert *b, TupleTableSlot *slot);

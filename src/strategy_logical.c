@@ -1474,27 +1474,13 @@ typedef struct WorkWriter
 } WorkWriter;
 
 /*
- * Can the work table's column attnum be written as is (WorkWriter): named
- * name (any name if NULL), of the type and typmod of rdesc's attribute
- * rattnum, or without rdesc of type type, and nothing an INSERT would add?
+ * A column of the work table written directly (incetl_bulk_column_takes):
+ * NULLs may go into any, and none has a default, as the run made them.
  */
 static bool
-work_column_is(TupleDesc wdesc, int attnum, const char *name, TupleDesc rdesc,
-			   int rattnum, Oid type)
+work_column_takes(TupleDesc wdesc, int attnum, const char *name, Oid type, int32 typmod)
 {
-	Form_pg_attribute att = TupleDescAttr(wdesc, attnum - 1);
-
-	if (att->attisdropped || att->attnotnull || att->atthasdef ||
-		att->attgenerated || att->attidentity != '\0' ||
-		(name != NULL && strcmp(NameStr(att->attname), name) != 0))
-		return false;
-	if (rdesc != NULL)
-	{
-		Form_pg_attribute ratt = TupleDescAttr(rdesc, rattnum - 1);
-
-		return att->atttypid == ratt->atttypid && att->atttypmod == ratt->atttypmod;
-	}
-	return att->atttypid == type;
+	return incetl_bulk_column_takes(wdesc, attnum, name, type, typmod, true, true);
 }
 
 /*
@@ -1526,24 +1512,22 @@ work_writer_open(IncetlPipeline *p, SlotRead *r)
 		return NULL;
 	rel = table_open(relid, NoLock);
 	wdesc = RelationGetDescr(rel);
-	ok = rel->rd_rel->relkind == RELKIND_RELATION &&
+	ok = incetl_bulk_plain_table(rel) &&
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP &&
-		!rel->rd_rel->relispartition &&
-		rel->rd_rel->relowner == GetUserId() &&
-		rel->trigdesc == NULL && !rel->rd_rel->relhasrules &&
-		!rel->rd_rel->relrowsecurity &&
-		(wdesc->constr == NULL || wdesc->constr->num_check == 0) &&
-		wdesc->natts == natts && RelationGetIndexList(rel) == NIL &&
-		work_column_is(wdesc, 1, "rn", NULL, 0, INT8OID) &&
-		work_column_is(wdesc, nkeys + 2, "op", NULL, 0, CHAROID) &&
-		work_column_is(wdesc, nkeys + 11, "hr", NULL, 0, BOOLOID);
+		rel->rd_rel->relowner == GetUserId() && wdesc->natts == natts &&
+		work_column_takes(wdesc, 1, "rn", INT8OID, -1) &&
+		work_column_takes(wdesc, nkeys + 2, "op", CHAROID, -1) &&
+		work_column_takes(wdesc, nkeys + 11, "hr", BOOLOID, -1);
 	for (i = 0; ok && i < nkeys; i++)
-		ok = work_column_is(wdesc, i + 2, psprintf("k%d", i + 1), r->desc, i + 3, InvalidOid);
+		ok = work_column_takes(wdesc, i + 2, psprintf("k%d", i + 1),
+							   TupleDescAttr(r->desc, i + 2)->atttypid,
+							   TupleDescAttr(r->desc, i + 2)->atttypmod);
 	for (i = 0; ok && i < 8; i++)
-		ok = work_column_is(wdesc, nkeys + 3 + i, NULL, NULL, 0, nulltypes[i]);
+		ok = work_column_takes(wdesc, nkeys + 3 + i, NULL, nulltypes[i], -1);
 	for (i = 0; ok && i < r->ncols; i++)
-		ok = work_column_is(wdesc, nkeys + 12 + i, psprintf("v%d", i + 1), r->desc,
-							n + 2 + i, InvalidOid);
+		ok = work_column_takes(wdesc, nkeys + 12 + i, psprintf("v%d", i + 1),
+							   TupleDescAttr(r->desc, n + 1 + i)->atttypid,
+							   TupleDescAttr(r->desc, n + 1 + i)->atttypmod);
 	if (!ok)
 	{
 		table_close(rel, NoLock);

@@ -1040,23 +1040,6 @@ typedef struct QueueWriter
 } QueueWriter;
 
 /*
- * Can the values written into attribute attnum of the queue go there as
- * they are: it has this name, type and typmod (or none), is neither
- * generated nor an identity, and, when a null may be written (nulls), has
- * no NOT NULL constraint?
- */
-static bool
-queue_column_is(TupleDesc qdesc, int attnum, const char *name, Oid type,
-				int32 typmod, bool nulls)
-{
-	Form_pg_attribute att = TupleDescAttr(qdesc, attnum - 1);
-
-	return !att->attisdropped && strcmp(NameStr(att->attname), name) == 0 &&
-		att->atttypid == type && (att->atttypmod == typmod || att->atttypmod == -1) &&
-		!(nulls && att->attnotnull) && !att->attgenerated && att->attidentity == '\0';
-}
-
-/*
  * Is attribute attnum of the queue changed_at, with pg_catalog.now() as its
  * default, which the executor would evaluate for it?  The default's text
  * verified last is kept in entry, so that a capture parses it once.
@@ -1067,7 +1050,8 @@ queue_default_is_now(CapturePlan *entry, TupleDesc qdesc, int attnum)
 	Form_pg_attribute att = TupleDescAttr(qdesc, attnum - 1);
 	TupleConstr *constr = qdesc->constr;
 
-	if (!queue_column_is(qdesc, attnum, "changed_at", TIMESTAMPTZOID, -1, false) ||
+	if (!incetl_bulk_column_takes(qdesc, attnum, "changed_at", TIMESTAMPTZOID, -1,
+								  false, false) ||
 		att->attnotnull || !att->atthasdef || constr == NULL)
 		return false;
 	for (int i = 0; i < constr->num_defval; i++)
@@ -1118,13 +1102,9 @@ queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
 
 	rel = table_open(queue_rel, RowExclusiveLock);
 	qdesc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->trigdesc != NULL ||
-		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity ||
-		(qdesc->constr != NULL && qdesc->constr->num_check > 0) ||
-		qdesc->natts != nkeys + 3 || RelationGetIndexList(rel) != NIL ||
-		!queue_column_is(qdesc, 1, "seq", INT8OID, -1, false) ||
-		!queue_column_is(qdesc, nkeys + 2, "op", CHAROID, -1, false) ||
+	if (!incetl_bulk_plain_table(rel) || qdesc->natts != nkeys + 3 ||
+		!incetl_bulk_column_takes(qdesc, 1, "seq", INT8OID, -1, false, false) ||
+		!incetl_bulk_column_takes(qdesc, nkeys + 2, "op", CHAROID, -1, false, false) ||
 		!queue_default_is_now(entry, qdesc, nkeys + 3))
 	{
 		table_close(rel, NoLock);
@@ -1139,7 +1119,7 @@ queue_writer_open(CapturePlan *entry, TupleDesc srcdesc, Oid queue_rel)
 
 		snprintf(name, sizeof(name), "k%d", i + 1);
 		if (base != entry->types[i] ||
-			!queue_column_is(qdesc, i + 2, name, base, typmod, true))
+			!incetl_bulk_column_takes(qdesc, i + 2, name, base, typmod, true, false))
 		{
 			table_close(rel, NoLock);
 			return NULL;
